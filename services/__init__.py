@@ -1,0 +1,1 @@
+"""Vessel services: each one a separate process that talks to the others only over NATS."""

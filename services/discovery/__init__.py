@@ -1,0 +1,1 @@
+"""Discovery: watch-based inventory of clusters, grouped into applications."""

@@ -1,0 +1,5 @@
+"""`python -m services.discovery` runs the service."""
+
+from services.discovery.main import main
+
+main()

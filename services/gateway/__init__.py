@@ -1,0 +1,1 @@
+"""Gateway: the public gRPC API in front of the bus."""

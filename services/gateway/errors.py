@@ -1,0 +1,57 @@
+"""gRPC errors with google.rpc details, raised as exceptions and mapped once in `guard`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import grpc
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    def __init__(
+        self, code: grpc.StatusCode, message: str, violations: list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.violations = violations or []
+
+    def status(self) -> grpc.Status:
+        proto = status_pb2.Status(code=getattr(code_pb2, self.code.name), message=str(self))
+        if self.violations:
+            detail = error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                    for f, d in self.violations
+                ]
+            )
+            proto.details.add().Pack(detail)
+        return rpc_status.to_status(proto)
+
+
+def invalid(violations: list[tuple[str, str]]) -> ApiError:
+    text = "; ".join(f"{f}: {d}" for f, d in violations)
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {text}", violations)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(grpc.StatusCode.NOT_FOUND, f"{what} not found")
+
+
+def guard(
+    fn: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]],
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]:
+    @wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await fn(self, request, context)
+        except ApiError as exc:
+            await context.abort_with_status(exc.status())
+            raise  # abort raises; this satisfies the type checker
+
+    return wrapper

@@ -1,0 +1,199 @@
+"""The gRPC services: validate, check what must exist, publish commands, read state."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import grpc
+
+from services.gateway.convert import app_message, operation_message
+from services.gateway.errors import guard, invalid, not_found
+from services.gateway.validation import APP_ID, IDENTIFIER, Checker
+from vessel.api.v1 import vessel_pb2 as pb
+from vessel.api.v1 import vessel_pb2_grpc as rpc
+from vessel.bus.errors import KeyExistsError
+from vessel.bus.nats_port import Bus, KeyValue
+from vessel.config import VesselSettings
+from vessel.contracts import catalog
+from vessel.contracts.commands import CreateBackup, CreateRestore
+from vessel.contracts.events import AppRecord
+from vessel.contracts.operations import Operation
+from vessel.objectstore.buckets import Buckets
+
+Context = grpc.aio.ServicerContext
+
+
+class Gateway:
+    """State the services share: settings, bus, and the KV buckets it reads or owns."""
+
+    def __init__(
+        self,
+        settings: VesselSettings,
+        bus: Bus,
+        inventory: KeyValue,
+        operations: KeyValue,
+        requests: KeyValue,
+    ) -> None:
+        self.settings, self.bus = settings, bus
+        self.inventory, self.operations, self.requests = inventory, operations, requests
+        self.buckets = Buckets(settings)
+
+    async def operation(self, op_id: str) -> Operation | None:
+        entry = await self.operations.get(op_id)
+        if entry is not None:
+            return Operation.model_validate_json(entry.value)
+        submitted = await self.requests.get(f"op.{op_id}")
+        if submitted is None:
+            return None
+        return Operation.model_validate_json(submitted.value)
+
+    async def submit(self, op: Operation, request_id: str) -> tuple[Operation, bool]:
+        """Record the request; (operation, False) when this request id was seen before."""
+        if request_id:
+            op = op.model_copy(update={"id": f"{op.kind}-{request_id}"})
+        try:
+            await self.requests.create(f"op.{op.id}", op.model_dump_json().encode())
+        except KeyExistsError:
+            existing = await self.operation(op.id)
+            assert existing is not None
+            return existing, False
+        return op, True
+
+
+def new_id(kind: str) -> str:
+    return f"{kind}-{uuid.uuid4().hex[:12]}"
+
+
+class AppService(rpc.AppServiceServicer):
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    @guard
+    async def ListApps(self, request: pb.ListAppsRequest, context: Context) -> pb.ListAppsResponse:
+        apps = []
+        for key in sorted(await self.gw.inventory.keys()):
+            entry = await self.gw.inventory.get(key)
+            if entry is None:
+                continue
+            app = AppRecord.model_validate_json(entry.value)
+            if request.cluster and app.cluster != request.cluster:
+                continue
+            if request.namespace and app.namespace != request.namespace:
+                continue
+            apps.append(app_message(app))
+        return pb.ListAppsResponse(apps=apps)
+
+    @guard
+    async def GetApp(self, request: pb.GetAppRequest, context: Context) -> pb.App:
+        if not APP_ID.match(request.id):
+            raise invalid([("id", f"{request.id!r} is not an app id <cluster>.<namespace>.<name>")])
+        entry = await self.gw.inventory.get(f"apps.{request.id}")
+        if entry is None:
+            raise not_found(f"app {request.id}")
+        return app_message(AppRecord.model_validate_json(entry.value))
+
+
+class BackupService(rpc.BackupServiceServicer):
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    @guard
+    async def CreateBackup(self, request: pb.CreateBackupRequest, context: Context) -> pb.Operation:
+        check = Checker(self.gw.settings)
+        check.pattern("app_id", request.app_id, APP_ID, "an app id <cluster>.<namespace>.<name>")
+        check.bucket("bucket", request.bucket)
+        check.pattern("request_id", request.request_id, IDENTIFIER, "an identifier", required=False)
+        if check.violations:
+            raise invalid(check.violations)
+        if await self.gw.inventory.get(f"apps.{request.app_id}") is None:
+            raise not_found(f"app {request.app_id}")
+        op = Operation(
+            id=new_id("backup"), kind="backup", app_id=request.app_id, bucket=request.bucket
+        )
+        op, fresh = await self.gw.submit(op, request.request_id)
+        if fresh:
+            await self.gw.bus.publish(
+                catalog.CREATE_BACKUP,
+                CreateBackup(
+                    operation_id=op.id,
+                    app_id=op.app_id,
+                    bucket=op.bucket,
+                    requested_by=op.requested_by,
+                ),
+            )
+        return operation_message(op)
+
+
+class RestoreService(rpc.RestoreServiceServicer):
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    @guard
+    async def CreateRestore(
+        self, request: pb.CreateRestoreRequest, context: Context
+    ) -> pb.Operation:
+        check = Checker(self.gw.settings)
+        check.pattern("backup_id", request.backup_id, IDENTIFIER, "a backup id")
+        check.bucket("bucket", request.bucket)
+        check.cluster("target_cluster", request.target_cluster)
+        check.mapping("namespace_mapping", dict(request.namespace_mapping))
+        check.pattern("request_id", request.request_id, IDENTIFIER, "an identifier", required=False)
+        if check.violations:
+            raise invalid(check.violations)
+        store = self.gw.buckets.open(request.bucket)
+        if not await asyncio.to_thread(store.exists, f"backups/{request.backup_id}/backup.json"):
+            raise not_found(f"backup {request.backup_id} in bucket {request.bucket}")
+        op = Operation(
+            id=new_id("restore"),
+            kind="restore",
+            backup_id=request.backup_id,
+            bucket=request.bucket,
+            target_cluster=request.target_cluster,
+            namespace_mapping=dict(request.namespace_mapping),
+        )
+        op, fresh = await self.gw.submit(op, request.request_id)
+        if fresh:
+            await self.gw.bus.publish(
+                catalog.CREATE_RESTORE,
+                CreateRestore(
+                    operation_id=op.id,
+                    backup_id=op.backup_id,
+                    bucket=op.bucket,
+                    target_cluster=op.target_cluster,
+                    namespace_mapping=op.namespace_mapping,
+                    requested_by=op.requested_by,
+                ),
+            )
+        return operation_message(op)
+
+
+class OperationService(rpc.OperationServiceServicer):
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    async def _get(self, op_id: str) -> Operation:
+        if not IDENTIFIER.match(op_id):
+            raise invalid([("id", f"{op_id!r} is not an operation id")])
+        op = await self.gw.operation(op_id)
+        if op is None:
+            raise not_found(f"operation {op_id}")
+        return op
+
+    @guard
+    async def GetOperation(self, request: pb.GetOperationRequest, context: Context) -> pb.Operation:
+        return operation_message(await self._get(request.id))
+
+    @guard
+    async def WaitOperation(
+        self, request: pb.WaitOperationRequest, context: Context
+    ) -> pb.Operation:
+        timeout = request.timeout_seconds or 60.0
+        if not 0 < timeout <= 3600:
+            raise invalid([("timeout_seconds", "must be in (0, 3600]")])
+        deadline = asyncio.get_running_loop().time() + timeout
+        op = await self._get(request.id)
+        while not op.done and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+            op = await self._get(request.id)
+        return operation_message(op)

@@ -1,0 +1,54 @@
+"""Request validation: every problem is reported at once, each naming its field."""
+
+from __future__ import annotations
+
+import re
+
+from vessel.config import ConfigError, VesselSettings
+
+IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+APP_ID = re.compile(r"^[a-z0-9-]+\.[a-z0-9-]+\.[a-z0-9][-a-z0-9.]*$")
+Violations = list[tuple[str, str]]
+
+
+class Checker:
+    def __init__(self, settings: VesselSettings) -> None:
+        self.settings = settings
+        self.violations: Violations = []
+
+    def add(self, field: str, problem: str) -> None:
+        self.violations.append((field, problem))
+
+    def pattern(
+        self, field: str, value: str, regex: re.Pattern[str], what: str, required: bool = True
+    ) -> None:
+        if not value:
+            if required:
+                self.add(field, "is required")
+        elif not regex.match(value):
+            self.add(field, f"{value!r} is not {what}")
+
+    def bucket(self, field: str, name: str) -> None:
+        if not name:
+            self.add(field, "is required")
+            return
+        try:
+            self.settings.bucket(name)
+        except ConfigError as exc:
+            self.add(field, str(exc))
+
+    def cluster(self, field: str, cluster_id: str) -> None:
+        if not cluster_id:
+            self.add(field, "is required")
+            return
+        try:
+            self.settings.cluster(cluster_id)
+        except ConfigError as exc:
+            self.add(field, str(exc))
+
+    def mapping(self, field: str, mapping: dict[str, str]) -> None:
+        for key, value in mapping.items():
+            for part in (key, value):
+                if not DNS_LABEL.match(part):
+                    self.add(f"{field}[{key}]", f"{part!r} is not a namespace name (DNS label)")

@@ -1,0 +1,1 @@
+"""Mover: copies volume data between volumes and buckets."""

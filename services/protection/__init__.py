@@ -1,0 +1,1 @@
+"""Protection: app backups and restores, orchestrated over the bus."""

@@ -1,0 +1,5 @@
+"""`python -m services.protection` runs the service."""
+
+from services.protection.main import main
+
+main()

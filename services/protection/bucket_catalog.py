@@ -1,0 +1,76 @@
+"""The backup catalog inside the bucket, so a fresh Vessel can restore from the bucket alone.
+
+Layout under `backups/<backup-id>/`: `resources.json` (sanitized objects), one data
+prefix per volume (`volumes/<namespace>/<claim>/`, written by the mover), and
+`backup.json` written last: a backup without `backup.json` is incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vessel.objectstore.base import ObjectStore
+
+FORMAT = "vessel.backup/1"
+
+
+class CatalogError(Exception):
+    pass
+
+
+class VolumeEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    namespace: str
+    claim: str
+    manifest_key: str
+    bytes: int = Field(ge=0)
+
+
+class BackupCatalog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["vessel.backup/1"] = FORMAT
+    backup_id: str
+    app_id: str
+    cluster: str
+    namespace: str
+    created: datetime
+    completed: datetime
+    resources_key: str
+    volumes: list[VolumeEntry]
+
+
+def prefix(backup_id: str) -> str:
+    return f"backups/{backup_id}"
+
+
+def write_resources(store: ObjectStore, backup_id: str, objects: list[dict[str, Any]]) -> str:
+    key = f"{prefix(backup_id)}/resources.json"
+    store.put_bytes(key, json.dumps({"format": "vessel.resources/1", "items": objects}).encode())
+    return key
+
+
+def read_resources(store: ObjectStore, key: str) -> list[dict[str, Any]]:
+    try:
+        doc = json.loads(store.get_bytes(key))
+        items = doc["items"]
+        if doc.get("format") != "vessel.resources/1" or not isinstance(items, list):
+            raise ValueError("unknown format")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CatalogError(f"{key}: not a Vessel resource archive ({exc})") from exc
+    return items
+
+
+def write_catalog(store: ObjectStore, catalog: BackupCatalog) -> None:
+    store.put_bytes(f"{prefix(catalog.backup_id)}/backup.json", catalog.model_dump_json().encode())
+
+
+def read_catalog(store: ObjectStore, backup_id: str) -> BackupCatalog:
+    key = f"{prefix(backup_id)}/backup.json"
+    try:
+        return BackupCatalog.model_validate_json(store.get_bytes(key))
+    except ValidationError as exc:
+        raise CatalogError(f"{key}: invalid backup catalog: {exc.errors()[0]['msg']}") from exc

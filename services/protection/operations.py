@@ -1,0 +1,42 @@
+"""Operation records in KV, changed only by compare-and-set so concurrent handlers
+(several transfer events for one backup) never lose each other's updates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vessel.bus.errors import KeyExistsError
+from vessel.bus.nats_port import KeyValue
+from vessel.contracts.operations import Operation, now
+
+
+class OperationStore:
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def get(self, op_id: str) -> Operation | None:
+        entry = await self.kv.get(op_id)
+        return Operation.model_validate_json(entry.value) if entry else None
+
+    async def create(self, op: Operation) -> bool:
+        """False when an operation with that id exists (a repeated command)."""
+        try:
+            await self.kv.create(op.id, op.model_dump_json().encode())
+        except KeyExistsError:
+            return False
+        return True
+
+    async def change(self, op_id: str, mutate: Callable[[Operation], None]) -> Operation:
+        for _ in range(50):
+            entry = await self.kv.get(op_id)
+            if entry is None:
+                raise KeyError(f"operation {op_id} not found")
+            op = Operation.model_validate_json(entry.value)
+            mutate(op)
+            op.updated = now()
+            try:
+                await self.kv.update(op_id, op.model_dump_json().encode(), entry.revision)
+            except KeyExistsError:
+                continue
+            return op
+        raise RuntimeError(f"operation {op_id}: too many concurrent updates")

@@ -1,0 +1,1 @@
+"""Provisioner: turns claims of Vessel StorageClasses into volumes on local backends."""

@@ -1,0 +1,5 @@
+"""`python -m services.provisioner` runs the service."""
+
+from services.provisioner.main import main
+
+main()

@@ -1,0 +1,125 @@
+"""Pure decisions about claims: is it ours, what does it ask for, what PV answers it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vessel.config import PROVISIONER_NAME
+from vessel.kube.client import quantity_bytes
+
+Obj = dict[str, Any]
+SUPPORTED_ACCESS_MODES = {"ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany"}
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+class ClaimRejected(Exception):
+    """The claim cannot be provisioned as asked; `reason` is a Kubernetes Event reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    namespace: str
+    name: str
+    uid: str
+    size_bytes: int
+    size_text: str
+    access_modes: list[str]
+    volume_mode: str
+    storage_class: Obj
+
+    @property
+    def volume_id(self) -> str:
+        return f"pvc-{self.uid}"
+
+
+def needs_volume(claim: Obj) -> bool:
+    return (
+        not claim.get("spec", {}).get("volumeName")
+        and (claim.get("status", {}).get("phase", "Pending") == "Pending")
+        and not claim["metadata"].get("deletionTimestamp")
+    )
+
+
+def pick_class(claim: Obj, classes: list[Obj]) -> Obj | None:
+    """The claim's StorageClass, or the default class when it names none."""
+    wanted = claim.get("spec", {}).get("storageClassName")
+    for sc in classes:
+        if wanted is not None and sc["metadata"]["name"] == wanted:
+            return sc
+        annotations = sc["metadata"].get("annotations") or {}
+        if wanted is None and annotations.get(DEFAULT_CLASS_ANNOTATION) == "true":
+            return sc
+    if wanted is None:
+        return None
+    raise ClaimRejected("ProvisioningFailed", f'storageclass.storage.k8s.io "{wanted}" not found')
+
+
+def parse_claim(claim: Obj, storage_class: Obj) -> ClaimRequest:
+    spec = claim.get("spec", {})
+    size_text = str((spec.get("resources", {}).get("requests") or {}).get("storage", ""))
+    try:
+        size = quantity_bytes(size_text)
+    except ValueError as exc:
+        raise ClaimRejected(
+            "InvalidSize", f"spec.resources.requests.storage {size_text!r}: {exc}"
+        ) from exc
+    if size <= 0:
+        raise ClaimRejected("InvalidSize", "spec.resources.requests.storage must be positive")
+    modes = list(spec.get("accessModes") or ["ReadWriteOnce"])
+    unsupported = sorted(set(modes) - SUPPORTED_ACCESS_MODES)
+    if unsupported:
+        raise ClaimRejected(
+            "UnsupportedAccessMode",
+            f"access modes {', '.join(unsupported)} need shared storage; local backends offer "
+            f"{', '.join(sorted(SUPPORTED_ACCESS_MODES))}",
+        )
+    meta = claim["metadata"]
+    return ClaimRequest(
+        meta["namespace"],
+        meta["name"],
+        meta["uid"],
+        size,
+        size_text,
+        modes,
+        spec.get("volumeMode") or "Filesystem",
+        storage_class,
+    )
+
+
+def is_ours(storage_class: Obj) -> bool:
+    return storage_class.get("provisioner") == PROVISIONER_NAME
+
+
+def persistent_volume(req: ClaimRequest, cluster: str, backend: str, path: str) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": req.volume_id,
+            "labels": {"vessel.io/cluster": cluster, "vessel.io/backend": backend},
+            "annotations": {
+                "pv.kubernetes.io/provisioned-by": PROVISIONER_NAME,
+                "vessel.io/volume-id": req.volume_id,
+            },
+        },
+        "spec": {
+            "capacity": {"storage": req.size_text},
+            "accessModes": req.access_modes,
+            "volumeMode": req.volume_mode,
+            "persistentVolumeReclaimPolicy": req.storage_class.get("reclaimPolicy") or "Delete",
+            "storageClassName": req.storage_class["metadata"]["name"],
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": req.namespace,
+                "name": req.name,
+                "uid": req.uid,
+            },
+            "hostPath": {"path": path, "type": "Directory"},
+        },
+    }

@@ -1,0 +1,1 @@
+"""Vessel shared package: contracts, bus, config, telemetry, ports, API and CLI."""

@@ -1,0 +1,1 @@
+"""The bus: CloudEvents over NATS JetStream (streams, durable consumers, KV)."""

@@ -1,0 +1,316 @@
+"""The only module that imports `nats`: connection, streams, consumers, publishing and KV.
+
+Contract of `Bus`:
+- `connect` retries until the server answers and reconnects forever afterwards.
+- `ensure_streams`, `kv` and durable consumer creation are idempotent: calling them again
+  with the same configuration changes nothing, with a new one updates in place.
+- `publish` is at-least-once with JetStream de-duplication on `Nats-Msg-Id` = event id,
+  so a publish retried after a lost ack is stored once.
+- `consume` runs handlers with retry policy from `vessel.bus.errors`; a message that cannot
+  be decoded, fails permanently, or exhausts its deliveries is terminated and re-published
+  as `system.message.deadlettered`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue as NatsKeyValue
+
+from vessel.bus.codec import DecodeError, decode, encode
+from vessel.bus.errors import KeyExistsError, PermanentError, TemporaryError
+from vessel.contracts import catalog
+from vessel.contracts.catalog import Message
+from vessel.contracts.envelope import CONTENT_TYPE, CloudEvent
+from vessel.contracts.events import DeadLettered
+from vessel.contracts.models import Payload
+from vessel.telemetry import child_traceparent, current_traceparent
+
+log = logging.getLogger("vessel.bus")
+Handler = Callable[[Any], Awaitable[None]]
+MAX_DELIVER = 5
+DEFAULT_RETRY_DELAY = 2.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    value: bytes
+    revision: int
+
+
+class KeyValue:
+    """A KV bucket; `update` is a compare-and-set on the revision (one writer per key)."""
+
+    def __init__(self, kv: NatsKeyValue) -> None:
+        self._kv = kv
+
+    async def get(self, key: str) -> Entry | None:
+        try:
+            entry = await self._kv.get(key)
+        except KeyNotFoundError:
+            return None
+        return Entry(key, entry.value or b"", entry.revision or 0)
+
+    async def put(self, key: str, value: bytes) -> int:
+        return await self._kv.put(key, value)
+
+    async def create(self, key: str, value: bytes) -> int:
+        try:
+            return await self._kv.create(key, value)
+        except KeyWrongLastSequenceError as exc:
+            raise KeyExistsError(f"key {key!r} exists") from exc
+
+    async def update(self, key: str, value: bytes, revision: int) -> int:
+        try:
+            return await self._kv.update(key, value, last=revision)
+        except KeyWrongLastSequenceError as exc:
+            raise KeyExistsError(f"key {key!r} changed since revision {revision}") from exc
+
+    async def delete(self, key: str) -> None:
+        await self._kv.delete(key)
+
+    async def keys(self) -> list[str]:
+        try:
+            return list(await self._kv.keys())
+        except NoKeysError:
+            return []
+
+
+class Bus:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("bus is not connected")
+        return self._js
+
+    async def connect(self, url: str, name: str, attempts: int = 60) -> None:
+        for attempt in range(attempts):
+            try:
+                self._nc = await nats.connect(
+                    url,
+                    name=name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                )
+                break
+            except (OSError, NatsTimeout, nats.errors.NoServersError):
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.5)
+        assert self._nc is not None
+        self._js = self._nc.jetstream()
+        await self.ensure_streams()
+
+    async def ensure_streams(self) -> None:
+        await self._ensure_stream(
+            StreamConfig(
+                name=catalog.EVENTS_STREAM,
+                subjects=[catalog.EVENT_SUBJECTS],
+                duplicate_window=120.0,
+                max_age=7 * 24 * 3600.0,
+            )
+        )
+        await self._ensure_stream(
+            StreamConfig(
+                name=catalog.COMMANDS_STREAM,
+                subjects=[catalog.COMMAND_SUBJECTS],
+                retention=RetentionPolicy.WORK_QUEUE,
+                duplicate_window=120.0,
+            )
+        )
+
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            await self.js.update_stream(config)
+
+    async def kv(self, bucket: str, history: int = 5) -> KeyValue:
+        try:
+            return KeyValue(await self.js.key_value(bucket))
+        except nats.js.errors.BucketNotFoundError:
+            return KeyValue(await self.js.create_key_value(bucket=bucket, history=history))
+
+    async def publish(
+        self,
+        message: Message,
+        payload: Payload,
+        *,
+        cluster: str | None = None,
+        subject: str | None = None,
+    ) -> CloudEvent:
+        event = encode(message, payload, self.source, subject, child_traceparent())
+        await self.publish_raw(message.subject_for(cluster), event)
+        return event
+
+    async def publish_raw(self, subject: str, event: CloudEvent) -> None:
+        headers = {"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE}
+        if event.traceparent:
+            headers["traceparent"] = event.traceparent
+        await self.js.publish(
+            subject, event.model_dump_json(exclude_none=True).encode(), headers=headers
+        )
+
+    async def consume(
+        self,
+        durable: str,
+        handlers: Mapping[Message, Handler],
+        *,
+        cluster: str | None = None,
+        deliver_new: bool = False,
+    ) -> asyncio.Task[None]:
+        """Start a durable pull consumer dispatching by event type; returns its task."""
+        kinds = {m.kind for m in handlers}
+        if len(kinds) != 1:
+            raise ValueError("one consumer serves either events or commands")
+        stream = catalog.EVENTS_STREAM if kinds == {"event"} else catalog.COMMANDS_STREAM
+        subjects = sorted(
+            {m.subject_for(cluster) if cluster else m.filter_subject for m in handlers}
+        )
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_wait=60.0,
+            max_deliver=MAX_DELIVER,
+            filter_subjects=subjects,
+            deliver_policy=DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL,
+        )
+        try:
+            await self.js.add_consumer(stream, config)
+        except BadRequestError:
+            pass  # exists with settings a previous version chose; keep its position
+        sub = await self.js.pull_subscribe_bind(durable, stream=stream)
+        by_type = {m.type: h for m, h in handlers.items()}
+        task = asyncio.create_task(self._loop(sub, stream, by_type), name=f"consume:{durable}")
+        self._tasks.append(task)
+        return task
+
+    async def _loop(
+        self, sub: JetStreamContext.PullSubscription, stream: str, by_type: dict[str, Handler]
+    ) -> None:
+        while True:
+            try:
+                msgs = await sub.fetch(10, timeout=1.0)
+            except NatsTimeout:
+                continue
+            except Exception:  # connection loss: the client reconnects; keep polling
+                log.warning("fetch failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self._dispatch(msg, stream, by_type)
+
+    async def _dispatch(self, msg: Msg, stream: str, by_type: dict[str, Handler]) -> None:
+        delivered = msg.metadata.num_delivered
+        try:
+            event, payload = decode(msg.data)
+        except DecodeError as exc:
+            await self._dead_letter(msg, stream, str(exc), exc.event)
+            return
+        handler = by_type.get(event.type)
+        if handler is None:
+            await msg.ack()  # another consumer's type on a shared filter: not ours to judge
+            return
+        token = current_traceparent.set(
+            event.traceparent or (msg.headers and msg.headers.get("traceparent"))
+        )
+        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        try:
+            await handler(payload)
+        except PermanentError as exc:
+            await self._dead_letter(msg, stream, f"permanent error: {exc}", event)
+        except Exception as exc:
+            delay = exc.delay if isinstance(exc, TemporaryError) else DEFAULT_RETRY_DELAY
+            if delivered >= MAX_DELIVER:
+                await self._dead_letter(
+                    msg, stream, f"gave up after {delivered} deliveries: {exc}", event
+                )
+            else:
+                if not isinstance(exc, TemporaryError):
+                    log.exception("handler for %s failed; will retry", event.type)
+                await msg.nak(delay=delay)
+        else:
+            await msg.ack()
+        finally:
+            heartbeat.cancel()
+            current_traceparent.reset(token)
+
+    @staticmethod
+    async def _keep_alive(msg: Msg, every: float = 15.0) -> None:
+        """Long handlers (a volume copy) tell the server they are alive, so no redelivery."""
+        while True:
+            await asyncio.sleep(every)
+            await msg.in_progress()
+
+    async def _dead_letter(
+        self, msg: Msg, stream: str, error: str, event: CloudEvent | None
+    ) -> None:
+        log.error("dead-lettering %s seq %s: %s", msg.subject, msg.metadata.sequence.stream, error)
+        await self.publish(
+            catalog.DEAD_LETTERED,
+            DeadLettered(
+                stream=stream,
+                subject=msg.subject,
+                sequence=msg.metadata.sequence.stream,
+                message_id=event.id if event else None,
+                type=event.type if event else None,
+                error=error,
+                data=msg.data[:65536].decode("utf-8", "replace"),
+            ),
+        )
+        await msg.term()
+
+    async def tail(
+        self,
+        subject: str = catalog.EVENT_SUBJECTS,
+        since: datetime | None = None,
+    ) -> AsyncIterator[tuple[str, CloudEvent]]:
+        """Every event on `subject` from `since` (or only new ones), as (subject, envelope)."""
+        kwargs: dict[str, Any] = {"deliver_policy": DeliverPolicy.NEW}
+        if since is not None:
+            kwargs = {
+                "deliver_policy": DeliverPolicy.BY_START_TIME,
+                "opt_start_time": since.isoformat(),
+            }
+        sub = await self.js.subscribe(
+            subject, ordered_consumer=True, config=ConsumerConfig(**kwargs)
+        )
+        try:
+            async for msg in sub.messages:
+                yield msg.subject, CloudEvent.model_validate_json(msg.data)
+        finally:
+            await sub.unsubscribe()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._nc is not None:
+            await self._nc.drain()
+            self._nc = None

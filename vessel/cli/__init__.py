@@ -1,0 +1,1 @@
+"""The `vessel` command-line interface."""

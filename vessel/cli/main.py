@@ -1,0 +1,161 @@
+"""`vessel`: drive Vessel through its gRPC API (endpoint from --endpoint or VESSEL_ENDPOINT)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from vessel.api.v1 import vessel_pb2 as pb
+from vessel.api.v1 import vessel_pb2_grpc as rpc
+from vessel.cli.output import render
+
+Command = Callable[[grpc.Channel, argparse.Namespace], list[Any]]
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        source, sep, target = pair.partition(":")
+        if not sep or not source or not target:
+            raise SystemExit(f"error: --namespace-map {pair!r} is not SOURCE:TARGET")
+        mapping[source] = target
+    return mapping
+
+
+def _wait(channel: grpc.Channel, op: pb.Operation, args: argparse.Namespace) -> pb.Operation:
+    if not getattr(args, "wait", False):
+        return op
+    stub = rpc.OperationServiceStub(channel)
+    return stub.WaitOperation(pb.WaitOperationRequest(id=op.id, timeout_seconds=args.timeout))
+
+
+def app_list(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    reply = rpc.AppServiceStub(ch).ListApps(
+        pb.ListAppsRequest(cluster=a.cluster, namespace=a.namespace)
+    )
+    return list(reply.apps)
+
+
+def app_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    return [rpc.AppServiceStub(ch).GetApp(pb.GetAppRequest(id=a.id))]
+
+
+def backup_create(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    op = rpc.BackupServiceStub(ch).CreateBackup(
+        pb.CreateBackupRequest(app_id=a.app, bucket=a.bucket, request_id=a.request_id)
+    )
+    return [_wait(ch, op, a)]
+
+
+def restore_create(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    op = rpc.RestoreServiceStub(ch).CreateRestore(
+        pb.CreateRestoreRequest(
+            backup_id=a.backup,
+            bucket=a.bucket,
+            target_cluster=a.to_cluster,
+            namespace_mapping=_mapping(a.namespace_map),
+            request_id=a.request_id,
+        )
+    )
+    return [_wait(ch, op, a)]
+
+
+def operation_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    return [rpc.OperationServiceStub(ch).GetOperation(pb.GetOperationRequest(id=a.id))]
+
+
+def operation_wait(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    return [
+        rpc.OperationServiceStub(ch).WaitOperation(
+            pb.WaitOperationRequest(id=a.id, timeout_seconds=a.timeout)
+        )
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vessel", description=__doc__)
+    parser.add_argument("--endpoint", default=os.environ.get("VESSEL_ENDPOINT", "127.0.0.1:50051"))
+    parser.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    resources = parser.add_subparsers(dest="resource", required=True)
+
+    app = resources.add_parser("app", help="applications found by discovery").add_subparsers(
+        dest="verb", required=True
+    )
+    p = app.add_parser("list")
+    p.add_argument("--cluster", default="")
+    p.add_argument("--namespace", default="")
+    p.set_defaults(run=app_list)
+    p = app.add_parser("get")
+    p.add_argument("id", help="<cluster>.<namespace>.<name>")
+    p.set_defaults(run=app_get)
+
+    def long_running(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--request-id", default="", help="idempotency key")
+        p.add_argument("--wait", action="store_true", help="wait until the operation ends")
+        p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
+
+    backup = resources.add_parser("backup", help="app backups").add_subparsers(
+        dest="verb", required=True
+    )
+    p = backup.add_parser("create")
+    p.add_argument("app", help="app id <cluster>.<namespace>.<name>")
+    p.add_argument("--bucket", required=True)
+    long_running(p)
+    p.set_defaults(run=backup_create)
+
+    restore = resources.add_parser("restore", help="restores of backups").add_subparsers(
+        dest="verb", required=True
+    )
+    p = restore.add_parser("create")
+    p.add_argument("backup", help="backup id")
+    p.add_argument("--bucket", required=True)
+    p.add_argument("--to-cluster", required=True)
+    p.add_argument("--namespace-map", action="append", default=[], metavar="SOURCE:TARGET")
+    long_running(p)
+    p.set_defaults(run=restore_create)
+
+    operation = resources.add_parser("operation", help="long-running operations").add_subparsers(
+        dest="verb", required=True
+    )
+    p = operation.add_parser("get")
+    p.add_argument("id")
+    p.set_defaults(run=operation_get)
+    p = operation.add_parser("wait")
+    p.add_argument("id")
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.set_defaults(run=operation_wait)
+    return parser
+
+
+def explain(error: grpc.RpcError) -> str:
+    lines = [f"error: {error.code().name}: {error.details()}"]  # type: ignore[attr-defined]
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else []:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            lines += [f"  {v.field}: {v.description}" for v in bad.field_violations]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with grpc.insecure_channel(args.endpoint) as channel:
+        try:
+            results = args.run(channel, args)
+        except grpc.RpcError as exc:
+            print(explain(exc), file=sys.stderr)
+            return 1
+    print(render(results, args.output))
+    failed = any(getattr(r, "phase", "") in ("Failed", "PartiallyFailed") for r in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""Configuration: one YAML file (VESSEL_CONFIG) plus VESSEL_* environment variables.
+
+Secrets never sit in the file: a bucket names the environment variables holding its keys.
+Every field documents its meaning, unit and default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from vessel.contracts.models import ClusterId, Identifier
+
+PROVISIONER_NAME = "vessel.io/provisioner"
+"""The `provisioner` a StorageClass names to have Vessel provision its claims."""
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackendConfig(_Strict):
+    name: Identifier = Field(description="Backend name, unique within its cluster")
+    type: Literal["btrfs", "dir"] = Field(
+        description="btrfs: subvolumes + qgroups; dir: directories"
+    )
+    path: Path = Field(description="Mount point (btrfs) or directory (dir) holding the volumes")
+    capacity_bytes: int | None = Field(
+        None, gt=0, description="Bytes offered to claims; default: the filesystem's free space"
+    )
+
+
+class ClusterConfig(_Strict):
+    id: ClusterId = Field(description="Cluster id: a DNS label, also a NATS subject token")
+    kubeconfig: Path = Field(description="kubeconfig file for this cluster's API server")
+    backends: list[BackendConfig] = Field(default_factory=list, description="Local backends")
+
+
+class BucketConfig(_Strict):
+    name: Identifier = Field(description="Name Vessel knows the bucket by")
+    endpoint: str = Field(description="S3 endpoint host:port")
+    bucket: str = Field(min_length=3, description="S3 bucket name")
+    secure: bool = Field(False, description="Use HTTPS")
+    access_key_env: str = Field("VESSEL_S3_ACCESS_KEY", description="Env var with the access key")
+    secret_key_env: str = Field("VESSEL_S3_SECRET_KEY", description="Env var with the secret key")
+
+    def credentials(self) -> tuple[str, str]:
+        try:
+            return os.environ[self.access_key_env], os.environ[self.secret_key_env]
+        except KeyError as exc:
+            raise ConfigError(
+                f"bucket {self.name!r}: environment variable {exc} is not set"
+            ) from exc
+
+
+class VesselSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VESSEL_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server URL")
+    clusters: list[ClusterConfig] = Field(default_factory=list, description="Managed clusters")
+    buckets: list[BucketConfig] = Field(default_factory=list, description="Backup buckets")
+    gateway_listen: str = Field("127.0.0.1:50051", description="gRPC listen address")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+
+    @model_validator(mode="after")
+    def _unique(self) -> VesselSettings:
+        for label, names in (
+            ("cluster", [c.id for c in self.clusters]),
+            ("bucket", [b.name for b in self.buckets]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {label} {', '.join(dupes)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("VESSEL_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    def cluster(self, cluster_id: str) -> ClusterConfig:
+        for cluster in self.clusters:
+            if cluster.id == cluster_id:
+                return cluster
+        raise ConfigError(f"cluster {cluster_id!r} is not configured")
+
+    def bucket(self, name: str) -> BucketConfig:
+        for bucket in self.buckets:
+            if bucket.name == name:
+                return bucket
+        raise ConfigError(f"bucket {name!r} is not configured")
+
+
+def load_settings(config_path: str | None = None) -> VesselSettings:
+    """Load settings; `config_path` overrides VESSEL_CONFIG. Errors name the file and field."""
+    if config_path:
+        if not Path(config_path).is_file():
+            raise ConfigError(f"config file {config_path} does not exist")
+        os.environ["VESSEL_CONFIG"] = config_path
+    try:
+        return VesselSettings()
+    except ValidationError as exc:
+        where = os.environ.get("VESSEL_CONFIG", "environment")
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration in {where}: {problems}") from exc

@@ -1,0 +1,133 @@
+"""The one list of every event and command Vessel puts on the bus.
+
+Subjects: events `vessel.evt.<domain>.<entity>.<verb>`, commands
+`vessel.cmd.<service>[.<cluster>].<verb>`. CloudEvents type:
+`io.vessel.<domain>.<entity>.<verb>.v1` (commands: `io.vessel.cmd.<service>.<verb>.v1`).
+`docs/events.md` is generated from this module (`python -m vessel.contracts.docs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from vessel.contracts import commands as cmd
+from vessel.contracts import events as evt
+from vessel.contracts.models import Payload
+
+EVENTS_STREAM = "VESSEL_EVENTS"
+COMMANDS_STREAM = "VESSEL_COMMANDS"
+EVENT_SUBJECTS = "vessel.evt.>"
+COMMAND_SUBJECTS = "vessel.cmd.>"
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: Literal["event", "command"]
+    type: str
+    subject: str
+    """Subject, possibly with a `{cluster}` placeholder."""
+    model: type[Payload]
+    description: str
+
+    def subject_for(self, cluster: str | None = None) -> str:
+        if "{cluster}" in self.subject:
+            if not cluster:
+                raise ValueError(f"{self.type} needs a cluster for its subject")
+            return self.subject.format(cluster=cluster)
+        return self.subject
+
+    @property
+    def filter_subject(self) -> str:
+        """The subject with placeholders as wildcards, for consumers of every cluster."""
+        return self.subject.replace("{cluster}", "*")
+
+
+def _event(domain_entity_verb: str, model: type[Payload], description: str) -> Message:
+    return Message(
+        "event",
+        f"io.vessel.{domain_entity_verb}.v1",
+        f"vessel.evt.{domain_entity_verb}",
+        model,
+        description,
+    )
+
+
+def _command(
+    service: str, verb: str, model: type[Payload], description: str, per_cluster: bool
+) -> Message:
+    subject = (
+        f"vessel.cmd.{service}.{{cluster}}.{verb}"
+        if per_cluster
+        else f"vessel.cmd.{service}.{verb}"
+    )
+    return Message("command", f"io.vessel.cmd.{service}.{verb}.v1", subject, model, description)
+
+
+VOLUME_PROVISIONED = _event(
+    "provisioner.volume.provisioned",
+    evt.VolumeProvisioned,
+    "A claim got a volume on a backend, its PV was created and bound to the claim.",
+)
+VOLUME_FAILED = _event(
+    "provisioner.volume.failed",
+    evt.VolumeFailed,
+    "A claim cannot be provisioned (unknown class, no capacity...); it stays Pending.",
+)
+APP_DISCOVERED = _event(
+    "discovery.app.discovered", evt.AppChanged, "An application appeared in a cluster."
+)
+APP_CHANGED = _event(
+    "discovery.app.changed", evt.AppChanged, "An application's resources or state changed."
+)
+APP_REMOVED = _event(
+    "discovery.app.removed", evt.AppChanged, "An application no longer exists in its cluster."
+)
+BACKUP_STARTED = _event(
+    "protection.backup.started", evt.BackupEvent, "A backup of an app was accepted and began."
+)
+BACKUP_COMPLETED = _event(
+    "protection.backup.completed",
+    evt.BackupEvent,
+    "Every resource and volume byte of a backup is stored in the bucket, catalog last.",
+)
+BACKUP_FAILED = _event("protection.backup.failed", evt.BackupEvent, "A backup ended in failure.")
+RESTORE_STARTED = _event(
+    "protection.restore.started", evt.RestoreEvent, "A restore was accepted and began."
+)
+RESTORE_COMPLETED = _event(
+    "protection.restore.completed",
+    evt.RestoreEvent,
+    "Resources are recreated in the target cluster and every volume's data is written back.",
+)
+RESTORE_FAILED = _event(
+    "protection.restore.failed", evt.RestoreEvent, "A restore ended in failure."
+)
+TRANSFER_COMPLETED = _event(
+    "mover.transfer.completed", evt.TransferResult, "The mover finished copying a volume."
+)
+TRANSFER_FAILED = _event(
+    "mover.transfer.failed", evt.TransferResult, "The mover could not copy a volume."
+)
+DEAD_LETTERED = _event(
+    "system.message.deadlettered",
+    evt.DeadLettered,
+    "A message was removed from processing: invalid payload, permanent error or too many "
+    "deliveries.",
+)
+
+CREATE_BACKUP = _command(
+    "protection", "backup", cmd.CreateBackup, "Back up an application to a bucket.", False
+)
+CREATE_RESTORE = _command(
+    "protection", "restore", cmd.CreateRestore, "Restore a backup into a cluster.", False
+)
+MOVE_TO_BUCKET = _command(
+    "mover", "backup", cmd.MoveToBucket, "Copy a volume's files into a bucket.", True
+)
+MOVE_FROM_BUCKET = _command(
+    "mover", "restore", cmd.MoveFromBucket, "Write a volume's files back from a bucket.", True
+)
+
+ALL: tuple[Message, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Message))
+BY_TYPE: dict[str, Message] = {m.type: m for m in ALL}

@@ -1,0 +1,49 @@
+"""Payloads of commands: requests for work, handled at-least-once by idempotent handlers.
+
+Every command carries an `operation_id`, the idempotency key: a redelivered or repeated
+command with the same id must not start the work twice.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from vessel.contracts.models import ClusterId, Identifier, K8sName, Payload
+
+
+class CreateBackup(Payload):
+    operation_id: Identifier
+    app_id: str = Field(min_length=5, description="<cluster>.<namespace>.<app>")
+    bucket: Identifier
+    requested_by: str = "anonymous"
+
+
+class CreateRestore(Payload):
+    operation_id: Identifier
+    backup_id: Identifier
+    bucket: Identifier
+    target_cluster: ClusterId
+    namespace_mapping: dict[K8sName, K8sName] = Field(default_factory=dict)
+    requested_by: str = "anonymous"
+
+
+class MoveToBucket(Payload):
+    """Copy the files of a volume into the bucket under `prefix`."""
+
+    transfer_id: Identifier
+    operation_id: Identifier
+    cluster: ClusterId
+    bucket: Identifier
+    source_path: str = Field(min_length=1)
+    prefix: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._/-]+$")
+
+
+class MoveFromBucket(Payload):
+    """Write the files recorded under `manifest_key` into the volume at `target_path`."""
+
+    transfer_id: Identifier
+    operation_id: Identifier
+    cluster: ClusterId
+    bucket: Identifier
+    manifest_key: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._/-]+$")
+    target_path: str = Field(min_length=1)

@@ -1,0 +1,49 @@
+"""Long-running operations as stored in the `operations` KV bucket (written by protection,
+read by the gateway). Phases follow Velero's vocabulary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Phase = Literal["New", "InProgress", "Completed", "PartiallyFailed", "Failed"]
+TERMINAL: frozenset[str] = frozenset({"Completed", "PartiallyFailed", "Failed"})
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class VolumeWork(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    claim: str
+    namespace: str
+    transfer_id: str
+    state: Literal["Waiting", "Moving", "Done", "Failed"] = "Waiting"
+    manifest_key: str = ""
+    bytes: int = 0
+    error: str = ""
+
+
+class Operation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    kind: Literal["backup", "restore"]
+    phase: Phase = "New"
+    message: str = ""
+    requested_by: str = "anonymous"
+    app_id: str = ""
+    backup_id: str = ""
+    bucket: str = ""
+    source_cluster: str = ""
+    target_cluster: str = ""
+    namespace_mapping: dict[str, str] = Field(default_factory=dict)
+    volumes: list[VolumeWork] = Field(default_factory=list)
+    created: datetime = Field(default_factory=now)
+    updated: datetime = Field(default_factory=now)
+
+    @property
+    def done(self) -> bool:
+        return self.phase in TERMINAL

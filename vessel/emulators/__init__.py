@@ -1,0 +1,1 @@
+"""In-process emulators of external systems, for tests and local development."""

@@ -1,0 +1,1 @@
+"""Kubernetes port: `KubeCluster` (the only user of the official client) and informers."""

@@ -1,0 +1,268 @@
+"""The only module that imports `kubernetes`: objects as plain dicts over the official client.
+
+`KubeCluster` methods are async; each blocking client call runs in a worker thread.
+Objects are addressed by (apiVersion, kind), found through API discovery, so any kind the
+server serves works. Patches are JSON merge patches (RFC 7386). Watches run in a daemon
+thread and end after `timeout` seconds, so an informer re-watches from its last
+resourceVersion and a cancelled watch never outlives its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import config, watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+
+from vessel.kube import errors
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+_BY_STATUS: dict[int, type[errors.KubeError]] = {
+    401: errors.Unauthorized,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    410: errors.Gone,
+    422: errors.Invalid,
+}
+
+
+def _translate(exc: Exception, what: str) -> errors.KubeError:
+    status = getattr(exc, "status", None)
+    if isinstance(exc, (ApiException, DynamicApiError)) and status is not None:
+        if status == 409:
+            body = str(getattr(exc, "body", "") or "")
+            cls: type[errors.KubeError] = (
+                errors.AlreadyExists if "AlreadyExists" in body else errors.Conflict
+            )
+        else:
+            cls = _BY_STATUS.get(int(status), errors.KubeError)
+        return cls(f"{what}: HTTP {status} {getattr(exc, 'reason', '')}".strip())
+    if isinstance(exc, ResourceNotFoundError):
+        return errors.NotFound(f"{what}: kind not served by the API server")
+    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+        return errors.Unreachable(f"{what}: API server unreachable: {exc}")
+    return errors.KubeError(f"{what}: {exc}")
+
+
+class KubeCluster:
+    def __init__(self, kubeconfig: Path, name: str = "") -> None:
+        self.name = name or str(kubeconfig)
+        try:
+            self._api = config.new_client_from_config(config_file=str(kubeconfig))
+        except Exception as exc:
+            raise errors.KubeError(f"cluster {self.name}: invalid kubeconfig: {exc}") from exc
+        self._dyn: DynamicClient | None = None
+        self._lock = threading.Lock()
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        with self._lock:
+            if self._dyn is None:
+                self._dyn = DynamicClient(self._api)
+        return self._dyn.resources.get(api_version=api_version, kind=kind)
+
+    async def _call(self, what: str, fn: Callable[[], T]) -> T:
+        def run() -> T:
+            try:
+                return fn()
+            except errors.KubeError:
+                raise
+            except Exception as exc:
+                raise _translate(exc, f"{self.name}: {what}") from exc
+
+        return await asyncio.to_thread(run)
+
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Obj | None:
+        try:
+            return await self._call(
+                f"get {kind} {namespace}/{name}",
+                lambda: (
+                    self._resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
+                ),
+            )
+        except errors.NotFound:
+            return None
+
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> tuple[list[Obj], str]:
+        """Items and the list's resourceVersion (where a watch resumes)."""
+
+        def run() -> tuple[list[Obj], str]:
+            result = self._resource(api_version, kind).get(
+                namespace=namespace, label_selector=label_selector
+            )
+            doc = result.to_dict()
+            return list(doc.get("items") or []), str(doc["metadata"].get("resourceVersion", ""))
+
+        return await self._call(f"list {kind}", run)
+
+    async def create(self, obj: Obj) -> Obj:
+        meta = obj.get("metadata", {})
+        return await self._call(
+            f"create {obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}",
+            lambda: (
+                self._resource(obj["apiVersion"], obj["kind"])
+                .create(body=obj, namespace=meta.get("namespace"))
+                .to_dict()
+            ),
+        )
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        patch: Obj,
+        *,
+        status: bool = False,
+    ) -> Obj:
+        def run() -> Obj:
+            resource = self._resource(api_version, kind)
+            if status:
+                resource = resource.subresources["status"]
+            return resource.patch(
+                body=patch, name=name, namespace=namespace, content_type=MERGE_PATCH
+            ).to_dict()
+
+        return await self._call(f"patch {kind} {namespace}/{name}", run)
+
+    async def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> None:
+        with contextlib.suppress(errors.NotFound):
+            await self._call(
+                f"delete {kind} {namespace}/{name}",
+                lambda: self._resource(api_version, kind).delete(name=name, namespace=namespace),
+            )
+
+    async def emit_event(
+        self, involved: Obj, reason: str, message: str, *, component: str, type_: str = "Warning"
+    ) -> None:
+        """Record a Kubernetes Event on `involved` (what `kubectl describe` shows)."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        await self.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {
+                    "generateName": f"{meta['name']}.",
+                    "namespace": meta.get("namespace", "default"),
+                },
+                "involvedObject": {
+                    "apiVersion": involved["apiVersion"],
+                    "kind": involved["kind"],
+                    "name": meta["name"],
+                    "namespace": meta.get("namespace"),
+                    "uid": meta.get("uid"),
+                    "resourceVersion": meta.get("resourceVersion"),
+                },
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "count": 1,
+                "source": {"component": component},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+            }
+        )
+
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        resource_version: str,
+        *,
+        namespace: str | None = None,
+        timeout_seconds: int = 30,
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """(type, object) events after `resource_version`; raises `Gone` when it expired."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Obj] | Exception | None] = asyncio.Queue()
+        watcher = watch.Watch()
+
+        def pump() -> None:
+            try:
+                for event in self._stream(
+                    watcher, api_version, kind, namespace, resource_version, timeout_seconds
+                ):
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+            except Exception as exc:
+                err = (
+                    exc
+                    if isinstance(exc, errors.KubeError)
+                    else _translate(exc, f"{self.name}: watch {kind}")
+                )
+                with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                    loop.call_soon_threadsafe(queue.put_nowait, err)
+
+        threading.Thread(target=pump, daemon=True, name=f"watch-{kind}").start()
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            watcher.stop()
+
+    def _stream(
+        self,
+        watcher: watch.Watch,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        resource_version: str,
+        timeout: int,
+    ) -> Iterator[tuple[str, Obj]]:
+        resource = self._resource(api_version, kind)
+        for event in self._dyn_watch(resource, watcher, namespace, resource_version, timeout):
+            yield str(event["type"]), dict(event["raw_object"])
+
+    def _dyn_watch(
+        self,
+        resource: Any,
+        watcher: watch.Watch,
+        namespace: str | None,
+        resource_version: str,
+        timeout: int,
+    ) -> Iterator[Any]:
+        assert self._dyn is not None
+        return iter(
+            self._dyn.watch(
+                resource,
+                namespace=namespace,
+                resource_version=resource_version,
+                timeout=timeout,
+                watcher=watcher,
+                allow_watch_bookmarks=True,
+            )
+        )
+
+
+def quantity_bytes(quantity: str | int) -> int:
+    """Bytes in a Kubernetes quantity ("1Gi", "500M", "1.5Ti"); ValueError if malformed."""
+    from kubernetes.utils import parse_quantity
+
+    value = parse_quantity(quantity)
+    if value < 0 or value != int(value):
+        raise ValueError(f"{quantity!r} is not a whole number of bytes")
+    return int(value)

@@ -1,0 +1,45 @@
+"""Errors of the Kubernetes port, classified for retry decisions.
+
+Permanent for the request: `NotFound`, `AlreadyExists`, `Invalid`, `Forbidden`,
+`Unauthorized`. Temporary: `Conflict` (re-read and retry), `Gone` (relist), `Unreachable`.
+"""
+
+from __future__ import annotations
+
+
+class KubeError(Exception):
+    status: int = 0
+
+
+class NotFound(KubeError):
+    status = 404
+
+
+class AlreadyExists(KubeError):
+    status = 409
+
+
+class Conflict(KubeError):
+    status = 409
+
+
+class Gone(KubeError):
+    """The watch's resourceVersion is too old: list again."""
+
+    status = 410
+
+
+class Invalid(KubeError):
+    status = 422
+
+
+class Unauthorized(KubeError):
+    status = 401
+
+
+class Forbidden(KubeError):
+    status = 403
+
+
+class Unreachable(KubeError):
+    pass

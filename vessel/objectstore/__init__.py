@@ -1,0 +1,1 @@
+"""Object-store port: the `ObjectStore` protocol and its MinIO-SDK implementation."""

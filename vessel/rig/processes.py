@@ -1,0 +1,200 @@
+"""Local server processes: NATS with JetStream and SeaweedFS S3, on free loopback ports.
+
+Each server is started by pid and stopped by pid (terminate, then kill), also when the
+caller fails half-way, so nothing outlives a test run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class MissingComponent(RuntimeError):
+    """A binary or privilege the rig needs is absent (a skip for users, a failure in CI)."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def find_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise MissingComponent(f"{name!r} is not on PATH (pip install vessel[embedded])")
+    return path
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] | None = None
+    popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            start_new_session=True,
+        )
+        log.close()
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(grace)
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class NatsServer:
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        store = self.workdir / "jetstream"
+        store.mkdir(parents=True, exist_ok=True)
+        argv = [
+            find_binary("nats-server"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(store),
+        ]
+        self.process = Process("nats", argv, self.workdir / "nats.log")
+        self.process.start()
+        wait_until(lambda: port_open(self.port), 15, "nats-server")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+@dataclass
+class S3Server:
+    """SeaweedFS in one process (`weed mini`), S3 API only on loopback."""
+
+    workdir: Path
+    access_key: str = field(default_factory=lambda: "vessel" + secrets.token_hex(4))
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    port: int = field(default_factory=free_port)
+    process: Process | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, ready: Callable[[], bool] | None = None) -> None:
+        data = self.workdir / "s3-data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "s3-identities.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "vessel",
+                            "credentials": [
+                                {"accessKey": self.access_key, "secretKey": self.secret_key}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        config.chmod(0o600)
+        ports = {
+            flag: free_port()
+            for flag in (
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+                "s3.port.grpc",
+                "admin.port",
+                "admin.port.grpc",
+                "webdav.port",
+                "metricsPort",
+                "debug.port",
+            )
+        }
+        argv = [
+            find_binary("weed"),
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.port={self.port}",
+            f"-s3.config={config}",
+            "-webdav=false",
+            "-admin.ui=false",
+        ]
+        argv += [f"-{flag}={port}" for flag, port in ports.items()]
+        self.process = Process("s3", argv, self.workdir / "s3.log")
+        self.process.start()
+        wait_until(lambda: port_open(self.port), 60, "SeaweedFS S3")
+        if ready is not None:
+            # The S3 port opens before the filer accepts writes.
+            wait_until(ready, 60, "SeaweedFS S3 writes")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()

@@ -1,0 +1,183 @@
+"""The embedded default: NATS, S3, two emulated clusters with local backends, and every
+Vessel service as its own process. Used by the demo and by the end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vessel.config import PROVISIONER_NAME
+from vessel.emulators.kube import KubeEmulator
+from vessel.objectstore.minio_port import MinioStore
+from vessel.rig.btrfs import LoopBtrfs, btrfs_available
+from vessel.rig.processes import NatsServer, Process, S3Server, free_port, port_open, wait_until
+
+CLUSTERS = ("cluster-a", "cluster-b")
+BUCKET = "vessel-backups"
+STORAGE_CLASS = "vessel-local"
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    btrfs: bool | None = None
+    """True: btrfs required; False: dir backends only; None: btrfs for cluster-a when possible."""
+    nats: NatsServer = field(init=False)
+    s3: S3Server = field(init=False)
+    clusters: dict[str, KubeEmulator] = field(default_factory=dict)
+    kubeconfigs: dict[str, Path] = field(default_factory=dict)
+    backend_types: dict[str, str] = field(default_factory=dict)
+    filesystems: list[LoopBtrfs] = field(default_factory=list)
+    services: list[Process] = field(default_factory=list)
+    gateway: str = ""
+    config_path: Path = field(init=False)
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.nats = NatsServer(self.workdir)
+        self.nats.start()
+        self.s3 = S3Server(self.workdir)
+        self.s3.start(ready=self._bucket_ready)
+        backends = {cid: self._backend(cid, i) for i, cid in enumerate(CLUSTERS)}
+        for cid in CLUSTERS:
+            emulator = KubeEmulator()
+            emulator.start()
+            self.clusters[cid] = emulator
+            self.kubeconfigs[cid] = self.workdir / f"{cid}.kubeconfig"
+            emulator.write_kubeconfig(self.kubeconfigs[cid], context=cid)
+        self.gateway = f"127.0.0.1:{free_port()}"
+        self.config_path = self.workdir / "vessel.yaml"
+        self.config_path.write_text(yaml.safe_dump(self.config(backends)))
+        for argv in self._service_commands():
+            name = argv[2].split(".")[1] + ("-" + argv[-1] if "--cluster" in argv else "")
+            proc = Process(name, argv, self.workdir / f"{name}.log", env=self.env())
+            proc.start()
+            self.services.append(proc)
+        port = int(self.gateway.rsplit(":", 1)[1])
+        wait_until(lambda: port_open(port) or self._crashed(), 60, "gateway")
+        if crashed := self._crashed():
+            raise RuntimeError(f"service {crashed.name} exited:\n{crashed.tail()}")
+
+    def _crashed(self) -> Process | None:
+        return next((p for p in self.services if not p.alive()), None)
+
+    def _bucket_ready(self) -> bool:
+        store = MinioStore(self.s3.endpoint, BUCKET, self.s3.access_key, self.s3.secret_key)
+        store.ensure_bucket()
+        store.put_bytes(".ready", b"")
+        return True
+
+    def _backend(self, cluster: str, index: int) -> dict[str, Any]:
+        use_btrfs = (
+            self.btrfs if self.btrfs is not None else (index == 0 and btrfs_available() is None)
+        )
+        if use_btrfs:
+            fs = LoopBtrfs(self.workdir / f"{cluster}.img", self.workdir / f"{cluster}-btrfs")
+            self.filesystems.append(fs)
+            fs.start()
+            path, kind = fs.mountpoint, "btrfs"
+        else:
+            path, kind = self.workdir / f"{cluster}-volumes", "dir"
+            path.mkdir(parents=True, exist_ok=True)
+        self.backend_types[cluster] = kind
+        return {
+            "name": f"{cluster}-local",
+            "type": kind,
+            "path": str(path),
+            "capacity_bytes": 512 << 20,
+        }
+
+    def config(self, backends: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "nats_url": self.nats.url,
+            "gateway_listen": self.gateway,
+            "clusters": [
+                {"id": c, "kubeconfig": str(self.kubeconfigs[c]), "backends": [backends[c]]}
+                for c in CLUSTERS
+            ],
+            "buckets": [{"name": "default", "endpoint": self.s3.endpoint, "bucket": BUCKET}],
+        }
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "VESSEL_CONFIG": str(self.config_path),
+            "VESSEL_S3_ACCESS_KEY": self.s3.access_key,
+            "VESSEL_S3_SECRET_KEY": self.s3.secret_key,
+        }
+
+    def _service_commands(self) -> list[list[str]]:
+        py = [sys.executable, "-m"]
+        commands = [
+            [*py, "services.discovery"],
+            [*py, "services.protection"],
+            [*py, "services.gateway"],
+        ]
+        for cid in CLUSTERS:
+            commands += [
+                [*py, "services.provisioner", "--cluster", cid],
+                [*py, "services.mover", "--cluster", cid],
+            ]
+        return commands
+
+    def storage_class(self, name: str = STORAGE_CLASS) -> dict[str, Any]:
+        return {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": name},
+            "provisioner": PROVISIONER_NAME,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
+            "allowVolumeExpansion": True,
+        }
+
+    def store(self) -> MinioStore:
+        return MinioStore(self.s3.endpoint, BUCKET, self.s3.access_key, self.s3.secret_key)
+
+    def stop(self) -> None:
+        for proc in reversed(self.services):
+            proc.stop()
+        for emulator in self.clusters.values():
+            emulator.stop()
+        for server in (getattr(self, "s3", None), getattr(self, "nats", None)):
+            if server is not None:
+                server.stop()
+        for fs in self.filesystems:
+            fs.stop()
+
+    def logs(self) -> str:
+        out = io.StringIO()
+        for proc in self.services:
+            with contextlib.suppress(OSError):
+                out.write(f"--- {proc.name}\n{proc.tail(40)}\n")
+        return out.getvalue()
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    """Poll `check()` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")

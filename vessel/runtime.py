@@ -1,0 +1,67 @@
+"""What every service process shares: arguments, settings, logging, bus, clean shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from vessel.bus.nats_port import Bus
+from vessel.config import ConfigError, VesselSettings, load_settings
+from vessel.telemetry import setup_logging
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: VesselSettings
+    bus: Bus
+    cluster: str | None
+
+
+Body = Callable[[ServiceContext], Awaitable[None]]
+
+
+def run_service(name: str, body: Body, *, per_cluster: bool = False) -> None:
+    parser = argparse.ArgumentParser(prog=f"vessel-{name}")
+    parser.add_argument("--config", help="YAML configuration file (default: $VESSEL_CONFIG)")
+    if per_cluster:
+        parser.add_argument("--cluster", required=True, help="Id of the cluster this agent serves")
+    args = parser.parse_args()
+    try:
+        settings = load_settings(args.config)
+        cluster = getattr(args, "cluster", None)
+        if cluster is not None:
+            settings.cluster(cluster)
+    except ConfigError as exc:
+        print(f"vessel-{name}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    log = setup_logging(name, settings.log_level)
+    try:
+        asyncio.run(_serve(name, body, settings, cluster))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from exc
+
+
+async def _serve(name: str, body: Body, settings: VesselSettings, cluster: str | None) -> None:
+    bus = Bus(source=f"/clusters/{cluster or 'global'}/{name}")
+    await bus.connect(settings.nats_url, name=f"vessel-{name}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(body(ServiceContext(name, settings, bus, cluster)))
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for pending in (task, stopper):
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending
+    await bus.close()
+    if task in done and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
