@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from vessel.bus.nats_port import Bus
 from vessel.config import ConfigError, VesselSettings, load_settings
@@ -23,7 +24,7 @@ class ServiceContext:
     cluster: str | None
 
 
-Body = Callable[[ServiceContext], Awaitable[None]]
+Body = Callable[[ServiceContext], Coroutine[Any, Any, None]]
 
 
 def run_service(name: str, body: Body, *, per_cluster: bool = False) -> None:

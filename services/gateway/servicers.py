@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TypeAlias
 
 import grpc
 
@@ -21,7 +22,7 @@ from vessel.contracts.events import AppRecord
 from vessel.contracts.operations import Operation
 from vessel.objectstore.buckets import Buckets
 
-Context = grpc.aio.ServicerContext
+Context: TypeAlias = grpc.aio.ServicerContext
 
 
 class Gateway:

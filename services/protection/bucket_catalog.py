@@ -32,7 +32,7 @@ class VolumeEntry(BaseModel):
 
 class BackupCatalog(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    format: Literal["vessel.backup/1"] = FORMAT
+    format: Literal["vessel.backup/1"] = "vessel.backup/1"
     backup_id: str
     app_id: str
     cluster: str

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client import ApiClient, ApiException
+from kubernetes.informer import SharedInformer
 
 from vessel.emulators.kube import KubeEmulator
 
@@ -121,6 +122,7 @@ def test_error_statuses_match_the_real_server(core: client.CoreV1Api) -> None:
 def test_group_kinds_and_cluster_scoped_kinds(api: ApiClient) -> None:
     apps = client.AppsV1Api(api)
     code, body = error_of(lambda: apps.read_namespaced_deployment("x", NS))
+    assert code == 404
     assert body["message"] == 'deployments.apps "x" not found'
     assert body["details"] == {"name": "x", "kind": "deployments", "group": "apps"}
     storage = client.StorageV1Api(api)
@@ -321,8 +323,9 @@ def test_finalizers_defer_deletion(core: client.CoreV1Api) -> None:
     created = core.create_namespaced_config_map(
         NS, {"metadata": {"name": "held", "finalizers": ["vessel.io/protect"]}})
     start = created.metadata.resource_version
+    # Client 37 types DELETE responses as plain dicts: the server may send an object or a Status.
     pending = core.delete_namespaced_config_map("held", NS)
-    assert pending.metadata is not None
+    assert pending["metadata"]["deletionTimestamp"]
     held = core.read_namespaced_config_map("held", NS)
     assert held.metadata.deletion_timestamp is not None
     assert held.metadata.finalizers == ["vessel.io/protect"]
@@ -365,7 +368,7 @@ def test_deleting_a_namespace_deletes_its_contents(api: ApiClient) -> None:
         if kind == "DELETED"
     }
     assert deleted == {("cm", "cm"), ("pvc", "data"), ("deploy", "web"), ("ns", "doomed")}
-    code, body = error_of(lambda: core.create_namespaced_config_map("doomed", configmap("x")))
+    code, _ = error_of(lambda: core.create_namespaced_config_map("doomed", configmap("x")))
     assert code == 404
 
 
@@ -407,14 +410,17 @@ def test_watch_from_resource_version_replays_exact_history(core: client.CoreV1Ap
 def test_watch_from_zero_lists_then_streams_live(core: client.CoreV1Api) -> None:
     core.create_namespaced_config_map(NS, configmap("a"))
     core.create_namespaced_config_map(NS, configmap("b"))
-    timer = threading.Timer(0.3, lambda: core.create_namespaced_config_map(NS, configmap("c")))
-    timer.start()
-    try:
-        events = watch_events(core.list_namespaced_config_map, NS, resource_version="0",
-                              timeout_seconds=2)
-    finally:
-        timer.join()
-    assert names(events) == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c")]
+    seen: list[tuple[str, str]] = []
+    stream = watch.Watch()
+    for event in stream.stream(core.list_namespaced_config_map, NS, resource_version="0",
+                               timeout_seconds=5):
+        seen.append((event["type"], event["object"].metadata.name))
+        if len(seen) == 2:
+            # Created only after the synthetic ADDEDs arrived, so it can only come live.
+            core.create_namespaced_config_map(NS, configmap("c"))
+        if len(seen) == 3:
+            stream.stop()
+    assert seen == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c")]
 
 
 def test_watch_all_namespaces_stream_is_live(core: client.CoreV1Api) -> None:
@@ -439,6 +445,31 @@ def test_watch_all_namespaces_stream_is_live(core: client.CoreV1Api) -> None:
     thread.join(10)
     assert not thread.is_alive()
     assert seen == [("ADDED", "team/one"), ("ADDED", "default/two"), ("DELETED", "team/one")]
+
+
+def test_shared_informer_tracks_objects(tmp_path: Path) -> None:
+    with running(tmp_path) as (emulator, api):
+        core = client.CoreV1Api(api)
+        core.create_namespaced_persistent_volume_claim(NS, pvc("before"))
+        informer = SharedInformer(core.list_persistent_volume_claim_for_all_namespaces)
+        informer.start()
+        try:
+            core.create_namespaced_persistent_volume_claim(NS, pvc("after"))
+            wait_for(lambda: {o.metadata.name for o in informer.cache.list()} == {
+                "before", "after"})
+            core.delete_namespaced_persistent_volume_claim("before", NS)
+            wait_for(lambda: [o.metadata.name for o in informer.cache.list()] == ["after"])
+        finally:
+            informer.stop()
+        # A client that hangs up must not leave its watcher registered on the server.
+        wait_for(lambda: not emulator._store.log._watchers)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
 
 
 def test_watch_older_than_history_gets_410_expired(tmp_path: Path) -> None:

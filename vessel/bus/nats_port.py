@@ -236,9 +236,7 @@ class Bus:
         if handler is None:
             await msg.ack()  # another consumer's type on a shared filter: not ours to judge
             return
-        token = current_traceparent.set(
-            event.traceparent or (msg.headers and msg.headers.get("traceparent"))
-        )
+        token = current_traceparent.set(event.traceparent or (msg.headers or {}).get("traceparent"))
         heartbeat = asyncio.create_task(self._keep_alive(msg))
         try:
             await handler(payload)

@@ -33,7 +33,10 @@ def _wait(channel: grpc.Channel, op: pb.Operation, args: argparse.Namespace) -> 
     if not getattr(args, "wait", False):
         return op
     stub = rpc.OperationServiceStub(channel)
-    return stub.WaitOperation(pb.WaitOperationRequest(id=op.id, timeout_seconds=args.timeout))
+    reply: pb.Operation = stub.WaitOperation(
+        pb.WaitOperationRequest(id=op.id, timeout_seconds=args.timeout)
+    )
+    return reply
 
 
 def app_list(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
@@ -135,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def explain(error: grpc.RpcError) -> str:
-    lines = [f"error: {error.code().name}: {error.details()}"]  # type: ignore[attr-defined]
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    lines = [f"error: {error.code().name}: {error.details()}"]
+    status = rpc_status.from_call(error)
     for detail in status.details if status else []:
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(bad):

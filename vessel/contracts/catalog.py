@@ -8,6 +8,7 @@ Subjects: events `vessel.evt.<domain>.<entity>.<verb>`, commands
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,7 +28,7 @@ class Message:
     type: str
     subject: str
     """Subject, possibly with a `{cluster}` placeholder."""
-    model: type[Payload]
+    model: builtins.type[Payload]
     description: str
 
     def subject_for(self, cluster: str | None = None) -> str:

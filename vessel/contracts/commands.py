@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vessel.contracts.models import ClusterId, Identifier, K8sName, Payload
+from vessel.contracts.models import ClusterId, Identifier, K8sName, ObjectKey, Payload
 
 
 class CreateBackup(Payload):
@@ -35,7 +35,7 @@ class MoveToBucket(Payload):
     cluster: ClusterId
     bucket: Identifier
     source_path: str = Field(min_length=1)
-    prefix: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._/-]+$")
+    prefix: ObjectKey
 
 
 class MoveFromBucket(Payload):
@@ -45,5 +45,5 @@ class MoveFromBucket(Payload):
     operation_id: Identifier
     cluster: ClusterId
     bucket: Identifier
-    manifest_key: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._/-]+$")
+    manifest_key: ObjectKey
     target_path: str = Field(min_length=1)

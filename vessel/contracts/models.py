@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 ClusterId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 """A cluster id is one NATS subject token and a DNS label."""
@@ -19,6 +19,20 @@ Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
 """Ids Vessel makes (operations, backups, transfers): safe in KV keys and object names."""
+
+
+def _plain_key(value: str) -> str:
+    if any(part in ("", ".", "..") for part in value.split("/")):
+        raise ValueError("must be a relative object key without empty, '.' or '..' segments")
+    return value
+
+
+ObjectKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9._/-]+$"),
+    AfterValidator(_plain_key),
+]
+"""An object key in a bucket: relative, `/`-separated, never climbing out of its prefix."""
 
 
 class Payload(BaseModel):

@@ -138,9 +138,10 @@ class KubeCluster:
             resource = self._resource(api_version, kind)
             if status:
                 resource = resource.subresources["status"]
-            return resource.patch(
+            patched: Obj = resource.patch(
                 body=patch, name=name, namespace=namespace, content_type=MERGE_PATCH
             ).to_dict()
+            return patched
 
         return await self._call(f"patch {kind} {namespace}/{name}", run)
 
@@ -226,7 +227,7 @@ class KubeCluster:
 
     def _stream(
         self,
-        watcher: watch.Watch,
+        watcher: Any,
         api_version: str,
         kind: str,
         namespace: str | None,
@@ -240,7 +241,7 @@ class KubeCluster:
     def _dyn_watch(
         self,
         resource: Any,
-        watcher: watch.Watch,
+        watcher: Any,
         namespace: str | None,
         resource_version: str,
         timeout: int,

@@ -73,7 +73,7 @@ class Stack:
             proc.start()
             self.services.append(proc)
         port = int(self.gateway.rsplit(":", 1)[1])
-        wait_until(lambda: port_open(port) or self._crashed(), 60, "gateway")
+        wait_until(lambda: port_open(port) or self._crashed() is not None, 60, "gateway")
         if crashed := self._crashed():
             raise RuntimeError(f"service {crashed.name} exited:\n{crashed.tail()}")
 

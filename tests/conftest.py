@@ -1,0 +1,95 @@
+"""Fixtures over real servers: NATS with JetStream, SeaweedFS S3, emulated Kubernetes API
+servers, btrfs on a loop device. A missing component skips for users and fails under
+CI=true (`require`)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import require
+from vessel.bus.nats_port import Bus
+from vessel.emulators.kube import KubeEmulator
+from vessel.kube.client import KubeCluster
+from vessel.objectstore.minio_port import MinioStore
+from vessel.rig.btrfs import LoopBtrfs, btrfs_available
+from vessel.rig.processes import MissingComponent, NatsServer, S3Server
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    try:
+        server.start()
+    except MissingComponent as exc:
+        require(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+
+    def ready() -> bool:
+        store = MinioStore(server.endpoint, "vessel-ready", server.access_key, server.secret_key)
+        store.ensure_bucket()
+        store.put_bytes("probe", b"ok")
+        return True
+
+    try:
+        server.start(ready=ready)
+    except MissingComponent as exc:
+        require(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> MinioStore:
+    """A fresh, empty bucket on the session's S3 server."""
+    store = MinioStore(
+        s3_server.endpoint, f"t-{uuid.uuid4().hex[:12]}", s3_server.access_key, s3_server.secret_key
+    )
+    store.ensure_bucket()
+    return store
+
+
+@pytest.fixture
+async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
+    bus = Bus(source="/clusters/test/tests")
+    await bus.connect(nats_server.url, name="vessel-tests")
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture
+def kube_emulator(tmp_path: Path) -> Iterator[tuple[KubeEmulator, Path]]:
+    emulator = KubeEmulator()
+    emulator.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    emulator.write_kubeconfig(kubeconfig)
+    yield emulator, kubeconfig
+    emulator.stop()
+
+
+@pytest.fixture
+def kube(kube_emulator: tuple[KubeEmulator, Path]) -> KubeCluster:
+    """A cluster: the API server named by VESSEL_TEST_KUBECONFIG, else an emulated one."""
+    real = os.environ.get("VESSEL_TEST_KUBECONFIG")
+    return KubeCluster(Path(real) if real else kube_emulator[1], "test")
+
+
+@pytest.fixture
+def btrfs_root(tmp_path: Path) -> Iterator[Path]:
+    require(btrfs_available())
+    fs = LoopBtrfs(tmp_path / "btrfs.img", tmp_path / "btrfs", size_bytes=512 << 20)
+    fs.start()
+    try:
+        yield fs.mountpoint
+    finally:
+        fs.stop()
