@@ -102,8 +102,13 @@ def test_error_statuses_match_the_real_server(core: client.CoreV1Api) -> None:
     code, body = error_of(lambda: core.read_namespaced_config_map("nope", NS))
     assert code == 404
     assert body == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": 'configmaps "nope" not found', "reason": "NotFound", "code": 404,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'configmaps "nope" not found',
+        "reason": "NotFound",
+        "code": 404,
         "details": {"name": "nope", "kind": "configmaps"},
     }
     code, body = error_of(lambda: core.create_namespaced_config_map(NS, configmap("a")))
@@ -116,7 +121,10 @@ def test_error_statuses_match_the_real_server(core: client.CoreV1Api) -> None:
     assert (code, body["reason"]) == (422, "Invalid")
     code, body = error_of(lambda: core.create_namespaced_config_map("missing", configmap("c")))
     assert (code, body["reason"], body["details"]) == (
-        404, "NotFound", {"name": "missing", "kind": "namespaces"})
+        404,
+        "NotFound",
+        {"name": "missing", "kind": "namespaces"},
+    )
 
 
 def test_group_kinds_and_cluster_scoped_kinds(api: ApiClient) -> None:
@@ -126,8 +134,9 @@ def test_group_kinds_and_cluster_scoped_kinds(api: ApiClient) -> None:
     assert body["message"] == 'deployments.apps "x" not found'
     assert body["details"] == {"name": "x", "kind": "deployments", "group": "apps"}
     storage = client.StorageV1Api(api)
-    storage.create_storage_class({"metadata": {"name": "fast", "namespace": "ignored"},
-                                  "provisioner": "vessel.io/csi"})
+    storage.create_storage_class(
+        {"metadata": {"name": "fast", "namespace": "ignored"}, "provisioner": "vessel.io/csi"}
+    )
     sc = raw_json(storage.read_storage_class, "fast")
     assert "namespace" not in sc["metadata"]
     assert sc["apiVersion"] == "storage.k8s.io/v1"
@@ -137,12 +146,19 @@ def test_resource_version_is_global_and_monotonic(api: ApiClient) -> None:
     core = client.CoreV1Api(api)
     rvs = [
         int(core.create_namespaced_config_map(NS, configmap("a")).metadata.resource_version),
-        int(core.create_namespaced_secret(NS, {"metadata": {"name": "s"}}).metadata
-            .resource_version),
-        int(client.AppsV1Api(api).create_namespaced_deployment(NS, deployment("d"))
-            .metadata.resource_version),
-        int(core.patch_namespaced_config_map("a", NS, {"data": {"x": "y"}})
-            .metadata.resource_version),
+        int(
+            core.create_namespaced_secret(NS, {"metadata": {"name": "s"}}).metadata.resource_version
+        ),
+        int(
+            client.AppsV1Api(api)
+            .create_namespaced_deployment(NS, deployment("d"))
+            .metadata.resource_version
+        ),
+        int(
+            core.patch_namespaced_config_map(
+                "a", NS, {"data": {"x": "y"}}
+            ).metadata.resource_version
+        ),
     ]
     assert rvs == sorted(rvs) and len(set(rvs)) == 4
     listed = core.list_namespaced_config_map(NS).metadata.resource_version
@@ -183,17 +199,27 @@ def test_field_selectors(core: client.CoreV1Api) -> None:
     items = core.list_namespaced_config_map(NS, field_selector="metadata.name!=b").items
     assert [i.metadata.name for i in items] == ["a"]
     for name, kind in (("e1", "Pod"), ("e2", "PersistentVolumeClaim")):
-        core.create_namespaced_event(NS, {
-            "metadata": {"name": name},
-            "involvedObject": {"kind": kind, "name": "target", "namespace": NS},
-        })
+        core.create_namespaced_event(
+            NS,
+            {
+                "metadata": {"name": name},
+                "involvedObject": {"kind": kind, "name": "target", "namespace": NS},
+            },
+        )
     selector = "involvedObject.name=target,involvedObject.kind==PersistentVolumeClaim"
     items = core.list_namespaced_event(NS, field_selector=selector).items
     assert [i.metadata.name for i in items] == ["e2"]
-    core.create_namespaced_pod(NS, {"metadata": {"name": "p1"}, "spec": {
-        "nodeName": "node-1", "containers": [{"name": "c", "image": "busybox"}]}})
-    core.create_namespaced_pod(NS, {"metadata": {"name": "p2"}, "spec": {
-        "containers": [{"name": "c", "image": "busybox"}]}})
+    core.create_namespaced_pod(
+        NS,
+        {
+            "metadata": {"name": "p1"},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox"}]},
+        },
+    )
+    core.create_namespaced_pod(
+        NS,
+        {"metadata": {"name": "p2"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+    )
     pods = core.list_pod_for_all_namespaces(field_selector="spec.nodeName=node-1").items
     assert [p.metadata.name for p in pods] == ["p1"]
     pods = core.list_namespaced_pod(NS, field_selector="spec.nodeName=,status.phase=Pending")
@@ -226,7 +252,9 @@ def test_all_namespaces_list_envelope(core: client.CoreV1Api) -> None:
     listing = raw_json(core.list_persistent_volume_claim_for_all_namespaces)
     assert (listing["kind"], listing["apiVersion"]) == ("PersistentVolumeClaimList", "v1")
     assert [(i["metadata"]["namespace"], i["kind"]) for i in listing["items"]] == [
-        (NS, "PersistentVolumeClaim"), ("team", "PersistentVolumeClaim")]
+        (NS, "PersistentVolumeClaim"),
+        ("team", "PersistentVolumeClaim"),
+    ]
     team = core.read_namespace("team")
     assert team.status.phase == "Active"
     phases = [n.status.phase for n in core.list_namespace().items]
@@ -257,9 +285,18 @@ def test_replace_with_stale_resource_version_conflicts(core: client.CoreV1Api) -
 
 def test_status_subresource_is_isolated(api: ApiClient, tmp_path: Path) -> None:
     batch = client.BatchV1Api(api)
-    job = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {
-        "containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"}}},
-        "status": {"active": 5}}
+    job = {
+        "metadata": {"name": "j"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "c", "image": "busybox"}],
+                    "restartPolicy": "Never",
+                }
+            }
+        },
+        "status": {"active": 5},
+    }
     created = raw_json(batch.create_namespaced_job, NS, job)
     assert "status" not in created and created["metadata"]["generation"] == 1
     body = dict(created, status={"active": 3})
@@ -273,7 +310,8 @@ def test_status_subresource_is_isolated(api: ApiClient, tmp_path: Path) -> None:
     assert updated["status"] == {"active": 2} and updated["spec"]["parallelism"] == 4
     assert updated["metadata"]["generation"] == 2
     patched = batch.patch_namespaced_job_status(
-        "j", NS, {"status": {"succeeded": 1}, "metadata": {"labels": {"x": "y"}}})
+        "j", NS, {"status": {"succeeded": 1}, "metadata": {"labels": {"x": "y"}}}
+    )
     assert patched.status.succeeded == 1 and patched.status.active == 2
     assert not patched.metadata.labels
     patched = batch.patch_namespaced_job("j", NS, {"status": {"failed": 7}})
@@ -282,38 +320,83 @@ def test_status_subresource_is_isolated(api: ApiClient, tmp_path: Path) -> None:
 
 def test_merge_strategic_and_json_patches(api: ApiClient) -> None:
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    core.create_namespaced_config_map(NS, {"metadata": {"name": "a"}, "data": {"x": "1",
-                                                                              "y": "2"}})
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "a"}, "data": {"x": "1", "y": "2"}})
     merged = core.patch_namespaced_config_map(
-        "a", NS, {"data": {"x": None, "z": "3"}}, _content_type=MERGE)
+        "a", NS, {"data": {"x": None, "z": "3"}}, _content_type=MERGE
+    )
     assert merged.data == {"y": "2", "z": "3"}
-    patched = core.patch_namespaced_config_map("a", NS, [
-        {"op": "add", "path": "/metadata/labels", "value": {"a/b": "c"}},
-        {"op": "replace", "path": "/data/y", "value": "22"},
-        {"op": "move", "from": "/data/z", "path": "/data/w"},
-        {"op": "test", "path": "/data/w", "value": "3"},
-    ])
+    patched = core.patch_namespaced_config_map(
+        "a",
+        NS,
+        [
+            {"op": "add", "path": "/metadata/labels", "value": {"a/b": "c"}},
+            {"op": "replace", "path": "/data/y", "value": "22"},
+            {"op": "move", "from": "/data/z", "path": "/data/w"},
+            {"op": "test", "path": "/data/w", "value": "3"},
+        ],
+    )
     assert patched.data == {"y": "22", "w": "3"} and patched.metadata.labels == {"a/b": "c"}
-    code, body = error_of(lambda: core.patch_namespaced_config_map(
-        "a", NS, [{"op": "test", "path": "/data/y", "value": "nope"}]))
+    code, body = error_of(
+        lambda: core.patch_namespaced_config_map(
+            "a", NS, [{"op": "test", "path": "/data/y", "value": "nope"}]
+        )
+    )
     assert (code, body["reason"]) == (422, "Invalid")
-    apps.create_namespaced_deployment(NS, deployment("d", containers=[
-        {"name": "app", "image": "app:1"}, {"name": "sidecar", "image": "side:1"}]))
-    strategic = apps.patch_namespaced_deployment("d", NS, {"spec": {"template": {"spec": {
-        "containers": [{"name": "sidecar", "image": "side:2"}]}}}})
+    apps.create_namespaced_deployment(
+        NS,
+        deployment(
+            "d",
+            containers=[{"name": "app", "image": "app:1"}, {"name": "sidecar", "image": "side:1"}],
+        ),
+    )
+    strategic = apps.patch_namespaced_deployment(
+        "d",
+        NS,
+        {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "side:2"}]}}}},
+    )
     containers = [(c.name, c.image) for c in strategic.spec.template.spec.containers]
     assert containers == [("app", "app:1"), ("sidecar", "side:2")]
     assert strategic.metadata.generation == 2
-    replaced = apps.patch_namespaced_deployment("d", NS, {"spec": {"template": {"spec": {
-        "containers": [{"name": "only", "image": "o:1"}]}}}}, _content_type=MERGE)
+    replaced = apps.patch_namespaced_deployment(
+        "d",
+        NS,
+        {"spec": {"template": {"spec": {"containers": [{"name": "only", "image": "o:1"}]}}}},
+        _content_type=MERGE,
+    )
     assert [c.name for c in replaced.spec.template.spec.containers] == ["only"]
 
 
 def test_patch_with_unknown_media_type_is_415(core: client.CoreV1Api) -> None:
     core.create_namespaced_config_map(NS, configmap("a"))
-    code, body = error_of(lambda: core.patch_namespaced_config_map(
-        "a", NS, {"data": {}}, _content_type="application/json"))
+    code, body = error_of(
+        lambda: core.patch_namespaced_config_map(
+            "a", NS, {"data": {}}, _content_type="application/json"
+        )
+    )
     assert (code, body["reason"]) == (415, "UnsupportedMediaType")
+
+
+def test_create_rejects_resource_version_and_honours_dry_run(core: client.CoreV1Api) -> None:
+    code, body = error_of(
+        lambda: core.create_namespaced_config_map(
+            NS, {"metadata": {"name": "a", "resourceVersion": "7"}}
+        )
+    )
+    assert code == 500
+    assert body["message"] == "resourceVersion should not be set on objects to be created"
+    assert "reason" not in body
+    dry = core.create_namespaced_config_map(NS, configmap("a"), dry_run="All")
+    assert dry.metadata.uid and not dry.metadata.resource_version
+    assert core.list_namespaced_config_map(NS).items == []
+    created = core.create_namespaced_config_map(NS, configmap("a"))
+    core.patch_namespaced_config_map("a", NS, {"data": {"k": "dry"}}, dry_run="All")
+    assert core.read_namespaced_config_map("a", NS).data == {"k": "v"}
+    stale = {"preconditions": {"uid": "someone-else"}}
+    code, body = error_of(lambda: core.delete_namespaced_config_map("a", NS, body=stale))
+    assert (code, body["reason"]) == (409, "Conflict")
+    fresh = {"preconditions": {"uid": created.metadata.uid}}
+    core.delete_namespaced_config_map("a", NS, body=fresh)
+    assert core.list_namespaced_config_map(NS).items == []
 
 
 # Deletion
@@ -321,7 +404,8 @@ def test_patch_with_unknown_media_type_is_415(core: client.CoreV1Api) -> None:
 
 def test_finalizers_defer_deletion(core: client.CoreV1Api) -> None:
     created = core.create_namespaced_config_map(
-        NS, {"metadata": {"name": "held", "finalizers": ["vessel.io/protect"]}})
+        NS, {"metadata": {"name": "held", "finalizers": ["vessel.io/protect"]}}
+    )
     start = created.metadata.resource_version
     # Client 37 types DELETE responses as plain dicts: the server may send an object or a Status.
     pending = core.delete_namespaced_config_map("held", NS)
@@ -329,12 +413,14 @@ def test_finalizers_defer_deletion(core: client.CoreV1Api) -> None:
     held = core.read_namespaced_config_map("held", NS)
     assert held.metadata.deletion_timestamp is not None
     assert held.metadata.finalizers == ["vessel.io/protect"]
-    core.patch_namespaced_config_map("held", NS, {"metadata": {"finalizers": None}},
-                                     _content_type=MERGE)
+    core.patch_namespaced_config_map(
+        "held", NS, {"metadata": {"finalizers": None}}, _content_type=MERGE
+    )
     code, _ = error_of(lambda: core.read_namespaced_config_map("held", NS))
     assert code == 404
-    events = watch_events(core.list_namespaced_config_map, NS, resource_version=start,
-                          timeout_seconds=1)
+    events = watch_events(
+        core.list_namespaced_config_map, NS, resource_version=start, timeout_seconds=1
+    )
     assert names(events) == [("MODIFIED", "held"), ("DELETED", "held")]
     assert events[0][1]["metadata"]["deletionTimestamp"]
     plain = core.create_namespaced_config_map(NS, configmap("plain"))
@@ -354,16 +440,19 @@ def test_deleting_a_namespace_deletes_its_contents(api: ApiClient) -> None:
     core.delete_namespace("doomed")
     code, _ = error_of(lambda: core.read_namespace("doomed"))
     assert code == 404
-    assert core.list_config_map_for_all_namespaces(
-        field_selector="metadata.namespace=doomed").items == []
-    assert [c.metadata.name for c in core.list_namespaced_config_map(NS).items] == [
-        "survivor"]
+    assert (
+        core.list_config_map_for_all_namespaces(field_selector="metadata.namespace=doomed").items
+        == []
+    )
+    assert [c.metadata.name for c in core.list_namespaced_config_map(NS).items] == ["survivor"]
     deleted = {
         (kind_name, obj["metadata"]["name"])
-        for func, kind_name in ((core.list_config_map_for_all_namespaces, "cm"),
-                                (core.list_persistent_volume_claim_for_all_namespaces, "pvc"),
-                                (apps.list_deployment_for_all_namespaces, "deploy"),
-                                (core.list_namespace, "ns"))
+        for func, kind_name in (
+            (core.list_config_map_for_all_namespaces, "cm"),
+            (core.list_persistent_volume_claim_for_all_namespaces, "pvc"),
+            (apps.list_deployment_for_all_namespaces, "deploy"),
+            (core.list_namespace, "ns"),
+        )
         for kind, obj in watch_events(func, resource_version=start, timeout_seconds=1)
         if kind == "DELETED"
     }
@@ -375,13 +464,15 @@ def test_deleting_a_namespace_deletes_its_contents(api: ApiClient) -> None:
 def test_namespace_waits_for_finalized_contents(core: client.CoreV1Api) -> None:
     core.create_namespace({"metadata": {"name": "slow"}})
     core.create_namespaced_config_map(
-        "slow", {"metadata": {"name": "held", "finalizers": ["vessel.io/x"]}})
+        "slow", {"metadata": {"name": "held", "finalizers": ["vessel.io/x"]}}
+    )
     core.delete_namespace("slow")
     assert core.read_namespace("slow").status.phase == "Terminating"
     code, body = error_of(lambda: core.create_namespaced_config_map("slow", configmap("new")))
     assert (code, body["reason"]) == (403, "Forbidden")
-    core.patch_namespaced_config_map("held", "slow", [
-        {"op": "remove", "path": "/metadata/finalizers"}])
+    core.patch_namespaced_config_map(
+        "held", "slow", [{"op": "remove", "path": "/metadata/finalizers"}]
+    )
     code, _ = error_of(lambda: core.read_namespace("slow"))
     assert code == 404
 
@@ -397,10 +488,10 @@ def test_watch_from_resource_version_replays_exact_history(core: client.CoreV1Ap
     core.create_namespaced_secret(NS, {"metadata": {"name": "other-kind"}})
     core.create_namespaced_config_map(NS, configmap("b"))
     core.delete_namespaced_config_map("a", NS)
-    events = watch_events(core.list_namespaced_config_map, NS, resource_version=start,
-                          timeout_seconds=1)
-    assert names(events) == [("ADDED", "a"), ("MODIFIED", "a"), ("ADDED", "b"),
-                             ("DELETED", "a")]
+    events = watch_events(
+        core.list_namespaced_config_map, NS, resource_version=start, timeout_seconds=1
+    )
+    assert names(events) == [("ADDED", "a"), ("MODIFIED", "a"), ("ADDED", "b"), ("DELETED", "a")]
     rvs = [int(obj["metadata"]["resourceVersion"]) for _, obj in events]
     assert rvs == sorted(rvs) and len(set(rvs)) == 4
     assert events[1][1]["data"] == {"k": "2"}
@@ -412,8 +503,9 @@ def test_watch_from_zero_lists_then_streams_live(core: client.CoreV1Api) -> None
     core.create_namespaced_config_map(NS, configmap("b"))
     seen: list[tuple[str, str]] = []
     stream = watch.Watch()
-    for event in stream.stream(core.list_namespaced_config_map, NS, resource_version="0",
-                               timeout_seconds=5):
+    for event in stream.stream(
+        core.list_namespaced_config_map, NS, resource_version="0", timeout_seconds=5
+    ):
         seen.append((event["type"], event["object"].metadata.name))
         if len(seen) == 2:
             # Created only after the synthetic ADDEDs arrived, so it can only come live.
@@ -430,11 +522,12 @@ def test_watch_all_namespaces_stream_is_live(core: client.CoreV1Api) -> None:
     rv = core.list_persistent_volume_claim_for_all_namespaces().metadata.resource_version
 
     def consume() -> None:
-        for event in watcher.stream(core.list_persistent_volume_claim_for_all_namespaces,
-                                    resource_version=rv):
+        for event in watcher.stream(
+            core.list_persistent_volume_claim_for_all_namespaces, resource_version=rv
+        ):
             obj = event["object"]
             seen.append((event["type"], f"{obj.metadata.namespace}/{obj.metadata.name}"))
-            if len(seen) == 3:
+            if len(seen) == 4:
                 watcher.stop()
 
     thread = threading.Thread(target=consume)
@@ -444,7 +537,13 @@ def test_watch_all_namespaces_stream_is_live(core: client.CoreV1Api) -> None:
     core.delete_namespaced_persistent_volume_claim("one", "team")
     thread.join(10)
     assert not thread.is_alive()
-    assert seen == [("ADDED", "team/one"), ("ADDED", "default/two"), ("DELETED", "team/one")]
+    # The pvc-protection finalizer makes a claim's deletion two steps, as in a real cluster.
+    assert seen == [
+        ("ADDED", "team/one"),
+        ("ADDED", "default/two"),
+        ("MODIFIED", "team/one"),
+        ("DELETED", "team/one"),
+    ]
 
 
 def test_shared_informer_tracks_objects(tmp_path: Path) -> None:
@@ -455,8 +554,9 @@ def test_shared_informer_tracks_objects(tmp_path: Path) -> None:
         informer.start()
         try:
             core.create_namespaced_persistent_volume_claim(NS, pvc("after"))
-            wait_for(lambda: {o.metadata.name for o in informer.cache.list()} == {
-                "before", "after"})
+            wait_for(
+                lambda: {o.metadata.name for o in informer.cache.list()} == {"before", "after"}
+            )
             core.delete_namespaced_persistent_volume_claim("before", NS)
             wait_for(lambda: [o.metadata.name for o in informer.cache.list()] == ["after"])
         finally:
@@ -479,7 +579,8 @@ def test_watch_older_than_history_gets_410_expired(tmp_path: Path) -> None:
         for i in range(10):
             core.create_namespaced_config_map(NS, configmap(f"cm-{i}"))
         response = core.list_namespaced_config_map(
-            NS, watch=True, resource_version=start, _preload_content=False)
+            NS, watch=True, resource_version=start, _preload_content=False
+        )
         lines = [line for line in response.data.decode().splitlines() if line]
         assert len(lines) == 1
         event = json.loads(lines[0])
@@ -487,12 +588,17 @@ def test_watch_older_than_history_gets_410_expired(tmp_path: Path) -> None:
         assert event["object"]["kind"] == "Status"
         assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
         with pytest.raises(ApiException) as caught:
-            watch_events(core.list_namespaced_config_map, NS, resource_version=start,
-                         timeout_seconds=1)
+            watch_events(
+                core.list_namespaced_config_map, NS, resource_version=start, timeout_seconds=1
+            )
         assert caught.value.status == 410
         recent = core.list_namespaced_config_map(NS).metadata.resource_version
-        assert watch_events(core.list_namespaced_config_map, NS, resource_version=recent,
-                            timeout_seconds=1) == []
+        assert (
+            watch_events(
+                core.list_namespaced_config_map, NS, resource_version=recent, timeout_seconds=1
+            )
+            == []
+        )
 
 
 def test_selector_transitions_produce_added_and_deleted(core: client.CoreV1Api) -> None:
@@ -503,12 +609,22 @@ def test_selector_transitions_produce_added_and_deleted(core: client.CoreV1Api) 
     core.patch_namespaced_config_map("a", NS, {"data": {"k": "3"}})
     core.patch_namespaced_config_map("a", NS, {"metadata": {"labels": {"app": "web"}}})
     core.delete_namespaced_config_map("a", NS)
-    events = watch_events(core.list_namespaced_config_map, NS, resource_version=start,
-                          label_selector="app=web", timeout_seconds=1)
+    events = watch_events(
+        core.list_namespaced_config_map,
+        NS,
+        resource_version=start,
+        label_selector="app=web",
+        timeout_seconds=1,
+    )
     assert [kind for kind, _ in events] == ["ADDED", "MODIFIED", "DELETED", "ADDED", "DELETED"]
     assert events[2][1]["metadata"]["labels"] == {"app": "web"}
-    fields = watch_events(core.list_namespaced_config_map, NS, resource_version=start,
-                          field_selector="metadata.name=b", timeout_seconds=1)
+    fields = watch_events(
+        core.list_namespaced_config_map,
+        NS,
+        resource_version=start,
+        field_selector="metadata.name=b",
+        timeout_seconds=1,
+    )
     assert fields == []
 
 
@@ -518,13 +634,21 @@ def test_bookmarks_while_idle(core: client.CoreV1Api) -> None:
     stream = watch.Watch()
     events = [
         (e["type"], e["raw_object"])
-        for e in stream.stream(core.list_namespaced_config_map, NS, resource_version=current,
-                               allow_watch_bookmarks=True, timeout_seconds=3)
+        for e in stream.stream(
+            core.list_namespaced_config_map,
+            NS,
+            resource_version=current,
+            allow_watch_bookmarks=True,
+            timeout_seconds=3,
+        )
     ]
     assert len(events) >= 2
     assert {kind for kind, _ in events} == {"BOOKMARK"}
-    assert events[0][1] == {"kind": "ConfigMap", "apiVersion": "v1",
-                            "metadata": {"resourceVersion": current}}
+    assert events[0][1] == {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": current},
+    }
     assert stream.resource_version == current
 
 
@@ -560,14 +684,22 @@ def test_stop_closes_open_watches(tmp_path: Path) -> None:
 
 def test_pv_binder_binds_and_releases(api: ApiClient) -> None:
     core, storage = client.CoreV1Api(api), client.StorageV1Api(api)
-    storage.create_storage_class({"metadata": {"name": "vessel", "annotations": {
-        "storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "vessel.io/csi"})
+    storage.create_storage_class(
+        {
+            "metadata": {
+                "name": "vessel",
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": "vessel.io/csi",
+        }
+    )
     claim = core.create_namespaced_persistent_volume_claim(NS, pvc("data", storage_class=None))
     assert claim.status.phase == "Pending"
     assert claim.spec.storage_class_name == "vessel"
     claim = core.read_namespaced_persistent_volume_claim("data", NS)
     assert claim.metadata.annotations["volume.kubernetes.io/storage-provisioner"] == (
-        "vessel.io/csi")
+        "vessel.io/csi"
+    )
     start = claim.metadata.resource_version
     volume = core.create_persistent_volume(pv("pv-1", claim_ref=("default", "data")))
     assert volume.status.phase == "Available"
@@ -579,8 +711,9 @@ def test_pv_binder_binds_and_releases(api: ApiClient) -> None:
     assert bound.status.phase == "Bound"
     assert bound.status.capacity == {"storage": "5Gi"}
     assert bound.status.access_modes == ["ReadWriteOnce"]
-    events = watch_events(core.list_namespaced_persistent_volume_claim, NS,
-                          resource_version=start, timeout_seconds=1)
+    events = watch_events(
+        core.list_namespaced_persistent_volume_claim, NS, resource_version=start, timeout_seconds=1
+    )
     assert [kind for kind, _ in events] == ["MODIFIED", "MODIFIED"]
     assert events[-1][1]["status"]["phase"] == "Bound"
     core.delete_namespaced_persistent_volume_claim("data", NS)
@@ -606,12 +739,50 @@ def test_workloads_report_ready(api: ApiClient) -> None:
     apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 0}})
     status = apps.read_namespaced_deployment("web", NS).status
     assert (status.replicas, status.ready_replicas, status.observed_generation) == (0, 0, 2)
-    apps.create_namespaced_stateful_set(NS, {"metadata": {"name": "db"}, "spec": {
-        "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
-        "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
-            "containers": [{"name": "db", "image": "db:1"}]}}}})
+    apps.create_namespaced_stateful_set(
+        NS,
+        {
+            "metadata": {"name": "db"},
+            "spec": {
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {
+                    "metadata": {"labels": {"app": "db"}},
+                    "spec": {"containers": [{"name": "db", "image": "db:1"}]},
+                },
+            },
+        },
+    )
     sts = apps.read_namespaced_stateful_set("db", NS).status
     assert (sts.replicas, sts.ready_replicas) == (1, 1)
+
+
+def test_storage_protection_finalizers(core: client.CoreV1Api) -> None:
+    core.create_namespaced_persistent_volume_claim(NS, pvc("data"))
+    core.create_persistent_volume(pv("pv-1", claim_ref=(NS, "data")))
+    volume = core.read_persistent_volume("pv-1")
+    assert volume.metadata.finalizers == ["kubernetes.io/pv-protection"]
+    core.create_namespaced_pod(
+        NS,
+        {
+            "metadata": {"name": "user"},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox"}],
+                "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}],
+            },
+        },
+    )
+    core.delete_persistent_volume("pv-1")
+    core.delete_namespaced_persistent_volume_claim("data", NS)
+    claim = core.read_namespaced_persistent_volume_claim("data", NS)
+    assert claim.metadata.deletion_timestamp is not None
+    assert claim.metadata.finalizers == ["kubernetes.io/pvc-protection"]
+    assert core.read_persistent_volume("pv-1").status.phase == "Bound"
+    core.delete_namespaced_pod("user", NS)
+    code, _ = error_of(lambda: core.read_namespaced_persistent_volume_claim("data", NS))
+    assert code == 404
+    code, _ = error_of(lambda: core.read_persistent_volume("pv-1"))
+    assert code == 404
 
 
 def test_controllers_can_be_disabled(tmp_path: Path) -> None:
@@ -619,8 +790,7 @@ def test_controllers_can_be_disabled(tmp_path: Path) -> None:
         core = client.CoreV1Api(api)
         core.create_namespaced_persistent_volume_claim(NS, pvc("data"))
         core.create_persistent_volume(pv("pv-1", claim_ref=(NS, "data")))
-        assert core.read_namespaced_persistent_volume_claim("data", NS).status.phase == (
-            "Pending")
+        assert core.read_namespaced_persistent_volume_claim("data", NS).status.phase == ("Pending")
         client.AppsV1Api(api).create_namespaced_deployment(NS, deployment("web"))
         assert client.AppsV1Api(api).read_namespaced_deployment("web", NS).status is None
 
@@ -639,26 +809,37 @@ def test_wrong_token_is_unauthorized(tmp_path: Path) -> None:
         with config.new_client_from_config(config_file=str(kubeconfig)) as api:
             code, body = error_of(lambda: client.CoreV1Api(api).list_namespace())
         assert code == 401
-        assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                        "status": "Failure", "message": "Unauthorized",
-                        "reason": "Unauthorized", "code": 401}
+        assert body == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "Unauthorized",
+            "reason": "Unauthorized",
+            "code": 401,
+        }
 
 
 def test_dynamic_client_discovery(api: ApiClient, tmp_path: Path) -> None:
     dyn = dynamic.DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
     assert dyn.version["kubernetes"]["major"] == "1"
-    snapshots = dyn.resources.get(api_version="snapshot.storage.k8s.io/v1",
-                                  kind="VolumeSnapshot")
+    snapshots = dyn.resources.get(api_version="snapshot.storage.k8s.io/v1", kind="VolumeSnapshot")
     assert snapshots.namespaced and snapshots.name == "volumesnapshots"
-    snapshots.create(namespace=NS, body={
-        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-        "metadata": {"name": "snap"},
-        "spec": {"source": {"persistentVolumeClaimName": "data"}}})
+    snapshots.create(
+        namespace=NS,
+        body={
+            "apiVersion": "snapshot.storage.k8s.io/v1",
+            "kind": "VolumeSnapshot",
+            "metadata": {"name": "snap"},
+            "spec": {"source": {"persistentVolumeClaimName": "data"}},
+        },
+    )
     fetched = snapshots.get(name="snap", namespace=NS)
     assert fetched.spec.source.persistentVolumeClaimName == "data"
     deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
-    deployments.create(namespace=NS, body=dict(deployment("web"), apiVersion="apps/v1",
-                                               kind="Deployment"))
+    deployments.create(
+        namespace=NS, body=dict(deployment("web"), apiVersion="apps/v1", kind="Deployment")
+    )
     listed = deployments.get(namespace=NS)
     assert [item.metadata.name for item in listed.items] == ["web"]
     pvs = dyn.resources.get(api_version="v1", kind="PersistentVolume")
@@ -672,9 +853,20 @@ def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "cli-kubeconfig"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     process = subprocess.Popen(
-        [sys.executable, "-m", "vessel.emulators.kube", "--port", "0",
-         "--kubeconfig", str(kubeconfig), "--context", "cli"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "vessel.emulators.kube",
+            "--port",
+            "0",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--context",
+            "cli",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 15
@@ -705,8 +897,7 @@ def test_create_throughput(core: client.CoreV1Api) -> None:
 
 
 def pvc(name: str, storage_class: str | None = "vessel", volume_name: str | None = None) -> Obj:
-    spec: Obj = {"accessModes": ["ReadWriteOnce"],
-                 "resources": {"requests": {"storage": "5Gi"}}}
+    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}
     if storage_class is not None:
         spec["storageClassName"] = storage_class
     if volume_name is not None:
@@ -715,19 +906,26 @@ def pvc(name: str, storage_class: str | None = "vessel", volume_name: str | None
 
 
 def pv(name: str, claim_ref: tuple[str, str]) -> Obj:
-    return {"metadata": {"name": name}, "spec": {
-        "capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"],
-        "storageClassName": "vessel", "persistentVolumeReclaimPolicy": "Delete",
-        "claimRef": {"namespace": claim_ref[0], "name": claim_ref[1]},
-        "csi": {"driver": "vessel.io/csi", "volumeHandle": name}}}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "5Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "vessel",
+            "persistentVolumeReclaimPolicy": "Delete",
+            "claimRef": {"namespace": claim_ref[0], "name": claim_ref[1]},
+            "csi": {"driver": "vessel.io/csi", "volumeHandle": name},
+        },
+    }
 
 
-def deployment(name: str, replicas: int | None = None,
-               containers: list[Obj] | None = None) -> Obj:
+def deployment(name: str, replicas: int | None = None, containers: list[Obj] | None = None) -> Obj:
     spec: Obj = {
         "selector": {"matchLabels": {"app": name}},
-        "template": {"metadata": {"labels": {"app": name}}, "spec": {
-            "containers": containers or [{"name": name, "image": f"{name}:1"}]}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"containers": containers or [{"name": name, "image": f"{name}:1"}]},
+        },
     }
     if replicas is not None:
         spec["replicas"] = replicas

@@ -59,6 +59,10 @@ class Stack:
         self.s3.start(ready=self._bucket_ready)
         backends = {cid: self._backend(cid, i) for i, cid in enumerate(CLUSTERS)}
         for cid in CLUSTERS:
+            real = os.environ.get(f"VESSEL_KUBECONFIG_{cid.upper().replace('-', '_')}")
+            if real:  # a real API server: the same scenario, no emulator
+                self.kubeconfigs[cid] = Path(real)
+                continue
             emulator = KubeEmulator()
             emulator.start()
             self.clusters[cid] = emulator

@@ -33,6 +33,8 @@ def failure_status(code: int, reason: str, message: str, details: Obj | None = N
         "reason": reason,
         "code": code,
     }
+    if not reason:
+        del body["reason"]  # StatusReasonUnknown is "", which Go's omitempty drops
     if details is not None:
         body["details"] = details
     return body

@@ -5,16 +5,24 @@ from __future__ import annotations
 import copy
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from vessel.emulators.kube import errors
-from vessel.emulators.kube.kinds import Kind
+from vessel.emulators.kube.kinds import Kind, core
 
 Obj = dict[str, Any]
 
 # Fields the server owns: client values are ignored on update, as the real server does.
 _SERVER_OWNED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+# Phases the real registries' PrepareForCreate/defaulting give new objects.
+_INITIAL_PHASE = {
+    core("namespaces"): "Active",
+    core("persistentvolumeclaims"): "Pending",
+    core("persistentvolumes"): "Pending",
+    core("pods"): "Pending",
+}
 # apimachinery's generateName alphabet: no vowels (no accidental words), no 0/1/3 (look-alikes).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -23,8 +31,13 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def generated_name(prefix: str) -> str:
-    return prefix + "".join(random.choices(_NAME_ALPHABET, k=5))
+def unused_name(kind: Kind, prefix: str, taken: Callable[[str], bool]) -> str:
+    """A generateName result; like the real server, give up after a few collisions."""
+    for _ in range(8):
+        name = prefix + "".join(random.choices(_NAME_ALPHABET, k=5))
+        if not taken(name):
+            return name
+    raise errors.already_exists(kind, prefix)
 
 
 def meta(obj: Obj) -> Obj:
@@ -72,6 +85,9 @@ def prepare_create(kind: Kind, namespace: str, body: Obj) -> Obj:
         metadata["namespace"] = namespace
     else:
         metadata.pop("namespace", None)
+    if metadata.get("resourceVersion"):
+        # The real storage layer rejects this with a bare 500; restore code must strip it.
+        raise errors.ApiError(500, "", "resourceVersion should not be set on objects to be created")
     for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
         metadata.pop(field, None)
     metadata["uid"] = str(uuid.uuid4())
@@ -81,6 +97,8 @@ def prepare_create(kind: Kind, namespace: str, body: Obj) -> Obj:
     if kind.has_status:
         # The real server resets status on create; only the status subresource writes it.
         obj.pop("status", None)
+    if kind in _INITIAL_PHASE:
+        obj["status"] = {"phase": _INITIAL_PHASE[kind]}
     return obj
 
 
@@ -146,3 +164,16 @@ def mark_deleting(obj: Obj) -> Obj:
 def resource_version_of(obj: Obj) -> str:
     value = meta(obj).get("resourceVersion")
     return str(value) if value else ""
+
+
+def check_preconditions(kind: Kind, current: Obj, preconditions: Obj) -> None:
+    """DeleteOptions.preconditions: uid and resourceVersion must match the stored object."""
+    for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        wanted, actual = preconditions.get(field), meta(current).get(field)
+        if wanted and wanted != actual:
+            raise errors.precondition_failed(
+                kind,
+                meta(current)["name"],
+                f"Precondition failed: {label} in precondition: {wanted}, "
+                f"{label} in object meta: {actual}",
+            )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from vessel.emulators.kube import errors, objects
-from vessel.emulators.kube.history import ADDED, DELETED, MODIFIED, Event, EventLog
+from vessel.emulators.kube.history import ADDED, DELETED, MODIFIED, Event, EventLog, with_rv
 from vessel.emulators.kube.kinds import KINDS, Kind, core
 from vessel.emulators.kube.objects import meta
 
@@ -25,12 +25,6 @@ Predicate = Callable[[Obj], bool]
 
 NAMESPACES = core("namespaces")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public")
-_INITIAL_PHASE = {
-    NAMESPACES: "Active",
-    core("persistentvolumeclaims"): "Pending",
-    core("persistentvolumes"): "Pending",
-    core("pods"): "Pending",
-}
 # Controllers that keep rewriting each other would otherwise hang the request forever.
 _MAX_SETTLE_EVENTS = 100_000
 log = logging.getLogger(__name__)
@@ -81,12 +75,12 @@ class Store:
         metadata = obj["metadata"]
         if kind.namespaced:
             self._check_namespace_open(kind, namespace, metadata.get("name") or "")
-        if kind in _INITIAL_PHASE:
-            obj["status"] = {"phase": _INITIAL_PHASE[kind]}
         for admit in self._admission:
             admit(kind, obj)
         if not metadata.get("name"):
-            metadata["name"] = self._unused_name(kind, namespace, metadata["generateName"])
+            metadata["name"] = objects.unused_name(
+                kind, metadata["generateName"], lambda n: self.find(kind, namespace, n) is not None
+            )
         if self.find(kind, namespace, metadata["name"]) is not None:
             raise errors.already_exists(kind, metadata["name"])
         if dry_run:
@@ -132,7 +126,7 @@ class Store:
         dry_run: bool = False,
     ) -> Obj:
         current = self.get(kind, namespace, name)
-        self._check_preconditions(kind, current, (options or {}).get("preconditions") or {})
+        objects.check_preconditions(kind, current, (options or {}).get("preconditions") or {})
         if dry_run:
             return current
         if kind is NAMESPACES:
@@ -174,8 +168,7 @@ class Store:
         namespace = metadata.get("namespace", "")
         del self._objects[kind][(namespace, metadata["name"])]
         self.rv += 1
-        gone = copy.deepcopy(last)
-        gone["metadata"]["resourceVersion"] = str(self.rv)
+        gone = with_rv(last, self.rv)
         self._publish(Event(self.rv, DELETED, kind, gone, last))
         if kind.namespaced:
             ns_obj = self.find(NAMESPACES, "", namespace)
@@ -255,28 +248,3 @@ class Store:
                 f"unable to create new content in namespace "
                 f"{namespace} because it is being terminated",
             )
-
-    def _check_preconditions(self, kind: Kind, current: Obj, preconditions: Obj) -> None:
-        name = meta(current)["name"]
-        uid, rv = preconditions.get("uid"), preconditions.get("resourceVersion")
-        if uid and uid != meta(current).get("uid"):
-            raise errors.precondition_failed(
-                kind,
-                name,
-                f"Precondition failed: UID in precondition: {uid}, "
-                f"UID in object meta: {meta(current).get('uid')}",
-            )
-        if rv and rv != objects.resource_version_of(current):
-            raise errors.precondition_failed(
-                kind,
-                name,
-                f"Precondition failed: ResourceVersion in precondition: {rv}, "
-                f"ResourceVersion in object meta: {meta(current)['resourceVersion']}",
-            )
-
-    def _unused_name(self, kind: Kind, namespace: str, prefix: str) -> str:
-        for _ in range(8):
-            name = objects.generated_name(prefix)
-            if self.find(kind, namespace, name) is None:
-                return name
-        raise errors.already_exists(kind, prefix)

@@ -1,0 +1,94 @@
+"""Generates docs/events.md and docs/schemas/<type>.json from the catalog.
+
+`python -m vessel.contracts.docs` writes them; `--check` fails when they are stale.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from vessel.contracts import catalog
+from vessel.contracts.envelope import CloudEvent
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = """# Events and commands
+
+Generated from `vessel/contracts/catalog.py` by `make docs`; do not edit by hand.
+
+Every message is a CloudEvents 1.0 event in structured JSON mode
+(`Content-Type: application/cloudevents+json`) on NATS JetStream:
+
+- **Events** (facts) go to stream `{events}` on `vessel.evt.<domain>.<entity>.<verb>`,
+  retained for 7 days and replayable from any point in time.
+- **Commands** (requests for work) go to the work-queue stream `{commands}` on
+  `vessel.cmd.<service>[.<cluster>].<verb>`; each is consumed by exactly one service.
+
+Envelope: `id` (also the `Nats-Msg-Id` header, so JetStream drops a re-published
+duplicate within 2 minutes), `source` (`/clusters/<id>/<service>`), `type`
+(`io.vessel.<domain>.<entity>.<verb>.v1`), `subject` (resource path, when there is one),
+`time`, `traceparent` (W3C trace context, also a NATS header) and `data` (the payload
+below, JSON Schema in `docs/schemas/`).
+
+Guarantees: at-least-once delivery; order is preserved per subject; consumers
+de-duplicate on `id` (commands also carry an `operation_id`, their idempotency key).
+A message that fails validation, fails permanently or exhausts its 5 deliveries is
+terminated and re-published as `io.vessel.system.message.deadlettered.v1`.
+
+Subscribing from another system (durable, survives restarts, replays what it missed):
+
+```
+nats consumer add {events} audit --filter 'vessel.evt.protection.>' --pull --deliver all
+nats consumer next {events} audit --count 10
+```
+
+"""
+
+
+def schema_path(message: catalog.Message) -> Path:
+    return ROOT / "docs" / "schemas" / f"{message.type}.json"
+
+
+def render() -> dict[Path, str]:
+    out: dict[Path, str] = {}
+    lines = [HEADER.format(events=catalog.EVENTS_STREAM, commands=catalog.COMMANDS_STREAM)]
+    for kind in ("event", "command"):
+        lines.append(f"## {kind.capitalize()}s\n")
+        for message in sorted((m for m in catalog.ALL if m.kind == kind), key=lambda m: m.type):
+            schema = message.model.model_json_schema()
+            out[schema_path(message)] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+            lines.append(f"### `{message.type}`\n")
+            lines.append(f"{message.description}\n")
+            lines.append(f"- subject: `{message.subject}`")
+            lines.append(f"- payload: `{message.model.__name__}` "
+                         f"([schema](schemas/{message.type}.json))\n")
+            lines.append("| field | type | description |\n|---|---|---|")
+            for name, prop in schema.get("properties", {}).items():
+                kind_text = prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or "any"
+                required = " (required)" if name in schema.get("required", []) else ""
+                lines.append(f"| `{name}` | {kind_text}{required} | {prop.get('description', '')} |")
+            lines.append("")
+    out[ROOT / "docs" / "schemas" / "cloudevent.json"] = (
+        json.dumps(CloudEvent.model_json_schema(), indent=2, sort_keys=True) + "\n")
+    out[ROOT / "docs" / "events.md"] = "\n".join(lines).rstrip() + "\n"
+    return out
+
+
+def main() -> int:
+    files = render()
+    if "--check" in sys.argv:
+        stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+        if stale:
+            print("stale generated docs (run `make docs`): "
+                  + ", ".join(str(p.relative_to(ROOT)) for p in stale), file=sys.stderr)
+            return 1
+        return 0
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
