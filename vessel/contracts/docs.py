@@ -61,16 +61,19 @@ def render() -> dict[Path, str]:
             lines.append(f"### `{message.type}`\n")
             lines.append(f"{message.description}\n")
             lines.append(f"- subject: `{message.subject}`")
-            lines.append(f"- payload: `{message.model.__name__}` "
-                         f"([schema](schemas/{message.type}.json))\n")
+            lines.append(
+                f"- payload: `{message.model.__name__}` ([schema](schemas/{message.type}.json))\n"
+            )
             lines.append("| field | type | description |\n|---|---|---|")
             for name, prop in schema.get("properties", {}).items():
                 kind_text = prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or "any"
                 required = " (required)" if name in schema.get("required", []) else ""
-                lines.append(f"| `{name}` | {kind_text}{required} | {prop.get('description', '')} |")
+                text = prop.get("description", "")
+                lines.append(f"| `{name}` | {kind_text}{required} | {text} |")
             lines.append("")
     out[ROOT / "docs" / "schemas" / "cloudevent.json"] = (
-        json.dumps(CloudEvent.model_json_schema(), indent=2, sort_keys=True) + "\n")
+        json.dumps(CloudEvent.model_json_schema(), indent=2, sort_keys=True) + "\n"
+    )
     out[ROOT / "docs" / "events.md"] = "\n".join(lines).rstrip() + "\n"
     return out
 
@@ -80,8 +83,11 @@ def main() -> int:
     if "--check" in sys.argv:
         stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
         if stale:
-            print("stale generated docs (run `make docs`): "
-                  + ", ".join(str(p.relative_to(ROOT)) for p in stale), file=sys.stderr)
+            print(
+                "stale generated docs (run `make docs`): "
+                + ", ".join(str(p.relative_to(ROOT)) for p in stale),
+                file=sys.stderr,
+            )
             return 1
         return 0
     for path, text in files.items():
