@@ -64,11 +64,16 @@ class Informer:
         self.resource_version = ""
 
     async def run(self, on_change: OnChange) -> None:
+        """Run until cancelled. A restarted run resumes watching from the last
+        resourceVersion it saw, and lists again only when that has expired."""
         backoff = 0.5
+        relist = not self.resource_version
         while True:
             try:
-                await self._relist(on_change)
-                self.synced.set()
+                if relist:
+                    await self._relist(on_change)
+                    self.synced.set()
+                relist = True
                 backoff = 0.5
                 while True:
                     await self._watch_once(on_change)
