@@ -28,23 +28,26 @@ def app_label(obj: Obj) -> tuple[str, str] | None:
     return None
 
 
-def mounted_claims(workload: Obj) -> set[str]:
+def mounts_claim(workload: Obj, claim: str) -> bool:
+    """The workload's pods mount `claim`: by volume, or as a StatefulSet claim of any
+    ordinal (also ordinals above the current replicas: scaled-down claims are kept)."""
     pod = workload.get("spec", {}).get("template", {}).get("spec", {})
-    names = {
-        v["persistentVolumeClaim"]["claimName"]
-        for v in pod.get("volumes") or []
-        if v.get("persistentVolumeClaim")
-    }
-    replicas = int(workload.get("spec", {}).get("replicas", 1) or 0)
+    for volume in pod.get("volumes") or []:
+        if (volume.get("persistentVolumeClaim") or {}).get("claimName") == claim:
+            return True
     for template in workload.get("spec", {}).get("volumeClaimTemplates") or []:
-        base = f"{template['metadata']['name']}-{workload['metadata']['name']}"
-        names |= {f"{base}-{i}" for i in range(replicas)}
-    return names
+        base = f"{template['metadata']['name']}-{workload['metadata']['name']}-"
+        if claim.startswith(base) and claim[len(base) :].isdigit():
+            return True
+    return False
 
 
 def workload_ready(workload: Obj) -> bool:
+    status = workload.get("status", {})
+    if workload.get("kind") == "DaemonSet":
+        return int(status.get("numberReady") or 0) >= int(status.get("desiredNumberScheduled") or 0)
     wanted = workload.get("spec", {}).get("replicas", 1)
-    return int(workload.get("status", {}).get("readyReplicas") or 0) >= int(wanted or 0)
+    return int(status.get("readyReplicas") or 0) >= int(wanted or 0)
 
 
 def _ref(obj: Obj) -> ResourceRef:
@@ -76,7 +79,7 @@ def group_apps(cluster: str, objects: list[Obj]) -> dict[str, AppRecord]:
     """Applications of one cluster keyed by app id; `objects` are of any namespaced kind."""
     members: dict[tuple[str, str], list[Obj]] = defaultdict(list)
     selectors: dict[tuple[str, str], dict[str, str]] = {}
-    claim_owner: dict[tuple[str, str], tuple[str, str]] = {}
+    labelled_workloads: list[tuple[tuple[str, str], Obj]] = []
     loose: list[Obj] = []
     for obj in objects:
         ns = obj["metadata"].get("namespace")
@@ -88,17 +91,19 @@ def group_apps(cluster: str, objects: list[Obj]) -> dict[str, AppRecord]:
             continue
         key = (ns, label[1])
         members[key].append(obj)
-        selectors[key] = {label[0]: label[1]}
+        current = next(iter(selectors.get(key, {})), None)
+        if current is None or APP_LABELS.index(label[0]) < APP_LABELS.index(current):
+            selectors[key] = {label[0]: label[1]}  # the more specific label wins
         if obj["kind"] in WORKLOAD_KINDS:
-            for claim in mounted_claims(obj):
-                claim_owner[(ns, claim)] = key
+            labelled_workloads.append((key, obj))
     for obj in loose:
-        ns = obj["metadata"]["namespace"]
-        owner = (
-            claim_owner.get((ns, obj["metadata"]["name"]))
-            if obj["kind"] == "PersistentVolumeClaim"
-            else None
-        )
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        owner = None
+        if obj["kind"] == "PersistentVolumeClaim":
+            owner = next(
+                (key for key, w in labelled_workloads if key[0] == ns and mounts_claim(w, name)),
+                None,
+            )
         members[owner or (ns, ns)].append(obj)
     apps = {}
     for (ns, name), objs in members.items():

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from vessel.config import ConfigError, VesselSettings
+from vessel.contracts.models import APP_ID_PATTERN
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-APP_ID = re.compile(r"^[a-z0-9-]+\.[a-z0-9-]+\.[a-z0-9][-a-z0-9.]*$")
+APP_ID = re.compile(APP_ID_PATTERN)
 Violations = list[tuple[str, str]]
 
 

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vessel.objectstore.base import ObjectStore
 
@@ -46,6 +46,14 @@ class Entry(BaseModel):
     size: int = Field(0, ge=0)
     sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$")
     target: str = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> Entry:
+        if self.type == "file" and not self.sha256:
+            raise ValueError(f"file {self.path!r} has no sha256")
+        if self.type == "symlink" and not self.target:
+            raise ValueError(f"symlink {self.path!r} has no target")
+        return self
 
 
 class Manifest(BaseModel):
@@ -127,6 +135,8 @@ class SimpleRepository:
             self._check_inside(root, dest.parent)
             dest.parent.mkdir(parents=True, exist_ok=True)
             if entry.type == "dir":
+                if dest.is_symlink():
+                    dest.unlink()  # the manifest says directory: never chmod through a link
                 dest.mkdir(exist_ok=True)
                 dest.chmod(entry.mode)
             elif entry.type == "file":

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from services.discovery.grouping import group_apps
 from vessel.contracts.events import AppRecord
@@ -174,11 +173,6 @@ def test_a_scaled_down_workload_is_available() -> None:
     assert single(group_apps(CLUSTER, [web])).state == "Available"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workload_ready reads status.readyReplicas, which a DaemonSet never has (it reports "
-    "numberReady/desiredNumberScheduled), so every app with a DaemonSet is Failed",
-)
 def test_a_fully_ready_daemonset_is_available() -> None:
     ds = obj("DaemonSet", "agent", labels={"app": "agent"})
     ds["spec"] = {"template": {"spec": {}}}
@@ -186,12 +180,6 @@ def test_a_fully_ready_daemonset_is_available() -> None:
     assert single(group_apps(CLUSTER, [ds])).state == "Available"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValidationError,
-    reason="a valid label value that is not a DNS name (upper case, underscore) fails AppRecord "
-    "validation and group_apps raises for the whole cluster",
-)
 def test_a_label_value_that_is_not_a_dns_name_does_not_break_discovery() -> None:
     objects = [
         deployment("web", labels={"app": "Web_Frontend"}),
@@ -202,11 +190,6 @@ def test_a_label_value_that_is_not_a_dns_name_does_not_break_discovery() -> None
     assert len(apps) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mounted_claims only names claims of ordinals below spec.replicas, so scaling a "
-    "StatefulSet to zero moves its retained, unlabelled claims to the namespace app",
-)
 def test_a_statefulset_scaled_to_zero_keeps_its_claims() -> None:
     sts = obj("StatefulSet", "db", labels={"app": "pg"})
     sts["spec"] = {"replicas": 0, "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}

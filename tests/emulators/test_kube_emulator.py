@@ -283,7 +283,7 @@ def test_replace_with_stale_resource_version_conflicts(core: client.CoreV1Api) -
     assert core.replace_namespaced_config_map("a", NS, unconditional).data == {"k": "blind"}
 
 
-def test_status_subresource_is_isolated(api: ApiClient, tmp_path: Path) -> None:
+def test_status_subresource_is_isolated(api: ApiClient) -> None:
     batch = client.BatchV1Api(api)
     job = {
         "metadata": {"name": "j"},

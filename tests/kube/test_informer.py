@@ -91,7 +91,8 @@ async def test_informer_sees_changes_in_order(kube: KubeCluster) -> None:
 
 
 async def test_informer_relists_after_410_and_reports_the_difference(
-    small_history: KubeCluster, caplog: pytest.LogCaptureFixture,
+    small_history: KubeCluster,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     kube = small_history
     await kube.create(config_map("stays"))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vessel.contracts.models import ClusterId, Identifier, K8sName, ObjectKey, Payload
+from vessel.contracts.models import AppId, ClusterId, Identifier, K8sName, ObjectKey, Payload
 
 
 class CreateBackup(Payload):
     operation_id: Identifier
-    app_id: str = Field(min_length=5, description="<cluster>.<namespace>.<app>")
+    app_id: AppId
     bucket: Identifier
     requested_by: str = "anonymous"
 

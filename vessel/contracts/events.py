@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from vessel.contracts.models import ClaimInfo, ClusterId, Identifier, K8sName, Payload, ResourceRef
+from vessel.contracts.models import (
+    ClaimInfo,
+    ClusterId,
+    Identifier,
+    K8sName,
+    LabelValue,
+    Payload,
+    ResourceRef,
+)
 
 AppState = Literal["Available", "Failed", "Removed"]
 
@@ -36,7 +44,7 @@ class AppRecord(Payload):
 
     cluster: ClusterId
     namespace: K8sName
-    name: K8sName
+    name: LabelValue
     grouping: Literal["label", "namespace"]
     selector: dict[str, str] = Field(default_factory=dict)
     state: AppState

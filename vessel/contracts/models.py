@@ -15,6 +15,18 @@ K8sName = Annotated[
 ]
 """A Kubernetes object name (RFC 1123 subdomain)."""
 
+LabelValue = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+    ),
+]
+"""A non-empty Kubernetes label value (app names come from labels)."""
+
+APP_ID_PATTERN = r"^[a-z0-9-]+\.[a-z0-9-]+\.[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$"
+AppId = Annotated[str, StringConstraints(pattern=APP_ID_PATTERN)]
+"""`<cluster>.<namespace>.<app>`: unambiguous, as neither cluster ids nor namespaces hold dots."""
+
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]

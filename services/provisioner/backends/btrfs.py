@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from services.provisioner.backends.base import (
+    VOLUME_ID,
     BackendError,
     BackendUnavailable,
     InsufficientCapacity,
@@ -71,7 +72,7 @@ class BtrfsBackend:
     def _volumes(self) -> list[VolumeInfo]:
         found = []
         for child in self.root.iterdir():
-            if not child.name.startswith(".") and child.is_dir():
+            if VOLUME_ID.match(child.name) and child.is_dir():  # foreign directories are not ours
                 info = self.get_volume(child.name)
                 if info is not None:
                     found.append(info)

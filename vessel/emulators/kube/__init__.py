@@ -31,11 +31,15 @@ Approximations, where a real API server behaves differently:
   contents are gone (objects held by finalizers keep it Terminating until then).
 * Create resets ``status`` of kinds with a status subresource, as the real server does,
   then sets phase Active/Pending for namespaces/claims/pods and Available for PVs.
-* Controller effects are applied synchronously after each write, before the response
-  is sent, so callers never observe the brief unbound states of a real cluster.
+  Other defaulting (e.g. ``volumeMode: Filesystem``) is not applied.
+* Controller effects (``controllers.py``) are applied synchronously after each write,
+  before the response is sent, so callers never observe the short-lived intermediate
+  states of a real cluster; they still arrive as ordinary MODIFIED/DELETED events.
+  DaemonSets, Jobs and CronJobs have no emulated controller.
 * No request log is kept, so memory does not grow with traffic; the event history is
   bounded by ``history``.
-* Only JSON is spoken: protobuf, CBOR and YAML bodies are rejected.
+* Only JSON is spoken: responses are JSON whatever the Accept header asks for, and
+  request bodies must be JSON.
 """
 
 from vessel.emulators.kube.emulator import KubeEmulator

@@ -10,6 +10,7 @@ provisioner deletes the PVs it provisioned, as in a real cluster).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from vessel.emulators.kube.edits import edit, set_status
@@ -94,12 +95,10 @@ def _bind(store: Store, pv: Obj, claim: Obj) -> None:
     store.patch(PV, "", pv_name, edit(lambda o: set_status(o, phase="Bound")), True)
     by_us = not volume_name
     store.patch(PVC, namespace, name, edit(lambda o: _claim_volume(o, pv_name, by_us)))
-    spec = pv.get("spec", {})
-    bound = edit(
-        lambda o: set_status(
-            o, phase="Bound", capacity=spec.get("capacity"), accessModes=spec.get("accessModes")
-        )
-    )
+    # Copies: the claim must not share nested dicts with the stored PV.
+    capacity = copy.deepcopy(pv.get("spec", {}).get("capacity"))
+    modes = copy.deepcopy(pv.get("spec", {}).get("accessModes"))
+    bound = edit(lambda o: set_status(o, phase="Bound", capacity=capacity, accessModes=modes))
     store.patch(PVC, namespace, name, bound, status_only=True)
 
 

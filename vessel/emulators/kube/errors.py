@@ -95,6 +95,10 @@ def method_not_allowed(method: str) -> ApiError:
     return ApiError(405, "MethodNotAllowed", message, {})
 
 
+def internal(message: str) -> ApiError:
+    return ApiError(500, "InternalError", f"Internal error occurred: {message}")
+
+
 def unauthorized() -> ApiError:
     return ApiError(401, "Unauthorized", "Unauthorized")
 

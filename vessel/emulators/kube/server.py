@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from vessel.emulators.kube.watch import WatchRequest, serve_watch
 Obj = dict[str, Any]
 _HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 _TRUE = frozenset({"true", "1"})
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,10 @@ class ApiServer:
             return await self._dispatch(request, resolve(request.path))
         except ApiError as err:
             return json_response(err.status(), err.code)
+        except Exception as exc:
+            # An emulator bug must still reach the client as a Status it can parse.
+            log.exception("unhandled error serving %s %s", request.method, request.path)
+            return json_response(errors.internal(repr(exc)).status(), 500)
 
     def _authenticate(self, request: web.BaseRequest) -> None:
         given = request.headers.get("Authorization", "").encode()
@@ -140,7 +146,7 @@ class ApiServer:
         }
         if method not in handlers:
             raise errors.method_not_allowed(method)
-        return await handlers[method](request, target)
+        return await handlers[method](request, target, target.name)
 
     async def _collection(self, request: web.Request, target: Target) -> web.StreamResponse:
         query = request.query
@@ -169,9 +175,8 @@ class ApiServer:
         )
         return json_response(list_document(target.kind, page))
 
-    async def _get(self, request: web.Request, target: Target) -> web.StreamResponse:
-        assert target.name is not None
-        return json_response(self.store.get(target.kind, target.namespace or "", target.name))
+    async def _get(self, request: web.Request, target: Target, name: str) -> web.StreamResponse:
+        return json_response(self.store.get(target.kind, target.namespace or "", name))
 
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.subresource is not None:
@@ -182,21 +187,19 @@ class ApiServer:
         )
         return json_response(created, 201)
 
-    async def _replace(self, request: web.Request, target: Target) -> web.StreamResponse:
-        assert target.name is not None
+    async def _replace(self, request: web.Request, target: Target, name: str) -> web.StreamResponse:
         body = await read_json(request)
         updated = self.store.replace(
             target.kind,
             target.namespace or "",
-            target.name,
+            name,
             body,
             status_only=target.subresource == "status",
             dry_run=_dry_run(request),
         )
         return json_response(updated)
 
-    async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
-        assert target.name is not None
+    async def _patch(self, request: web.Request, target: Target, name: str) -> web.StreamResponse:
         content_type = request.content_type
         if content_type not in PATCH_TYPES:
             raise errors.unsupported_media_type(content_type)
@@ -216,22 +219,21 @@ class ApiServer:
         updated = self.store.patch(
             target.kind,
             target.namespace or "",
-            target.name,
+            name,
             apply,
             status_only=target.subresource == "status",
             dry_run=_dry_run(request),
         )
         return json_response(updated)
 
-    async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
-        assert target.name is not None
+    async def _delete(self, request: web.Request, target: Target, name: str) -> web.StreamResponse:
         if target.subresource is not None:
             raise errors.method_not_allowed(request.method)
         options = await read_json(request, optional=True)
         deleted = self.store.delete(
             target.kind,
             target.namespace or "",
-            target.name,
+            name,
             options if isinstance(options, dict) else None,
             dry_run=_dry_run(request),
         )

@@ -17,10 +17,8 @@ from vessel.emulators.kube.selectors import Predicate
 from vessel.emulators.kube.store import Store
 
 Obj = dict[str, Any]
-# Below the one-second cadence informers rely on, so a bookmark is never late.
+# Below the one-second cadence promised to informers, so a bookmark is never late.
 BOOKMARK_INTERVAL = 0.5
-# Without bookmarks we still wake up now and then so a finished deadline is noticed.
-IDLE_WAKEUP = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +84,12 @@ async def _pump(
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = None if watch.timeout is None else loop.time() + watch.timeout
-    interval = BOOKMARK_INTERVAL if watch.bookmarks else IDLE_WAKEUP
+    interval = BOOKMARK_INTERVAL if watch.bookmarks else None
     while True:
-        wait = interval if deadline is None else min(interval, deadline - loop.time())
-        if wait <= 0:
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
             return
+        wait = min((w for w in (interval, remaining) if w is not None), default=None)
         try:
             item = await asyncio.wait_for(watcher.queue.get(), wait)
         except TimeoutError:
