@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,10 @@ def port_open(port: int) -> bool:
 
 
 def find_binary(name: str) -> str:
-    path = shutil.which(name)
+    """The binary beside this interpreter (a virtualenv's bin, where pip puts the servers
+    of `vessel[embedded]`), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if os.access(beside, os.X_OK) else shutil.which(name)
     if path is None:
         raise MissingComponent(f"{name!r} is not on PATH (pip install vessel[embedded])")
     return path
