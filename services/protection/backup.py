@@ -98,22 +98,11 @@ class BackupFlow:
             await self._complete(op, app)
 
     async def on_transfer(self, result: TransferResult) -> None:
-        def record(o: Operation) -> None:
-            for w in o.volumes:
-                if w.transfer_id == result.transfer_id:
-                    w.state = "Failed" if result.error else "Done"
-                    w.error, w.bytes, w.manifest_key = (
-                        result.error,
-                        result.bytes,
-                        result.manifest_key,
-                    )
-
-        op = await self.p.operations.change(result.operation_id, record)
-        if op.done or any(w.state in ("Waiting", "Moving") for w in op.volumes):
+        op = await self.p.operations.record_transfer(result)
+        if not op.settled:
             return
-        failed = [w for w in op.volumes if w.state == "Failed"]
-        if failed:
-            await self._fail(op, "; ".join(f"{w.claim}: {w.error}" for w in failed))
+        if op.volume_errors():
+            await self._fail(op, op.volume_errors())
             return
         entry = await self.p.inventory.get(f"apps.{op.app_id}")
         if entry is None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import KeyValue
+from vessel.contracts.events import TransferResult
 from vessel.contracts.operations import Operation, now
 
 
@@ -40,3 +41,15 @@ class OperationStore:
                 continue
             return op
         raise RuntimeError(f"operation {op_id}: too many concurrent updates")
+
+    async def record_transfer(self, result: TransferResult) -> Operation:
+        """Record a mover's result on the volume it belongs to."""
+
+        def record(op: Operation) -> None:
+            for work in op.volumes:
+                if work.transfer_id == result.transfer_id:
+                    work.state = "Failed" if result.error else "Done"
+                    work.error, work.bytes = result.error, result.bytes
+                    work.manifest_key = result.manifest_key or work.manifest_key
+
+        return await self.change(result.operation_id, record)

@@ -122,18 +122,11 @@ class RestoreFlow:
         await self.p.waits.delete(key)
 
     async def on_transfer(self, result: TransferResult) -> None:
-        def record(o: Operation) -> None:
-            for w in o.volumes:
-                if w.transfer_id == result.transfer_id:
-                    w.state = "Failed" if result.error else "Done"
-                    w.error, w.bytes = result.error, result.bytes
-
-        op = await self.p.operations.change(result.operation_id, record)
-        if op.done or any(w.state in ("Waiting", "Moving") for w in op.volumes):
+        op = await self.p.operations.record_transfer(result)
+        if not op.settled:
             return
-        failed = [w for w in op.volumes if w.state == "Failed"]
-        if failed:
-            await self._fail(op, "; ".join(f"{w.claim}: {w.error}" for w in failed))
+        if op.volume_errors():
+            await self._fail(op, op.volume_errors())
             return
         backup = await self.p.in_bucket(op.bucket, lambda s: read_catalog(s, op.backup_id))
         await self._finish(op, backup)

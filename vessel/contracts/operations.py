@@ -47,3 +47,11 @@ class Operation(BaseModel):
     @property
     def done(self) -> bool:
         return self.phase in TERMINAL
+
+    @property
+    def settled(self) -> bool:
+        """Still running, and every volume's transfer has ended."""
+        return not self.done and all(w.state in ("Done", "Failed") for w in self.volumes)
+
+    def volume_errors(self) -> str:
+        return "; ".join(f"{w.claim}: {w.error}" for w in self.volumes if w.state == "Failed")
