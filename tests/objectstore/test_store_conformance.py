@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from vessel.objectstore.base import AccessDenied, ObjectNotFound, ObjectStore, StoreUnavailable
+from vessel.objectstore.local import LocalStore
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.processes import S3Server, free_port
 
@@ -40,6 +41,15 @@ class ObjectStoreConformance:
         assert dest.read_bytes() == source.read_bytes()
         assert store.get_bytes("files/big.bin") == source.read_bytes()
         assert sorted(p.name for p in dest.parent.iterdir()) == ["dest.bin"]
+
+    def test_range_reads(self, store: ObjectStore) -> None:
+        data = os.urandom(100_000)
+        store.put_bytes("r", data)
+        assert store.get_range("r", 0, 10) == data[:10]
+        assert store.get_range("r", 65_536, 1000) == data[65_536:66_536]
+        assert store.get_range("r", 99_990, 100) == data[99_990:]
+        with pytest.raises(ObjectNotFound):
+            store.get_range("missing", 0, 1)
 
     def test_overwrite_replaces_the_whole_object(self, store: ObjectStore) -> None:
         store.put_bytes("k", b"a long first version of the object" * 100)
@@ -109,6 +119,12 @@ class ObjectStoreConformance:
                 call()
         assert store.list("") == []
         assert not (tmp_path / "out").exists()
+
+
+class TestLocalStore(ObjectStoreConformance):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> ObjectStore:
+        return LocalStore(tmp_path / "bucket-root")
 
 
 class TestMinioStore(ObjectStoreConformance):

@@ -76,6 +76,15 @@ class MinioStore:
                 response.close()
                 response.release_conn()
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        with self._errors(check_key(key)):
+            response = self._client.get_object(self.bucket, key, offset=offset, length=length)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
     def get_file(self, key: str, path: Path) -> None:
         with self._errors(check_key(key)):
             self._client.fget_object(self.bucket, key, str(path))
