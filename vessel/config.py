@@ -56,6 +56,20 @@ class BucketConfig(_Strict):
     secure: bool = Field(False, description="Use HTTPS")
     access_key_env: str = Field("VESSEL_S3_ACCESS_KEY", description="Env var with the access key")
     secret_key_env: str = Field("VESSEL_S3_SECRET_KEY", description="Env var with the secret key")
+    repository: str = Field(
+        "repository", pattern=r"^[A-Za-z0-9._-]+$", description="Prefix of the backup repository"
+    )
+    password_env: str = Field(
+        "VESSEL_REPOSITORY_PASSWORD", description="Env var with the repository password"
+    )
+
+    def password(self) -> str:
+        try:
+            return os.environ[self.password_env]
+        except KeyError as exc:
+            raise ConfigError(
+                f"bucket {self.name!r}: environment variable {exc} is not set"
+            ) from exc
 
     def credentials(self) -> tuple[str, str]:
         try:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from functools import cache
 
-from services.mover.repository import SimpleRepository
 from services.mover.transfers import Mover
+from services.mover.volumes import RepositoryData
 from vessel.contracts import catalog
 from vessel.objectstore.buckets import Buckets
 from vessel.runtime import ServiceContext, run_service
@@ -14,12 +15,13 @@ from vessel.runtime import ServiceContext, run_service
 async def serve(ctx: ServiceContext) -> None:
     assert ctx.cluster is not None
     buckets = Buckets(ctx.settings)
-    mover = Mover(
-        ctx.cluster,
-        ctx.bus,
-        await ctx.bus.kv("transfers"),
-        lambda name: SimpleRepository(buckets.open(name)),
-    )
+
+    @cache
+    def data_for(name: str) -> RepositoryData:
+        config = ctx.settings.bucket(name)
+        return RepositoryData(buckets.open(name), config.repository, config.password())
+
+    mover = Mover(ctx.cluster, ctx.bus, await ctx.bus.kv("transfers"), data_for)
     task = await ctx.bus.consume(
         f"mover-{ctx.cluster}",
         {catalog.MOVE_TO_BUCKET: mover.to_bucket, catalog.MOVE_FROM_BUCKET: mover.from_bucket},

@@ -1,7 +1,8 @@
-"""Command handlers: copy a volume into a bucket, or back out of one.
+"""Command handlers: back a volume up into a bucket's repository, or restore one.
 
 A transfer's outcome is recorded in the `transfers` KV bucket (owned by the mover), so a
-redelivered command answers with the recorded result instead of copying again.
+redelivered command answers with the recorded result instead of copying again. Progress
+is published about once a second while a transfer runs.
 """
 
 from __future__ import annotations
@@ -10,34 +11,34 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-from services.mover.repository import CorruptData, DataRepository, UnsafePath
+from services.mover.repo.archiver import Progress
+from services.mover.repo.errors import RepositoryError
+from services.mover.volumes import ProgressFn, VolumeData
 from vessel.bus.errors import TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import catalog
 from vessel.contracts.commands import MoveFromBucket, MoveToBucket
-from vessel.contracts.events import TransferResult
+from vessel.contracts.events import TransferProgress, TransferResult
 from vessel.objectstore.base import ObjectStoreError, StoreUnavailable
 
 log = logging.getLogger("vessel.mover")
-RepositoryFor = Callable[[str], DataRepository]
+DataFor = Callable[[str], VolumeData]
 
 
 class Mover:
-    def __init__(
-        self, cluster_id: str, bus: Bus, transfers: KeyValue, repository_for: RepositoryFor
-    ) -> None:
+    def __init__(self, cluster_id: str, bus: Bus, transfers: KeyValue, data_for: DataFor) -> None:
         self.cluster_id = cluster_id
         self.bus = bus
         self.transfers = transfers
-        self.repository_for = repository_for
+        self.data_for = data_for
 
     async def _replay(self, transfer_id: str) -> bool:
         entry = await self.transfers.get(transfer_id)
         if entry is None:
             return False
-        result = TransferResult.model_validate_json(entry.value)
-        await self._announce(result)
+        await self._announce(TransferResult.model_validate_json(entry.value))
         return True
 
     async def _finish(self, result: TransferResult) -> None:
@@ -46,9 +47,55 @@ class Mover:
 
     async def _announce(self, result: TransferResult) -> None:
         message = catalog.TRANSFER_FAILED if result.error else catalog.TRANSFER_COMPLETED
-        await self.bus.publish(
-            message, result, subject=f"/clusters/{self.cluster_id}/transfers/{result.transfer_id}"
-        )
+        subject = f"/clusters/{self.cluster_id}/transfers/{result.transfer_id}"
+        await self.bus.publish(message, result, subject=subject)
+
+    def _reporter(
+        self,
+        cmd: MoveToBucket | MoveFromBucket,
+        direction: Literal["backup", "restore"],
+        total: int | None = None,
+    ) -> ProgressFn:
+        loop = asyncio.get_running_loop()
+
+        def report(progress: Progress) -> None:
+            rate = progress.rate
+            eta = (total - progress.bytes) / rate if total and rate > 0 else None
+            event = TransferProgress(
+                transfer_id=cmd.transfer_id,
+                operation_id=cmd.operation_id,
+                cluster=self.cluster_id,
+                direction=direction,
+                files=progress.files,
+                bytes=progress.bytes,
+                bytes_per_second=rate,
+                total_bytes=total,
+                eta_seconds=eta,
+            )
+            asyncio.run_coroutine_threadsafe(
+                self.bus.publish(catalog.TRANSFER_PROGRESS, event), loop
+            )
+
+        return report
+
+    async def _run(
+        self,
+        cmd: MoveToBucket | MoveFromBucket,
+        base: TransferResult,
+        path: Path,
+        work: Callable[[], TransferResult],
+    ) -> None:
+        if not await asyncio.to_thread(path.is_dir):
+            await self._finish(base.model_copy(update={"error": f"{path} is not a directory"}))
+            return
+        try:
+            result = await asyncio.to_thread(work)
+        except StoreUnavailable as exc:
+            raise TemporaryError(str(exc), delay=5) from exc
+        except (ObjectStoreError, RepositoryError, OSError) as exc:
+            log.warning("transfer %s failed: %s", cmd.transfer_id, exc)
+            result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
+        await self._finish(result)
 
     async def to_bucket(self, cmd: MoveToBucket) -> None:
         if await self._replay(cmd.transfer_id):
@@ -59,28 +106,24 @@ class Mover:
             cluster=self.cluster_id,
             direction="backup",
         )
-        source = Path(cmd.source_path)
-        if not await asyncio.to_thread(source.is_dir):
-            await self._finish(
-                base.model_copy(update={"error": f"source {source} is not a directory"})
+        report = self._reporter(cmd, "backup")
+
+        def work() -> TransferResult:
+            snapshot_id, doc = self.data_for(cmd.bucket).backup(
+                Path(cmd.source_path), cmd.parent_snapshot, dict(cmd.tags), report
             )
-            return
-        try:
-            key, manifest = await asyncio.to_thread(
-                self.repository_for(cmd.bucket).backup, source, cmd.prefix
+            log.info(
+                "transfer %s: %d files, %d bytes, snapshot %s",
+                cmd.transfer_id,
+                doc.files,
+                doc.bytes,
+                snapshot_id,
             )
-        except StoreUnavailable as exc:
-            raise TemporaryError(str(exc), delay=5) from exc
-        except (ObjectStoreError, OSError) as exc:
-            await self._finish(base.model_copy(update={"error": str(exc)}))
-            return
-        files = sum(1 for e in manifest.entries if e.type == "file")
-        log.info(
-            "transfer %s: %d files, %d bytes to %s", cmd.transfer_id, files, manifest.bytes, key
-        )
-        await self._finish(
-            base.model_copy(update={"files": files, "bytes": manifest.bytes, "manifest_key": key})
-        )
+            return base.model_copy(
+                update={"files": doc.files, "bytes": doc.bytes, "snapshot_id": snapshot_id}
+            )
+
+        await self._run(cmd, base, Path(cmd.source_path), work)
 
     async def from_bucket(self, cmd: MoveFromBucket) -> None:
         if await self._replay(cmd.transfer_id):
@@ -90,22 +133,14 @@ class Mover:
             operation_id=cmd.operation_id,
             cluster=self.cluster_id,
             direction="restore",
-            manifest_key=cmd.manifest_key,
+            snapshot_id=cmd.snapshot_id,
         )
-        target = Path(cmd.target_path)
-        if not await asyncio.to_thread(target.is_dir):
-            await self._finish(
-                base.model_copy(update={"error": f"target {target} is not a directory"})
+        report = self._reporter(cmd, "restore")
+
+        def work() -> TransferResult:
+            stats = self.data_for(cmd.bucket).restore(
+                cmd.snapshot_id, Path(cmd.target_path), report
             )
-            return
-        try:
-            manifest = await asyncio.to_thread(
-                self.repository_for(cmd.bucket).restore, cmd.manifest_key, target
-            )
-        except StoreUnavailable as exc:
-            raise TemporaryError(str(exc), delay=5) from exc
-        except (ObjectStoreError, CorruptData, UnsafePath, OSError) as exc:
-            await self._finish(base.model_copy(update={"error": str(exc)}))
-            return
-        files = sum(1 for e in manifest.entries if e.type == "file")
-        await self._finish(base.model_copy(update={"files": files, "bytes": manifest.bytes}))
+            return base.model_copy(update={"files": stats.files, "bytes": stats.bytes})
+
+        await self._run(cmd, base, Path(cmd.target_path), work)

@@ -28,7 +28,6 @@ def command(cluster: str, transfer: str = "t1") -> MoveToBucket:
         cluster=cluster,
         bucket="default",
         source_path="/data",
-        prefix="backups/x",
     )
 
 
@@ -109,12 +108,12 @@ async def test_invalid_payload_is_dead_lettered_with_the_field(bus: Bus) -> None
     since = datetime.now(UTC)
     bad = command(cluster).model_dump()
     del bad["source_path"]
-    bad["prefix"] = "../../etc"
+    bad["cluster"] = "Not/A Cluster"
     event = new_event(catalog.MOVE_TO_BUCKET.type, "/test", bad, None, None)
     await bus.publish_raw(catalog.MOVE_TO_BUCKET.subject_for(cluster), event)
     [letter] = await dead_letters(bus, since, 1)
     assert letter.message_id == event.id
-    assert "source_path" in letter.error and "prefix" in letter.error
+    assert "source_path" in letter.error and "cluster" in letter.error
     assert letter.subject == catalog.MOVE_TO_BUCKET.subject_for(cluster)
     assert calls == 0
 

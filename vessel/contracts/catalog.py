@@ -107,6 +107,11 @@ RESTORE_FAILED = _event(
 TRANSFER_COMPLETED = _event(
     "mover.transfer.completed", evt.TransferResult, "The mover finished copying a volume."
 )
+TRANSFER_PROGRESS = _event(
+    "mover.transfer.progress",
+    evt.TransferProgress,
+    "A running transfer's files, bytes, rate and ETA, about once a second.",
+)
 TRANSFER_FAILED = _event(
     "mover.transfer.failed", evt.TransferResult, "The mover could not copy a volume."
 )

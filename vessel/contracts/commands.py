@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vessel.contracts.models import AppId, ClusterId, Identifier, K8sName, ObjectKey, Payload
+from vessel.contracts.models import AppId, ClusterId, Identifier, K8sName, Payload, SnapshotId
 
 
 class CreateBackup(Payload):
@@ -28,22 +28,25 @@ class CreateRestore(Payload):
 
 
 class MoveToBucket(Payload):
-    """Copy the files of a volume into the bucket under `prefix`."""
+    """Back up the files of a volume into the bucket's repository as one snapshot."""
 
     transfer_id: Identifier
     operation_id: Identifier
     cluster: ClusterId
     bucket: Identifier
     source_path: str = Field(min_length=1)
-    prefix: ObjectKey
+    parent_snapshot: SnapshotId | None = Field(
+        None, description="An earlier snapshot of the same volume: unchanged files are not read"
+    )
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class MoveFromBucket(Payload):
-    """Write the files recorded under `manifest_key` into the volume at `target_path`."""
+    """Write the files of repository snapshot `snapshot_id` into the volume at `target_path`."""
 
     transfer_id: Identifier
     operation_id: Identifier
     cluster: ClusterId
     bucket: Identifier
-    manifest_key: ObjectKey
+    snapshot_id: SnapshotId
     target_path: str = Field(min_length=1)

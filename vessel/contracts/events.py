@@ -87,8 +87,20 @@ class TransferResult(Payload):
     direction: Literal["backup", "restore"]
     files: int = Field(0, ge=0)
     bytes: int = Field(0, ge=0)
-    manifest_key: str = ""
+    snapshot_id: str = Field("", description="Repository snapshot written or read")
     error: str = ""
+
+
+class TransferProgress(Payload):
+    transfer_id: Identifier
+    operation_id: Identifier
+    cluster: ClusterId
+    direction: Literal["backup", "restore"]
+    files: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    bytes_per_second: float = Field(ge=0)
+    total_bytes: int | None = Field(None, description="When known (restores)")
+    eta_seconds: float | None = None
 
 
 class DeadLettered(Payload):

@@ -27,6 +27,9 @@ APP_ID_PATTERN = r"^[a-z0-9-]+\.[a-z0-9-]+\.[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$"
 AppId = Annotated[str, StringConstraints(pattern=APP_ID_PATTERN)]
 """`<cluster>.<namespace>.<app>`: unambiguous, as neither cluster ids nor namespaces hold dots."""
 
+SnapshotId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A snapshot in a backup repository (the hash of its sealed document)."""
+
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]

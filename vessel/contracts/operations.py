@@ -22,7 +22,7 @@ class VolumeWork(BaseModel):
     namespace: str
     transfer_id: str
     state: Literal["Waiting", "Moving", "Done", "Failed"] = "Waiting"
-    manifest_key: str = ""
+    snapshot_id: str = ""
     bytes: int = 0
     error: str = ""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Stack:
     services: list[Process] = field(default_factory=list)
     gateway: str = ""
     config_path: Path = field(init=False)
+    repository_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     def __enter__(self) -> Stack:
         try:
@@ -127,6 +129,7 @@ class Stack:
             "VESSEL_CONFIG": str(self.config_path),
             "VESSEL_S3_ACCESS_KEY": self.s3.access_key,
             "VESSEL_S3_SECRET_KEY": self.s3.secret_key,
+            "VESSEL_REPOSITORY_PASSWORD": self.repository_password,
         }
 
     def _service_commands(self) -> list[list[str]]:

@@ -1,0 +1,220 @@
+"""Backup of a directory tree into the repository.
+
+The walk (main thread) reads metadata and recurses; files are chunked, hashed, compressed
+and sealed by a pool of workers, which release the GIL in the C libraries. A file whose
+size, mtime, ctime and inode match its node in the parent snapshot, and whose chunks are
+all in the index, is not read again. Hard links are read once. Files are read through
+ordinary reads, not mmap, so a file truncated under a live backup cannot crash the mover.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyfastcdc import FastCDC
+
+from services.mover.repo.format import Node, SnapshotDoc, Tree
+from services.mover.repo.repository import Repository
+from services.mover.repo.writer import BlobWriter
+
+SPECIAL = {
+    stat.S_IFIFO: "fifo",
+    stat.S_IFCHR: "chardev",
+    stat.S_IFBLK: "blockdev",
+    stat.S_IFSOCK: "socket",
+}
+
+
+@dataclass
+class Progress:
+    files: int = 0
+    bytes: int = 0
+    new_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        return self.bytes / max(time.monotonic() - self.started, 1e-6)
+
+
+def read_xattrs(path: Path) -> dict[str, str]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        try:
+            found[name] = base64.b64encode(os.getxattr(path, name, follow_symlinks=False)).decode()
+        except OSError:
+            continue
+    return found
+
+
+class Archiver:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        workers: int = 3,
+        progress: Callable[[Progress], None] | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self.repo = repo
+        self.workers = workers
+        self.progress = Progress()
+        self._report = progress
+        self._interval = interval
+        self._cdc = FastCDC(avg_size=repo.config.chunk_avg)
+        self._links: dict[tuple[int, int], Future[tuple[list[str], bool]]] = {}
+        self._counter_lock = threading.Lock()
+
+    def backup(
+        self, source: Path, *, parent: str | None = None, tags: dict[str, str] | None = None
+    ) -> tuple[str, SnapshotDoc]:
+        parent_doc = self.repo.load_doc("snapshots", parent, SnapshotDoc) if parent else None
+        writer = BlobWriter(self.repo)
+        self._writer = writer
+        stop = threading.Event()
+        ticker = threading.Thread(target=self._tick, args=(stop,), daemon=True)
+        ticker.start()
+        try:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="chunk") as pool:
+                self._pool = pool
+                root_nodes = self._parent_nodes(parent_doc.tree if parent_doc else None)
+                tree_id = self._directory(source, root_nodes)
+            writer.flush()  # every pack and index is stored before the snapshot names them
+            doc = SnapshotDoc(
+                time=datetime.now(UTC),
+                tree=tree_id,
+                parent=parent,
+                hostname=socket.gethostname(),
+                source=str(source),
+                tags=tags or {},
+                files=self.progress.files,
+                bytes=self.progress.bytes,
+            )
+            return self.repo.save_doc("snapshots", doc), doc
+        finally:
+            stop.set()
+            writer.close()
+            self._emit()
+
+    def _tick(self, stop: threading.Event) -> None:
+        while not stop.wait(self._interval):
+            self._emit()
+
+    def _emit(self) -> None:
+        if self._report is not None:
+            self._report(self.progress)
+
+    def _parent_nodes(self, tree_id: str | None) -> dict[str, Node]:
+        if tree_id is None or bytes.fromhex(tree_id) not in self.repo.index:
+            return {}
+        return {n.name: n for n in self.repo.read_tree(tree_id).nodes}
+
+    def _directory(self, path: Path, previous: dict[str, Node]) -> str:
+        pending: list[tuple[dict[str, object], Future[tuple[list[str], bool]] | None]] = []
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            st = entry.stat(follow_symlinks=False)
+            full = Path(entry.path)
+            node: dict[str, object] = {
+                "name": entry.name,
+                "mode": stat.S_IMODE(st.st_mode),
+                "uid": st.st_uid,
+                "gid": st.st_gid,
+                "mtime_ns": st.st_mtime_ns,
+                "atime_ns": st.st_atime_ns,
+                "ctime_ns": st.st_ctime_ns,
+                "inode": st.st_ino,
+                "links": st.st_nlink,
+                "device": st.st_dev,
+                "xattrs": read_xattrs(full),
+            }
+            future = None
+            kind = stat.S_IFMT(st.st_mode)
+            if kind == stat.S_IFREG:
+                node.update(type="file", size=st.st_size)
+                future = self._file(full, st, previous.get(entry.name))
+            elif kind == stat.S_IFDIR:
+                old = previous.get(entry.name)
+                node.update(
+                    type="dir",
+                    subtree=self._directory(
+                        full, self._parent_nodes(old.subtree if old and old.type == "dir" else None)
+                    ),
+                )
+            elif kind == stat.S_IFLNK:
+                node.update(type="symlink", target=os.readlink(full))
+            else:
+                node.update(type=SPECIAL.get(kind, "fifo"), rdev=st.st_rdev)
+            pending.append((node, future))
+        nodes = []
+        for node, future in pending:
+            if future is not None:
+                content, sparse = future.result()
+                node.update(content=content, sparse=sparse)
+            nodes.append(Node.model_validate(node))
+        raw = Tree(nodes=nodes).model_dump_json(exclude_defaults=True).encode()
+        tree_id = self.repo.key.blob_id(raw)
+        self._writer.add(tree_id, "tree", raw)
+        return tree_id.hex()
+
+    def _file(
+        self, path: Path, st: os.stat_result, old: Node | None
+    ) -> Future[tuple[list[str], bool]]:
+        if st.st_nlink > 1 and (st.st_dev, st.st_ino) in self._links:
+            return self._links[(st.st_dev, st.st_ino)]
+        if (
+            old is not None
+            and old.type == "file"
+            and old.size == st.st_size
+            and old.mtime_ns == st.st_mtime_ns
+            and old.ctime_ns == st.st_ctime_ns
+            and old.inode == st.st_ino
+            and self.repo.has_all(old.content)
+        ):
+            done: Future[tuple[list[str], bool]] = Future()
+            done.set_result((old.content, old.sparse))
+            self._count(1, st.st_size, 0)
+        else:
+            done = self._pool.submit(self._chunk, path, st)
+        if st.st_nlink > 1:
+            self._links[(st.st_dev, st.st_ino)] = done
+        return done
+
+    def _chunk(self, path: Path, st: os.stat_result) -> tuple[list[str], bool]:
+        ids: list[str] = []
+        new = 0
+        with path.open("rb", buffering=0) as f:
+            if st.st_size <= self.repo.config.chunk_min:
+                chunks = [f.read()]
+            else:
+                chunks = (c.data for c in self._cdc.cut_stream(f))  # type: ignore[assignment]
+            total = 0
+            for data in chunks:
+                blob_id = self.repo.key.blob_id(data)
+                if self._writer.add(blob_id, "data", data):
+                    new += len(data)
+                total += len(data)
+                ids.append(blob_id.hex())
+        self._count(1, total, new)
+        return ids, st.st_blocks * 512 < st.st_size
+
+    def _count(self, files: int, size: int, new: int) -> None:
+        with self._counter_lock:
+            self.progress.files += files
+            self.progress.bytes += size
+            self.progress.new_bytes += new

@@ -1,0 +1,93 @@
+"""The documents of the repository format `vessel.repo/1` (see docs/formats.md).
+
+Everything read back from the bucket is validated by these models before use.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FORMAT = "vessel.repo/1"
+HEX_ID = r"^[0-9a-f]{64}$"
+NodeType = Literal["file", "dir", "symlink", "fifo", "chardev", "blockdev", "socket"]
+BlobType = Literal["data", "tree"]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RepoConfig(_Doc):
+    format: Literal["vessel.repo/1"]
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    chunk_min: int = Field(gt=0)
+    chunk_avg: int = Field(gt=0)
+    chunk_max: int = Field(gt=0)
+    pack_size: int = Field(gt=0)
+    created: datetime
+
+
+class BlobEntry(_Doc):
+    id: str = Field(pattern=HEX_ID)
+    type: BlobType
+    offset: int = Field(ge=0)
+    length: int = Field(gt=0, description="Sealed length in the pack")
+    raw_length: int = Field(ge=0, description="Plaintext length")
+    compressed: bool
+
+
+class PackEntry(_Doc):
+    pack: str = Field(pattern=HEX_ID)
+    blobs: list[BlobEntry]
+
+
+class IndexDoc(_Doc):
+    format: Literal["vessel.index/1"] = "vessel.index/1"
+    packs: list[PackEntry]
+
+
+class Node(_Doc):
+    name: str = Field(min_length=1, max_length=255)
+    type: NodeType
+    mode: int = Field(ge=0, le=0o7777)
+    uid: int = 0
+    gid: int = 0
+    mtime_ns: int = 0
+    atime_ns: int = 0
+    ctime_ns: int = 0
+    size: int = Field(0, ge=0)
+    inode: int = 0
+    links: int = 1
+    device: int = 0
+    rdev: int = 0
+    content: list[str] = Field(default_factory=list)
+    subtree: str | None = None
+    target: str | None = None
+    sparse: bool = False
+    xattrs: dict[str, str] = Field(default_factory=dict, description="name -> base64 value")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if name in (".", "..") or "/" in name or "\x00" in name:
+            raise ValueError(f"unsafe file name {name!r}")
+        return name
+
+
+class Tree(_Doc):
+    nodes: list[Node]
+
+
+class SnapshotDoc(_Doc):
+    format: Literal["vessel.snapshot/1"] = "vessel.snapshot/1"
+    time: datetime
+    tree: str = Field(pattern=HEX_ID)
+    parent: str | None = None
+    hostname: str = ""
+    source: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    files: int = 0
+    bytes: int = 0

@@ -1,0 +1,200 @@
+"""Opening and creating a repository; sealed documents; the in-memory index; blob reads.
+
+Object layout under the repository prefix (docs/formats.md): `config`, `keys/<id>`,
+`data/<2 hex>/<pack id>`, `index/<id>`, `snapshots/<id>`, `locks/<id>`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import blake3
+import zstandard
+from pydantic import BaseModel, ValidationError
+
+from services.mover.repo.crypto import KeyProvider, MasterKey
+from services.mover.repo.errors import (
+    CorruptObject,
+    RepositoryExists,
+    RepositoryMissing,
+    UnknownFormat,
+    WrongPassword,
+)
+from services.mover.repo.format import FORMAT, IndexDoc, RepoConfig, SnapshotDoc, Tree
+from services.mover.repo.pack import Location
+from vessel.objectstore.base import ObjectNotFound, ObjectStore
+
+M = TypeVar("M", bound=BaseModel)
+_local = threading.local()
+
+
+def decompressor() -> zstandard.ZstdDecompressor:
+    if not hasattr(_local, "dctx"):
+        _local.dctx = zstandard.ZstdDecompressor()
+    return _local.dctx  # type: ignore[no-any-return]
+
+
+class Repository:
+    def __init__(self, store: ObjectStore, prefix: str, key: MasterKey, config: RepoConfig) -> None:
+        self.store = store
+        self.prefix = prefix.strip("/")
+        self.key = key
+        self.config = config
+        self.index: dict[bytes, Location] = {}
+        self._lock = threading.Lock()
+
+    # --- object names -------------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        return "/".join([self.prefix, *parts])
+
+    def pack_key(self, pack_id: str) -> str:
+        return self.path("data", pack_id[:2], pack_id)
+
+    # --- creation and opening -----------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        store: ObjectStore,
+        prefix: str,
+        provider: KeyProvider,
+        *,
+        chunk_avg: int = 1 << 20,
+        pack_size: int = 16 << 20,
+    ) -> Repository:
+        prefix = prefix.strip("/")
+        if store.exists(f"{prefix}/config"):
+            raise RepositoryExists(f"a repository exists at {store.bucket}/{prefix}")
+        key = MasterKey.generate()
+        config = RepoConfig(
+            format=FORMAT,
+            id=uuid.uuid4().hex,
+            chunk_min=chunk_avg // 4,
+            chunk_avg=chunk_avg,
+            chunk_max=chunk_avg * 4,
+            pack_size=pack_size,
+            created=datetime.now(UTC),
+        )
+        document = json.dumps(provider.wrap(key)).encode()
+        store.put_bytes(f"{prefix}/keys/{blake3.blake3(document).hexdigest()}", document)
+        repo = cls(store, prefix, key, config)
+        store.put_bytes(f"{prefix}/config", key.seal(config.model_dump_json().encode(), b"config"))
+        return repo
+
+    @classmethod
+    def open(cls, store: ObjectStore, prefix: str, provider: KeyProvider) -> Repository:
+        prefix = prefix.strip("/")
+        try:
+            sealed_config = store.get_bytes(f"{prefix}/config")
+        except ObjectNotFound:
+            raise RepositoryMissing(f"no repository at {store.bucket}/{prefix}") from None
+        key = None
+        for name in store.list(f"{prefix}/keys/"):
+            try:
+                document = json.loads(store.get_bytes(name))
+            except ValueError as exc:
+                raise CorruptObject(f"{name}: not JSON ({exc})") from exc
+            try:
+                key = provider.unwrap(document)
+                break
+            except WrongPassword:
+                continue
+        if key is None:
+            raise WrongPassword(f"no key of {store.bucket}/{prefix} opens with this password")
+        plain = key.open(sealed_config, b"config", f"{prefix}/config")
+        try:
+            config = RepoConfig.model_validate_json(plain)
+        except ValidationError as exc:
+            if '"format"' in plain.decode(errors="replace") and FORMAT not in plain.decode():
+                raise UnknownFormat(f"{prefix}/config: unsupported repository format") from exc
+            raise CorruptObject(f"{prefix}/config: {exc.errors()[0]['msg']}") from exc
+        repo = cls(store, prefix, key, config)
+        repo.load_index()
+        return repo
+
+    # --- sealed JSON documents ------------------------------------------------------------
+    def save_doc(self, kind: str, doc: BaseModel) -> str:
+        sealed = self.key.seal(doc.model_dump_json(exclude_defaults=False).encode(), kind.encode())
+        doc_id = blake3.blake3(sealed).hexdigest()
+        self.store.put_bytes(self.path(kind, doc_id), sealed)
+        return doc_id
+
+    def load_doc(self, kind: str, doc_id: str, model: type[M]) -> M:
+        name = self.path(kind, doc_id)
+        plain = self.key.open(self.store.get_bytes(name), kind.encode(), name)
+        try:
+            return model.model_validate_json(plain)
+        except ValidationError as exc:
+            raise CorruptObject(
+                f"{name}: {exc.error_count()} invalid fields, first: "
+                f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+            ) from exc
+
+    # --- index ------------------------------------------------------------------------------
+    def load_index(self) -> None:
+        for name in self.store.list(self.path("index") + "/"):
+            self.add_index(self.load_doc("index", name.rsplit("/", 1)[1], IndexDoc))
+
+    def add_index(self, doc: IndexDoc) -> None:
+        with self._lock:
+            for pack in doc.packs:
+                for b in pack.blobs:
+                    self.index[bytes.fromhex(b.id)] = Location(
+                        pack.pack, b.type, b.offset, b.length, b.raw_length, b.compressed
+                    )
+
+    def add_locations(self, locations: dict[str, Location]) -> None:
+        with self._lock:
+            for blob_id, location in locations.items():
+                self.index[bytes.fromhex(blob_id)] = location
+
+    # --- blobs --------------------------------------------------------------------------------
+    def decode_blob(self, blob_id: bytes, location: Location, sealed: bytes | memoryview) -> bytes:
+        what = f"blob {blob_id.hex()} in pack {location.pack}"
+        payload = self.key.open(sealed, blob_id, what)
+        if location.compressed:
+            try:
+                payload = decompressor().decompress(payload, max_output_size=location.raw_length)
+            except zstandard.ZstdError as exc:
+                raise CorruptObject(f"{what}: does not decompress ({exc})") from exc
+        if len(payload) != location.raw_length or self.key.blob_id(payload) != blob_id:
+            raise CorruptObject(f"{what}: content does not match its id")
+        return payload
+
+    def read_blob(self, blob_id: bytes) -> bytes:
+        location = self.index.get(blob_id)
+        if location is None:
+            raise CorruptObject(f"blob {blob_id.hex()} is not in any index")
+        sealed = self.store.get_range(
+            self.pack_key(location.pack), location.offset, location.length
+        )
+        if len(sealed) != location.length:
+            raise CorruptObject(f"pack {location.pack}: truncated at blob {blob_id.hex()}")
+        return self.decode_blob(blob_id, location, sealed)
+
+    def read_tree(self, tree_id: str) -> Tree:
+        raw = self.read_blob(bytes.fromhex(tree_id))
+        try:
+            return Tree.model_validate_json(raw)
+        except ValidationError as exc:
+            raise CorruptObject(
+                f"tree {tree_id}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+            ) from exc
+
+    # --- snapshots ----------------------------------------------------------------------------
+    def snapshots(self) -> dict[str, SnapshotDoc]:
+        return {
+            name.rsplit("/", 1)[1]: self.load_doc("snapshots", name.rsplit("/", 1)[1], SnapshotDoc)
+            for name in self.store.list(self.path("snapshots") + "/")
+        }
+
+    def has_all(self, ids: Iterable[str]) -> bool:
+        return all(bytes.fromhex(i) in self.index for i in ids)
+
+
+def json_compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()

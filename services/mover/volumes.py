@@ -1,0 +1,71 @@
+"""The mover's data path: `VolumeData` backs a volume up into a bucket's repository and
+restores it, behind a small protocol so the transfer handlers never see the format.
+
+Contract of `VolumeData`:
+- `backup(source, parent, tags, progress)` returns the snapshot id; the snapshot exists
+  only after every blob it references is stored. Repeating it is safe: blobs already in
+  the repository (also from an interrupted attempt) are not uploaded again.
+- `restore(snapshot_id, target, progress)` writes the tree into `target`, verifying every
+  chunk, never writing outside `target`.
+- Errors: `RepositoryError` subclasses (permanent: wrong password, corruption, unknown
+  format, unsafe tree) and object-store errors (`StoreUnavailable` is temporary).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from services.mover.repo.archiver import Archiver, Progress
+from services.mover.repo.crypto import PasswordKey
+from services.mover.repo.errors import RepositoryMissing
+from services.mover.repo.format import SnapshotDoc
+from services.mover.repo.repository import Repository
+from services.mover.repo.restorer import Restorer, Stats
+from vessel.objectstore.base import ObjectStore
+
+ProgressFn = Callable[[Progress], None]
+
+
+class VolumeData(Protocol):
+    def backup(
+        self, source: Path, parent: str | None, tags: dict[str, str], progress: ProgressFn | None
+    ) -> tuple[str, SnapshotDoc]: ...
+
+    def restore(self, snapshot_id: str, target: Path, progress: ProgressFn | None) -> Stats: ...
+
+
+class RepositoryData:
+    """`VolumeData` on a `vessel.repo/1` repository, created on first use."""
+
+    def __init__(self, store: ObjectStore, prefix: str, password: str) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.key = PasswordKey(password)
+        self._repo: Repository | None = None
+        self._lock = threading.Lock()
+
+    def repository(self) -> Repository:
+        with self._lock:
+            if self._repo is None:
+                try:
+                    self._repo = Repository.open(self.store, self.prefix, self.key)
+                except RepositoryMissing:
+                    self.store.ensure_bucket()
+                    self._repo = Repository.init(self.store, self.prefix, self.key)
+            else:
+                self._repo.load_index()  # other writers (clusters) may have added packs
+            return self._repo
+
+    def backup(
+        self, source: Path, parent: str | None, tags: dict[str, str], progress: ProgressFn | None
+    ) -> tuple[str, SnapshotDoc]:
+        repo = self.repository()
+        if parent is not None and not repo.store.exists(repo.path("snapshots", parent)):
+            parent = None  # the parent was pruned: a full backup is still correct
+        return Archiver(repo, progress=progress).backup(source, parent=parent, tags=tags)
+
+    def restore(self, snapshot_id: str, target: Path, progress: ProgressFn | None) -> Stats:
+        return Restorer(self.repository()).restore(snapshot_id, target)
