@@ -36,6 +36,8 @@ class LocalStore:
                         shutil.copyfileobj(src, out, 1 << 20)
                 else:
                     out.write(fill)  # type: ignore[arg-type]
+                out.flush()
+                os.fsync(out.fileno())  # durable before it becomes visible under its name
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

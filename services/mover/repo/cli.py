@@ -1,0 +1,76 @@
+"""`python -m services.mover.repo.cli`: operate a repository by hand (and from benchmarks).
+
+The password comes from VESSEL_REPOSITORY_PASSWORD; S3 keys from VESSEL_S3_ACCESS_KEY /
+VESSEL_S3_SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from services.mover.repo.archiver import Archiver
+from services.mover.repo.crypto import PasswordKey
+from services.mover.repo.errors import RepositoryError
+from services.mover.repo.repository import Repository
+from services.mover.repo.restorer import Restorer
+from vessel.objectstore.base import ObjectStore, ObjectStoreError
+from vessel.objectstore.local import LocalStore
+from vessel.objectstore.minio_port import MinioStore
+
+
+def open_store(args: argparse.Namespace) -> ObjectStore:
+    if args.local:
+        return LocalStore(Path(args.local))
+    return MinioStore(
+        args.s3, args.bucket, os.environ["VESSEL_S3_ACCESS_KEY"], os.environ["VESSEL_S3_SECRET_KEY"]
+    )
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    store = open_store(args)
+    key = PasswordKey(os.environ.get("VESSEL_REPOSITORY_PASSWORD", ""))
+    if args.command == "init":
+        store.ensure_bucket()
+        repo = Repository.init(store, args.prefix, key)
+        return {"id": repo.config.id}
+    repo = Repository.open(store, args.prefix, key)
+    if args.command == "backup":
+        snapshot_id, doc = Archiver(repo).backup(Path(args.source), parent=args.parent)
+        return {"snapshot": snapshot_id, "files": doc.files, "bytes": doc.bytes}
+    if args.command == "restore":
+        stats = Restorer(repo).restore(args.snapshot, Path(args.target))
+        return {"files": stats.files, "bytes": stats.bytes}
+    return {sid: doc.model_dump(mode="json") for sid, doc in repo.snapshots().items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vessel-repo", description=__doc__)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", help="repository store in this directory")
+    where.add_argument("--s3", help="S3 endpoint host:port")
+    parser.add_argument("--bucket", default="vessel-backups")
+    parser.add_argument("--prefix", default="repository")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init")
+    backup = commands.add_parser("backup")
+    backup.add_argument("source")
+    backup.add_argument("--parent")
+    restore = commands.add_parser("restore")
+    restore.add_argument("snapshot")
+    restore.add_argument("target")
+    commands.add_parser("snapshots")
+    args = parser.parse_args(argv)
+    try:
+        print(json.dumps(run(args)))
+    except (RepositoryError, ObjectStoreError) as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
