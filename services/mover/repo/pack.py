@@ -10,6 +10,7 @@ import struct
 from typing import NamedTuple
 
 import blake3
+import zstandard
 
 from services.mover.repo.crypto import MasterKey
 from services.mover.repo.errors import CorruptObject
@@ -51,7 +52,8 @@ class PackBuilder:
         self.size += len(sealed)
 
     def finish(self) -> tuple[str, bytes, dict[str, Location]]:
-        header = json.dumps(self.entries, separators=(",", ":")).encode()
+        header = zstandard.ZstdCompressor(level=3).compress(
+            json.dumps(self.entries, separators=(",", ":")).encode())
         sealed = self.key.seal(header, HEADER_AAD)
         data = b"".join([*self.parts, sealed, struct.pack("<I", len(sealed))])
         pack_id = blake3.blake3(data, max_threads=1).hexdigest()
@@ -69,12 +71,12 @@ def read_header(key: MasterKey, pack_id: str, data: bytes) -> list[BlobEntry]:
         raise CorruptObject(f"{what}: header length {length} exceeds the pack")
     header = key.open(data[-4 - length : -4], HEADER_AAD, f"{what} header")
     try:
-        rows = json.loads(header)
+        rows = json.loads(zstandard.ZstdDecompressor().decompress(header, max_output_size=1 << 28))
         return [
             BlobEntry(
                 id=r[0], type=r[1], offset=r[2], length=r[3], raw_length=r[4], compressed=r[5]
             )
             for r in rows
         ]
-    except (ValueError, TypeError, IndexError) as exc:
+    except (ValueError, TypeError, IndexError, zstandard.ZstdError) as exc:
         raise CorruptObject(f"{what}: malformed header ({exc})") from exc

@@ -39,6 +39,16 @@ def decompressor() -> zstandard.ZstdDecompressor:
     return _local.dctx  # type: ignore[no-any-return]
 
 
+MAX_DOCUMENT = 1 << 30
+
+
+def unzstd(data: bytes, what: str) -> bytes:
+    try:
+        return decompressor().decompress(data, max_output_size=MAX_DOCUMENT)
+    except zstandard.ZstdError as exc:
+        raise CorruptObject(f"{what}: does not decompress ({exc})") from exc
+
+
 class Repository:
     def __init__(self, store: ObjectStore, prefix: str, key: MasterKey, config: RepoConfig) -> None:
         self.store = store
@@ -118,14 +128,16 @@ class Repository:
 
     # --- sealed JSON documents ------------------------------------------------------------
     def save_doc(self, kind: str, doc: BaseModel) -> str:
-        sealed = self.key.seal(doc.model_dump_json(exclude_defaults=False).encode(), kind.encode())
+        """Documents are zstd-compressed JSON, sealed with their kind as associated data."""
+        plain = zstandard.ZstdCompressor(level=3).compress(doc.model_dump_json().encode())
+        sealed = self.key.seal(plain, kind.encode())
         doc_id = blake3.blake3(sealed).hexdigest()
         self.store.put_bytes(self.path(kind, doc_id), sealed)
         return doc_id
 
     def load_doc(self, kind: str, doc_id: str, model: type[M]) -> M:
         name = self.path(kind, doc_id)
-        plain = self.key.open(self.store.get_bytes(name), kind.encode(), name)
+        plain = unzstd(self.key.open(self.store.get_bytes(name), kind.encode(), name), name)
         try:
             return model.model_validate_json(plain)
         except ValidationError as exc:

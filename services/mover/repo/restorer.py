@@ -19,6 +19,7 @@ import os
 import resource
 import shutil
 import stat
+import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ class Plan:
         default_factory=lambda: defaultdict(list)
     )
     first_link: dict[tuple[int, int], int] = field(default_factory=dict)
+    remaining: list[int] = field(default_factory=list)
+    fresh: set[int] = field(default_factory=set)
 
 
 class Restorer:
@@ -64,6 +67,7 @@ class Restorer:
         self.workers = workers
         self.dir_fds: list[int] = []
         self.is_root = os.geteuid() == 0
+        self._lock = threading.Lock()
 
     def restore(self, snapshot_id: str, target: Path) -> Stats:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -77,10 +81,8 @@ class Restorer:
         try:
             self._walk(snapshot.tree, 0, plan)
             self._fetch_all(plan)
-            for item in plan.files:
-                self._finish_file(item)
-                stats.files += 1
-                stats.bytes += item.node.size
+            stats.files = len(plan.files)
+            stats.bytes = sum(item.node.size for item in plan.files)
             for item in plan.others:
                 self._create_other(item, plan)
                 stats.links += 1
@@ -99,8 +101,10 @@ class Restorer:
     def _walk(self, tree_id: str, parent: int, plan: Plan) -> None:
         for node in self.repo.read_tree(tree_id).nodes:
             if node.type == "dir":
-                fd = self._make_dir(parent, node.name)
+                fd, fresh = self._make_dir(parent, node.name, plan)
                 self.dir_fds.append(fd)
+                if fresh:
+                    plan.fresh.add(len(self.dir_fds) - 1)
                 plan.dirs.append(Item(parent, node))
                 if node.subtree is None:
                     raise UnsafeTree(f"tree {tree_id}: directory {node.name!r} has no subtree")
@@ -108,14 +112,17 @@ class Restorer:
             elif node.type == "file" and not self._is_extra_link(node, plan):
                 self._make_file(parent, node, plan)
             else:
-                self._clear(parent, node.name)
+                self._clear(parent, node.name, plan)
                 plan.others.append(Item(parent, node))
 
     @staticmethod
     def _is_extra_link(node: Node, plan: Plan) -> bool:
         return node.links > 1 and (node.device, node.inode) in plan.first_link
 
-    def _clear(self, parent: int, name: str, keep_dir: bool = False) -> None:
+    def _clear(self, parent: int, name: str, plan: Plan, keep_dir: bool = False) -> None:
+        """Remove what stands in the way in an existing directory (never follows links)."""
+        if parent in plan.fresh:
+            return
         fd = self.dir_fds[parent]
         try:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -127,29 +134,24 @@ class Restorer:
         else:
             os.unlink(name, dir_fd=fd)
 
-    def _make_dir(self, parent: int, name: str) -> int:
-        self._clear(parent, name, keep_dir=True)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(name, 0o700, dir_fd=self.dir_fds[parent])
+    def _make_dir(self, parent: int, name: str, plan: Plan) -> tuple[int, bool]:
+        self._clear(parent, name, plan, keep_dir=True)
+        fresh = True
         try:
-            return os.open(name, DIR_FLAGS, dir_fd=self.dir_fds[parent])
+            os.mkdir(name, 0o700, dir_fd=self.dir_fds[parent])
+        except FileExistsError:
+            fresh = False
+        try:
+            return os.open(name, DIR_FLAGS, dir_fd=self.dir_fds[parent]), fresh
         except OSError as exc:
             raise UnsafeTree(f"cannot open directory {name!r} safely: {exc}") from exc
 
     def _make_file(self, parent: int, node: Node, plan: Plan) -> None:
-        self._clear(parent, node.name)
-        fd = os.open(
-            node.name,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
-            0o600,
-            dir_fd=self.dir_fds[parent],
-        )
-        try:
-            os.ftruncate(fd, node.size)
-        finally:
-            os.close(fd)
+        """Plan the file's writes; it is created by the first write (or here when empty)."""
+        self._clear(parent, node.name, plan)
         index = len(plan.files)
         plan.files.append(Item(parent, node))
+        plan.remaining.append(len(node.content))
         if node.links > 1:
             plan.first_link[(node.device, node.inode)] = index
         offset = 0
@@ -160,6 +162,8 @@ class Restorer:
                 raise UnsafeTree(f"file {node.name!r}: blob {hex_id} is not in the repository")
             plan.writes[location.pack].append((blob_id, location, index, offset))
             offset += location.raw_length
+        if not node.content:
+            self._write(plan, index, None, 0, last=True)
 
     # --- data ----------------------------------------------------------------------------------
     def _fetch_all(self, plan: Plan) -> None:
@@ -191,25 +195,29 @@ class Restorer:
             plain = self.repo.decode_blob(blob_id, location, sealed)
             zero = not any(plain[:64]) and plain.count(0) == len(plain)
             for file_index, offset in by_blob[blob_id]:
-                item = plan.files[file_index]
-                if zero and item.node.sparse:
-                    continue
-                fd = os.open(
-                    item.node.name, os.O_WRONLY | os.O_NOFOLLOW, dir_fd=self.dir_fds[item.parent]
-                )
-                try:
-                    os.pwrite(fd, plain, offset)
-                finally:
-                    os.close(fd)
+                with self._lock:
+                    plan.remaining[file_index] -= 1
+                    last = plan.remaining[file_index] == 0
+                skip = zero and plan.files[file_index].node.sparse
+                self._write(plan, file_index, None if skip else plain, offset, last)
 
-    # --- metadata ----------------------------------------------------------------------------
-    def _finish_file(self, item: Item) -> None:
-        fd = os.open(item.node.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self.dir_fds[item.parent])
+    def _write(self, plan: Plan, index: int, data: bytes | None, offset: int, last: bool) -> None:
+        """Write one chunk; the last writer of a file also sets its size and metadata."""
+        if data is None and not last:
+            return  # a hole in a sparse file
+        item = plan.files[index]
+        fd = os.open(item.node.name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600,
+                     dir_fd=self.dir_fds[item.parent])
         try:
-            self._apply_meta(item.node, fd, is_dir=False)
+            if data is not None:
+                os.pwrite(fd, data, offset)
+            if last:
+                os.ftruncate(fd, item.node.size)
+                self._apply_meta(item.node, fd, is_dir=False)
         finally:
             os.close(fd)
 
+    # --- metadata ----------------------------------------------------------------------------
     def _apply_meta(self, node: Node, fd: int, *, is_dir: bool) -> None:
         if self.is_root:
             with contextlib.suppress(OSError):
