@@ -90,7 +90,7 @@ class BackupFlow:
                     cluster=app.cluster,
                     bucket=op.bucket,
                     source_path=path,
-                    prefix=f"{prefix(op.id)}/volumes/{w.namespace}/{w.claim}",
+                    tags={"backup": op.id, "namespace": w.namespace, "claim": w.claim},
                 ),
                 cluster=app.cluster,
             )
@@ -121,7 +121,7 @@ class BackupFlow:
             resources_key=f"{prefix(op.id)}/resources.json",
             volumes=[
                 VolumeEntry(
-                    namespace=w.namespace, claim=w.claim, manifest_key=w.manifest_key, bytes=w.bytes
+                    namespace=w.namespace, claim=w.claim, snapshot_id=w.snapshot_id, bytes=w.bytes
                 )
                 for w in op.volumes
             ],

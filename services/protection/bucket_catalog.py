@@ -26,7 +26,7 @@ class VolumeEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     namespace: str
     claim: str
-    manifest_key: str
+    snapshot_id: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
 
 

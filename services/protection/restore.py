@@ -60,7 +60,7 @@ class RestoreFlow:
                 claim=v.claim,
                 namespace=mapping.get(v.namespace, v.namespace),
                 transfer_id=f"{op.id}-{v.claim}",
-                manifest_key=v.manifest_key,
+                snapshot_id=v.snapshot_id,
             )
             for v in backup.volumes
         ]
@@ -114,7 +114,7 @@ class RestoreFlow:
                 operation_id=op.id,
                 cluster=event.cluster,
                 bucket=op.bucket,
-                manifest_key=work.manifest_key,
+                snapshot_id=work.snapshot_id,
                 target_path=event.path,
             ),
             cluster=event.cluster,
