@@ -27,6 +27,7 @@ from vessel.objectstore.minio_port import MinioStore  # noqa: E402
 from vessel.rig.processes import S3Server  # noqa: E402
 
 PASSWORD = "bench-password"
+OUTPUT = Path(tempfile.gettempdir()) / f"vessel-bench-{os.getpid()}.out"
 WORDS = (
     "storage volume snapshot backup restore cluster namespace claim pod node "
     "replica policy bucket schedule retention mover chunk index pack tree"
@@ -68,7 +69,9 @@ def change_one_percent(large: Path, small: Path, rng: random.Random) -> None:
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Like `run`, with the child's peak RSS from wait4 (Popen.communicate reaps first)."""
+    """Wall seconds, peak RSS (bytes) and output of one command. Dirty pages of earlier
+    steps are written back first, so no tool pays for another's writes."""
+    os.sync()
     started = time.monotonic()
     pid = os.posix_spawn(
         argv[0],
@@ -78,7 +81,7 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, in
             (
                 os.POSIX_SPAWN_OPEN,
                 1,
-                "/tmp/.bench-out",
+                str(OUTPUT),
                 os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                 0o600,
             )
@@ -86,7 +89,7 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, in
     )
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.monotonic() - started
-    out = Path("/tmp/.bench-out").read_text()
+    out = Path(str(OUTPUT)).read_text()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(argv[:5])} failed with {status}")
     return elapsed, usage.ru_maxrss * 1024, out
@@ -151,6 +154,7 @@ def main() -> None:
         vessel("init")
         restic("init")
 
+        os.sync()
         started = time.monotonic()
         subprocess.run(["cp", "-r", str(large), str(work / "cp-copy")], check=True)
         subprocess.run(["sync"], check=True)

@@ -19,12 +19,13 @@ from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from vessel.objectstore.base import ObjectStore, ObjectStoreError
 from vessel.objectstore.local import LocalStore
-from vessel.objectstore.minio_port import MinioStore
 
 
 def open_store(args: argparse.Namespace) -> ObjectStore:
     if args.local:
         return LocalStore(Path(args.local))
+    from vessel.objectstore.minio_port import MinioStore  # only S3 users pay its import
+
     return MinioStore(
         args.s3, args.bucket, os.environ["VESSEL_S3_ACCESS_KEY"], os.environ["VESSEL_S3_SECRET_KEY"]
     )

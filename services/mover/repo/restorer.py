@@ -67,6 +67,7 @@ class Restorer:
         self.workers = workers
         self.dir_fds: list[int] = []
         self.is_root = os.geteuid() == 0
+        self.owner = (os.geteuid(), os.getegid())
         self._lock = threading.Lock()
 
     def restore(self, snapshot_id: str, target: Path) -> Stats:
@@ -212,14 +213,15 @@ class Restorer:
             if data is not None:
                 os.pwrite(fd, data, offset)
             if last:
-                os.ftruncate(fd, item.node.size)
+                if data is None or offset + len(data) != item.node.size:
+                    os.ftruncate(fd, item.node.size)  # holes at the end, or no content
                 self._apply_meta(item.node, fd, is_dir=False)
         finally:
             os.close(fd)
 
     # --- metadata ----------------------------------------------------------------------------
     def _apply_meta(self, node: Node, fd: int, *, is_dir: bool) -> None:
-        if self.is_root:
+        if self.is_root and (node.uid, node.gid) != self.owner:
             with contextlib.suppress(OSError):
                 os.fchown(fd, node.uid, node.gid)
         os.fchmod(fd, node.mode)
