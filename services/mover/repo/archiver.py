@@ -31,7 +31,8 @@ from services.mover.repo.writer import BlobWriter
 BATCH = 64
 NODE_DEFAULTS = {
     name: field.get_default(call_default_factory=True)
-    for name, field in Node.model_fields.items() if not field.is_required()
+    for name, field in Node.model_fields.items()
+    if not field.is_required()
 }
 SPECIAL = {
     stat.S_IFIFO: "fifo",
@@ -153,8 +154,9 @@ class Archiver:
         nodes: list[dict[str, object]] = []
         for slot in slots:
             docs = slot.result() if isinstance(slot, Future) else [slot]
-            nodes.extend({k: v for k, v in doc.items() if NODE_DEFAULTS.get(k, ...) != v}
-                         for doc in docs)
+            nodes.extend(
+                {k: v for k, v in doc.items() if NODE_DEFAULTS.get(k, ...) != v} for doc in docs
+            )
         # The documents are built here from stat results, so they are valid by construction;
         # readers validate every tree with the `Tree` model.
         raw = json.dumps({"nodes": nodes}, separators=(",", ":")).encode()
@@ -165,9 +167,16 @@ class Archiver:
     @staticmethod
     def _meta(full: Path, name: str, st: os.stat_result) -> dict[str, object]:
         return {
-            "name": name, "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
-            "mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns, "ctime_ns": st.st_ctime_ns,
-            "inode": st.st_ino, "links": st.st_nlink, "device": st.st_dev,
+            "name": name,
+            "mode": stat.S_IMODE(st.st_mode),
+            "uid": st.st_uid,
+            "gid": st.st_gid,
+            "mtime_ns": st.st_mtime_ns,
+            "atime_ns": st.st_atime_ns,
+            "ctime_ns": st.st_ctime_ns,
+            "inode": st.st_ino,
+            "links": st.st_nlink,
+            "device": st.st_dev,
             "xattrs": read_xattrs(full),
         }
 
@@ -188,8 +197,9 @@ class Archiver:
             node.update(type=SPECIAL.get(kind, "fifo"), rdev=st.st_rdev)
         return node
 
-    def _files(self, path: Path, names: list[str], previous: dict[str, Node]
-               ) -> list[dict[str, object]]:
+    def _files(
+        self, path: Path, names: list[str], previous: dict[str, Node]
+    ) -> list[dict[str, object]]:
         docs = []
         for name in names:
             full = path / name
@@ -202,9 +212,15 @@ class Archiver:
         return docs
 
     def _content(self, path: Path, st: os.stat_result, old: Node | None) -> tuple[list[str], bool]:
-        if (old is not None and old.type == "file" and old.size == st.st_size
-                and old.mtime_ns == st.st_mtime_ns and old.ctime_ns == st.st_ctime_ns
-                and old.inode == st.st_ino and self.repo.has_all(old.content)):
+        if (
+            old is not None
+            and old.type == "file"
+            and old.size == st.st_size
+            and old.mtime_ns == st.st_mtime_ns
+            and old.ctime_ns == st.st_ctime_ns
+            and old.inode == st.st_ino
+            and self.repo.has_all(old.content)
+        ):
             self._count(1, st.st_size, 0)
             return old.content, old.sparse
         if st.st_nlink > 1:

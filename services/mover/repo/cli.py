@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from services.mover.repo.archiver import Archiver
+from services.mover.repo.check import check, repair_index
 from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.repository import Repository
@@ -42,6 +43,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if args.command == "backup":
         snapshot_id, doc = Archiver(repo).backup(Path(args.source), parent=args.parent)
         return {"snapshot": snapshot_id, "files": doc.files, "bytes": doc.bytes}
+    if args.command == "check":
+        report = check(repo, read_data=args.read_data)
+        return {
+            "ok": report.ok,
+            "errors": report.errors,
+            "warnings": report.warnings,
+            "packs": report.packs,
+            "blobs": report.blobs,
+            "snapshots": report.snapshots,
+            "bytes_read": report.bytes_read,
+        }
+    if args.command == "repair-index":
+        return {"repaired_packs": repair_index(repo)}
     if args.command == "restore":
         stats = Restorer(repo).restore(args.snapshot, Path(args.target))
         return {"files": stats.files, "bytes": stats.bytes}
@@ -64,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     restore.add_argument("snapshot")
     restore.add_argument("target")
     commands.add_parser("snapshots")
+    checker = commands.add_parser("check")
+    checker.add_argument("--read-data", action="store_true", help="read and verify every byte")
+    commands.add_parser("repair-index")
     args = parser.parse_args(argv)
     try:
         print(json.dumps(run(args)))

@@ -53,7 +53,8 @@ class PackBuilder:
 
     def finish(self) -> tuple[str, bytes, dict[str, Location]]:
         header = zstandard.ZstdCompressor(level=3).compress(
-            json.dumps(self.entries, separators=(",", ":")).encode())
+            json.dumps(self.entries, separators=(",", ":")).encode()
+        )
         sealed = self.key.seal(header, HEADER_AAD)
         data = b"".join([*self.parts, sealed, struct.pack("<I", len(sealed))])
         pack_id = blake3.blake3(data, max_threads=1).hexdigest()

@@ -198,6 +198,9 @@ class Repository:
             ) from exc
 
     # --- snapshots ----------------------------------------------------------------------------
+    def snapshots_doc(self, snapshot_id: str) -> SnapshotDoc:
+        return self.load_doc("snapshots", snapshot_id, SnapshotDoc)
+
     def snapshots(self) -> dict[str, SnapshotDoc]:
         return {
             name.rsplit("/", 1)[1]: self.load_doc("snapshots", name.rsplit("/", 1)[1], SnapshotDoc)

@@ -207,8 +207,12 @@ class Restorer:
         if data is None and not last:
             return  # a hole in a sparse file
         item = plan.files[index]
-        fd = os.open(item.node.name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600,
-                     dir_fd=self.dir_fds[item.parent])
+        fd = os.open(
+            item.node.name,
+            os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW,
+            0o600,
+            dir_fd=self.dir_fds[item.parent],
+        )
         try:
             if data is not None:
                 os.pwrite(fd, data, offset)
