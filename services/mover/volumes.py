@@ -55,8 +55,6 @@ class RepositoryData:
                 except RepositoryMissing:
                     self.store.ensure_bucket()
                     self._repo = Repository.init(self.store, self.prefix, self.key)
-            else:
-                self._repo.load_index()  # other writers (clusters) may have added packs
             return self._repo
 
     def backup(

@@ -1,11 +1,11 @@
-"""Static checks of the deployment files: the image, the compose stack and the Helm chart.
+"""Static checks of the deployment files: the image and the compose stack (the Helm chart's
+checks are in test_helm_chart.py).
 
 Nothing here builds or starts a container: the files are parsed and checked against the
 project they deploy (console scripts, configuration schema, defaults)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -25,7 +25,6 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_CONFIG = ROOT / "deploy" / "compose" / "vessel.yaml"
-CHART = ROOT / "charts" / "vessel"
 
 RUNTIME_DIRS = frozenset({"data"})
 """Top-level host folders the compose stack fills at run time: not part of the repo."""
@@ -247,93 +246,6 @@ def test_compose_config_validates_and_matches_the_stack(
     mounts = {t for _name, s in _vessel_services(compose) for _src, t in _binds(s)}
     for cluster in settings.clusters:
         assert str(cluster.kubeconfig) in mounts, f"{cluster.id}: kubeconfig is not mounted"
-
-
-# --- Helm chart --------------------------------------------------------------------------
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-    "null": (type(None),),
-}
-
-
-def _has_type(value: Any, names: str | list[str]) -> bool:
-    for name in [names] if isinstance(names, str) else names:
-        if isinstance(value, bool) and name not in ("boolean",):
-            continue
-        if isinstance(value, _JSON_TYPES[name]):
-            return True
-    return False
-
-
-def _schema_problems(value: Any, schema: dict[str, Any], path: str) -> list[str]:
-    problems = []
-    if "type" in schema and not _has_type(value, schema["type"]):
-        problems.append(f"{path}: {value!r} is not of type {schema['type']}")
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"{path}: {value!r} is not one of {schema['enum']}")
-    if isinstance(value, dict):
-        properties: dict[str, Any] = schema.get("properties", {})
-        if value and not properties:
-            problems.append(f"{path}: a mapping the schema gives no properties for")
-        for key in sorted(value.keys() - properties.keys()):
-            problems.append(f"{path}.{key}: in values.yaml but not in values.schema.json")
-        for key in sorted(properties.keys() - value.keys()):
-            problems.append(f"{path}.{key}: in values.schema.json but not in values.yaml")
-        for key in sorted(value.keys() & properties.keys()):
-            problems += _schema_problems(value[key], properties[key], f"{path}.{key}")
-    return problems
-
-
-def test_chart_metadata() -> None:
-    chart = _yaml(CHART / "Chart.yaml")
-    assert chart["apiVersion"] == "v2"
-    assert chart["name"] == "vessel"
-    assert re.fullmatch(r"\d+\.\d+\.\d+", str(chart["version"])), chart["version"]
-    assert str(chart["appVersion"]) == _pyproject()["project"]["version"]
-    assert chart.get("description")
-
-
-def test_chart_values_and_schema_cover_each_other() -> None:
-    values = _yaml(CHART / "values.yaml")
-    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
-    assert isinstance(values, dict) and values, "values.yaml is empty"
-    problems = _schema_problems(values, schema, "values")
-    assert not problems, "\n".join(problems)
-
-
-def test_chart_templates_use_only_declared_values() -> None:
-    values = _yaml(CHART / "values.yaml")
-    templates = sorted((CHART / "templates").iterdir())
-    assert templates, "the chart has no templates"
-    used = 0
-    for template in templates:
-        text = template.read_text(encoding="utf-8")
-        for match in re.finditer(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text):
-            node: Any = values
-            for key in match.group(1).lstrip(".").split("."):
-                assert isinstance(node, dict) and key in node, (
-                    f"{template.name}: .Values{match.group(1)} is not in values.yaml"
-                )
-                node = node[key]
-            used += 1
-    assert used, "no template reads .Values"
-
-
-def test_chart_gateway_runs_as_the_image_user() -> None:
-    deployment = (CHART / "templates" / "gateway-deployment.yaml").read_text(encoding="utf-8")
-    users = [args for keyword, args in _dockerfile() if keyword == "USER"]
-    assert users, "the Dockerfile declares no USER"
-    uid = users[-1].split(":", 1)[0]
-    assert f"runAsUser: {uid}" in deployment
-    for needed in ("runAsNonRoot: true", "readOnlyRootFilesystem: true", 'drop: ["ALL"]'):
-        assert needed in deployment, f"gateway deployment lacks {needed}"
-    assert "grpc:" in deployment, "gateway probes should use the gRPC health service"
 
 
 # --- Dockerfile --------------------------------------------------------------------------

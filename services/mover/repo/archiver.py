@@ -25,6 +25,7 @@ from pathlib import Path
 from pyfastcdc import FastCDC
 
 from services.mover.repo.format import Node, SnapshotDoc
+from services.mover.repo.locks import Held
 from services.mover.repo.repository import Repository
 from services.mover.repo.writer import BlobWriter
 
@@ -91,6 +92,11 @@ class Archiver:
         self, source: Path, *, parent: str | None = None, tags: dict[str, str] | None = None
     ) -> tuple[str, SnapshotDoc]:
         parent_doc = self.repo.load_doc("snapshots", parent, SnapshotDoc) if parent else None
+        lock = Held(self.repo, "backup")  # first our lock, then the others' (see locks.py)
+        self.repo.load_index()
+        self.repo.excluded_packs = {
+            p for other in lock.others() if other.kind == "prune" for p in other.doomed
+        }
         writer = BlobWriter(self.repo)
         self._writer = writer
         stop = threading.Event()
@@ -116,6 +122,7 @@ class Archiver:
         finally:
             stop.set()
             writer.close()
+            lock.release()
             self._emit()
 
     def _tick(self, stop: threading.Event) -> None:

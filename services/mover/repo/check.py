@@ -118,7 +118,6 @@ def repair_index(repo: Repository) -> int:
             continue  # a corrupted pack stays unindexed; check reports it
         entries = read_header(repo.key, pack, data)
         doc = IndexDoc(packs=[PackEntry(pack=pack, blobs=entries)])
-        repo.save_doc("index", doc)
-        repo.add_index(doc)
+        repo.save_index(doc)
         repaired += 1
     return repaired

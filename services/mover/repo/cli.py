@@ -16,6 +16,7 @@ from services.mover.repo.archiver import Archiver
 from services.mover.repo.check import check, repair_index
 from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.errors import RepositoryError
+from services.mover.repo.maintenance import forget, prune
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from vessel.objectstore.base import ObjectStore, ObjectStoreError
@@ -54,6 +55,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "snapshots": report.snapshots,
             "bytes_read": report.bytes_read,
         }
+    if args.command == "forget":
+        forget(repo, args.snapshots)
+        return {"forgotten": args.snapshots}
+    if args.command == "prune":
+        pruned = prune(repo)
+        return {
+            "deleted_packs": pruned.deleted_packs,
+            "deleted_bytes": pruned.deleted_bytes,
+            "partly_used_packs": pruned.partly_used_packs,
+            "kept_packs": pruned.kept_packs,
+        }
     if args.command == "repair-index":
         return {"repaired_packs": repair_index(repo)}
     if args.command == "restore":
@@ -81,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     checker = commands.add_parser("check")
     checker.add_argument("--read-data", action="store_true", help="read and verify every byte")
     commands.add_parser("repair-index")
+    forgetter = commands.add_parser("forget")
+    forgetter.add_argument("snapshots", nargs="+")
+    commands.add_parser("prune")
     args = parser.parse_args(argv)
     try:
         print(json.dumps(run(args)))

@@ -56,6 +56,9 @@ class Repository:
         self.key = key
         self.config = config
         self.index: dict[bytes, Location] = {}
+        self._loaded: set[str] = set()
+        self.excluded_packs: set[str] = set()
+        """Packs a running prune may delete: a backup must not reuse their blobs."""
         self._lock = threading.Lock()
 
     # --- object names -------------------------------------------------------------------
@@ -148,8 +151,17 @@ class Repository:
 
     # --- index ------------------------------------------------------------------------------
     def load_index(self) -> None:
-        for name in self.store.list(self.path("index") + "/"):
+        """Bring the in-memory index up to date with the bucket. New index objects are
+        added; if any loaded one is gone (a prune rewrote the index), everything is
+        reloaded, so blobs of deleted packs are never offered for reuse."""
+        names = set(self.store.list(self.path("index") + "/"))
+        if self._loaded - names:
+            with self._lock:
+                self.index.clear()
+            self._loaded = set()
+        for name in sorted(names - self._loaded):
             self.add_index(self.load_doc("index", name.rsplit("/", 1)[1], IndexDoc))
+            self._loaded.add(name)
 
     def add_index(self, doc: IndexDoc) -> None:
         with self._lock:
@@ -159,10 +171,12 @@ class Repository:
                         pack.pack, b.type, b.offset, b.length, b.raw_length, b.compressed
                     )
 
-    def add_locations(self, locations: dict[str, Location]) -> None:
+    def save_index(self, doc: IndexDoc) -> None:
+        """Store an index object and take its entries into the in-memory index."""
+        name = self.path("index", self.save_doc("index", doc))
+        self.add_index(doc)
         with self._lock:
-            for blob_id, location in locations.items():
-                self.index[bytes.fromhex(blob_id)] = location
+            self._loaded.add(name)
 
     # --- blobs --------------------------------------------------------------------------------
     def decode_blob(self, blob_id: bytes, location: Location, sealed: bytes | memoryview) -> bytes:
@@ -207,8 +221,12 @@ class Repository:
             for name in self.store.list(self.path("snapshots") + "/")
         }
 
+    def usable(self, blob_id: bytes) -> bool:
+        location = self.index.get(blob_id)
+        return location is not None and location.pack not in self.excluded_packs
+
     def has_all(self, ids: Iterable[str]) -> bool:
-        return all(bytes.fromhex(i) in self.index for i in ids)
+        return all(self.usable(bytes.fromhex(i)) for i in ids)
 
 
 def json_compact(value: Any) -> bytes:

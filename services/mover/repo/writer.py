@@ -54,13 +54,10 @@ class BlobWriter:
         self.uploaded_bytes = 0
         self.new_blobs = 0
 
-    def known(self, blob_id: bytes) -> bool:
-        return blob_id in self.repo.index or blob_id in self._pending
-
     def add(self, blob_id: bytes, type_: str, data: bytes | memoryview) -> bool:
         """Store the blob unless the repository has it; True when it was new."""
         with self._lock:
-            if blob_id in self.repo.index or blob_id in self._pending:
+            if blob_id in self._pending or self.repo.usable(blob_id):
                 return False
             self._pending.add(blob_id)
         payload, compressed = compress(data)
@@ -99,8 +96,7 @@ class BlobWriter:
                 )
                 for i, loc in locations.items()
             ]
-            self.repo.save_doc("index", IndexDoc(packs=[PackEntry(pack=pack_id, blobs=entries)]))
-            self.repo.add_locations(locations)
+            self.repo.save_index(IndexDoc(packs=[PackEntry(pack=pack_id, blobs=entries)]))
             with self._lock:
                 self._pending.difference_update(bytes.fromhex(i) for i in locations)
                 self.uploaded_bytes += len(data)

@@ -1,0 +1,91 @@
+"""Repository locks: what lets prune run while backups run.
+
+A backup holds a `backup` lock for its whole run and refreshes it every minute. A prune
+first writes a `prune` lock naming the packs it intends to delete ("doomed"), then waits
+for every backup lock that existed at that moment to go away. Backups that start later
+see the prune lock and never reuse a blob from a doomed pack; backups that started
+earlier have finished, and their snapshots are counted before anything is deleted. The
+argument needs no clocks: only the order "create own lock, then list the others' locks",
+which both sides follow. A lock not refreshed for `STALE_AFTER` is ignored (its holder
+died).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from services.mover.repo.errors import CorruptObject
+from services.mover.repo.repository import Repository
+
+STALE_AFTER = 30 * 60.0
+REFRESH_EVERY = 60.0
+Kind = Literal["backup", "prune"]
+
+
+@dataclass
+class LockDoc:
+    id: str
+    kind: Kind
+    refreshed: float
+    host: str = ""
+    pid: int = 0
+    doomed: list[str] = field(default_factory=list)
+
+    @property
+    def stale(self) -> bool:
+        return time.time() - self.refreshed > STALE_AFTER
+
+
+def _key(repo: Repository, lock_id: str) -> str:
+    return repo.path("locks", lock_id)
+
+
+def _write(repo: Repository, doc: LockDoc) -> None:
+    plain = json.dumps(doc.__dict__).encode()
+    repo.store.put_bytes(_key(repo, doc.id), repo.key.seal(plain, b"locks"))
+
+
+def list_locks(repo: Repository) -> list[LockDoc]:
+    found = []
+    for name in repo.store.list(repo.path("locks") + "/"):
+        try:
+            plain = repo.key.open(repo.store.get_bytes(name), b"locks", name)
+            found.append(LockDoc(**json.loads(plain)))
+        except CorruptObject:
+            continue  # unreadable locks are not ours to honour; check reports objects
+        except Exception:
+            continue  # released between list and get
+    return [lock for lock in found if not lock.stale]
+
+
+class Held:
+    """A lock this process holds, refreshed in the background until released."""
+
+    def __init__(self, repo: Repository, kind: Kind, doomed: list[str] | None = None) -> None:
+        self.repo = repo
+        self.doc = LockDoc(
+            uuid.uuid4().hex, kind, time.time(), socket.gethostname(), os.getpid(), doomed or []
+        )
+        _write(repo, self.doc)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._refresh, daemon=True, name="lock-refresh")
+        self._thread.start()
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(REFRESH_EVERY):
+            self.doc.refreshed = time.time()
+            _write(self.repo, self.doc)
+
+    def others(self) -> list[LockDoc]:
+        return [lock for lock in list_locks(self.repo) if lock.id != self.doc.id]
+
+    def release(self) -> None:
+        self._stop.set()
+        self.repo.store.delete(_key(self.repo, self.doc.id))
