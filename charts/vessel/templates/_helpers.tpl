@@ -163,6 +163,11 @@ path if a Secret is set for it.
     secretKeyRef:
       name: {{ $v.s3.existingSecret }}
       key: {{ $v.s3.secretKeyKey }}
+- name: VESSEL_REPOSITORY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.s3.existingSecret }}
+      key: {{ $v.s3.repositoryPasswordKey }}
 {{- end }}
 {{- if get $v.nats.credentialsSecret .component }}
 - name: VESSEL_NATS_CREDENTIALS
