@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from services.mover.repo.archiver import Progress
 from services.mover.repo.errors import RepositoryError
+from services.mover.repo.progress import Progress
 from services.mover.volumes import ProgressFn, VolumeData
 from vessel.bus.errors import TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
@@ -54,13 +54,12 @@ class Mover:
         self,
         cmd: MoveToBucket | MoveFromBucket,
         direction: Literal["backup", "restore"],
-        total: int | None = None,
     ) -> ProgressFn:
         loop = asyncio.get_running_loop()
 
         def report(progress: Progress) -> None:
-            rate = progress.rate
-            eta = (total - progress.bytes) / rate if total and rate > 0 else None
+            rate, total = progress.rate, progress.total
+            eta = max(total - progress.bytes, 0) / rate if total and rate > 0 else None
             event = TransferProgress(
                 transfer_id=cmd.transfer_id,
                 operation_id=cmd.operation_id,

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from services.mover.repo.archiver import Archiver, Progress
+from services.mover.repo.archiver import Archiver
 from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.errors import RepositoryMissing
 from services.mover.repo.format import SnapshotDoc
+from services.mover.repo.progress import Progress
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer, Stats
 from vessel.objectstore.base import ObjectStore
@@ -66,4 +67,4 @@ class RepositoryData:
         return Archiver(repo, progress=progress).backup(source, parent=parent, tags=tags)
 
     def restore(self, snapshot_id: str, target: Path, progress: ProgressFn | None) -> Stats:
-        return Restorer(self.repository()).restore(snapshot_id, target)
+        return Restorer(self.repository(), progress=progress).restore(snapshot_id, target)

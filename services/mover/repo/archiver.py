@@ -15,10 +15,8 @@ import os
 import socket
 import stat
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from pyfastcdc import FastCDC
 
 from services.mover.repo.format import Node, SnapshotDoc
 from services.mover.repo.locks import Held
+from services.mover.repo.progress import Progress, Report, reporting
 from services.mover.repo.repository import Repository
 from services.mover.repo.writer import BlobWriter
 
@@ -41,18 +40,6 @@ SPECIAL = {
     stat.S_IFBLK: "blockdev",
     stat.S_IFSOCK: "socket",
 }
-
-
-@dataclass
-class Progress:
-    files: int = 0
-    bytes: int = 0
-    new_bytes: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def rate(self) -> float:
-        return self.bytes / max(time.monotonic() - self.started, 1e-6)
 
 
 def read_xattrs(path: Path) -> dict[str, str]:
@@ -75,7 +62,7 @@ class Archiver:
         repo: Repository,
         *,
         workers: int = 3,
-        progress: Callable[[Progress], None] | None = None,
+        progress: Report | None = None,
         interval: float = 1.0,
     ) -> None:
         self.repo = repo
@@ -86,7 +73,7 @@ class Archiver:
         self._cdc = FastCDC(avg_size=repo.config.chunk_avg)
         self._links: dict[tuple[int, int], Future[tuple[list[str], bool]]] = {}
         self._pool: ThreadPoolExecutor
-        self._counter_lock = threading.Lock()
+        self._links_lock = threading.Lock()
 
     def backup(
         self, source: Path, *, parent: str | None = None, tags: dict[str, str] | None = None
@@ -99,15 +86,13 @@ class Archiver:
         }
         writer = BlobWriter(self.repo)
         self._writer = writer
-        stop = threading.Event()
-        ticker = threading.Thread(target=self._tick, args=(stop,), daemon=True)
-        ticker.start()
         try:
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="chunk") as pool:
-                self._pool = pool
-                root_nodes = self._parent_nodes(parent_doc.tree if parent_doc else None)
-                tree_id = self._directory(source, root_nodes)
-            writer.flush()  # every pack and index is stored before the snapshot names them
+            with reporting(self.progress, self._report, self._interval):
+                with ThreadPoolExecutor(self.workers, thread_name_prefix="chunk") as pool:
+                    self._pool = pool
+                    root_nodes = self._parent_nodes(parent_doc.tree if parent_doc else None)
+                    tree_id = self._directory(source, root_nodes)
+                writer.flush()  # every pack and index is stored before the snapshot names them
             doc = SnapshotDoc(
                 time=datetime.now(UTC),
                 tree=tree_id,
@@ -120,18 +105,8 @@ class Archiver:
             )
             return self.repo.save_doc("snapshots", doc), doc
         finally:
-            stop.set()
             writer.close()
             lock.release()
-            self._emit()
-
-    def _tick(self, stop: threading.Event) -> None:
-        while not stop.wait(self._interval):
-            self._emit()
-
-    def _emit(self) -> None:
-        if self._report is not None:
-            self._report(self.progress)
 
     def _parent_nodes(self, tree_id: str | None) -> dict[str, Node]:
         if tree_id is None or bytes.fromhex(tree_id) not in self.repo.index:
@@ -228,11 +203,11 @@ class Archiver:
             and old.inode == st.st_ino
             and self.repo.has_all(old.content)
         ):
-            self._count(1, st.st_size, 0)
+            self.progress.add(1, st.st_size, 0)
             return old.content, old.sparse
         if st.st_nlink > 1:
             link = (st.st_dev, st.st_ino)
-            with self._counter_lock:
+            with self._links_lock:
                 first = link not in self._links
                 if first:
                     self._links[link] = Future()
@@ -257,11 +232,5 @@ class Archiver:
                     new += len(data)
                 total += len(data)
                 ids.append(blob_id.hex())
-        self._count(1, total, new)
+        self.progress.add(1, total, new)
         return ids, st.st_blocks * 512 < st.st_size
-
-    def _count(self, files: int, size: int, new: int) -> None:
-        with self._counter_lock:
-            self.progress.files += files
-            self.progress.bytes += size
-            self.progress.new_bytes += new

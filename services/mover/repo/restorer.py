@@ -28,6 +28,7 @@ from pathlib import Path
 from services.mover.repo.errors import UnsafeTree
 from services.mover.repo.format import Node, SnapshotDoc
 from services.mover.repo.pack import Location
+from services.mover.repo.progress import Progress, Report, reporting
 from services.mover.repo.repository import Repository
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -62,26 +63,38 @@ class Plan:
 
 
 class Restorer:
-    def __init__(self, repo: Repository, *, workers: int = 4) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        workers: int = 4,
+        progress: Report | None = None,
+        interval: float = 1.0,
+    ) -> None:
         self.repo = repo
         self.workers = workers
         self.dir_fds: list[int] = []
         self.is_root = os.geteuid() == 0
         self.owner = (os.geteuid(), os.getegid())
         self._lock = threading.Lock()
+        self.progress = Progress()
+        self._report = progress
+        self._interval = interval
 
     def restore(self, snapshot_id: str, target: Path) -> Stats:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         snapshot = self.repo.load_doc("snapshots", snapshot_id, SnapshotDoc)
+        self.progress.total = snapshot.bytes
         target.mkdir(parents=True, exist_ok=True)
         self.dir_fds = [os.open(target, DIR_FLAGS)]
         plan = Plan()
         stats = Stats()
         try:
             self._walk(snapshot.tree, 0, plan)
-            self._fetch_all(plan)
+            with reporting(self.progress, self._report, self._interval):
+                self._fetch_all(plan)
             stats.files = len(plan.files)
             stats.bytes = sum(item.node.size for item in plan.files)
             for item in plan.others:
@@ -216,6 +229,7 @@ class Restorer:
         try:
             if data is not None:
                 os.pwrite(fd, data, offset)
+            self.progress.add(1 if last else 0, len(data) if data is not None else 0)
             if last:
                 if data is None or offset + len(data) != item.node.size:
                     os.ftruncate(fd, item.node.size)  # holes at the end, or no content
