@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +39,60 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+POOL_ATTRIBUTES = ("media", "provisioningType", "snapshots", "clones", "encryption", "iopsClass")
+"""Attributes a pool offers and a StorageClass may require (Trident's names)."""
+
+
+class PoolAttributes(_Strict):
+    """What a pool offers; an attribute left out is derived from the backend where it can be
+    (`snapshots`, `clones` from its capabilities, `provisioningType` thin, `encryption`
+    false) and otherwise matches no class that requires it."""
+
+    media: Literal["hdd", "ssd", "nvme", "hybrid"] | None = Field(None, description="Disk kind")
+    provisioningType: Literal["thin", "thick"] | None = Field(
+        None, description="thin: space used as written; thick: reserved up front"
+    )
+    snapshots: bool | None = Field(None, description="Volumes can be snapshotted")
+    clones: bool | None = Field(None, description="Volumes can be cloned")
+    encryption: bool | None = Field(None, description="Data is encrypted at rest")
+    iopsClass: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", description="A performance tier name"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known(cls, data: object) -> object:
+        if isinstance(data, dict):
+            unknown = sorted(str(k) for k in data if k not in POOL_ATTRIBUTES)
+            if unknown:
+                raise ValueError(
+                    f"unknown pool attribute {', '.join(unknown)} "
+                    f"(known: {', '.join(POOL_ATTRIBUTES)}; free-form ones go in labels)"
+                )
+        return data
+
+
+class PoolConfig(_Strict):
+    name: Identifier = Field(description="Pool name, unique within its backend")
+    attributes: PoolAttributes = Field(
+        default_factory=PoolAttributes, description="What the pool offers"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Free-form labels a StorageClass `selector` matches"
+    )
+    capacity_bytes: int | None = Field(
+        None, gt=0, description="Bytes this pool may allocate; default: the backend's free space"
+    )
+
+
+def _unique_pools(pools: list[PoolConfig]) -> list[PoolConfig]:
+    names = [p.name for p in pools]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate pool name {', '.join(dupes)}")
+    return pools
+
+
 class BackendConfig(_Strict):
     name: Identifier = Field(description="Backend name, unique within its cluster")
     type: Literal["btrfs", "dir"] = Field(
@@ -40,6 +101,10 @@ class BackendConfig(_Strict):
     path: Path = Field(description="Mount point (btrfs) or directory (dir) holding the volumes")
     capacity_bytes: int | None = Field(
         None, gt=0, description="Bytes offered to claims; default: the filesystem's free space"
+    )
+    pools: Annotated[list[PoolConfig], AfterValidator(_unique_pools)] = Field(
+        default_factory=list,
+        description="Virtual pools sharing the backend's space; none: one pool named default",
     )
 
 
@@ -90,6 +155,12 @@ class VesselSettings(BaseSettings):
     buckets: list[BucketConfig] = Field(default_factory=list, description="Backup buckets")
     gateway_listen: str = Field("127.0.0.1:50051", description="gRPC listen address")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+    provisioner_resync_seconds: float = Field(
+        15.0, gt=0, description="Provisioner: seconds between full reconciliations"
+    )
+    provisioner_autogrow_seconds: float = Field(
+        30.0, gt=0, description="Provisioner: seconds between auto-grow usage checks"
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> VesselSettings:

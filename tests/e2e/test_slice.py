@@ -151,6 +151,10 @@ async def test_app_travels_from_cluster_a_to_cluster_b(stack: Stack, bus: Bus) -
             if position == len(order):
                 break
     assert position == len(order), f"missing {order[position]} in {[e.type for e in events]}"
+    progress = [e.data for e in events if e.type == catalog.TRANSFER_PROGRESS.type]
+    assert {p["direction"] for p in progress} == {"backup", "restore"}
+    restored = [p for p in progress if p["direction"] == "restore"]
+    assert restored[-1]["bytes"] == restored[-1]["total_bytes"] > 12 << 20
     traced = [e for e in events if e.type == catalog.BACKUP_COMPLETED.type]
     assert traced and traced[0].traceparent
 

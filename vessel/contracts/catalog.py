@@ -75,6 +75,41 @@ VOLUME_FAILED = _event(
     evt.VolumeFailed,
     "A claim cannot be provisioned (unknown class, no capacity...); it stays Pending.",
 )
+VOLUME_DELETED = _event(
+    "provisioner.volume.deleted",
+    evt.VolumeDeleted,
+    "Reclaim policy Delete: the backend volume and its PV were removed after the claim went.",
+)
+VOLUME_RETAINED = _event(
+    "provisioner.volume.retained",
+    evt.VolumeRetained,
+    "Reclaim policy Retain: the claim went; the backend volume and its Released PV stay.",
+)
+VOLUME_EXPANDED = _event(
+    "provisioner.volume.expanded",
+    evt.VolumeExpanded,
+    "A volume grew: backend first, then the PV's capacity, then the claim's status.",
+)
+VOLUME_IMPORTED = _event(
+    "provisioner.volume.imported",
+    evt.VolumeImported,
+    "An existing directory or subvolume was adopted, without copying, as a claim's volume.",
+)
+SNAPSHOT_CREATED = _event(
+    "provisioner.snapshot.created",
+    evt.SnapshotChanged,
+    "A VolumeSnapshot of a Vessel volume was taken on its backend and is ready to use.",
+)
+SNAPSHOT_DELETED = _event(
+    "provisioner.snapshot.deleted",
+    evt.SnapshotChanged,
+    "A VolumeSnapshot with deletion policy Delete was removed from its backend.",
+)
+CLONE_CREATED = _event(
+    "provisioner.clone.created",
+    evt.CloneCreated,
+    "A claim's volume was cloned from another claim or from a VolumeSnapshot (dataSource).",
+)
 APP_DISCOVERED = _event(
     "discovery.app.discovered", evt.AppChanged, "An application appeared in a cluster."
 )

@@ -111,3 +111,75 @@ class DeadLettered(Payload):
     type: str | None = None
     error: str
     data: str = Field(description="The raw message body, truncated to 64 KiB")
+
+
+VolumeSizeReason = Literal["request", "autogrow"]
+
+
+class VolumeDeleted(Payload):
+    """The backend volume and its PV are gone (reclaim policy Delete)."""
+
+    cluster: ClusterId
+    namespace: K8sName
+    claim: K8sName
+    volume_id: Identifier
+    backend: str
+    reason: Literal["released", "orphaned"] = Field(
+        description="released: its PV was released; orphaned: its claim vanished before a PV"
+    )
+
+
+class VolumeRetained(Payload):
+    """The claim is gone; reclaim policy Retain keeps the backend volume (and its PV)."""
+
+    cluster: ClusterId
+    namespace: K8sName
+    claim: K8sName
+    volume_id: Identifier
+    backend: str
+    path: str = Field(description="Node-local path of the kept volume")
+
+
+class VolumeExpanded(Payload):
+    cluster: ClusterId
+    namespace: K8sName
+    claim: K8sName
+    volume_id: Identifier
+    backend: str
+    old_size_bytes: int = Field(ge=0)
+    new_size_bytes: int = Field(ge=0)
+    reason: VolumeSizeReason = Field(
+        description="request: the claim asked for more; autogrow: the class's auto-grow policy"
+    )
+
+
+class VolumeImported(Payload):
+    cluster: ClusterId
+    namespace: K8sName
+    claim: K8sName
+    volume_id: Identifier
+    backend: str
+    source: str = Field(description="The adopted directory or subvolume, relative to the backend")
+    size_bytes: int = Field(ge=0)
+
+
+class SnapshotChanged(Payload):
+    cluster: ClusterId
+    namespace: K8sName
+    snapshot: K8sName = Field(description="The VolumeSnapshot")
+    content: K8sName = Field(description="The VolumeSnapshotContent")
+    snapshot_id: Identifier = Field(description="The backend's snapshot id")
+    volume_id: Identifier
+    backend: str
+    size_bytes: int = Field(0, ge=0)
+
+
+class CloneCreated(Payload):
+    cluster: ClusterId
+    namespace: K8sName
+    claim: K8sName
+    volume_id: Identifier
+    backend: str
+    source_kind: Literal["PersistentVolumeClaim", "VolumeSnapshot"]
+    source_name: K8sName
+    size_bytes: int = Field(ge=0)
