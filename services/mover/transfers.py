@@ -108,8 +108,9 @@ class Mover:
         report = self._reporter(cmd, "backup")
 
         def work() -> TransferResult:
+            parent_source = Path(cmd.parent_source_path) if cmd.parent_source_path else None
             snapshot_id, doc = self.data_for(cmd.bucket).backup(
-                Path(cmd.source_path), cmd.parent_snapshot, dict(cmd.tags), report
+                Path(cmd.source_path), cmd.parent_snapshot, dict(cmd.tags), report, parent_source
             )
             log.info(
                 "transfer %s: %d files, %d bytes, snapshot %s",

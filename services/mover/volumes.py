@@ -13,12 +13,14 @@ Contract of `VolumeData`:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from services.mover.repo.archiver import Archiver
+from services.mover.repo.btrfs_changes import ChangeTrackingUnavailable, changed_paths
 from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.errors import RepositoryMissing
 from services.mover.repo.format import SnapshotDoc
@@ -28,11 +30,17 @@ from services.mover.repo.restorer import Restorer, Stats
 from vessel.objectstore.base import ObjectStore
 
 ProgressFn = Callable[[Progress], None]
+log = logging.getLogger("vessel.mover")
 
 
 class VolumeData(Protocol):
     def backup(
-        self, source: Path, parent: str | None, tags: dict[str, str], progress: ProgressFn | None
+        self,
+        source: Path,
+        parent: str | None,
+        tags: dict[str, str],
+        progress: ProgressFn | None,
+        parent_source: Path | None = None,
     ) -> tuple[str, SnapshotDoc]: ...
 
     def restore(self, snapshot_id: str, target: Path, progress: ProgressFn | None) -> Stats: ...
@@ -59,12 +67,25 @@ class RepositoryData:
             return self._repo
 
     def backup(
-        self, source: Path, parent: str | None, tags: dict[str, str], progress: ProgressFn | None
+        self,
+        source: Path,
+        parent: str | None,
+        tags: dict[str, str],
+        progress: ProgressFn | None,
+        parent_source: Path | None = None,
     ) -> tuple[str, SnapshotDoc]:
         repo = self.repository()
         if parent is not None and not repo.store.exists(repo.path("snapshots", parent)):
             parent = None  # the parent was pruned: a full backup is still correct
-        return Archiver(repo, progress=progress).backup(source, parent=parent, tags=tags)
+        changed = None
+        if parent is not None and parent_source is not None:
+            try:
+                changed = changed_paths(parent_source, source)
+            except ChangeTrackingUnavailable as exc:
+                log.info("no btrfs change tracking, comparing metadata instead: %s", exc)
+        return Archiver(repo, progress=progress).backup(
+            source, parent=parent, tags=tags, changed=changed
+        )
 
     def restore(self, snapshot_id: str, target: Path, progress: ProgressFn | None) -> Stats:
         return Restorer(self.repository(), progress=progress).restore(snapshot_id, target)

@@ -38,6 +38,12 @@ class MoveToBucket(Payload):
     parent_snapshot: SnapshotId | None = Field(
         None, description="An earlier snapshot of the same volume: unchanged files are not read"
     )
+    parent_source_path: str | None = Field(
+        None,
+        description="The read-only btrfs snapshot the parent snapshot was taken from; with "
+        "`source_path` a later read-only snapshot of the same volume, only what changed "
+        "between the two is visited",
+    )
     tags: dict[str, str] = Field(default_factory=dict)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pyfastcdc import FastCDC
 
+from services.mover.repo.btrfs_changes import dirty_directories
 from services.mover.repo.format import Node, SnapshotDoc
 from services.mover.repo.locks import Held
 from services.mover.repo.progress import Progress, Report, reporting
@@ -76,9 +77,19 @@ class Archiver:
         self._links_lock = threading.Lock()
 
     def backup(
-        self, source: Path, *, parent: str | None = None, tags: dict[str, str] | None = None
+        self,
+        source: Path,
+        *,
+        parent: str | None = None,
+        tags: dict[str, str] | None = None,
+        changed: set[str] | None = None,
     ) -> tuple[str, SnapshotDoc]:
+        """Back `source` up as a snapshot. With `parent`, files whose metadata is unchanged
+        are not read; with `changed` too (every path that differs from the parent's source,
+        e.g. from btrfs), nothing outside those paths is even listed or stat'ed."""
         parent_doc = self.repo.load_doc("snapshots", parent, SnapshotDoc) if parent else None
+        self._changed = changed if parent_doc else None
+        self._dirty = dirty_directories(changed) if changed is not None and parent_doc else None
         lock = Held(self.repo, "backup")  # first our lock, then the others' (see locks.py)
         self.repo.load_index()
         self.repo.excluded_packs = {
@@ -91,7 +102,7 @@ class Archiver:
                 with ThreadPoolExecutor(self.workers, thread_name_prefix="chunk") as pool:
                     self._pool = pool
                     root_nodes = self._parent_nodes(parent_doc.tree if parent_doc else None)
-                    tree_id = self._directory(source, root_nodes)
+                    tree_id, files, size = self._directory(source, root_nodes, "")
                 writer.flush()  # every pack and index is stored before the snapshot names them
             doc = SnapshotDoc(
                 time=datetime.now(UTC),
@@ -100,8 +111,8 @@ class Archiver:
                 hostname=socket.gethostname(),
                 source=str(source),
                 tags=tags or {},
-                files=self.progress.files,
-                bytes=self.progress.bytes,
+                files=files,
+                bytes=size,
             )
             return self.repo.save_doc("snapshots", doc), doc
         finally:
@@ -113,7 +124,24 @@ class Archiver:
             return {}
         return {n.name: n for n in self.repo.read_tree(tree_id).nodes}
 
-    def _directory(self, path: Path, previous: dict[str, Node]) -> str:
+    def _unchanged(self, rel: str, old: Node | None) -> dict[str, object] | None:
+        """The parent's node, when change tracking says nothing at `rel` changed."""
+        if self._changed is None or old is None or rel in self._changed:
+            return None
+        if old.type == "dir" and (rel in (self._dirty or ()) or old.subtree is None):
+            return None
+        if old.type == "file" and not self.repo.has_all(old.content):
+            return None
+        self._count_reused(old)
+        return old.model_dump(exclude_defaults=True)
+
+    def _count_reused(self, node: Node) -> None:
+        if node.type == "file":
+            self.progress.add(1, node.size)
+        elif node.type == "dir":
+            self.progress.add(node.tree_files, node.tree_bytes)
+
+    def _directory(self, path: Path, previous: dict[str, Node], rel: str) -> tuple[str, int, int]:
         """Walk one directory: subdirectories here, files in batches on the workers (one
         task per batch of small files keeps task overhead off the per-file cost)."""
         with os.scandir(path) as it:
@@ -121,6 +149,11 @@ class Archiver:
         slots: list[Future[list[dict[str, object]]] | dict[str, object]] = []
         batch: list[str] = []
         for entry in entries:
+            child = f"{rel}/{entry.name}" if rel else entry.name
+            reused = self._unchanged(child, previous.get(entry.name))
+            if reused is not None:
+                slots.append(reused)
+                continue
             if entry.is_file(follow_symlinks=False):
                 batch.append(entry.name)
                 if len(batch) == BATCH:
@@ -130,21 +163,25 @@ class Archiver:
             if batch:
                 slots.append(self._pool.submit(self._files, path, batch, previous))
                 batch = []
-            slots.append(self._other(path, entry.name, previous))
+            slots.append(self._other(path, entry.name, previous, child))
         if batch:
             slots.append(self._pool.submit(self._files, path, batch, previous))
         nodes: list[dict[str, object]] = []
+        files = size = 0
         for slot in slots:
-            docs = slot.result() if isinstance(slot, Future) else [slot]
-            nodes.extend(
-                {k: v for k, v in doc.items() if NODE_DEFAULTS.get(k, ...) != v} for doc in docs
-            )
+            for doc in slot.result() if isinstance(slot, Future) else [slot]:
+                if doc["type"] == "file":
+                    files, size = files + 1, size + int(doc.get("size", 0))  # type: ignore[call-overload]
+                elif doc["type"] == "dir":
+                    files += int(doc.get("tree_files", 0))  # type: ignore[call-overload]
+                    size += int(doc.get("tree_bytes", 0))  # type: ignore[call-overload]
+                nodes.append({k: v for k, v in doc.items() if NODE_DEFAULTS.get(k, ...) != v})
         # The documents are built here from stat results, so they are valid by construction;
         # readers validate every tree with the `Tree` model.
         raw = json.dumps({"nodes": nodes}, separators=(",", ":")).encode()
         tree_id = self.repo.key.blob_id(raw)
         self._writer.add(tree_id, "tree", raw)
-        return tree_id.hex()
+        return tree_id.hex(), files, size
 
     @staticmethod
     def _meta(full: Path, name: str, st: os.stat_result) -> dict[str, object]:
@@ -162,7 +199,9 @@ class Archiver:
             "xattrs": read_xattrs(full),
         }
 
-    def _other(self, path: Path, name: str, previous: dict[str, Node]) -> dict[str, object]:
+    def _other(
+        self, path: Path, name: str, previous: dict[str, Node], rel: str
+    ) -> dict[str, object]:
         full = path / name
         st = full.lstat()
         node = self._meta(full, name, st)
@@ -170,7 +209,8 @@ class Archiver:
         if kind == stat.S_IFDIR:
             old = previous.get(name)
             subtree = old.subtree if old is not None and old.type == "dir" else None
-            node.update(type="dir", subtree=self._directory(full, self._parent_nodes(subtree)))
+            subtree_id, files, size = self._directory(full, self._parent_nodes(subtree), rel)
+            node.update(type="dir", subtree=subtree_id, tree_files=files, tree_bytes=size)
         elif kind == stat.S_IFLNK:
             node.update(type="symlink", target=os.readlink(full))
         elif kind == stat.S_IFREG:  # became a file since the listing

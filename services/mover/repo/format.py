@@ -65,6 +65,8 @@ class Node(_Doc):
     rdev: int = 0
     content: list[str] = Field(default_factory=list)
     subtree: str | None = None
+    tree_files: int = Field(0, ge=0, description="Directories: files in the whole subtree")
+    tree_bytes: int = Field(0, ge=0, description="Directories: bytes in the whole subtree")
     target: str | None = None
     sparse: bool = False
     xattrs: dict[str, str] = Field(default_factory=dict, description="name -> base64 value")
