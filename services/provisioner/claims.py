@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Any, Literal
 
 from vessel.config import PROVISIONER_NAME
 from vessel.kube.client import quantity_bytes
@@ -11,6 +12,9 @@ from vessel.kube.client import quantity_bytes
 Obj = dict[str, Any]
 SUPPORTED_ACCESS_MODES = {"ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany"}
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+IMPORT_ANNOTATION = "vessel.io/import-volume"
+POOL_ANNOTATION = "vessel.io/pool"
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
 
 
 class ClaimRejected(Exception):
@@ -95,7 +99,9 @@ def is_ours(storage_class: Obj) -> bool:
     return storage_class.get("provisioner") == PROVISIONER_NAME
 
 
-def persistent_volume(req: ClaimRequest, cluster: str, backend: str, path: str) -> Obj:
+def persistent_volume(
+    req: ClaimRequest, cluster: str, backend: str, path: str, pool: str = "default"
+) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
@@ -105,6 +111,7 @@ def persistent_volume(req: ClaimRequest, cluster: str, backend: str, path: str) 
             "annotations": {
                 "pv.kubernetes.io/provisioned-by": PROVISIONER_NAME,
                 "vessel.io/volume-id": req.volume_id,
+                POOL_ANNOTATION: pool,
             },
         },
         "spec": {
@@ -123,3 +130,55 @@ def persistent_volume(req: ClaimRequest, cluster: str, backend: str, path: str) 
             "hostPath": {"path": path, "type": "Directory"},
         },
     }
+
+
+@dataclass(frozen=True)
+class DataSource:
+    kind: Literal["PersistentVolumeClaim", "VolumeSnapshot"]
+    name: str
+
+
+def data_source(claim: Obj) -> DataSource | None:
+    """What the claim is to be cloned from (`dataSourceRef`, else `dataSource`), if anything."""
+    spec = claim.get("spec", {})
+    ref = spec.get("dataSourceRef") or spec.get("dataSource")
+    if not ref:
+        return None
+    kind, group, name = ref.get("kind"), ref.get("apiGroup") or "", ref.get("name") or ""
+    what = f"dataSource {group + '/' if group else ''}{kind} {name!r}"
+    namespace = ref.get("namespace")
+    if namespace and namespace != claim["metadata"]["namespace"]:
+        raise ClaimRejected(
+            "InvalidDataSource", f"{what} is in namespace {namespace}: clones stay in a namespace"
+        )
+    if not name:
+        raise ClaimRejected("InvalidDataSource", f"{what} names no object")
+    if kind == "PersistentVolumeClaim" and not group:
+        return DataSource("PersistentVolumeClaim", name)
+    if kind == "VolumeSnapshot" and group == SNAPSHOT_GROUP:
+        return DataSource("VolumeSnapshot", name)
+    raise ClaimRejected(
+        "InvalidDataSource",
+        f"{what} is not supported: use a PersistentVolumeClaim or a {SNAPSHOT_GROUP} "
+        "VolumeSnapshot",
+    )
+
+
+def import_source(claim: Obj) -> tuple[str, str] | None:
+    """(backend, path relative to its root) the claim asks to adopt, if it asks."""
+    text = (claim["metadata"].get("annotations") or {}).get(IMPORT_ANNOTATION)
+    if text is None:
+        return None
+    backend, _, path = text.strip().partition("/")
+    parts = PurePosixPath(path).parts
+    if not backend or not path or path.startswith("/") or ".." in parts or not parts:
+        raise ClaimRejected(
+            "ImportFailed",
+            f"annotation {IMPORT_ANNOTATION} {text!r} is not '<backend>/<path>' with a path "
+            "inside the backend (relative, without '..')",
+        )
+    if data_source(claim) is not None:
+        raise ClaimRejected(
+            "ImportFailed", f"annotation {IMPORT_ANNOTATION} and a dataSource exclude each other"
+        )
+    return backend, str(PurePosixPath(*parts))
