@@ -77,6 +77,14 @@ class MinioStore:
                 response.release_conn()
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            return self._get_range(key, offset, length)
+        except ObjectStoreError as exc:
+            if "InvalidRange" in str(exc):
+                return b""  # the object ends before `offset`, as a local file would
+            raise
+
+    def _get_range(self, key: str, offset: int, length: int) -> bytes:
         with self._errors(check_key(key)):
             response = self._client.get_object(self.bucket, key, offset=offset, length=length)
             try:

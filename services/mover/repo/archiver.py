@@ -43,6 +43,14 @@ SPECIAL = {
 }
 
 
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_xattrs(path: Path) -> dict[str, str]:
     try:
         names = os.listxattr(path, follow_symlinks=False)
@@ -122,7 +130,7 @@ class Archiver:
     def _parent_nodes(self, tree_id: str | None) -> dict[str, Node]:
         if tree_id is None or bytes.fromhex(tree_id) not in self.repo.index:
             return {}
-        return {n.name: n for n in self.repo.read_tree(tree_id).nodes}
+        return {n.fs_name: n for n in self.repo.read_tree(tree_id).nodes}
 
     def _unchanged(self, rel: str, old: Node | None) -> dict[str, object] | None:
         """The parent's node, when change tracking says nothing at `rel` changed."""
@@ -130,8 +138,8 @@ class Archiver:
             return None
         if old.type == "dir" and (rel in (self._dirty or ()) or old.subtree is None):
             return None
-        if old.type == "file" and not self.repo.has_all(old.content):
-            return None
+        if old.type == "file" and (old.links > 1 or not self.repo.has_all(old.content)):
+            return None  # another name of a hard link may have changed it
         self._count_reused(old)
         return old.model_dump(exclude_defaults=True)
 
@@ -185,19 +193,24 @@ class Archiver:
 
     @staticmethod
     def _meta(full: Path, name: str, st: os.stat_result) -> dict[str, object]:
-        return {
+        """A node's metadata. Access times are left out on purpose: reading a file for the
+        backup changes its atime, so keeping it would make every backup's trees new."""
+        node: dict[str, object] = {
             "name": name,
             "mode": stat.S_IMODE(st.st_mode),
             "uid": st.st_uid,
             "gid": st.st_gid,
             "mtime_ns": st.st_mtime_ns,
-            "atime_ns": st.st_atime_ns,
             "ctime_ns": st.st_ctime_ns,
             "inode": st.st_ino,
             "links": st.st_nlink,
             "device": st.st_dev,
             "xattrs": read_xattrs(full),
         }
+        if not is_utf8(name):  # bytes from the filesystem that are not UTF-8
+            node["name"] = os.fsencode(name).decode("utf-8", "replace")
+            node["name_raw"] = base64.b64encode(os.fsencode(name)).decode()
+        return node
 
     def _other(
         self, path: Path, name: str, previous: dict[str, Node], rel: str
@@ -212,7 +225,11 @@ class Archiver:
             subtree_id, files, size = self._directory(full, self._parent_nodes(subtree), rel)
             node.update(type="dir", subtree=subtree_id, tree_files=files, tree_bytes=size)
         elif kind == stat.S_IFLNK:
-            node.update(type="symlink", target=os.readlink(full))
+            target = os.readlink(full)
+            node.update(type="symlink", target=target)
+            if not is_utf8(target):
+                node["target"] = os.fsencode(target).decode("utf-8", "replace")
+                node["target_raw"] = base64.b64encode(os.fsencode(target)).decode()
         elif kind == stat.S_IFREG:  # became a file since the listing
             node.update(self._files(path, [name], previous)[0])
         else:
@@ -253,7 +270,11 @@ class Archiver:
                     self._links[link] = Future()
             if not first:
                 return self._links[link].result()
-            result = self._chunk(path, st)
+            try:
+                result = self._chunk(path, st)
+            except BaseException as exc:
+                self._links[link].set_exception(exc)  # the other names must not wait forever
+                raise
             self._links[link].set_result(result)
             return result
         return self._chunk(path, st)

@@ -10,6 +10,7 @@ the supported interface to send streams; no maintained Python binding parses the
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 from pathlib import Path, PurePosixPath
 
@@ -76,7 +77,32 @@ def changed_paths(parent: Path, snapshot: Path) -> set[str]:
             continue
         for raw in [target] + [t[5:] for t in tokens[2:] if t.startswith("dest=")]:
             changed.add(_relative(raw, root).strip("/"))
-    return changed
+    return changed | _other_names(snapshot, changed)
+
+
+def _other_names(snapshot: Path, changed: set[str]) -> set[str]:
+    """Every name of a changed inode with several names: the stream names only one."""
+    names: set[str] = set()
+    for path in changed:
+        try:
+            st = (snapshot / path).lstat()
+        except OSError:
+            continue  # deleted since: nothing to re-read
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2:
+            continue
+        done = subprocess.run(
+            ["btrfs", "inspect-internal", "inode-resolve", str(st.st_ino), str(snapshot)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ChangeTrackingUnavailable(f"inode-resolve {st.st_ino}: {done.stderr.strip()}")
+        prefix = f"{snapshot}/"
+        for line in done.stdout.splitlines():
+            if line.startswith(prefix):
+                names.add(line[len(prefix) :])
+    return names
 
 
 def dirty_directories(changed: set[str]) -> set[str]:

@@ -5,6 +5,8 @@ Everything read back from the bucket is validated by these models before use.
 
 from __future__ import annotations
 
+import base64
+import os
 from datetime import datetime
 from typing import Literal
 
@@ -70,6 +72,8 @@ class Node(_Doc):
     target: str | None = None
     sparse: bool = False
     xattrs: dict[str, str] = Field(default_factory=dict, description="name -> base64 value")
+    name_raw: str | None = Field(None, description="base64 of a name that is not UTF-8")
+    target_raw: str | None = Field(None, description="base64 of a link target not UTF-8")
 
     @field_validator("name")
     @classmethod
@@ -78,9 +82,38 @@ class Node(_Doc):
             raise ValueError(f"unsafe file name {name!r}")
         return name
 
+    @field_validator("name_raw")
+    @classmethod
+    def _plain_raw_name(cls, raw: str | None) -> str | None:
+        if raw is not None:
+            name = base64.b64decode(raw, validate=True)
+            if name in (b"", b".", b"..") or b"/" in name or b"\x00" in name or len(name) > 255:
+                raise ValueError(f"unsafe file name {name!r}")
+        return raw
+
+    @property
+    def fs_name(self) -> str:
+        """The name on the filesystem (bytes that are not UTF-8 survive as in os.listdir)."""
+        return os.fsdecode(base64.b64decode(self.name_raw)) if self.name_raw else self.name
+
+    @property
+    def fs_target(self) -> str:
+        if self.target_raw:
+            return os.fsdecode(base64.b64decode(self.target_raw))
+        return self.target or ""
+
 
 class Tree(_Doc):
     nodes: list[Node]
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_names(cls, nodes: list[Node]) -> list[Node]:
+        names = [n.fs_name for n in nodes]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"duplicate names in one directory: {dupes[:5]}")
+        return nodes
 
 
 class SnapshotDoc(_Doc):

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from services.mover.repo.crypto import KeyProvider, MasterKey
 from services.mover.repo.errors import (
     CorruptObject,
+    RepositoryError,
     RepositoryExists,
     RepositoryMissing,
     UnknownFormat,
@@ -106,18 +107,23 @@ class Repository:
         except ObjectNotFound:
             raise RepositoryMissing(f"no repository at {store.bucket}/{prefix}") from None
         key = None
+        unreadable: list[str] = []
         for name in store.list(f"{prefix}/keys/"):
             try:
                 document = json.loads(store.get_bytes(name))
-            except ValueError as exc:
-                raise CorruptObject(f"{name}: not JSON ({exc})") from exc
-            try:
+                if not isinstance(document, dict):
+                    raise ValueError("not a JSON object")
                 key = provider.unwrap(document)
                 break
             except WrongPassword:
                 continue
+            except (ValueError, RepositoryError) as exc:
+                unreadable.append(f"{name} ({exc})")  # another provider's key, or damaged
         if key is None:
-            raise WrongPassword(f"no key of {store.bucket}/{prefix} opens with this password")
+            skipped = f"; unreadable key files: {', '.join(unreadable)}" if unreadable else ""
+            raise WrongPassword(
+                f"no key of {store.bucket}/{prefix} opens with this password{skipped}"
+            )
         plain = key.open(sealed_config, b"config", f"{prefix}/config")
         try:
             config = RepoConfig.model_validate_json(plain)

@@ -1,13 +1,16 @@
-"""Restore of a snapshot into a directory (empty or not).
+"""Restore of a snapshot into a directory, empty or not.
 
 Safety: every name in a tree is a plain name (validated by the format); directories are
-opened one level at a time with O_NOFOLLOW relative to their parent's descriptor, so no
+opened one level at a time with O_NOFOLLOW relative to their parent (`dirhandles`), so no
 symbolic link — pre-existing in the target or restored from the snapshot — can redirect a
-write outside the target. Links from the snapshot are created last.
+write outside the target. Links from the snapshot are created last. Restoring into a
+non-empty directory replaces what the snapshot names and leaves everything else in place
+(as restic and Velero do): a restore never deletes data it was not asked about.
 
 Speed: blobs are fetched pack by pack (whole packs when most of a pack is wanted, byte
 ranges otherwise) by a pool of threads, authenticated, decompressed, checked against their
-id and written with pwrite at their offsets. All-zero chunks of sparse files are skipped,
+id and written with pwrite at their offsets. The thread that completes a file's last
+write sets its size, owner, mode and times. All-zero chunks of sparse files are skipped,
 leaving holes.
 """
 
@@ -25,19 +28,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.mover.repo.errors import UnsafeTree
+from services.mover.repo.dirhandles import DirectoryHandles
+from services.mover.repo.errors import CorruptObject, UnsafeTree
 from services.mover.repo.format import Node, SnapshotDoc
 from services.mover.repo.pack import Location
 from services.mover.repo.progress import Progress, Report, reporting
 from services.mover.repo.repository import Repository
 
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 WHOLE_PACK = 0.5
+Write = tuple[bytes, Location, int, int]  # blob id, where it is, file index, offset
 
 
 @dataclass
 class Item:
-    parent: int  # index into Restorer.dirs
+    parent: int  # directory handle index
     node: Node
 
 
@@ -53,13 +57,11 @@ class Stats:
 class Plan:
     files: list[Item] = field(default_factory=list)
     others: list[Item] = field(default_factory=list)
-    dirs: list[Item] = field(default_factory=list)
-    writes: dict[str, list[tuple[bytes, Location, int, int]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    dirs: list[tuple[int, Node]] = field(default_factory=list)
+    writes: dict[str, list[Write]] = field(default_factory=lambda: defaultdict(list))
     first_link: dict[tuple[int, int], int] = field(default_factory=dict)
     remaining: list[int] = field(default_factory=list)
-    fresh: set[int] = field(default_factory=set)
+    fresh: set[int] = field(default_factory=lambda: {-1})
 
 
 class Restorer:
@@ -73,7 +75,6 @@ class Restorer:
     ) -> None:
         self.repo = repo
         self.workers = workers
-        self.dir_fds: list[int] = []
         self.is_root = os.geteuid() == 0
         self.owner = (os.geteuid(), os.getegid())
         self._lock = threading.Lock()
@@ -82,51 +83,44 @@ class Restorer:
         self._interval = interval
 
     def restore(self, snapshot_id: str, target: Path) -> Stats:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        self.repo.load_index()  # snapshots stored by other movers since we opened it
         snapshot = self.repo.load_doc("snapshots", snapshot_id, SnapshotDoc)
         self.progress.total = snapshot.bytes
         target.mkdir(parents=True, exist_ok=True)
-        self.dir_fds = [os.open(target, DIR_FLAGS)]
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.dirs = DirectoryHandles(target, limit=min(256, soft // 4))
         plan = Plan()
-        stats = Stats()
         try:
             self._walk(snapshot.tree, 0, plan)
             with reporting(self.progress, self._report, self._interval):
                 self._fetch_all(plan)
-            stats.files = len(plan.files)
-            stats.bytes = sum(item.node.size for item in plan.files)
             for item in plan.others:
                 self._create_other(item, plan)
-                stats.links += 1
-            for index in range(len(plan.dirs) - 1, -1, -1):  # deepest first: times stick
-                self._apply_meta(plan.dirs[index].node, self.dir_fds[index + 1], is_dir=True)
-                stats.dirs += 1
+            for index, node in reversed(plan.dirs):  # deepest first: times stick
+                with self.dirs.open(index) as fd:
+                    self._apply_meta(node, fd)
         finally:
-            for fd in self.dir_fds:
-                os.close(fd)
-            self.dir_fds = []
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-        return stats
+            self.dirs.close()
+        return Stats(
+            files=len(plan.files),
+            bytes=sum(i.node.size for i in plan.files),
+            dirs=len(plan.dirs),
+            links=len(plan.others),
+        )
 
     # --- structure -------------------------------------------------------------------------
     def _walk(self, tree_id: str, parent: int, plan: Plan) -> None:
         for node in self.repo.read_tree(tree_id).nodes:
             if node.type == "dir":
-                fd, fresh = self._make_dir(parent, node.name, plan)
-                self.dir_fds.append(fd)
-                if fresh:
-                    plan.fresh.add(len(self.dir_fds) - 1)
-                plan.dirs.append(Item(parent, node))
                 if node.subtree is None:
-                    raise UnsafeTree(f"tree {tree_id}: directory {node.name!r} has no subtree")
-                self._walk(node.subtree, len(self.dir_fds) - 1, plan)
+                    raise CorruptObject(f"tree {tree_id}: directory {node.name!r} has no subtree")
+                index = self._make_dir(parent, node.fs_name, plan)
+                plan.dirs.append((index, node))
+                self._walk(node.subtree, index, plan)
             elif node.type == "file" and not self._is_extra_link(node, plan):
                 self._make_file(parent, node, plan)
             else:
-                self._clear(parent, node.name, plan)
+                self._clear(parent, node.fs_name, plan)
                 plan.others.append(Item(parent, node))
 
     @staticmethod
@@ -137,32 +131,38 @@ class Restorer:
         """Remove what stands in the way in an existing directory (never follows links)."""
         if parent in plan.fresh:
             return
-        fd = self.dir_fds[parent]
-        try:
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if stat.S_ISDIR(st.st_mode):
-            if not keep_dir:
-                shutil.rmtree(name, dir_fd=fd)
-        else:
-            os.unlink(name, dir_fd=fd)
+        with self.dirs.open(parent) as fd:
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if stat.S_ISDIR(st.st_mode):
+                if not keep_dir:
+                    shutil.rmtree(name, dir_fd=fd)
+            else:
+                os.unlink(name, dir_fd=fd)
 
-    def _make_dir(self, parent: int, name: str, plan: Plan) -> tuple[int, bool]:
+    def _make_dir(self, parent: int, name: str, plan: Plan) -> int:
         self._clear(parent, name, plan, keep_dir=True)
-        fresh = True
+        with self.dirs.open(parent) as fd:
+            try:
+                os.mkdir(name, 0o700, dir_fd=fd)
+                fresh = True
+            except FileExistsError:
+                fresh = False
+        index = self.dirs.add(parent, name)
         try:
-            os.mkdir(name, 0o700, dir_fd=self.dir_fds[parent])
-        except FileExistsError:
-            fresh = False
-        try:
-            return os.open(name, DIR_FLAGS, dir_fd=self.dir_fds[parent]), fresh
+            with self.dirs.open(index):
+                pass  # refuses a symbolic link or anything but a directory
         except OSError as exc:
             raise UnsafeTree(f"cannot open directory {name!r} safely: {exc}") from exc
+        if fresh:
+            plan.fresh.add(index)
+        return index
 
     def _make_file(self, parent: int, node: Node, plan: Plan) -> None:
-        """Plan the file's writes; it is created by the first write (or here when empty)."""
-        self._clear(parent, node.name, plan)
+        """Plan the file's writes; it is created by its first write (or here when empty)."""
+        self._clear(parent, node.fs_name, plan)
         index = len(plan.files)
         plan.files.append(Item(parent, node))
         plan.remaining.append(len(node.content))
@@ -173,11 +173,11 @@ class Restorer:
             blob_id = bytes.fromhex(hex_id)
             location = self.repo.index.get(blob_id)
             if location is None:
-                raise UnsafeTree(f"file {node.name!r}: blob {hex_id} is not in the repository")
+                raise CorruptObject(f"file {node.name!r}: blob {hex_id} is not in any index")
             plan.writes[location.pack].append((blob_id, location, index, offset))
             offset += location.raw_length
         if not node.content:
-            self._write(plan, index, None, 0, last=True)
+            self._write(plan, index, None, 0, counts=False)
 
     # --- data ----------------------------------------------------------------------------------
     def _fetch_all(self, plan: Plan) -> None:
@@ -188,9 +188,7 @@ class Restorer:
             ]:
                 future.result()
 
-    def _fetch_pack(
-        self, pack: str, writes: list[tuple[bytes, Location, int, int]], plan: Plan
-    ) -> None:
+    def _fetch_pack(self, pack: str, writes: list[Write], plan: Plan) -> None:
         by_blob: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
         locations: dict[bytes, Location] = {}
         for blob_id, location, file_index, offset in writes:
@@ -206,39 +204,47 @@ class Restorer:
                 if data is not None
                 else self.repo.store.get_range(key, location.offset, location.length)
             )
+            if len(sealed) != location.length:
+                raise CorruptObject(f"pack {pack}: truncated at blob {blob_id.hex()}")
             plain = self.repo.decode_blob(blob_id, location, sealed)
             zero = not any(plain[:64]) and plain.count(0) == len(plain)
             for file_index, offset in by_blob[blob_id]:
-                with self._lock:
-                    plan.remaining[file_index] -= 1
-                    last = plan.remaining[file_index] == 0
-                skip = zero and plan.files[file_index].node.sparse
-                self._write(plan, file_index, None if skip else plain, offset, last)
+                hole = zero and plan.files[file_index].node.sparse
+                self._write(plan, file_index, None if hole else plain, offset)
 
-    def _write(self, plan: Plan, index: int, data: bytes | None, offset: int, last: bool) -> None:
-        """Write one chunk; the last writer of a file also sets its size and metadata."""
-        if data is None and not last:
-            return  # a hole in a sparse file
+    def _write(
+        self, plan: Plan, index: int, data: bytes | None, offset: int, counts: bool = True
+    ) -> None:
+        """Write one chunk, then count it done; whoever completes the file finishes it."""
         item = plan.files[index]
-        fd = os.open(
-            item.node.name,
-            os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW,
-            0o600,
-            dir_fd=self.dir_fds[item.parent],
-        )
+        if data is None and counts:
+            with self._lock:
+                plan.remaining[index] -= 1
+                if plan.remaining[index]:
+                    return  # a hole, and other chunks are still to come
+            counts = False
+        with self.dirs.open(item.parent) as dir_fd:
+            fd = os.open(
+                item.node.fs_name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd
+            )
         try:
             if data is not None:
                 os.pwrite(fd, data, offset)
+            last = True
+            if counts:
+                with self._lock:
+                    plan.remaining[index] -= 1
+                    last = plan.remaining[index] == 0
             self.progress.add(1 if last else 0, len(data) if data is not None else 0)
             if last:
                 if data is None or offset + len(data) != item.node.size:
                     os.ftruncate(fd, item.node.size)  # holes at the end, or no content
-                self._apply_meta(item.node, fd, is_dir=False)
+                self._apply_meta(item.node, fd)
         finally:
             os.close(fd)
 
     # --- metadata ----------------------------------------------------------------------------
-    def _apply_meta(self, node: Node, fd: int, *, is_dir: bool) -> None:
+    def _apply_meta(self, node: Node, fd: int) -> None:
         if self.is_root and (node.uid, node.gid) != self.owner:
             with contextlib.suppress(OSError):
                 os.fchown(fd, node.uid, node.gid)
@@ -246,26 +252,35 @@ class Restorer:
         for name, value in node.xattrs.items():
             with contextlib.suppress(OSError):
                 os.setxattr(fd, name, base64.b64decode(value))
-        os.utime(fd, ns=(node.atime_ns, node.mtime_ns))
+        os.utime(fd, ns=(node.atime_ns or node.mtime_ns, node.mtime_ns))
 
     def _create_other(self, item: Item, plan: Plan) -> None:
-        node, fd = item.node, self.dir_fds[item.parent]
-        if node.type == "symlink":
-            os.symlink(node.target or "", node.name, dir_fd=fd)
+        node = item.node
+        name = node.fs_name
+        if node.type == "file":  # a further name of a hard-linked file
+            first = plan.files[plan.first_link[(node.device, node.inode)]]
+            with self.dirs.open(first.parent) as src, self.dirs.open(item.parent) as dst:
+                os.link(first.node.fs_name, name, src_dir_fd=src, dst_dir_fd=dst)
+            return
+        with self.dirs.open(item.parent) as fd:
+            if node.type == "symlink":
+                os.symlink(node.fs_target, name, dir_fd=fd)
+            elif node.type == "fifo":
+                os.mkfifo(name, node.mode, dir_fd=fd)
+            elif node.type in ("chardev", "blockdev") and self.is_root:
+                kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
+                os.mknod(name, node.mode | kind, node.rdev, dir_fd=fd)
+            else:
+                return  # sockets are not restored; device nodes only by root
             if self.is_root:
                 with contextlib.suppress(OSError):
-                    os.chown(node.name, node.uid, node.gid, dir_fd=fd, follow_symlinks=False)
+                    os.chown(name, node.uid, node.gid, dir_fd=fd, follow_symlinks=False)
+            if node.type != "symlink":  # a link's own mode is meaningless on Linux
+                os.chmod(name, node.mode, dir_fd=fd)
             with contextlib.suppress(OSError, NotImplementedError):
                 os.utime(
-                    node.name, ns=(node.atime_ns, node.mtime_ns), dir_fd=fd, follow_symlinks=False
+                    name,
+                    ns=(node.atime_ns or node.mtime_ns, node.mtime_ns),
+                    dir_fd=fd,
+                    follow_symlinks=False,
                 )
-        elif node.type == "file":  # a further name of a hard-linked file
-            first = plan.files[plan.first_link[(node.device, node.inode)]]
-            os.link(
-                first.node.name, node.name, src_dir_fd=self.dir_fds[first.parent], dst_dir_fd=fd
-            )
-        elif node.type == "fifo":
-            os.mkfifo(node.name, node.mode, dir_fd=fd)
-        elif node.type in ("chardev", "blockdev") and self.is_root:
-            kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
-            os.mknod(node.name, node.mode | kind, node.rdev, dir_fd=fd)
