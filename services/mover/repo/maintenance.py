@@ -57,17 +57,39 @@ def referenced_blobs(repo: Repository) -> set[bytes]:
     return referenced
 
 
+def pack_contents(repo: Repository) -> dict[str, list[BlobEntry]]:
+    """Every pack the index objects name, with every blob they list (duplicates included:
+    the in-memory index keeps one location per blob, prune must see them all)."""
+    contents: dict[str, list[BlobEntry]] = {}
+    for name in repo.store.list(repo.path("index") + "/"):
+        for entry in repo.load_doc("index", name.rsplit("/", 1)[1], IndexDoc).packs:
+            contents[entry.pack] = entry.blobs
+    return contents
+
+
+def packs_to_keep(
+    contents: dict[str, list[BlobEntry]],
+    referenced: set[bytes],
+    avoid: set[str] | frozenset[str] = frozenset(),
+) -> set[str]:
+    """A set of packs holding every referenced blob at least once, preferring packs outside
+    `avoid` (those already announced for deletion)."""
+    holders: dict[str, list[str]] = defaultdict(list)
+    for pack, blobs in contents.items():
+        for blob in blobs:
+            if bytes.fromhex(blob.id) in referenced:
+                holders[blob.id].append(pack)
+    keep: set[str] = set()
+    for packs in holders.values():
+        if not keep.intersection(packs):
+            keep.add(next((p for p in packs if p not in avoid), packs[0]))
+    return keep
+
+
 def prune(repo: Repository, *, wait_limit: float = 3600.0, poll: float = 1.0) -> PruneReport:
     report = PruneReport()
-    repo.load_index()
-    by_pack: dict[str, set[bytes]] = defaultdict(set)
-    for blob_id, location in repo.index.items():
-        by_pack[location.pack].add(blob_id)
-    referenced = referenced_blobs(repo)
-    doomed = sorted(p for p, blobs in by_pack.items() if not blobs & referenced)
-    report.partly_used_packs = sum(
-        1 for blobs in by_pack.values() if blobs & referenced and blobs - referenced
-    )
+    contents = pack_contents(repo)
+    doomed = sorted(set(contents) - packs_to_keep(contents, referenced_blobs(repo)))
     held = Held(repo, "prune", doomed)
     try:
         others = held.others()
@@ -83,42 +105,39 @@ def prune(repo: Repository, *, wait_limit: float = 3600.0, poll: float = 1.0) ->
             time.sleep(poll)
             waiting &= {lock.id for lock in held.others()}
         report.waited_seconds = time.monotonic() - started
-        repo.load_index()  # packs of the backups we waited for
-        referenced = referenced_blobs(repo)  # snapshots of the backups we waited for
-        doomed = [p for p in doomed if not by_pack[p] & referenced]
-        _rewrite_index(repo, set(doomed))
+        # Count the snapshots and packs of the backups we waited for; delete only what was
+        # announced, since only that is what later backups avoid.
+        repo.load_index()
+        contents = pack_contents(repo)
+        referenced = referenced_blobs(repo)
+        keep = packs_to_keep(contents, referenced, avoid=set(doomed))
+        doomed = [p for p in doomed if p not in keep]
+        _rewrite_index(repo, {p: b for p, b in contents.items() if p not in doomed})
         for pack in doomed:
             repo.store.delete(repo.pack_key(pack))
+        repo.load_index()
         report.deleted_packs = len(doomed)
-        report.deleted_bytes = sum(
-            repo.index[b].length for p in doomed for b in by_pack[p] if b in repo.index
+        report.deleted_bytes = sum(b.length for p in doomed for b in contents[p])
+        report.kept_packs = len(contents) - len(doomed)
+        report.partly_used_packs = sum(
+            1
+            for p, blobs in contents.items()
+            if p not in doomed and any(bytes.fromhex(b.id) not in referenced for b in blobs)
         )
-        for blob_id in [b for p in doomed for b in by_pack[p]]:
-            repo.index.pop(blob_id, None)
-        report.kept_packs = len(by_pack) - len(doomed)
     finally:
         held.release()
     return report
 
 
-def _rewrite_index(repo: Repository, doomed: set[str]) -> None:
+def _rewrite_index(repo: Repository, contents: dict[str, list[BlobEntry]]) -> None:
+    """Write one index naming exactly `contents`, then drop the index objects it replaces
+    (never ones written since the listing: those belong to running backups)."""
     old_docs = repo.store.list(repo.path("index") + "/")
-    packs: dict[str, list[BlobEntry]] = defaultdict(list)
-    for blob_id, loc in repo.index.items():
-        if loc.pack not in doomed:
-            packs[loc.pack].append(
-                BlobEntry(
-                    id=blob_id.hex(),
-                    type=loc.type,
-                    offset=loc.offset,
-                    length=loc.length,
-                    raw_length=loc.raw_length,
-                    compressed=loc.compressed,
-                )
-            )
-    names = sorted(packs)
+    names = sorted(contents)
     for start in range(0, len(names), INDEX_PACKS_PER_DOC):
         chunk = names[start : start + INDEX_PACKS_PER_DOC]
-        repo.save_doc("index", IndexDoc(packs=[PackEntry(pack=p, blobs=packs[p]) for p in chunk]))
-    for name in old_docs:  # index objects written since the listing are left alone
+        repo.save_doc(
+            "index", IndexDoc(packs=[PackEntry(pack=p, blobs=contents[p]) for p in chunk])
+        )
+    for name in old_docs:
         repo.store.delete(name)
