@@ -1,34 +1,35 @@
-"""Claim → volume → PV, driven by a PVC informer; publishes `volume.provisioned` on bind.
+"""The provisioner of one cluster: informers feed a keyed work queue; workers reconcile.
 
-Idempotent end to end: the volume id and PV name derive from the claim's uid, backends
-create idempotently, an existing PV is accepted, and the volumes KV record (revision-checked)
-makes the bind event fire once even across restarts.
+Watched (list + watch, resumed from the last resourceVersion, relisted on 410): claims,
+PVs, StorageClasses and, where the API serves them, VolumeSnapshots and their classes.
+Keys: `claim` (provision, announce the bind, expand), `pv` (reclaim a released PV),
+`volume` (a record without its PV: finish a deletion, reclaim an orphan), `snapshot`.
+Nothing is reconciled before every cache is synced; then every record is checked once
+(repairing whatever a crash interrupted) and again every `resync_seconds`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from services.provisioner.backends.base import BackendError, StorageBackend
-from services.provisioner.claims import (
-    ClaimRejected,
-    ClaimRequest,
-    is_ours,
-    needs_volume,
-    parse_claim,
-    persistent_volume,
-    pick_class,
-)
+from services.provisioner.announce import Announcer
+from services.provisioner.backends.base import StorageBackend
+from services.provisioner.claims import ClaimRejected, is_ours, needs_volume, pick_class
+from services.provisioner.env import SNAPSHOT_API, Env
+from services.provisioner.pools import Pool, default_pools
+from services.provisioner.provision import Provisioning
+from services.provisioner.reclaim import Reclaimer
+from services.provisioner.records import RecordStore, SnapshotRecord, VolumeRecord
+from services.provisioner.resize import Resizer
+from services.provisioner.snapshots import Snapshots
+from services.provisioner.workqueue import Key, Retry, WorkQueue
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
-from vessel.contracts.events import VolumeFailed, VolumeProvisioned
 from vessel.kube.client import KubeCluster
-from vessel.kube.errors import AlreadyExists
+from vessel.kube.errors import Conflict, KubeError, NotFound
+from vessel.kube.informer import Informer
 
 log = logging.getLogger("vessel.provisioner")
 Obj = dict[str, Any]
@@ -42,142 +43,178 @@ class Provisioner:
         bus: Bus,
         volumes: KeyValue,
         backends: list[StorageBackend],
+        *,
+        snapshots: KeyValue,
+        pools: list[Pool] | None = None,
+        resync_seconds: float = 15.0,
+        autogrow_seconds: float = 30.0,
+        workers: int = 8,
     ) -> None:
-        self.cluster_id = cluster_id
-        self.kube = kube
-        self.bus = bus
-        self.volumes = volumes
-        self.backends = backends
-        self._rejected: dict[str, str] = {}
-        self._lock = asyncio.Lock()
+        self.resync_seconds = resync_seconds
+        self.autogrow_seconds = autogrow_seconds
+        queue = WorkQueue(self._handle, workers=workers, max_backoff=min(30.0, resync_seconds))
+        self.env = Env(
+            cluster_id=cluster_id,
+            kube=kube,
+            announce=Announcer(bus, kube, cluster_id),
+            volumes=RecordStore(volumes, cluster_id, VolumeRecord),
+            snapshots=RecordStore(snapshots, cluster_id, SnapshotRecord),
+            backends={b.name: b for b in backends},
+            pools=pools if pools is not None else default_pools(backends),
+            queue=queue,
+            claims=Informer(kube, "v1", "PersistentVolumeClaim"),
+            pvs=Informer(kube, "v1", "PersistentVolume"),
+            classes=Informer(kube, "storage.k8s.io/v1", "StorageClass"),
+        )
+        self.provisioning = Provisioning(self.env)
+        self.reclaimer = Reclaimer(self.env)
+        self.resizer = Resizer(self.env)
+        self.snapshot_controller = Snapshots(self.env)
+        self.ready = asyncio.Event()
 
-    async def on_claim(self, type_: str, claim: Obj) -> None:
-        if type_ == "DELETED":
-            self._rejected.pop(claim["metadata"]["uid"], None)
-            return
-        async with self._lock:  # one claim at a time keeps capacity accounting honest
-            if needs_volume(claim):
-                await self._provision(claim)
-            elif claim.get("status", {}).get("phase") == "Bound":
-                await self._announce_bound(claim)
+    async def run(self) -> None:
+        env = self.env
+        await env.volumes.load()
+        await env.snapshots.load()
+        informers = [
+            (env.claims, self._on_claim),
+            (env.pvs, self._on_pv),
+            (env.classes, self._on_class),
+        ]
+        if await self._serves(SNAPSHOT_API, "VolumeSnapshot"):
+            env.vsnapshots = Informer(env.kube, SNAPSHOT_API, "VolumeSnapshot")
+            env.vsclasses = Informer(env.kube, SNAPSHOT_API, "VolumeSnapshotClass")
+            informers += [(env.vsnapshots, self._on_snapshot), (env.vsclasses, self._ignore)]
+        tasks = [asyncio.create_task(i.run(handler)) for i, handler in informers]
+        try:
+            await asyncio.gather(*(i.synced.wait() for i, _ in informers))
+            self.sweep()
+            self.ready.set()
+            log.info(
+                "provisioner of %s ready: %d volumes, pools %s",
+                env.cluster_id,
+                len(env.volumes.all()),
+                ", ".join(p.id for p in env.pools),
+            )
+            tasks += [
+                asyncio.create_task(env.queue.run()),
+                asyncio.create_task(self._resync()),
+                asyncio.create_task(self.resizer.autogrow_loop(self.autogrow_seconds)),
+            ]
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def resync(self, claims: Callable[[], list[Obj]], period: float = 15.0) -> None:
-        """Retry pending claims now and then: backends free up, classes get created."""
+    async def _serves(self, api_version: str, kind: str) -> bool:
+        delay = 0.5
         while True:
-            await asyncio.sleep(period)
-            for claim in claims():
-                await self.on_claim("MODIFIED", claim)
+            try:
+                await self.env.kube.list(api_version, kind)
+            except NotFound:
+                log.info("%s %s is not served: snapshots are off", api_version, kind)
+                return False
+            except KubeError as exc:
+                log.warning("listing %s: %s; retrying in %.1fs", kind, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            return True
 
-    async def _provision(self, claim: Obj) -> None:
+    def sweep(self) -> None:
+        """Queue everything: each record, claim, PV and snapshot is checked again."""
+        env = self.env
+        for record in env.volumes.all():
+            env.queue.add(("volume", record.volume_id))
+        for key in env.claims.cache:
+            env.queue.add(("claim", key))
+        for key in env.pvs.cache:
+            env.queue.add(("pv", key.lstrip("/")))
+        for key in env.vsnapshots.cache if env.vsnapshots else {}:
+            env.queue.add(("snapshot", key))
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            self.sweep()
+
+    async def _on_claim(self, type_: str, claim: Obj) -> None:
+        meta = claim["metadata"]
+        if type_ == "DELETED":
+            self.env.announce.forget(meta["uid"])
+            self.env.queue.add(("volume", f"pvc-{meta['uid']}"))
+            return
+        self.env.queue.add(("claim", f"{meta['namespace']}/{meta['name']}"))
+        if self.env.vsnapshots is not None:  # snapshots waiting for this claim's volume
+            for key, vs in self.env.vsnapshots.cache.items():
+                if vs["metadata"]["namespace"] == meta["namespace"] and not vs.get("status"):
+                    self.env.queue.add(("snapshot", key))
+
+    async def _on_pv(self, type_: str, pv: Obj) -> None:
+        if type_ != "DELETED":
+            self.env.queue.add(("pv", pv["metadata"]["name"]))
+
+    async def _on_class(self, type_: str, storage_class: Obj) -> None:
+        name = storage_class["metadata"]["name"]
+        for key, claim in self.env.claims.cache.items():
+            if claim.get("spec", {}).get("storageClassName") == name:
+                self.env.queue.add(("claim", key))
+
+    async def _on_snapshot(self, type_: str, vs: Obj) -> None:
+        meta = vs["metadata"]
+        if type_ == "DELETED":
+            self.env.announce.forget(meta["uid"])
+            return
+        self.env.queue.add(("snapshot", f"{meta['namespace']}/{meta['name']}"))
+        for key, claim in self.env.claims.cache.items():  # clones waiting for this snapshot
+            source = claim.get("spec", {}).get("dataSource") or {}
+            if claim["metadata"]["namespace"] == meta["namespace"] and source.get("name"):
+                self.env.queue.add(("claim", key))
+
+    async def _ignore(self, type_: str, obj: Obj) -> None:
+        return
+
+    async def _handle(self, key: Key) -> None:
+        kind, name = key
         try:
-            classes, _ = await self.kube.list("storage.k8s.io/v1", "StorageClass")
-            storage_class = pick_class(claim, classes)
-            if storage_class is None or not is_ours(storage_class):
-                return
-            request = parse_claim(claim, storage_class)
-            backend = await self._place(request)
-            info = await asyncio.to_thread(
-                backend.create_volume, request.volume_id, request.size_bytes
-            )
-        except ClaimRejected as exc:
-            await self._reject(claim, exc.reason, str(exc))
-            return
-        except BackendError as exc:  # retried by the next resync
-            await self._reject(claim, "ProvisioningFailed", str(exc))
-            return
-        record = {
-            "cluster": self.cluster_id,
-            "volume_id": request.volume_id,
-            "backend": backend.name,
-            "backend_type": backend.type,
-            "path": str(info.path),
-            "size_bytes": info.size_bytes,
-            "namespace": request.namespace,
-            "claim": request.name,
-            "state": "Provisioned",
-        }
-        await self._save_if_absent(request.volume_id, record)
-        try:
-            await self.kube.create(
-                persistent_volume(request, self.cluster_id, backend.name, str(info.path))
-            )
-        except AlreadyExists:
-            pass
-        log.info(
-            "provisioned %s/%s as %s on %s",
-            request.namespace,
-            request.name,
-            request.volume_id,
-            backend.name,
-        )
+            if kind == "claim":
+                await self._claim(*name.split("/", 1))
+            elif kind == "pv":
+                await self.reclaimer.reconcile_pv(name)
+            elif kind == "volume":
+                await self.reclaimer.check_volume(name)
+            elif kind == "snapshot":
+                await self.snapshot_controller.reconcile(*name.split("/", 1))
+        except (Conflict, KeyExistsError) as exc:  # someone wrote first: read again, retry
+            raise Retry(str(exc)) from exc
+        except KubeError as exc:
+            raise Retry(f"Kubernetes API: {exc}") from exc
 
-    async def _place(self, request: ClaimRequest) -> StorageBackend:
-        """The backend with the most free space that can hold the claim."""
-        free = {b.name: await asyncio.to_thread(b.free_bytes) for b in self.backends}
-        candidates = [b for b in self.backends if free[b.name] >= request.size_bytes]
-        if not candidates:
-            best = max(free.items(), key=lambda kv: kv[1], default=("none", 0))
-            raise ClaimRejected(
-                "ProvisioningFailed",
-                f"no backend in cluster {self.cluster_id} can hold {request.size_bytes} bytes "
-                f"(largest free: {best[1]} bytes on {best[0]})",
-            )
-        return max(candidates, key=lambda b: free[b.name])
-
-    async def _reject(self, claim: Obj, reason: str, message: str) -> None:
-        uid = claim["metadata"]["uid"]
-        if self._rejected.get(uid) == message:
+    async def _claim(self, namespace: str, name: str) -> None:
+        env = self.env
+        claim = env.claim(namespace, name)
+        if claim is None or claim["metadata"].get("deletionTimestamp"):
             return
-        self._rejected[uid] = message
-        log.warning(
-            "claim %s/%s: %s", claim["metadata"]["namespace"], claim["metadata"]["name"], message
-        )
-        await self.kube.emit_event(claim, reason, message, component="vessel-provisioner")
-        await self.bus.publish(
-            catalog.VOLUME_FAILED,
-            VolumeFailed(
-                cluster=self.cluster_id,
-                namespace=claim["metadata"]["namespace"],
-                claim=claim["metadata"]["name"],
-                reason=reason,
-                message=message,
-            ),
-        )
-
-    async def _save_if_absent(self, volume_id: str, record: dict[str, Any]) -> None:
-        try:
-            await self.volumes.create(self._key(volume_id), json.dumps(record).encode())
-        except KeyExistsError:
-            pass
-
-    def _key(self, volume_id: str) -> str:
-        return f"{self.cluster_id}.{volume_id}"
-
-    async def _announce_bound(self, claim: Obj) -> None:
-        volume_id = claim["spec"].get("volumeName", "")
-        entry = await self.volumes.get(self._key(volume_id)) if volume_id else None
-        if entry is None:
+        if needs_volume(claim):
+            volume_id = f"pvc-{claim['metadata']['uid']}"
+            self.reclaimer.inflight.add(volume_id)
+            try:
+                storage_class = pick_class(claim, list(env.classes.cache.values()))
+                if storage_class is None or not is_ours(storage_class):
+                    return
+                await self.provisioning.provision(claim, storage_class)
+            except ClaimRejected as exc:
+                await env.announce.claim_failed(claim, exc.reason, str(exc))
+                raise Retry(str(exc)) from exc
+            finally:
+                self.reclaimer.inflight.discard(volume_id)
             return
-        record = json.loads(entry.value)
-        if record["state"] == "Bound":
+        record = env.volumes.get(claim.get("spec", {}).get("volumeName") or "")
+        if record is None or record.claim_uid not in ("", claim["metadata"]["uid"]):
             return
-        record["state"] = "Bound"
-        try:
-            await self.volumes.update(entry.key, json.dumps(record).encode(), entry.revision)
-        except KeyExistsError:
-            return  # another replica announced it
-        await self.bus.publish(
-            catalog.VOLUME_PROVISIONED,
-            VolumeProvisioned(
-                cluster=self.cluster_id,
-                namespace=record["namespace"],
-                claim=record["claim"],
-                pv_name=volume_id,
-                volume_id=volume_id,
-                backend=record["backend"],
-                backend_type=record["backend_type"],
-                size_bytes=record["size_bytes"],
-                path=record["path"],
-            ),
-            subject=f"/clusters/{self.cluster_id}/namespaces/{record['namespace']}/pvcs/{record['claim']}",
-        )
+        if (claim.get("status") or {}).get("phase") == "Bound":
+            await self.provisioning.announce_bound(record)
+            current = env.volumes.get(record.volume_id)
+            if current is not None and current.state == "Bound":
+                await self.resizer.on_bound_claim(claim, current)

@@ -48,6 +48,9 @@ Contract:
   - `import`: `import_volume` adopts an existing directory or subvolume by renaming it.
   - `send_receive`: `send_snapshot` writes a (possibly incremental) stream of a snapshot,
     `receive_snapshot` turns one into a snapshot here.
+  - `dependent_clones`: clones keep needing the snapshot they came from, so the provisioner
+    refuses to delete a snapshot while a clone of it lives. Neither current backend sets
+    it: btrfs and dir clones are independent of their source (see above).
 """
 
 from __future__ import annotations
