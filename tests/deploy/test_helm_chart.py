@@ -103,7 +103,15 @@ def _grants(kinds: dict[str, set[str]], verbs: tuple[str, ...]) -> set[Permissio
 
 EXPECTED_RBAC: dict[str, set[Permission]] = {
     "provisioner": _grants({"": {"persistentvolumeclaims"}}, READ)
-    | _grants({"": {"persistentvolumes"}}, (*READ, "create", "delete"))
+    | _grants({"": {"persistentvolumeclaims/status"}}, ("patch",))
+    | _grants({"": {"persistentvolumes"}}, (*READ, "create", "delete", "patch"))
+    | _grants({"snapshot.storage.k8s.io": {"volumesnapshots"}}, (*READ, "patch"))
+    | _grants(
+        {"snapshot.storage.k8s.io": {"volumesnapshots/status", "volumesnapshotcontents/status"}},
+        ("patch",),
+    )
+    | _grants({"snapshot.storage.k8s.io": {"volumesnapshotcontents"}}, (*READ, "create", "delete"))
+    | _grants({"snapshot.storage.k8s.io": {"volumesnapshotclasses"}}, READ)
     | _grants({"storage.k8s.io": {"storageclasses"}}, READ)
     | _grants({"": {"events"}}, ("create", "patch")),
     "discovery": _grants(APP_KINDS, READ),
