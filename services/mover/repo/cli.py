@@ -14,6 +14,7 @@ from pathlib import Path
 
 from services.mover.repo.archiver import Archiver
 from services.mover.repo.check import check, repair_index
+from services.mover.repo.copy import copy_snapshot
 from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.maintenance import forget, prune
@@ -33,14 +34,38 @@ def open_store(args: argparse.Namespace) -> ObjectStore:
     )
 
 
+def location(text: str) -> ObjectStore:
+    """`local:/some/dir` or `s3:host:port/bucket` (keys from the S3 environment variables)."""
+    kind, _, rest = text.partition(":")
+    if kind == "local" and rest:
+        return LocalStore(Path(rest))
+    if kind == "s3" and "/" in rest:
+        endpoint, bucket = rest.rsplit("/", 1)
+        return open_store(argparse.Namespace(local=None, s3=endpoint, bucket=bucket))
+    raise SystemExit(f"error: {text!r} is not local:/DIR or s3:HOST:PORT/BUCKET")
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     store = open_store(args)
     key = PasswordKey(os.environ.get("VESSEL_REPOSITORY_PASSWORD", ""))
     if args.command == "init":
         store.ensure_bucket()
-        repo = Repository.init(store, args.prefix, key)
+        like = Repository.open(location(args.like), args.prefix, key) if args.like else None
+        repo = Repository.init(store, args.prefix, key, like=like)
         return {"id": repo.config.id}
     repo = Repository.open(store, args.prefix, key)
+    if args.command == "copy":
+        target_key = PasswordKey(
+            os.environ.get("VESSEL_TARGET_REPOSITORY_PASSWORD") or key.password.decode()
+        )
+        target = Repository.open(location(args.to), args.prefix, target_key)
+        snapshot_id, copied = copy_snapshot(repo, target, args.snapshot)
+        return {
+            "snapshot": snapshot_id,
+            "blobs": copied.blobs,
+            "copied_blobs": copied.copied_blobs,
+            "copied_bytes": copied.copied_bytes,
+        }
     if args.command == "backup":
         snapshot_id, doc = Archiver(repo).backup(Path(args.source), parent=args.parent)
         return {"snapshot": snapshot_id, "files": doc.files, "bytes": doc.bytes}
@@ -82,7 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", default="vessel-backups")
     parser.add_argument("--prefix", default="repository")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("init")
+    init = commands.add_parser("init")
+    init.add_argument(
+        "--like",
+        metavar="LOCATION",
+        help="share this repository's chunking (local:/DIR or s3:HOST:PORT/BUCKET),"
+        " so `copy` between them moves only missing data",
+    )
     backup = commands.add_parser("backup")
     backup.add_argument("source")
     backup.add_argument("--parent")
@@ -96,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     forgetter = commands.add_parser("forget")
     forgetter.add_argument("snapshots", nargs="+")
     commands.add_parser("prune")
+    copier = commands.add_parser("copy", help="copy a snapshot into a repository made --like")
+    copier.add_argument("snapshot")
+    copier.add_argument("--to", required=True, metavar="LOCATION")
     args = parser.parse_args(argv)
     try:
         print(json.dumps(run(args)))

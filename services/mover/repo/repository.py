@@ -79,11 +79,18 @@ class Repository:
         *,
         chunk_avg: int = 1 << 20,
         pack_size: int = 16 << 20,
+        like: Repository | None = None,
     ) -> Repository:
+        """Create a repository. `like`: share that repository's chunk-id key and chunker
+        (not its encryption key), so blob ids agree and `copy_snapshot` between the two
+        transfers only the blobs the destination lacks."""
         prefix = prefix.strip("/")
         if store.exists(f"{prefix}/config"):
             raise RepositoryExists(f"a repository exists at {store.bucket}/{prefix}")
         key = MasterKey.generate()
+        if like is not None:
+            key = MasterKey(key.encryption, like.key.chunk_id)
+            chunk_avg = like.config.chunk_avg
         config = RepoConfig(
             format=FORMAT,
             id=uuid.uuid4().hex,
