@@ -27,6 +27,7 @@ from vessel.objectstore.minio_port import MinioStore  # noqa: E402
 from vessel.rig.processes import S3Server  # noqa: E402
 
 PASSWORD = "bench-password"
+REPEAT = 2
 OUTPUT = Path(tempfile.gettempdir()) / f"vessel-bench-{os.getpid()}.out"
 WORDS = (
     "storage volume snapshot backup restore cluster namespace claim pod node "
@@ -114,6 +115,16 @@ class Restic:
         return timed([*self.base, *args], self.env)
 
 
+def copy_tree(source: Path, target: Path) -> float:
+    os.sync()
+    started = time.monotonic()
+    subprocess.run(["cp", "-r", str(source), str(target)], check=True)
+    subprocess.run(["sync"], check=True)
+    seconds = time.monotonic() - started
+    shutil.rmtree(target)
+    return seconds
+
+
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -150,19 +161,19 @@ def main() -> None:
         generate_large(large, 16 * args.gib)
         generate_small(small, args.small, rng)
         large_mb = du(large) / 1e6
-        vessel, restic = Vessel(["--local", str(work / "vessel")]), Restic(work / "restic")
-        vessel("init")
-        restic("init")
-
-        os.sync()
-        started = time.monotonic()
-        subprocess.run(["cp", "-r", str(large), str(work / "cp-copy")], check=True)
-        subprocess.run(["sync"], check=True)
-        cp_seconds = time.monotonic() - started
-        shutil.rmtree(work / "cp-copy")
-
-        r_backup, _, _ = restic("backup", str(large))
-        v_backup, v_rss_1, v_large = vessel("backup", str(large))
+        cp_seconds = min(copy_tree(large, work / "cp-copy") for _ in range(REPEAT))
+        # Full backups: best of REPEAT, each into a fresh repository (this VM is noisy);
+        # the last repositories stay for the steps that follow.
+        r_backup = v_backup = float("inf")
+        for _ in range(REPEAT):
+            for name in ("vessel", "restic", "restic-cache"):
+                shutil.rmtree(work / name, ignore_errors=True)
+            vessel, restic = Vessel(["--local", str(work / "vessel")]), Restic(work / "restic")
+            vessel("init")
+            restic("init")
+            r_backup = min(r_backup, restic("backup", str(large))[0])
+            seconds, v_rss_1, v_large = vessel("backup", str(large))
+            v_backup = min(v_backup, seconds)
         results.append(
             metric("backup_large_MBps", large_mb / v_backup, "restic", large_mb / r_backup)
         )

@@ -145,6 +145,11 @@ class BucketConfig(_Strict):
             ) from exc
 
 
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "vessel"
+
+
 class VesselSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VESSEL_", env_nested_delimiter="__", extra="forbid"
@@ -160,6 +165,11 @@ class VesselSettings(BaseSettings):
     )
     provisioner_autogrow_seconds: float = Field(
         30.0, gt=0, description="Provisioner: seconds between auto-grow usage checks"
+    )
+    state_dir: Path = Field(
+        default_factory=lambda: _default_state_dir(),
+        description="Directory for state a service keeps on disk (discovery: kubeconfigs of "
+        "registered clusters, 0600); default $XDG_STATE_HOME/vessel or ~/.local/state/vessel",
     )
 
     @model_validator(mode="after")

@@ -1,27 +1,74 @@
-"""Pure grouping of a cluster's objects into applications.
+"""Pure grouping of a namespace's objects into applications.
 
-An object belongs to the app named by its `app.kubernetes.io/instance` label, else its
-`app` label; objects with neither belong to their namespace's app. A claim belongs to
-the app of the workload that mounts it when it has no label of its own.
+An object belongs, in order of precedence, to:
+1. a user-defined app that selects it (computed first; see `user_app`);
+2. the Helm release named by its `meta.helm.sh/release-name` annotation (a release's own
+   `sh.helm.release.v1.*` Secrets belong to it too);
+3. the app of its owner (a Pod of its Job, StatefulSet, DaemonSet or, through its
+   ReplicaSet, Deployment; a Job of its CronJob), or for a Pod, of the workload whose
+   selector matches it;
+4. the app named by its `app.kubernetes.io/instance`, `app.kubernetes.io/name` or `app`
+   label (the first one present); a claim without one joins the app of the workload that
+   mounts it;
+5. its namespace's app.
+Apps other than Helm releases need a workload or a claim: configuration alone is not one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from services.discovery import helm
+from services.discovery.kinds import BY_KIND, WORKLOAD_KINDS, slim
+from services.discovery.records import (
+    Built,
+    Context,
+    Grouping,
+    build_app,
+    controller_owner,
+    labels_of,
+    meta,
+    pod_spec,
+)
+from services.discovery.selectors import selection_matches, workload_selects
+from vessel.contracts.commands import DefineApp
 from vessel.contracts.events import AppRecord
-from vessel.contracts.models import ClaimInfo, ResourceRef
-from vessel.kube.client import quantity_bytes
+from vessel.contracts.models import NamespaceSelection
 
 Obj = dict[str, Any]
-APP_LABELS = ("app.kubernetes.io/instance", "app")
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
-SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
+Key = tuple[str, str]
+"""(kind, name) of an object within its namespace."""
+APP_LABELS = ("app.kubernetes.io/instance", "app.kubernetes.io/name", "app")
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+_PRECEDENCE: dict[str, int] = {"helm": 0, "label": 1, "namespace": 2}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    grouping: Grouping
+    name: str
+    label: str | None = None
+    release_namespace: str | None = None
+
+
+@dataclass
+class Group:
+    members: list[Obj] = field(default_factory=list)
+    grouping: Grouping = "namespace"
+    label: str | None = None
+    release_namespace: str | None = None
+
+
+def key_of(obj: Obj) -> Key:
+    return obj["kind"], meta(obj)["name"]
 
 
 def app_label(obj: Obj) -> tuple[str, str] | None:
-    labels = obj.get("metadata", {}).get("labels") or {}
+    labels = labels_of(obj)
     for key in APP_LABELS:
         if labels.get(key):
             return key, labels[key]
@@ -31,99 +78,203 @@ def app_label(obj: Obj) -> tuple[str, str] | None:
 def mounts_claim(workload: Obj, claim: str) -> bool:
     """The workload's pods mount `claim`: by volume, or as a StatefulSet claim of any
     ordinal (also ordinals above the current replicas: scaled-down claims are kept)."""
-    pod = workload.get("spec", {}).get("template", {}).get("spec", {})
-    for volume in pod.get("volumes") or []:
+    for volume in pod_spec(workload).get("volumes") or []:
         if (volume.get("persistentVolumeClaim") or {}).get("claimName") == claim:
             return True
-    for template in workload.get("spec", {}).get("volumeClaimTemplates") or []:
-        base = f"{template['metadata']['name']}-{workload['metadata']['name']}-"
+    for template in (workload.get("spec") or {}).get("volumeClaimTemplates") or []:
+        base = f"{template['metadata']['name']}-{meta(workload)['name']}-"
         if claim.startswith(base) and claim[len(base) :].isdigit():
             return True
     return False
 
 
-def workload_ready(workload: Obj) -> bool:
-    status = workload.get("status", {})
-    if workload.get("kind") == "DaemonSet":
-        return int(status.get("numberReady") or 0) >= int(status.get("desiredNumberScheduled") or 0)
-    wanted = workload.get("spec", {}).get("replicas", 1)
-    return int(status.get("readyReplicas") or 0) >= int(wanted or 0)
+class _Assigner:
+    def __init__(self, namespace: str, objects: list[Obj]) -> None:
+        self.namespace = namespace
+        self.by_key = {key_of(o): o for o in objects}
+        self.workloads = [o for o in objects if o["kind"] in WORKLOAD_KINDS]
+        self.pods = [o for o in objects if o["kind"] == "Pod"]
+        self.memo: dict[Key, Assignment] = {}
 
+    def __call__(self, obj: Obj) -> Assignment:
+        key = key_of(obj)
+        found = self.memo.get(key)
+        if found is None:
+            self.memo[key] = Assignment("namespace", self.namespace)  # breaks owner cycles
+            found = self.memo[key] = self._assign(obj)
+        return found
 
-def _ref(obj: Obj) -> ResourceRef:
-    meta = obj["metadata"]
-    return ResourceRef(
-        api_version=obj["apiVersion"],
-        kind=obj["kind"],
-        name=meta["name"],
-        namespace=meta.get("namespace"),
-    )
-
-
-def _claim(obj: Obj) -> ClaimInfo:
-    size = (obj.get("spec", {}).get("resources", {}).get("requests") or {}).get("storage", "0")
-    try:
-        requested = quantity_bytes(size)
-    except ValueError:
-        requested = 0
-    return ClaimInfo(
-        name=obj["metadata"]["name"],
-        storage_class=obj["spec"].get("storageClassName"),
-        requested_bytes=requested,
-        volume_name=obj["spec"].get("volumeName"),
-        phase=obj.get("status", {}).get("phase", "Pending"),
-    )
-
-
-def group_apps(cluster: str, objects: list[Obj]) -> dict[str, AppRecord]:
-    """Applications of one cluster keyed by app id; `objects` are of any namespaced kind."""
-    members: dict[tuple[str, str], list[Obj]] = defaultdict(list)
-    selectors: dict[tuple[str, str], dict[str, str]] = {}
-    labelled_workloads: list[tuple[tuple[str, str], Obj]] = []
-    loose: list[Obj] = []
-    for obj in objects:
-        ns = obj["metadata"].get("namespace")
-        if not ns or ns in SYSTEM_NAMESPACES:
-            continue
+    def _assign(self, obj: Obj) -> Assignment:
+        annotations = meta(obj).get("annotations") or {}
+        release = annotations.get(helm.RELEASE_ANNOTATION)
+        if release:
+            release_ns = annotations.get(helm.RELEASE_NAMESPACE_ANNOTATION) or self.namespace
+            return Assignment("helm", release, release_namespace=release_ns)
+        if helm.is_release_secret(obj):
+            parsed = helm.parse_name(meta(obj)["name"])
+            name = labels_of(obj).get("name") or (parsed[0] if parsed else None)
+            if name:
+                return Assignment("helm", name, release_namespace=self.namespace)
+        inherited = self._from_owner(obj)
+        if inherited is not None:
+            return inherited
         label = app_label(obj)
-        if label is None:
-            loose.append(obj)
-            continue
-        key = (ns, label[1])
-        members[key].append(obj)
-        current = next(iter(selectors.get(key, {})), None)
-        if current is None or APP_LABELS.index(label[0]) < APP_LABELS.index(current):
-            selectors[key] = {label[0]: label[1]}  # the more specific label wins
-        if obj["kind"] in WORKLOAD_KINDS:
-            labelled_workloads.append((key, obj))
-    for obj in loose:
-        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        owner = None
+        if label is not None:
+            return Assignment("label", label[1], label=label[0])
         if obj["kind"] == "PersistentVolumeClaim":
-            owner = next(
-                (key for key, w in labelled_workloads if key[0] == ns and mounts_claim(w, name)),
-                None,
-            )
-        members[owner or (ns, ns)].append(obj)
-    apps = {}
-    for (ns, name), objs in members.items():
-        workloads = [o for o in objs if o["kind"] in WORKLOAD_KINDS]
-        claims = [o for o in objs if o["kind"] == "PersistentVolumeClaim"]
-        if not workloads and not claims:
+            name = meta(obj)["name"]
+            for user in (*self.workloads, *self.pods):
+                if mounts_claim(user, name):
+                    return self(user)
+        return Assignment("namespace", self.namespace)
+
+    def _from_owner(self, obj: Obj) -> Assignment | None:
+        owner = controller_owner(obj)
+        if owner is not None:
+            target = self.by_key.get((str(owner.get("kind")), str(owner.get("name"))))
+            if target is not None:
+                return self(target)
+            if owner.get("kind") == "ReplicaSet":  # ReplicaSets are not watched
+                prefix = str(owner.get("name")).rpartition("-")[0]
+                target = self.by_key.get(("Deployment", prefix))
+                if target is not None:
+                    return self(target)
+        if obj["kind"] == "Pod":
+            labels = labels_of(obj)
+            for workload in self.workloads:
+                if workload_selects((workload.get("spec") or {}).get("selector"), labels):
+                    return self(workload)
+        return None
+
+
+def group_namespace(
+    ctx: Context,
+    namespace: str,
+    objects: list[Obj],
+    *,
+    claimed: frozenset[Key] = frozenset(),
+    reserved: frozenset[str] = frozenset(),
+) -> dict[str, Built]:
+    """Automatic apps of one namespace keyed by app id. `claimed` objects belong to
+    user-defined apps; `reserved` names are theirs (colliding groups fall back to the
+    namespace's app)."""
+    if namespace in SYSTEM_NAMESPACES:
+        return {}
+    assign = _Assigner(namespace, objects)
+    groups: dict[str, Group] = defaultdict(Group)
+    for obj in objects:
+        if key_of(obj) in claimed:
+            continue
+        found = assign(obj)
+        if found.name in reserved:
+            if namespace in reserved:
+                continue
+            found = Assignment("namespace", namespace)
+        group = groups[found.name]
+        group.members.append(obj)
+        if _PRECEDENCE[found.grouping] < _PRECEDENCE[group.grouping]:
+            group.grouping = found.grouping
+        if found.release_namespace:
+            group.release_namespace = found.release_namespace
+        if found.label and (
+            group.label is None or APP_LABELS.index(found.label) < APP_LABELS.index(group.label)
+        ):
+            group.label = found.label  # the more specific label wins
+    apps: dict[str, Built] = {}
+    for name, group in groups.items():
+        kinds = {m["kind"] for m in group.members}
+        if group.grouping != "helm" and not kinds & (WORKLOAD_KINDS | {"PersistentVolumeClaim"}):
             continue  # config without anything running is not an application
-        failed = any(not workload_ready(w) for w in workloads) or any(
-            c.get("status", {}).get("phase") == "Lost" for c in claims
+        release = None
+        if group.grouping == "helm":
+            release = ctx.releases(group.release_namespace or namespace, name)
+        built = build_app(
+            ctx,
+            namespace,
+            name,
+            group.grouping,
+            group.members,
+            selector={group.label: name} if group.grouping == "label" and group.label else {},
+            release=release,
         )
-        record = AppRecord(
-            cluster=cluster,
-            namespace=ns,
-            name=name,
-            grouping="label" if (ns, name) in selectors else "namespace",
-            selector=selectors.get((ns, name), {}),
-            state="Failed" if failed else "Available",
-            workloads=sorted((_ref(w) for w in workloads), key=lambda r: (r.kind, r.name)),
-            claims=sorted((_claim(c) for c in claims), key=lambda c: c.name),
-            resources=sorted((_ref(o) for o in objs), key=lambda r: (r.kind, r.name)),
+        apps[built.record.id] = built
+    return apps
+
+
+def default_include(definition: DefineApp) -> list[NamespaceSelection]:
+    return definition.include or [NamespaceSelection(namespace=definition.namespace)]
+
+
+def user_app(
+    ctx: Context, definition: DefineApp, objects_in: Callable[[str], Iterable[Obj]]
+) -> tuple[Built, set[tuple[str, str, str]]]:
+    """A user-defined app and the (namespace, kind, name) of every object it selects."""
+    include = default_include(definition)
+    members: dict[tuple[str, str, str], Obj] = {}
+    for selection in include:
+        for obj in objects_in(selection.namespace):
+            if selection_matches(selection, obj):
+                members[(selection.namespace, *key_of(obj))] = obj
+    namespaces = sorted({s.namespace for s in include})
+    home = next((s for s in include if s.namespace == definition.namespace), None)
+    built = build_app(
+        ctx,
+        definition.namespace,
+        definition.name,
+        "user",
+        list(members.values()),
+        selector=dict(home.match_labels) if home is not None else {},
+        namespaces=namespaces,
+    )
+    return built, set(members)
+
+
+def releases_in(objects: Iterable[Obj]) -> Callable[[str, str], Any]:
+    """A release lookup over slimmed objects (every namespace)."""
+    by_ns: dict[str, list[Obj]] = defaultdict(list)
+    for obj in objects:
+        if helm.is_release_secret(obj):
+            by_ns[meta(obj).get("namespace", "")].append(obj)
+    latest = {ns: helm.latest_releases(secrets) for ns, secrets in by_ns.items()}
+    return lambda ns, name: latest.get(ns, {}).get(name)
+
+
+def group_apps(
+    cluster: str,
+    objects: list[Obj],
+    *,
+    now: datetime | None = None,
+    definitions: Iterable[DefineApp] = (),
+    pending_grace: float = 300.0,
+) -> dict[str, AppRecord]:
+    """Every app of one cluster from raw objects of any kind (slimmed here first)."""
+    slimmed = [slim(BY_KIND[o["kind"]], o) if o.get("kind") in BY_KIND else o for o in objects]
+    ctx = Context(
+        cluster,
+        pvs={meta(o)["name"]: o for o in slimmed if o["kind"] == "PersistentVolume"},
+        classes={meta(o)["name"]: o for o in slimmed if o["kind"] == "StorageClass"},
+        releases=releases_in(slimmed),
+        pending_grace=pending_grace,
+    )
+    if now is not None:
+        ctx.now = now
+    by_ns: dict[str, list[Obj]] = defaultdict(list)
+    for obj in slimmed:
+        ns = meta(obj).get("namespace")
+        if ns:
+            by_ns[ns].append(obj)
+    apps: dict[str, AppRecord] = {}
+    claimed: dict[str, set[Key]] = defaultdict(set)
+    reserved: dict[str, set[str]] = defaultdict(set)
+    for definition in definitions:
+        built, selected = user_app(ctx, definition, lambda ns: by_ns.get(ns, []))
+        apps[built.record.id] = built.record
+        reserved[definition.namespace].add(definition.name)
+        for ns, kind, name in selected:
+            claimed[ns].add((kind, name))
+    for ns, objs in by_ns.items():
+        found = group_namespace(
+            ctx, ns, objs, claimed=frozenset(claimed[ns]), reserved=frozenset(reserved[ns])
         )
-        apps[record.id] = record
+        apps.update({app_id: built.record for app_id, built in found.items()})
     return apps

@@ -119,6 +119,27 @@ APP_CHANGED = _event(
 APP_REMOVED = _event(
     "discovery.app.removed", evt.AppChanged, "An application no longer exists in its cluster."
 )
+CLUSTER_REGISTERED = _event(
+    "discovery.cluster.registered",
+    evt.ClusterChanged,
+    "A cluster was registered (by command or from the settings) and discovery started on it.",
+)
+CLUSTER_UNREACHABLE = _event(
+    "discovery.cluster.unreachable",
+    evt.ClusterChanged,
+    "A cluster's API server cannot be used: invalid kubeconfig, unreachable server or "
+    "rejected credentials; `reason` and `conditions` say which.",
+)
+CLUSTER_RECOVERED = _event(
+    "discovery.cluster.recovered",
+    evt.ClusterChanged,
+    "An unreachable cluster answers again; its inventory resumed where it stopped.",
+)
+CLUSTER_REMOVED = _event(
+    "discovery.cluster.removed",
+    evt.ClusterChanged,
+    "A cluster was removed: discovery stopped watching it and forgot its credentials.",
+)
 BACKUP_STARTED = _event(
     "protection.backup.started", evt.BackupEvent, "A backup of an app was accepted and began."
 )
@@ -169,6 +190,46 @@ MOVE_TO_BUCKET = _command(
 MOVE_FROM_BUCKET = _command(
     "mover", "restore", cmd.MoveFromBucket, "Write a volume's files back from a bucket.", True
 )
+REGISTER_CLUSTER = _command(
+    "discovery",
+    "cluster.register",
+    cmd.RegisterCluster,
+    "Register a cluster with a kubeconfig (file path or inline text) and discover its apps.",
+    False,
+)
+UPDATE_CLUSTER = _command(
+    "discovery",
+    "cluster.update",
+    cmd.RegisterCluster,
+    "Replace a registered cluster's kubeconfig; its inventory resumes, nothing is re-added.",
+    False,
+)
+REMOVE_CLUSTER = _command(
+    "discovery", "cluster.remove", cmd.RemoveCluster, "Stop watching a cluster, forget it.", False
+)
+DEFINE_APP = _command(
+    "discovery",
+    "app.define",
+    cmd.DefineApp,
+    "Create or update a user-defined app: namespaces with optional label selectors.",
+    False,
+)
+UNDEFINE_APP = _command(
+    "discovery",
+    "app.undefine",
+    cmd.UndefineApp,
+    "Unmanage a user-defined app; its objects return to automatic grouping.",
+    False,
+)
+
+QUERIES_STREAM = "VESSEL_QUERIES"
+QUERY_SUBJECTS = "vessel.query.>"
+QUERY_APPS = "vessel.query.discovery.apps"
+"""Request `AppQuery`, reply `AppPage` (or `QueryFailed`)."""
+QUERY_APP = "vessel.query.discovery.app"
+"""Request `AppLookup`, reply `AppDetail` (or `QueryFailed`)."""
+QUERY_CLUSTERS = "vessel.query.discovery.clusters"
+"""Request `ClusterQuery`, reply `ClusterList` (or `QueryFailed`)."""
 
 ALL: tuple[Message, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Message))
 BY_TYPE: dict[str, Message] = {m.type: m for m in ALL}

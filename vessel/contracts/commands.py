@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vessel.contracts.models import AppId, ClusterId, Identifier, K8sName, Payload, SnapshotId
+from vessel.contracts.models import (
+    AppId,
+    ClusterId,
+    DnsLabel,
+    Identifier,
+    K8sName,
+    NamespaceSelection,
+    Payload,
+    SnapshotId,
+)
 
 
 class CreateBackup(Payload):
@@ -56,3 +65,48 @@ class MoveFromBucket(Payload):
     bucket: Identifier
     snapshot_id: SnapshotId
     target_path: str = Field(min_length=1)
+
+
+class RegisterCluster(Payload):
+    """Register (or, as `update`, re-point) a cluster. Give exactly one of `kubeconfig_path`
+    and `kubeconfig`; inline text is kept only in a 0600 file under discovery's state
+    directory, never in KV, events or logs. A bad kubeconfig is reported as the cluster's
+    condition, not by rejecting the command."""
+
+    operation_id: Identifier
+    cluster: ClusterId
+    kubeconfig_path: str | None = Field(
+        None, description="A kubeconfig file readable by discovery (kept as a reference)"
+    )
+    kubeconfig: str | None = Field(None, description="Inline kubeconfig text (YAML or JSON)")
+
+
+class RemoveCluster(Payload):
+    """Stop watching a cluster and forget it: its apps, definitions and kubeconfig."""
+
+    operation_id: Identifier
+    cluster: ClusterId
+
+
+class DefineApp(Payload):
+    """Create or update a user-defined app (like Trident Protect's Application): the objects
+    of `include` belong to it, ahead of automatic grouping. Its id is
+    `<cluster>.<namespace>.<name>`."""
+
+    operation_id: Identifier
+    cluster: ClusterId
+    namespace: DnsLabel = Field(description="The app's own namespace (part of its id)")
+    name: DnsLabel
+    include: list[NamespaceSelection] = Field(
+        default_factory=list,
+        description="Namespaces with optional label selectors; empty: all of `namespace`",
+    )
+
+
+class UndefineApp(Payload):
+    """Unmanage a user-defined app: its objects go back to automatic grouping."""
+
+    operation_id: Identifier
+    cluster: ClusterId
+    namespace: DnsLabel
+    name: DnsLabel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -9,11 +10,13 @@ from pydantic import Field
 from vessel.contracts.models import (
     ClaimInfo,
     ClusterId,
+    HelmRelease,
     Identifier,
     K8sName,
     LabelValue,
     Payload,
     ResourceRef,
+    WorkloadStatus,
 )
 
 AppState = Literal["Available", "Failed", "Removed"]
@@ -45,21 +48,87 @@ class AppRecord(Payload):
     cluster: ClusterId
     namespace: K8sName
     name: LabelValue
-    grouping: Literal["label", "namespace"]
+    grouping: Literal["label", "namespace", "helm", "user"] = Field(
+        description="helm: a Helm release; label: an app label; namespace: a whole namespace; "
+        "user: a user-defined app (namespaces + label selectors)"
+    )
     selector: dict[str, str] = Field(default_factory=dict)
     state: AppState
     workloads: list[ResourceRef] = Field(default_factory=list)
     claims: list[ClaimInfo] = Field(default_factory=list)
     resources: list[ResourceRef] = Field(default_factory=list)
+    namespaces: list[str] = Field(
+        default_factory=list, description="User-defined apps: every namespace they select from"
+    )
+    helm: HelmRelease | None = Field(None, description="The release, for grouping helm")
+    workload_status: list[WorkloadStatus] = Field(
+        default_factory=list, description="Readiness and images of each workload"
+    )
+    dependencies: list[ResourceRef] = Field(
+        default_factory=list,
+        description="Cluster-scoped resources the app needs: its claims' PVs and StorageClasses",
+    )
+    reasons: list[str] = Field(
+        default_factory=list, description="Why the app is Failed or Removed, one line each"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels every workload of the app carries"
+    )
 
     @property
     def id(self) -> str:
         return f"{self.cluster}.{self.namespace}.{self.name}"
 
 
+class AppDiff(Payload):
+    """What changed in an app, compactly: resources that joined or left, and each changed
+    field or resource as `before -> after`."""
+
+    added: list[str] = Field(default_factory=list, description="`Kind/name` of new resources")
+    removed: list[str] = Field(default_factory=list, description="`Kind/name` of gone resources")
+    changed: dict[str, str] = Field(
+        default_factory=dict,
+        description="`state`, `Kind/name` or another field -> `before -> after`",
+    )
+
+
 class AppChanged(Payload):
     app: AppRecord
     changed: list[str] = Field(default_factory=list, description="Top-level fields that differ")
+    diff: AppDiff | None = Field(None, description="What changed (app.changed only)")
+
+
+ClusterState = Literal["Connecting", "Available", "Unreachable"]
+
+
+class ClusterCondition(Payload):
+    """A problem with a cluster's connection, credentials or permissions."""
+
+    reason: str = Field(
+        description="InvalidKubeconfig, ServerUnreachable, CredentialsRejected, Forbidden, "
+        "KindNotServed or ListFailed"
+    )
+    message: str = Field(description="What failed, naming the file, server or kinds")
+    kinds: list[str] = Field(default_factory=list, description="The kinds concerned, if any")
+
+
+class ClusterRecord(Payload):
+    """A cluster as discovery sees it; also the `clusters` KV value. Never holds credentials."""
+
+    id: ClusterId
+    server: str = Field("", description="API server URL from the kubeconfig")
+    source: Literal["config", "registered"] = Field(
+        description="config: from the settings file; registered: by a register command"
+    )
+    state: ClusterState
+    reason: str = Field("", description="One line on why the cluster is not fully Available")
+    conditions: list[ClusterCondition] = Field(default_factory=list)
+    last_contact: datetime | None = Field(None, description="Last answer from the API server")
+    registered: datetime
+
+
+class ClusterChanged(Payload):
+    cluster: ClusterRecord
 
 
 class BackupEvent(Payload):
@@ -183,3 +252,43 @@ class CloneCreated(Payload):
     source_kind: Literal["PersistentVolumeClaim", "VolumeSnapshot"]
     source_name: K8sName
     size_bytes: int = Field(ge=0)
+
+
+# Queries: request/reply on `vessel.query.*` (see catalog.QUERY_*), never on a stream.
+
+
+class AppQuery(Payload):
+    cluster: str | None = None
+    namespace: str | None = None
+    label: str | None = Field(
+        None, description="`key=value`, or `key` alone: apps whose workloads carry the label"
+    )
+    state: AppState | None = None
+    page_size: int = Field(100, ge=1, le=500)
+    page_token: str = Field("", description="`next_page_token` of the previous page")
+
+
+class AppPage(Payload):
+    apps: list[AppRecord]
+    next_page_token: str = Field("", description="Empty on the last page")
+    total: int = Field(ge=0, description="Apps matching the filter, over every page")
+
+
+class AppLookup(Payload):
+    id: str = Field(min_length=1, description="`<cluster>.<namespace>.<app>`")
+
+
+class AppDetail(Payload):
+    app: AppRecord
+
+
+class ClusterQuery(Payload):
+    state: ClusterState | None = None
+
+
+class ClusterList(Payload):
+    clusters: list[ClusterRecord]
+
+
+class QueryFailed(Payload):
+    error: str = Field(description="What was wrong with the query")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -69,6 +69,54 @@ class ClaimInfo(Payload):
     requested_bytes: int = Field(ge=0)
     volume_name: str | None = None
     phase: str = "Pending"
+    backend_volume: str | None = Field(
+        None, description="The backend volume id, when Vessel provisioned the bound PV"
+    )
+
+
+class HelmRelease(Payload):
+    """The latest revision of a Helm release, from its `sh.helm.release.v1.*` Secret."""
+
+    name: str = Field(min_length=1, description="Release name")
+    namespace: str = Field(min_length=1, description="Namespace of the release record")
+    revision: int = Field(ge=0, description="Release version (`helm history` REVISION)")
+    chart: str = Field("", description="Chart name")
+    chart_version: str = Field("", description="Chart version")
+    app_version: str = Field("", description="The chart's appVersion")
+    status: str = Field(
+        "unknown", description="deployed, failed, pending-upgrade...; unknown if undecodable"
+    )
+
+
+class WorkloadStatus(Payload):
+    """Readiness of one workload of an app."""
+
+    kind: str = Field(min_length=1)
+    name: K8sName
+    desired: int = Field(0, ge=0, description="Replicas (DaemonSets: pods scheduled) wanted")
+    ready: int = Field(0, ge=0, description="Replicas ready")
+    images: list[str] = Field(default_factory=list, description="Container images, in order")
+
+
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+"""A namespace or app name that is also a valid label value (at most 63 characters)."""
+
+
+class LabelRequirement(Payload):
+    """One `matchExpressions` entry of a Kubernetes label selector."""
+
+    key: str = Field(min_length=1)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+
+class NamespaceSelection(Payload):
+    """Objects of one namespace, all of them or those a label selector matches (like
+    `includedNamespaces` of a Trident Protect Application)."""
+
+    namespace: DnsLabel
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[LabelRequirement] = Field(default_factory=list)
 
 
 def app_id(cluster: str, namespace: str, name: str) -> str:
