@@ -13,7 +13,6 @@ from typing import BinaryIO
 
 from services.provisioner.backends import btrfs_cli as cli
 from services.provisioner.backends.base import (
-    InvalidVolume,
     SnapshotInfo,
     VolumeExists,
     VolumeInfo,
@@ -21,7 +20,7 @@ from services.provisioner.backends.base import (
     check_volume_id,
 )
 from services.provisioner.backends.fsops import exchange
-from services.provisioner.backends.snapshot_area import SnapshotArea
+from services.provisioner.backends.snapshot_area import SnapshotArea, clone_source
 
 
 class BtrfsSnapshotOps:
@@ -92,18 +91,12 @@ class BtrfsSnapshotOps:
         existing = self.get_volume(new_volume_id)
         if existing is not None:
             return existing
-        if snapshot_id is None:
-            volume = self._require(source_volume_id)
-            source, source_size, what = volume.path, volume.size_bytes, f"{source_volume_id!r}"
-        else:
-            snap = self.snapshots.require(source_volume_id, snapshot_id)
-            source, source_size = snap.path, snap.size_bytes
-            what = f"snapshot {snapshot_id!r} of {source_volume_id!r}"
-        if size_bytes < source_size:
-            raise InvalidVolume(
-                f"backend {self.name}: clone {new_volume_id!r} of {what} must be at least "
-                f"{source_size} bytes, {size_bytes} asked"
-            )
+        origin = (
+            self._require(source_volume_id)
+            if snapshot_id is None
+            else self.snapshots.require(source_volume_id, snapshot_id)
+        )
+        source = clone_source(self.name, origin, new_volume_id, size_bytes)
         self._check_capacity(size_bytes, f"clone {new_volume_id!r}")
         staging = self._staging(new_volume_id)
         cli.snapshot(self.who, source, staging, read_only=False)

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from services.provisioner.backends.base import (
     VOLUME_ID,
+    InvalidVolume,
     NotFound,
     SnapshotInfo,
+    VolumeInfo,
     check_snapshot_id,
     check_volume_id,
 )
@@ -99,3 +101,24 @@ class SnapshotArea:
             (self.base / volume_id).rmdir()
         except OSError:
             pass
+
+
+def clone_source(
+    backend: str,
+    origin: VolumeInfo | SnapshotInfo,
+    new_volume_id: str,
+    size_bytes: int,
+) -> Path:
+    """What a clone copies (a volume, or one of its snapshots), checking the clone is at
+    least as large as it."""
+    what = (
+        f"snapshot {origin.snapshot_id!r} of {origin.volume_id!r}"
+        if isinstance(origin, SnapshotInfo)
+        else repr(origin.volume_id)
+    )
+    if size_bytes < origin.size_bytes:
+        raise InvalidVolume(
+            f"backend {backend}: clone {new_volume_id!r} of {what} must be at least "
+            f"{origin.size_bytes} bytes, {size_bytes} asked"
+        )
+    return origin.path
