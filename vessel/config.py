@@ -145,6 +145,44 @@ class BucketConfig(_Strict):
             ) from exc
 
 
+class GatewayTLSConfig(_Strict):
+    """TLS on the gateway; nothing set: plaintext gRPC (logged as a warning)."""
+
+    cert_file: Path | None = Field(None, description="PEM server certificate (chain)")
+    key_file: Path | None = Field(None, description="PEM private key of `cert_file`")
+    client_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle: when set, clients must present a certificate it signed (mTLS)",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> GatewayTLSConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file are set together")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("client_ca_file (mTLS) needs cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class GatewayAuthConfig(_Strict):
+    """Bearer-token authentication on the gateway (tokens are issued through TokenService)."""
+
+    required: bool = Field(
+        True,
+        description="false: while no admin token is set and no token exists, the gateway is "
+        "open (every caller is an anonymous admin; allowed on a loopback gateway_listen only)",
+    )
+    admin_token_env: str = Field(
+        "VESSEL_ADMIN_TOKEN",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Env var holding the bootstrap admin token (at least 24 characters)",
+    )
+
+
 def _default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "vessel"
@@ -165,6 +203,12 @@ class VesselSettings(BaseSettings):
     )
     provisioner_autogrow_seconds: float = Field(
         30.0, gt=0, description="Provisioner: seconds between auto-grow usage checks"
+    )
+    gateway_tls: GatewayTLSConfig = Field(
+        default_factory=GatewayTLSConfig, description="Gateway TLS and optional mTLS"
+    )
+    gateway_auth: GatewayAuthConfig = Field(
+        default_factory=GatewayAuthConfig, description="Gateway authentication"
     )
     state_dir: Path = Field(
         default_factory=lambda: _default_state_dir(),

@@ -13,13 +13,22 @@ from grpc_status import rpc_status
 T = TypeVar("T")
 
 
+DOMAIN = "vessel.io"
+
+
 class ApiError(Exception):
     def __init__(
-        self, code: grpc.StatusCode, message: str, violations: list[tuple[str, str]] | None = None
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        violations: list[tuple[str, str]] | None = None,
+        reason: str = "",
+        metadata: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.violations = violations or []
+        self.reason, self.metadata = reason, metadata or {}
 
     def status(self) -> grpc.Status:
         proto = status_pb2.Status(code=getattr(code_pb2, self.code.name), message=str(self))
@@ -31,6 +40,11 @@ class ApiError(Exception):
                 ]
             )
             proto.details.add().Pack(detail)
+        if self.reason:
+            info = error_details_pb2.ErrorInfo(
+                reason=self.reason, domain=DOMAIN, metadata=self.metadata
+            )
+            proto.details.add().Pack(info)
         return rpc_status.to_status(proto)
 
 

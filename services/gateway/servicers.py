@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 
+from services.gateway import authz
 from services.gateway.convert import app_message, operation_message
-from services.gateway.errors import guard, invalid, not_found
+from services.gateway.errors import ApiError, guard, invalid, not_found
 from services.gateway.validation import APP_ID, IDENTIFIER, Checker
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
@@ -20,6 +22,7 @@ from vessel.contracts import catalog
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.events import AppRecord
 from vessel.contracts.operations import Operation
+from vessel.objectstore.base import ObjectNotFound
 from vessel.objectstore.buckets import Buckets
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -50,7 +53,8 @@ class Gateway:
         return Operation.model_validate_json(submitted.value)
 
     async def submit(self, op: Operation, request_id: str) -> tuple[Operation, bool]:
-        """Record the request; (operation, False) when this request id was seen before."""
+        """Record the request; (operation, False) when this request id was seen before (the
+        caller must be allowed to see that earlier operation)."""
         if request_id:
             op = op.model_copy(update={"id": f"{op.kind}-{request_id}"})
         try:
@@ -58,8 +62,36 @@ class Gateway:
         except KeyExistsError:
             existing = await self.operation(op.id)
             assert existing is not None
+            authz.require_scope(authz.current(), authz.operation_targets(existing))
             return existing, False
         return op, True
+
+    async def app(self, app_id: str) -> AppRecord:
+        """The app, when it exists and is wholly in the caller's scope."""
+        entry = await self.inventory.get(f"apps.{app_id}")
+        if entry is None:
+            raise not_found(f"app {app_id}")
+        app = AppRecord.model_validate_json(entry.value)
+        authz.require_scope(authz.current(), authz.app_targets(app))
+        return app
+
+    async def backup_source(self, bucket: str, backup_id: str) -> tuple[str, list[str]]:
+        """Where the backup came from, by its catalog (`backup.json`): (cluster, namespaces)."""
+        store = self.buckets.open(bucket)
+        try:
+            raw = await asyncio.to_thread(store.get_bytes, f"backups/{backup_id}/backup.json")
+        except ObjectNotFound:
+            raise not_found(f"backup {backup_id} in bucket {bucket}") from None
+        try:
+            doc: dict[str, Any] = json.loads(raw)
+            extra = doc.get("namespaces") or []  # a backup of an app spanning namespaces
+            namespaces = [str(doc["namespace"]), *(str(n) for n in extra)]
+            return str(doc["cluster"]), list(dict.fromkeys(namespaces))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"backup {backup_id} in bucket {bucket} has an unreadable backup.json",
+            ) from None
 
 
 def new_id(kind: str) -> str:
@@ -72,6 +104,8 @@ class AppService(rpc.AppServiceServicer):
 
     @guard
     async def ListApps(self, request: pb.ListAppsRequest, context: Context) -> pb.ListAppsResponse:
+        """Only the apps wholly inside the caller's scope."""
+        principal = authz.current()
         apps = []
         for key in sorted(await self.gw.inventory.keys()):
             entry = await self.gw.inventory.get(key)
@@ -82,6 +116,8 @@ class AppService(rpc.AppServiceServicer):
                 continue
             if request.namespace and app.namespace != request.namespace:
                 continue
+            if not all(principal.covers(c, ns) for c, ns in authz.app_targets(app)):
+                continue
             apps.append(app_message(app))
         return pb.ListAppsResponse(apps=apps)
 
@@ -89,10 +125,7 @@ class AppService(rpc.AppServiceServicer):
     async def GetApp(self, request: pb.GetAppRequest, context: Context) -> pb.App:
         if not APP_ID.match(request.id):
             raise invalid([("id", f"{request.id!r} is not an app id <cluster>.<namespace>.<name>")])
-        entry = await self.gw.inventory.get(f"apps.{request.id}")
-        if entry is None:
-            raise not_found(f"app {request.id}")
-        return app_message(AppRecord.model_validate_json(entry.value))
+        return app_message(await self.gw.app(request.id))
 
 
 class BackupService(rpc.BackupServiceServicer):
@@ -107,10 +140,13 @@ class BackupService(rpc.BackupServiceServicer):
         check.pattern("request_id", request.request_id, IDENTIFIER, "an identifier", required=False)
         if check.violations:
             raise invalid(check.violations)
-        if await self.gw.inventory.get(f"apps.{request.app_id}") is None:
-            raise not_found(f"app {request.app_id}")
+        await self.gw.app(request.app_id)
         op = Operation(
-            id=new_id("backup"), kind="backup", app_id=request.app_id, bucket=request.bucket
+            id=new_id("backup"),
+            kind="backup",
+            app_id=request.app_id,
+            bucket=request.bucket,
+            requested_by=authz.current().name,
         )
         op, fresh = await self.gw.submit(op, request.request_id)
         if fresh:
@@ -142,16 +178,21 @@ class RestoreService(rpc.RestoreServiceServicer):
         check.pattern("request_id", request.request_id, IDENTIFIER, "an identifier", required=False)
         if check.violations:
             raise invalid(check.violations)
-        store = self.gw.buckets.open(request.bucket)
-        if not await asyncio.to_thread(store.exists, f"backups/{request.backup_id}/backup.json"):
-            raise not_found(f"backup {request.backup_id} in bucket {request.bucket}")
+        cluster, namespaces = await self.gw.backup_source(request.bucket, request.backup_id)
+        mapping = dict(request.namespace_mapping)
+        principal = authz.current()  # reads the source, writes each (mapped) namespace
+        authz.require_scope(principal, [(cluster, ns) for ns in namespaces])
+        authz.require_scope(
+            principal, authz.restore_targets(request.target_cluster, mapping, namespaces)
+        )
         op = Operation(
             id=new_id("restore"),
             kind="restore",
             backup_id=request.backup_id,
             bucket=request.bucket,
             target_cluster=request.target_cluster,
-            namespace_mapping=dict(request.namespace_mapping),
+            namespace_mapping=mapping,
+            requested_by=principal.name,
         )
         op, fresh = await self.gw.submit(op, request.request_id)
         if fresh:
@@ -179,6 +220,7 @@ class OperationService(rpc.OperationServiceServicer):
         op = await self.gw.operation(op_id)
         if op is None:
             raise not_found(f"operation {op_id}")
+        authz.require_scope(authz.current(), authz.operation_targets(op))
         return op
 
     @guard

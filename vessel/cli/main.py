@@ -1,4 +1,8 @@
-"""`vessel`: drive Vessel through its gRPC API (endpoint from --endpoint or VESSEL_ENDPOINT)."""
+"""`vessel`: drive Vessel through its gRPC API.
+
+Endpoint, token and TLS files come from flags, else VESSEL_* environment variables, else
+~/.config/vessel/config.yaml (see `vessel.cli.connection`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from grpc_status import rpc_status
 
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
+from vessel.cli import tokens
+from vessel.cli.connection import CliConfigError, add_arguments, config_path, open_channel, resolve
 from vessel.cli.output import render
 
 Command = Callable[[grpc.Channel, argparse.Namespace], list[Any]]
@@ -83,8 +89,10 @@ def operation_wait(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vessel", description=__doc__)
-    parser.add_argument("--endpoint", default=os.environ.get("VESSEL_ENDPOINT", "127.0.0.1:50051"))
+    parser = argparse.ArgumentParser(
+        prog="vessel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(parser)
     parser.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
     resources = parser.add_subparsers(dest="resource", required=True)
 
@@ -134,22 +142,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--timeout", type=float, default=600.0)
     p.set_defaults(run=operation_wait)
+    tokens.add_parser(resources)
     return parser
+
+
+def _hint(code: grpc.StatusCode, info: dict[str, str]) -> list[str]:
+    where = config_path(os.environ)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return [
+            "hint: the gateway wants a valid API token: pass --token, set VESSEL_TOKEN or put "
+            f"`token:` in {where}; an admin issues one with `vessel token create`"
+        ]
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        if "required_role" in info:
+            return [f"hint: ask an admin for a token with role {info['required_role']} or higher"]
+        if "cluster" in info:
+            wanted = info["cluster"] + (f"/{info['namespace']}" if "namespace" in info else "")
+            return [
+                f"hint: your token's scope is {info.get('scope', '?')}; ask an admin for a "
+                f"token scoped to {wanted}"
+            ]
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return [
+            "hint: is the gateway running, and does it serve TLS? (--tls-ca for a private CA, "
+            "--tls-cert/--tls-key when it requires client certificates)"
+        ]
+    return []
 
 
 def explain(error: grpc.RpcError) -> str:
     lines = [f"error: {error.code().name}: {error.details()}"]
     status = rpc_status.from_call(error)
+    info: dict[str, str] = {}
     for detail in status.details if status else []:
-        bad = error_details_pb2.BadRequest()
+        bad, why = error_details_pb2.BadRequest(), error_details_pb2.ErrorInfo()
         if detail.Unpack(bad):
             lines += [f"  {v.field}: {v.description}" for v in bad.field_violations]
-    return "\n".join(lines)
+        elif detail.Unpack(why):
+            info.update(why.metadata)
+    return "\n".join(lines + _hint(error.code(), info))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with grpc.insecure_channel(args.endpoint) as channel:
+    try:
+        connection = resolve(args)
+        closing, channel = open_channel(connection)
+    except CliConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with closing:
         try:
             results = args.run(channel, args)
         except grpc.RpcError as exc:

@@ -53,7 +53,7 @@ def step(text: str) -> None:
 async def walk(stack: Stack) -> bool:
     a = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
     b = KubeCluster(stack.kubeconfigs["cluster-b"], "cluster-b")
-    endpoint = ["--endpoint", stack.gateway]
+    endpoint = ["--endpoint", stack.gateway, "--token", ""]  # the embedded gateway is open
     step("StorageClass 'vessel-local' in both clusters; app 'shop' in cluster-a")
     for kube in (a, b):
         await kube.create(stack.storage_class())

@@ -126,6 +126,9 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
+            # The embedded default runs the gateway open: it listens on loopback only.
+            "VESSEL_GATEWAY_AUTH__REQUIRED": "false",
+            "VESSEL_ADMIN_TOKEN": "",  # a token in the caller's environment would close it
             "VESSEL_CONFIG": str(self.config_path),
             "VESSEL_S3_ACCESS_KEY": self.s3.access_key,
             "VESSEL_S3_SECRET_KEY": self.s3.secret_key,

@@ -1,0 +1,191 @@
+"""Where and how the CLI reaches the gateway: endpoint, bearer token, TLS files.
+
+Each setting comes from, in order: a flag, an environment variable, the config file
+(`$VESSEL_CLI_CONFIG`, else `$XDG_CONFIG_HOME/vessel/config.yaml`, else
+`~/.config/vessel/config.yaml`), a default. The file is YAML:
+
+    endpoint: vessel.example.com:50051
+    token: vsl_alice_...
+    tls_ca: ca.pem        # relative paths are relative to the file
+    tls_cert: alice.pem   # mTLS client certificate and key
+    tls_key: alice.key
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import grpc
+import yaml
+
+DEFAULT_ENDPOINT = "127.0.0.1:50051"
+SETTINGS = {
+    # name: (flag attribute, environment variable)
+    "endpoint": ("endpoint", "VESSEL_ENDPOINT"),
+    "token": ("token", "VESSEL_TOKEN"),
+    "tls": ("tls", "VESSEL_TLS"),
+    "tls_ca": ("tls_ca", "VESSEL_TLS_CA"),
+    "tls_cert": ("tls_cert", "VESSEL_TLS_CERT"),
+    "tls_key": ("tls_key", "VESSEL_TLS_KEY"),
+}
+PATHS = ("tls_ca", "tls_cert", "tls_key")
+
+
+class CliConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Connection:
+    endpoint: str = DEFAULT_ENDPOINT
+    token: str = ""
+    tls: bool = False
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self.tls or any(p is not None for p in (self.tls_ca, self.tls_cert, self.tls_key))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Connection flags; each defaults to None so that env and file can fill it in."""
+    group = parser.add_argument_group("connection (flag > env > config file)")
+    group.add_argument(
+        "--endpoint", help=f"gateway host:port [$VESSEL_ENDPOINT] (default {DEFAULT_ENDPOINT})"
+    )
+    group.add_argument("--token", help="bearer token [$VESSEL_TOKEN]")
+    group.add_argument(
+        "--tls",
+        action="store_const",
+        const=True,
+        help="use TLS with the system's CAs [$VESSEL_TLS=1]; implied by any --tls-* file",
+    )
+    group.add_argument("--tls-ca", help="PEM CA bundle to verify the gateway [$VESSEL_TLS_CA]")
+    group.add_argument("--tls-cert", help="PEM client certificate, for mTLS [$VESSEL_TLS_CERT]")
+    group.add_argument("--tls-key", help="PEM key of --tls-cert [$VESSEL_TLS_KEY]")
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    if environ.get("VESSEL_CLI_CONFIG"):
+        return Path(environ["VESSEL_CLI_CONFIG"]).expanduser()
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "vessel" / "config.yaml"
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CliConfigError(f"{path}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise CliConfigError(f"{path}: expected a mapping of settings")
+    unknown = sorted(set(doc) - set(SETTINGS))
+    if unknown:
+        known = ", ".join(SETTINGS)
+        raise CliConfigError(f"{path}: unknown setting {', '.join(unknown)} (known: {known})")
+    if doc.get("token") and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        print(f"warning: {path} holds a token and others may read it: chmod 600", file=sys.stderr)
+    for key in PATHS:  # relative to the file, like kubeconfig
+        if doc.get(key):
+            doc[key] = str((path.parent / Path(str(doc[key])).expanduser()).resolve())
+    return doc
+
+
+def _flag(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Connection:
+    env = os.environ if environ is None else environ
+    file = read_file(config_path(env))
+    values: dict[str, Any] = {}
+    for name, (attr, var) in SETTINGS.items():
+        flag = getattr(args, attr, None)
+        if flag is not None:
+            values[name] = flag
+        elif env.get(var):
+            values[name] = env[var]
+        elif file.get(name) not in (None, ""):
+            values[name] = file[name]
+    connection = Connection(
+        endpoint=str(values.get("endpoint", DEFAULT_ENDPOINT)),
+        token=str(values.get("token", "")).strip(),
+        tls=_flag(values.get("tls", False)),
+        **{k: Path(str(values[k])).expanduser() for k in PATHS if values.get(k)},
+    )
+    if (connection.tls_cert is None) != (connection.tls_key is None):
+        raise CliConfigError("--tls-cert and --tls-key go together (the mTLS client identity)")
+    return connection
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self.header = ("authorization", f"Bearer {token}")
+
+    def _details(self, d: Any) -> _CallDetails:
+        metadata = [*(d.metadata or ()), self.header]
+        return _CallDetails(
+            d.method, d.timeout, metadata, d.credentials, d.wait_for_ready, d.compression
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
+def _read(path: Path | None, what: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CliConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def open_channel(connection: Connection) -> tuple[grpc.Channel, grpc.Channel]:
+    """(channel to close, channel to call through)."""
+    if connection.secure:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(connection.tls_ca, "CA bundle"),
+            private_key=_read(connection.tls_key, "client key"),
+            certificate_chain=_read(connection.tls_cert, "client certificate"),
+        )
+        channel = grpc.secure_channel(connection.endpoint, credentials)
+    else:
+        channel = grpc.insecure_channel(connection.endpoint)
+        host = connection.endpoint.rsplit(":", 1)[0].strip("[]")
+        if connection.token and host not in ("127.0.0.1", "::1", "localhost"):
+            print(
+                f"warning: sending the token to {connection.endpoint} without TLS "
+                "(use --tls-ca or --tls)",
+                file=sys.stderr,
+            )
+    if not connection.token:
+        return channel, channel
+    return channel, grpc.intercept_channel(channel, _Bearer(connection.token))
