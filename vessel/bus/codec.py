@@ -46,3 +46,22 @@ def _brief(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
     )
+
+
+def secret_fields(message: Message) -> set[str]:
+    """Payload fields marked `json_schema_extra={"secret": True}`: never copied anywhere."""
+    return {
+        name
+        for name, field in message.model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
+    }
+
+
+def for_dead_letter(body: bytes, event: CloudEvent | None, limit: int = 65536) -> str:
+    """The message as kept with its dead letter: secret fields redacted, at most `limit`."""
+    message = BY_TYPE.get(event.type) if event is not None else None
+    hidden = secret_fields(message) if message is not None else set()
+    if event is not None and hidden:
+        data = {k: ("<redacted>" if k in hidden else v) for k, v in event.data.items()}
+        body = event.model_copy(update={"data": data}).model_dump_json().encode()
+    return body[:limit].decode("utf-8", "replace")

@@ -34,7 +34,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue as NatsKeyValue
 
-from vessel.bus.codec import DecodeError, decode, encode
+from vessel.bus.codec import DecodeError, decode, encode, for_dead_letter
 from vessel.bus.errors import KeyExistsError, PermanentError, TemporaryError
 from vessel.contracts import catalog
 from vessel.contracts.catalog import Message
@@ -278,7 +278,7 @@ class Bus:
                 message_id=event.id if event else None,
                 type=event.type if event else None,
                 error=error,
-                data=msg.data[:65536].decode("utf-8", "replace"),
+                data=for_dead_letter(msg.data, event),
             ),
         )
         await msg.term()
