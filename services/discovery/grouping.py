@@ -1,7 +1,7 @@
 """Pure grouping of a namespace's objects into applications.
 
 An object belongs, in order of precedence, to:
-1. a user-defined app that selects it (computed first; see `user_app`);
+1. a user-defined app that selects it (computed first, see `userapps`);
 2. the Helm release named by its `meta.helm.sh/release-name` annotation (a release's own
    `sh.helm.release.v1.*` Secrets belong to it too);
 3. the app of its owner (a Pod of its Job, StatefulSet, DaemonSet or, through its
@@ -16,11 +16,15 @@ Apps other than Helm releases need a workload or a claim: configuration alone is
 
 from __future__ import annotations
 
+import logging
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from services.discovery import helm
 from services.discovery.kinds import BY_KIND, WORKLOAD_KINDS, slim
@@ -28,23 +32,26 @@ from services.discovery.records import (
     Built,
     Context,
     Grouping,
+    Key,
     build_app,
     controller_owner,
+    key_of,
     labels_of,
     meta,
     pod_spec,
 )
-from services.discovery.selectors import selection_matches, workload_selects
+from services.discovery.selectors import workload_selects
+from services.discovery.userapps import user_app
 from vessel.contracts.commands import DefineApp
 from vessel.contracts.events import AppRecord
-from vessel.contracts.models import NamespaceSelection
 
+log = logging.getLogger("vessel.discovery")
 Obj = dict[str, Any]
-Key = tuple[str, str]
-"""(kind, name) of an object within its namespace."""
 APP_LABELS = ("app.kubernetes.io/instance", "app.kubernetes.io/name", "app")
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 _PRECEDENCE: dict[str, int] = {"helm": 0, "label": 1, "namespace": 2}
+_APP_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+"""What an app name may be (a label value)."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +68,6 @@ class Group:
     grouping: Grouping = "namespace"
     label: str | None = None
     release_namespace: str | None = None
-
-
-def key_of(obj: Obj) -> Key:
-    return obj["kind"], meta(obj)["name"]
 
 
 def app_label(obj: Obj) -> tuple[str, str] | None:
@@ -107,7 +110,7 @@ class _Assigner:
     def _assign(self, obj: Obj) -> Assignment:
         annotations = meta(obj).get("annotations") or {}
         release = annotations.get(helm.RELEASE_ANNOTATION)
-        if release:
+        if release and _APP_NAME.match(release):  # an annotation, so not checked by the API
             release_ns = annotations.get(helm.RELEASE_NAMESPACE_ANNOTATION) or self.namespace
             return Assignment("helm", release, release_namespace=release_ns)
         if helm.is_release_secret(obj):
@@ -188,45 +191,21 @@ def group_namespace(
         release = None
         if group.grouping == "helm":
             release = ctx.releases(group.release_namespace or namespace, name)
-        built = build_app(
-            ctx,
-            namespace,
-            name,
-            group.grouping,
-            group.members,
-            selector={group.label: name} if group.grouping == "label" and group.label else {},
-            release=release,
-        )
+        try:
+            built = build_app(
+                ctx,
+                namespace,
+                name,
+                group.grouping,
+                group.members,
+                selector={group.label: name} if group.grouping == "label" and group.label else {},
+                release=release,
+            )
+        except ValidationError as exc:  # one odd object must not stop the namespace
+            log.warning("app %s/%s left out: %s", namespace, name, exc)
+            continue
         apps[built.record.id] = built
     return apps
-
-
-def default_include(definition: DefineApp) -> list[NamespaceSelection]:
-    return definition.include or [NamespaceSelection(namespace=definition.namespace)]
-
-
-def user_app(
-    ctx: Context, definition: DefineApp, objects_in: Callable[[str], Iterable[Obj]]
-) -> tuple[Built, set[tuple[str, str, str]]]:
-    """A user-defined app and the (namespace, kind, name) of every object it selects."""
-    include = default_include(definition)
-    members: dict[tuple[str, str, str], Obj] = {}
-    for selection in include:
-        for obj in objects_in(selection.namespace):
-            if selection_matches(selection, obj):
-                members[(selection.namespace, *key_of(obj))] = obj
-    namespaces = sorted({s.namespace for s in include})
-    home = next((s for s in include if s.namespace == definition.namespace), None)
-    built = build_app(
-        ctx,
-        definition.namespace,
-        definition.name,
-        "user",
-        list(members.values()),
-        selector=dict(home.match_labels) if home is not None else {},
-        namespaces=namespaces,
-    )
-    return built, set(members)
 
 
 def releases_in(objects: Iterable[Obj]) -> Callable[[str, str], Any]:

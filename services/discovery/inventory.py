@@ -1,37 +1,33 @@
 """Per-cluster inventory: informers feed caches indexed by namespace; a change marks its
-namespace dirty, and dirty namespaces are regrouped after a rolling debounce (quiet for
-`debounce` seconds, at most `max_delay` after the first change), so a rolling update
-yields one `app.changed`, then published to KV and events with a compact diff."""
+namespace dirty, and each dirty namespace is regrouped once it has been quiet for
+`debounce` seconds (or `max_delay` after its first change), so a rolling update yields
+one `app.changed`; what changed is published to KV and events with a compact diff.
+Nothing is published before every kind was listed once (or refused), so a cluster that is
+down at start never looks empty."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from services.discovery.grouping import default_include, group_namespace, user_app
+from services.discovery.grouping import group_namespace
 from services.discovery.helm import latest_releases
 from services.discovery.informers import HealthSink, KindInformer, ObservedKube
 from services.discovery.kinds import CLUSTER_SCOPED, WATCHED, Obj
 from services.discovery.publish import AppPublisher
-from services.discovery.records import Built, Context, meta
+from services.discovery.records import Built, ClusterScoped, Context, meta
+from services.discovery.userapps import namespaces_of, user_app
 from vessel.contracts.commands import DefineApp
 from vessel.contracts.events import AppRecord
-from vessel.contracts.models import HelmRelease, app_id
+from vessel.contracts.models import HelmRelease
 from vessel.kube.informer import Watchable
 
 log = logging.getLogger("vessel.discovery")
 KINDS = [(k.api_version, k.kind) for k in WATCHED if k.plural == k.kind.lower() + "s"]
 """Watched kinds whose resource is the kind plus "s"; `kinds.WATCHED` lists them all."""
-
-
-def definition_id(d: DefineApp) -> str:
-    return app_id(d.cluster, d.namespace, d.name)
-
-
-def namespaces_of(d: DefineApp) -> set[str]:
-    return {s.namespace for s in default_include(d)}
 
 
 class ClusterInventory:
@@ -70,10 +66,11 @@ class ClusterInventory:
         self.index: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         """Namespace -> kind -> names of the objects cached for it."""
         self.pv_namespace: dict[str, str] = {}
-        self.dirty: set[str] = set()
-        self.dirty_user: set[str] = set()
+        self.dirty: dict[str, tuple[float, float]] = {}
+        """Namespace -> (first, last) time it changed since it was last regrouped."""
+        self.dirty_user: dict[str, tuple[float, float]] = {}
+        """User-defined app id -> (first, last) time its definition changed."""
         self.wake = asyncio.Event()
-        self.publishes = 0
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
     async def run(self) -> None:
@@ -90,8 +87,13 @@ class ClusterInventory:
 
     # --- changes -----------------------------------------------------------------------
 
+    @staticmethod
+    def _touch(dirty: dict[str, tuple[float, float]], keys: Iterable[str], at: float) -> None:
+        for key in keys:
+            dirty[key] = (dirty.get(key, (at, at))[0], at)
+
     def _mark(self, *namespaces: str) -> None:
-        self.dirty.update(namespaces)
+        self._touch(self.dirty, namespaces, asyncio.get_running_loop().time())
         self.wake.set()
 
     async def _on_change(self, type_: str, obj: Obj) -> None:
@@ -125,7 +127,7 @@ class ClusterInventory:
         old = self.definitions
         for key in set(old) | set(definitions):
             if old.get(key) != definitions.get(key):
-                self.dirty_user.add(key)
+                self._touch(self.dirty_user, [key], asyncio.get_running_loop().time())
                 for d in (old.get(key), definitions.get(key)):
                     if d is not None:
                         self._mark(*namespaces_of(d))
@@ -146,31 +148,55 @@ class ClusterInventory:
 
     async def _publisher(self) -> None:
         await asyncio.gather(*(i.settled.wait() for i in self.informers.values()))
-        self.dirty.update(self.index)
-        self.dirty.update(r.namespace for r in self.published.values() if r.grouping != "user")
-        self.dirty_user.update(self.definitions)
-        self.dirty_user.update(k for k, r in self.published.items() if r.grouping == "user")
-        while True:
-            await self.flush()
-            await self.wake.wait()
-            await self._settle()
-
-    async def _settle(self) -> None:
+        # Everything once, also what was published before a restart; like any change, once
+        # quiet: objects created just now (a claim being bound) get to settle first.
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_delay
+        synced = loop.time()
+        self._touch(self.dirty, self.index, synced)
+        self._touch(self.dirty, (r.namespace for r in self.published.values()), synced)
+        self._touch(self.dirty_user, self.definitions, synced)
+        users = (k for k, r in self.published.items() if r.grouping == "user")
+        self._touch(self.dirty_user, users, synced)
         while True:
+            now = loop.time()
+            due, due_user = self._due(self.dirty, now), self._due(self.dirty_user, now)
+            if due or due_user:
+                try:
+                    await self.flush(due, due_user)
+                except Exception:  # the bus reconnects: regroup them again shortly
+                    log.exception("cluster %s: publishing failed; retrying", self.cluster_id)
+                    self._touch(self.dirty, due, loop.time())
+                    self._touch(self.dirty_user, due_user, loop.time())
+                    await asyncio.sleep(1.0)
+                continue
             self.wake.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
             try:
-                await asyncio.wait_for(self.wake.wait(), min(self.debounce, remaining))
+                await asyncio.wait_for(self.wake.wait(), self._next_due(now))
             except TimeoutError:
-                return
+                pass
+
+    def _due(self, dirty: dict[str, tuple[float, float]], now: float) -> set[str]:
+        """Keys quiet for `debounce` seconds, or changing for `max_delay`: a burst of changes
+        (a rolling update) is regrouped once, and a busy namespace cannot delay the others."""
+        due = {
+            key
+            for key, (first, last) in dirty.items()
+            if now - last >= self.debounce or now - first >= self.max_delay
+        }
+        for key in due:
+            del dirty[key]
+        return due
+
+    def _next_due(self, now: float) -> float | None:
+        times = [
+            min(last + self.debounce, first + self.max_delay)
+            for first, last in (*self.dirty.values(), *self.dirty_user.values())
+        ]
+        return max(min(times) - now, 0.0) if times else None
 
     def context(self) -> Context:
-        pvs = {meta(o)["name"]: o for o in self.informers["PersistentVolume"].cache.values()}
-        classes = {meta(o)["name"]: o for o in self.informers["StorageClass"].cache.values()}
+        pvs = ClusterScoped(self.informers["PersistentVolume"].cache)
+        classes = ClusterScoped(self.informers["StorageClass"].cache)
         releases: dict[str, dict[str, HelmRelease]] = {}
 
         def release(ns: str, name: str) -> HelmRelease | None:
@@ -185,9 +211,8 @@ class ClusterInventory:
             self.cluster_id, pvs, classes, release, datetime.now(UTC), self.pending_grace
         )
 
-    async def flush(self) -> None:
-        dirty, self.dirty = self.dirty, set()
-        dirty_user, self.dirty_user = self.dirty_user, set()
+    async def flush(self, dirty: set[str], dirty_user: set[str]) -> None:
+        """Regroup the `dirty` namespaces and user-defined apps; publish what changed."""
         ctx = self.context()
         touching = {
             key: d
@@ -229,10 +254,8 @@ class ClusterInventory:
             if previous != built.record:
                 await self.publisher.put(built.record, previous)
                 self.published[key] = built.record
-                self.publishes += 1
         for key in in_scope - set(current):
             await self.publisher.remove(self.published.pop(key))
-            self.publishes += 1
         log.debug("cluster %s: %d namespaces regrouped", self.cluster_id, len(dirty))
 
     def _recheck(self, key: str, built: Built) -> None:
@@ -249,7 +272,7 @@ class ClusterInventory:
         def due() -> None:
             self._timers.pop(key, None)
             if record.grouping == "user":
-                self.dirty_user.add(key)
+                self._touch(self.dirty_user, [key], 0.0)
                 self.wake.set()
             else:
                 self._mark(record.namespace)

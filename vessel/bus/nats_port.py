@@ -14,6 +14,7 @@ Contract of `Bus`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -310,5 +311,9 @@ class Bus:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self._nc is not None:
-            await self._nc.drain()
+            # Flush what was published, then close: drain() can wait its full timeout on the
+            # pull subscriptions' internal queues.
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=2)
+            await self._nc.close()
             self._nc = None

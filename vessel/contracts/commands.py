@@ -78,7 +78,11 @@ class RegisterCluster(Payload):
     kubeconfig_path: str | None = Field(
         None, description="A kubeconfig file readable by discovery (kept as a reference)"
     )
-    kubeconfig: str | None = Field(None, description="Inline kubeconfig text (YAML or JSON)")
+    kubeconfig: str | None = Field(
+        None,
+        description="Inline kubeconfig text (YAML or JSON); redacted from dead letters",
+        json_schema_extra={"secret": True},
+    )
 
 
 class RemoveCluster(Payload):

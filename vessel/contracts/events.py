@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from vessel.contracts.models import (
     ClaimInfo,
@@ -84,8 +84,26 @@ class AppDiff(Payload):
     """What changed in an app, compactly: resources that joined or left, and each changed
     field or resource as `before -> after`."""
 
-    added: list[str] = Field(default_factory=list, description="`Kind/name` of new resources")
-    removed: list[str] = Field(default_factory=list, description="`Kind/name` of gone resources")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "added": ["ConfigMap/web-flags"],
+                    "removed": [],
+                    "changed": {
+                        "state": "Available -> Failed",
+                        "Deployment/web": "ready 3/3 -> 1/3; images web:1.4 -> web:1.5",
+                    },
+                }
+            ]
+        }
+    )
+
+    added: list[str] = Field(
+        default_factory=list,
+        description="New resources: `Kind/name` (`Kind/namespace/name` in another namespace)",
+    )
+    removed: list[str] = Field(default_factory=list, description="Gone resources, as `added`")
     changed: dict[str, str] = Field(
         default_factory=dict,
         description="`state`, `Kind/name` or another field -> `before -> after`",
@@ -95,7 +113,9 @@ class AppDiff(Payload):
 class AppChanged(Payload):
     app: AppRecord
     changed: list[str] = Field(default_factory=list, description="Top-level fields that differ")
-    diff: AppDiff | None = Field(None, description="What changed (app.changed only)")
+    diff: AppDiff | None = Field(
+        None, description="What changed since the previous record (none for a new or gone app)"
+    )
 
 
 ClusterState = Literal["Connecting", "Available", "Unreachable"]
@@ -128,6 +148,33 @@ class ClusterRecord(Payload):
 
 
 class ClusterChanged(Payload):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "cluster": {
+                        "id": "eu-1",
+                        "server": "https://10.0.0.1:6443",
+                        "source": "registered",
+                        "state": "Unreachable",
+                        "reason": "API server https://10.0.0.1:6443 rejected the kubeconfig's "
+                        "credentials (HTTP 401 Unauthorized)",
+                        "conditions": [
+                            {
+                                "reason": "CredentialsRejected",
+                                "message": "API server https://10.0.0.1:6443 rejected the "
+                                "kubeconfig's credentials (HTTP 401 Unauthorized)",
+                                "kinds": [],
+                            }
+                        ],
+                        "last_contact": "2025-05-01T10:00:00Z",
+                        "registered": "2025-04-01T09:00:00Z",
+                    }
+                }
+            ]
+        }
+    )
+
     cluster: ClusterRecord
 
 

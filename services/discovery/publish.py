@@ -1,0 +1,46 @@
+"""Publishing app records: the `inventory` KV bucket (owned by discovery) and the
+`app.discovered` / `app.changed` / `app.removed` events, with a compact diff."""
+
+from __future__ import annotations
+
+from services.discovery.diff import app_diff, changed_fields
+from vessel.bus.nats_port import Bus, KeyValue
+from vessel.contracts import catalog
+from vessel.contracts.events import AppChanged, AppRecord
+
+
+def inventory_key(app: str) -> str:
+    return f"apps.{app}"
+
+
+class AppPublisher:
+    """Writes app records to the `inventory` KV bucket and announces them as events."""
+
+    def __init__(self, bus: Bus, kv: KeyValue) -> None:
+        self.bus, self.kv = bus, kv
+
+    async def put(self, record: AppRecord, previous: AppRecord | None) -> None:
+        await self.kv.put(inventory_key(record.id), record.model_dump_json().encode())
+        payload = AppChanged(app=record)
+        message = catalog.APP_DISCOVERED
+        if previous is not None:
+            became_removed = record.state == "Removed" and previous.state != "Removed"
+            message = catalog.APP_REMOVED if became_removed else catalog.APP_CHANGED
+            payload = AppChanged(
+                app=record,
+                changed=changed_fields(previous, record),
+                diff=app_diff(previous, record),
+            )
+        await self.bus.publish(message, payload, subject=self.subject(record))
+
+    async def remove(self, previous: AppRecord) -> None:
+        await self.kv.delete(inventory_key(previous.id))
+        gone = previous.model_copy(update={"state": "Removed"})
+        changed = [] if previous.state == "Removed" else ["state"]
+        await self.bus.publish(
+            catalog.APP_REMOVED, AppChanged(app=gone, changed=changed), subject=self.subject(gone)
+        )
+
+    @staticmethod
+    def subject(record: AppRecord) -> str:
+        return f"/clusters/{record.cluster}/apps/{record.id}"

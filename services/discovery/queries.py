@@ -1,0 +1,120 @@
+"""Queries the gateway asks discovery: pure functions over the published records, and
+`answer`, which decodes a request, runs the query and encodes the reply (`QueryFailed`
+naming the problem for a bad request)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterable, Mapping
+
+from pydantic import ValidationError
+
+from services.discovery.selectors import parse_label_filter
+from vessel.contracts import catalog
+from vessel.contracts.events import (
+    AppDetail,
+    AppLookup,
+    AppPage,
+    AppQuery,
+    AppRecord,
+    ClusterList,
+    ClusterQuery,
+    ClusterRecord,
+    QueryFailed,
+)
+from vessel.contracts.models import Payload
+
+
+class QueryError(ValueError):
+    """A request that cannot be answered; the message says why."""
+
+
+def _token(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def _after(token: str) -> str:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise QueryError(f"page_token {token!r} is not one this service handed out") from None
+
+
+def _has_label(app: AppRecord, key: str, value: str | None) -> bool:
+    for labels in (app.labels, app.selector):
+        if key in labels and (value is None or labels[key] == value):
+            return True
+    return False
+
+
+def list_apps(apps: Iterable[AppRecord], query: AppQuery) -> AppPage:
+    """Apps matching every filter given, ordered by id, one page at a time."""
+    label: tuple[str, str | None] | None = None
+    if query.label:
+        try:
+            label = parse_label_filter(query.label)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+    matching = sorted(
+        (
+            a
+            for a in apps
+            if (query.cluster is None or a.cluster == query.cluster)
+            and (query.namespace is None or query.namespace in (a.namespace, *a.namespaces))
+            and (query.state is None or a.state == query.state)
+            and (label is None or _has_label(a, *label))
+        ),
+        key=lambda a: a.id,
+    )
+    start = 0
+    if query.page_token:
+        after = _after(query.page_token)
+        start = next((i for i, a in enumerate(matching) if a.id > after), len(matching))
+    page = matching[start : start + query.page_size]
+    more = start + query.page_size < len(matching)
+    return AppPage(
+        apps=page, next_page_token=_token(page[-1].id) if more else "", total=len(matching)
+    )
+
+
+def get_app(apps: Mapping[str, AppRecord], lookup: AppLookup) -> AppDetail:
+    app = apps.get(lookup.id)
+    if app is None:
+        raise QueryError(f"app {lookup.id!r} is not in the inventory")
+    return AppDetail(app=app)
+
+
+def list_clusters(clusters: Iterable[ClusterRecord], query: ClusterQuery) -> ClusterList:
+    return ClusterList(
+        clusters=[c for c in clusters if query.state is None or c.state == query.state]
+    )
+
+
+def answer(
+    subject: str,
+    body: bytes,
+    apps: Callable[[], Mapping[str, AppRecord]],
+    clusters: Callable[[], Iterable[ClusterRecord]],
+) -> bytes:
+    """The encoded reply to a request on `subject`."""
+    reply: Payload
+    try:
+        text = body.strip() or b"{}"
+        if subject == catalog.QUERY_APPS:
+            reply = list_apps(apps().values(), AppQuery.model_validate_json(text))
+        elif subject == catalog.QUERY_APP:
+            reply = get_app(apps(), AppLookup.model_validate_json(text))
+        elif subject == catalog.QUERY_CLUSTERS:
+            reply = list_clusters(clusters(), ClusterQuery.model_validate_json(text))
+        else:
+            raise QueryError(f"no query is served on {subject}")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
+        )
+        reply = QueryFailed(error=f"invalid request on {subject}: {problems}")
+    except QueryError as exc:
+        reply = QueryFailed(error=str(exc))
+    return reply.model_dump_json().encode()

@@ -1,0 +1,124 @@
+"""User-defined apps (namespaces + label selectors) take precedence over automatic
+grouping; they can be updated and unmanaged (undefined)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+from functools import partial
+
+import pytest
+
+from tests.discovery import objects as o
+from tests.discovery.lab import Lab, eventually
+from vessel.contracts import catalog
+from vessel.contracts.commands import DefineApp, UndefineApp
+from vessel.contracts.models import LabelRequirement, NamespaceSelection
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def define(cluster: str, name: str, *include: NamespaceSelection, ns: str = "shop") -> DefineApp:
+    return DefineApp(
+        operation_id=uuid.uuid4().hex,
+        cluster=cluster,
+        namespace=ns,
+        name=name,
+        include=list(include),
+    )
+
+
+async def test_define_update_and_undefine(lab: Lab) -> None:
+    c = await lab.cluster("u")
+    await c.create(
+        o.namespace("shop"),
+        o.namespace("shared"),
+        o.deployment("web", "shop", {}, annotations=o.helm_annotations("web", "shop")),
+        o.deployment("api", "shop", {"app.kubernetes.io/name": "api"}),
+        o.simple("Service", "api", "shop", {"app.kubernetes.io/name": "api"}),
+        o.deployment("cache", "shared", {"tier": "cache"}),
+        o.simple("ConfigMap", "cache-config", "shared", {"tier": "cache"}),
+        o.deployment("other", "shared", {}),
+    )
+    await lab.discovery([c])
+    ids = {n: f"{c.id}.{n}" for n in ("shop.web", "shop.api", "shared.shared", "shop.store")}
+    for name in ("shop.web", "shop.api", "shared.shared"):
+        await eventually(partial(lab.of, "app.discovered", ids[name]), what=name)
+
+    store = define(
+        c.id,
+        "store",
+        NamespaceSelection(
+            namespace="shop",
+            match_expressions=[
+                LabelRequirement(key="app.kubernetes.io/name", operator="In", values=["api"])
+            ],
+        ),
+        NamespaceSelection(namespace="shared", match_labels={"tier": "cache"}),
+    )
+    await lab.bus.publish(catalog.DEFINE_APP, store)
+    app = await eventually(lambda: lab.app(ids["shop.store"]), what="the user-defined app")
+    assert app.grouping == "user" and app.namespaces == ["shared", "shop"]
+    assert {(r.namespace, r.kind, r.name) for r in app.resources} == {
+        ("shop", "Deployment", "api"),
+        ("shop", "Service", "api"),
+        ("shared", "Deployment", "cache"),
+        ("shared", "ConfigMap", "cache-config"),
+    }
+    await eventually(lambda: lab.of("app.removed", ids["shop.api"]), what="api absorbed")
+    shared = await eventually(lambda: lab.of("app.changed", ids["shared.shared"]), what="shared")
+    assert shared[-1]["diff"]["removed"] == ["ConfigMap/cache-config", "Deployment/cache"]
+    assert (await lab.app(ids["shop.web"])).grouping == "helm"  # type: ignore[union-attr]
+
+    # Update: the selector narrows; the cache goes back to its namespace's app.
+    narrower = store.model_copy(update={"include": store.include[:1]})
+    await lab.bus.publish(catalog.DEFINE_APP, narrower)
+    changed = await eventually(lambda: lab.of("app.changed", ids["shop.store"]), what="update")
+    assert changed[-1]["diff"]["removed"] == [
+        "ConfigMap/shared/cache-config",
+        "Deployment/shared/cache",
+    ]
+
+    # Unmanage: the app is gone, its objects are grouped automatically again.
+    undefine = UndefineApp(operation_id="u1", cluster=c.id, namespace="shop", name="store")
+    await lab.bus.publish(catalog.UNDEFINE_APP, undefine)
+    await eventually(lambda: lab.of("app.removed", ids["shop.store"]), what="unmanaged")
+    await eventually(lambda: len(lab.of("app.discovered", ids["shop.api"])) == 2, what="api back")
+    assert await lab.app(ids["shop.store"]) is None
+
+
+async def test_an_app_selecting_nothing_is_removed_until_its_objects_come(lab: Lab) -> None:
+    c = await lab.cluster("e")
+    await lab.discovery([c])
+    await lab.bus.publish(catalog.DEFINE_APP, define(c.id, "later", ns="later"))
+    app_id = f"{c.id}.later.later"
+    app = await eventually(lambda: lab.app(app_id), what="the defined app")
+    assert (app.state, app.reasons) == ("Removed", ["selects no resources"])
+    await c.create(o.namespace("later"), o.deployment("job", "later", {}))
+    changed = await eventually(lambda: lab.of("app.changed", app_id), what="objects arrive")
+    assert changed[-1]["diff"]["changed"]["state"] == "Removed -> Available"
+
+
+async def test_defining_an_app_of_an_unknown_cluster_is_dead_lettered(lab: Lab) -> None:
+    await lab.discovery()
+    letters: list[str] = []
+    since = datetime.now(UTC)
+
+    async def watch() -> None:
+        async for _, event in lab.bus.tail("vessel.evt.system.>", since=since):
+            letters.append(str(event.data.get("error")))
+
+    task = asyncio.create_task(watch())
+    try:
+        await lab.bus.publish(catalog.DEFINE_APP, define(f"{lab.prefix}-nowhere", "x"))
+        await eventually(lambda: [e for e in letters if lab.prefix in e], what="dead letter")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    [error] = [e for e in letters if lab.prefix in e]
+    assert error == (
+        f"permanent error: define app shop/x: cluster '{lab.prefix}-nowhere' is not registered"
+    )
