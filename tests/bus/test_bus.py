@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from vessel.bus import nats_port
+from vessel.bus.codec import DecodeError, decode, for_dead_letter
 from vessel.bus.errors import KeyExistsError, PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
@@ -178,3 +180,17 @@ def test_envelope_rejects_foreign_types() -> None:
                 "data": {},
             }
         )
+
+
+def test_dead_letters_never_copy_secret_fields() -> None:
+    kubeconfig = "apiVersion: v1\nusers: [{name: u, user: {token: very-secret-token}}]"
+    bad = {"operation_id": "op 1 is not an identifier", "cluster": "c1", "kubeconfig": kubeconfig}
+    event = new_event(catalog.REGISTER_CLUSTER.type, "/test", bad, None, None)
+    body = event.model_dump_json().encode()
+    with pytest.raises(DecodeError) as raised:
+        decode(body)
+    kept = for_dead_letter(body, raised.value.event)
+    assert "very-secret-token" not in kept
+    assert json.loads(kept)["data"]["kubeconfig"] == "<redacted>"
+    assert json.loads(kept)["data"]["cluster"] == "c1"
+    assert for_dead_letter(b"not json at all", None) == "not json at all"
