@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from vessel.contracts import catalog
 from vessel.contracts.envelope import CloudEvent
@@ -50,6 +51,19 @@ def schema_path(message: catalog.Message) -> Path:
     return ROOT / "docs" / "schemas" / f"{message.type}.json"
 
 
+def render_examples(schema: dict[str, Any]) -> list[str]:
+    """The payload's own examples, then those of the models it contains."""
+    found = [(None, e) for e in schema.get("examples", [])]
+    for name, sub in sorted(schema.get("$defs", {}).items()):
+        found += [(name, e) for e in sub.get("examples", [])]
+    lines = []
+    for name, example in found:
+        title = "Example" if name is None else f"Example of `{name}`"
+        body = json.dumps(example, indent=2)
+        lines += [f"{title}:\n", "```json", body, "```", ""]
+    return lines
+
+
 def render() -> dict[Path, str]:
     out: dict[Path, str] = {}
     lines = [HEADER.format(events=catalog.EVENTS_STREAM, commands=catalog.COMMANDS_STREAM)]
@@ -71,6 +85,7 @@ def render() -> dict[Path, str]:
                 text = prop.get("description", "")
                 lines.append(f"| `{name}` | {kind_text}{required} | {text} |")
             lines.append("")
+            lines += render_examples(schema)
     out[ROOT / "docs" / "schemas" / "cloudevent.json"] = (
         json.dumps(CloudEvent.model_json_schema(), indent=2, sort_keys=True) + "\n"
     )
