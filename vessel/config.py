@@ -196,6 +196,11 @@ class VesselSettings(BaseSettings):
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server URL")
     clusters: list[ClusterConfig] = Field(default_factory=list, description="Managed clusters")
     buckets: list[BucketConfig] = Field(default_factory=list, description="Backup buckets")
+    metrics_listen: str | None = Field(
+        None,
+        pattern=r"^[^:]*:[0-9]{1,5}$",
+        description="host:port serving Prometheus /metrics; unset: no metrics endpoint",
+    )
     gateway_listen: str = Field("127.0.0.1:50051", description="gRPC listen address")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
     provisioner_resync_seconds: float = Field(

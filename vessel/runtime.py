@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from vessel import metrics
 from vessel.bus.nats_port import Bus
 from vessel.config import ConfigError, VesselSettings, load_settings
 from vessel.telemetry import setup_logging
@@ -42,6 +43,8 @@ def run_service(name: str, body: Body, *, per_cluster: bool = False) -> None:
         print(f"vessel-{name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     log = setup_logging(name, settings.log_level)
+    if settings.metrics_listen:
+        metrics.serve(settings.metrics_listen)
     try:
         asyncio.run(_serve(name, body, settings, cluster))
     except ConfigError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ from typing import Literal
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.progress import Progress
 from services.mover.volumes import ProgressFn, VolumeData
+from vessel import metrics
 from vessel.bus.errors import TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import catalog
@@ -87,6 +89,7 @@ class Mover:
         if not await asyncio.to_thread(path.is_dir):
             await self._finish(base.model_copy(update={"error": f"{path} is not a directory"}))
             return
+        started = time.monotonic()
         try:
             result = await asyncio.to_thread(work)
         except StoreUnavailable as exc:
@@ -94,6 +97,9 @@ class Mover:
         except (ObjectStoreError, RepositoryError, OSError) as exc:
             log.warning("transfer %s failed: %s", cmd.transfer_id, exc)
             result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
+        metrics.TRANSFERS.labels(base.direction, "failed" if result.error else "completed").inc()
+        metrics.TRANSFER_BYTES.labels(base.direction).inc(result.bytes)
+        metrics.TRANSFER_SECONDS.labels(base.direction).observe(time.monotonic() - started)
         await self._finish(result)
 
     async def to_bucket(self, cmd: MoveToBucket) -> None:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from vessel import metrics
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import KeyValue
 from vessel.contracts.events import TransferResult
@@ -33,12 +35,17 @@ class OperationStore:
             if entry is None:
                 raise KeyError(f"operation {op_id} not found")
             op = Operation.model_validate_json(entry.value)
+            was_done = op.done
             mutate(op)
             op.updated = now()
             try:
                 await self.kv.update(op_id, op.model_dump_json().encode(), entry.revision)
             except KeyExistsError:
                 continue
+            if op.done and not was_done:
+                metrics.OPERATIONS.labels(op.kind, op.phase).inc()
+                if op.phase == "Completed":
+                    metrics.LAST_SUCCESS.labels(op.kind).set(time.time())
             return op
         raise RuntimeError(f"operation {op_id}: too many concurrent updates")
 

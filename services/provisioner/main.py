@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from services.provisioner.backends.base import BackendError
+import asyncio
+from collections import Counter
+
+from services.provisioner.backends.base import BackendError, StorageBackend
 from services.provisioner.backends.factory import build_backend
 from services.provisioner.controller import Provisioner
 from services.provisioner.pools import build_pools, check_backend_names
+from services.provisioner.records import VolumeRecord
+from vessel import metrics
 from vessel.config import ConfigError
 from vessel.kube.client import KubeCluster
 from vessel.runtime import ServiceContext, run_service
@@ -35,7 +40,32 @@ async def serve(ctx: ServiceContext) -> None:
         resync_seconds=ctx.settings.provisioner_resync_seconds,
         autogrow_seconds=ctx.settings.provisioner_autogrow_seconds,
     )
-    await provisioner.run()
+    await asyncio.gather(provisioner.run(), report_capacity(backends, ctx))
+
+
+async def report_capacity(
+    backends: list[StorageBackend], ctx: ServiceContext, every: float = 15.0
+) -> None:
+    """Backend free space and volumes for the metrics endpoint, every `every` seconds."""
+    volumes = await ctx.bus.kv("volumes")
+    while True:
+        for backend in backends:
+            free = await asyncio.to_thread(backend.free_bytes)
+            metrics.BACKEND_FREE.labels(backend.name).set(free)
+        counts: Counter[tuple[str, str]] = Counter()
+        allocated: Counter[str] = Counter()
+        for key in await volumes.keys():
+            entry = await volumes.get(key) if key.startswith(f"{ctx.cluster}.") else None
+            if entry is not None:
+                record = VolumeRecord.model_validate_json(entry.value)
+                counts[(record.backend, record.state)] += 1
+                allocated[record.backend] += record.size_bytes
+        metrics.VOLUMES.clear()
+        for (backend_name, state), count in counts.items():
+            metrics.VOLUMES.labels(backend_name, state).set(count)
+        for backend in backends:
+            metrics.VOLUME_BYTES.labels(backend.name).set(allocated[backend.name])
+        await asyncio.sleep(every)
 
 
 def main() -> None:

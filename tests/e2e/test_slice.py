@@ -7,6 +7,7 @@ own process; the Kubernetes API servers are emulated over HTTP (or real ones, on
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import IN_CI, require
 from vessel.api.v1 import vessel_pb2 as pb
@@ -155,8 +157,31 @@ async def test_app_travels_from_cluster_a_to_cluster_b(stack: Stack, bus: Bus) -
     assert {p["direction"] for p in progress} == {"backup", "restore"}
     restored = [p for p in progress if p["direction"] == "restore"]
     assert restored[-1]["bytes"] == restored[-1]["total_bytes"] > 12 << 20
+    mover = scrape(stack, "mover-cluster-a")
+    assert mover['vessel_mover_transfers_total{direction="backup",result="completed"}'] >= 1
+    assert mover['vessel_mover_transfer_bytes_total{direction="backup"}'] > 12 << 20
+    protection = scrape(stack, "protection")
+    assert protection['vessel_protection_operations_total{kind="restore",phase="Completed"}'] >= 1
+    acked = f'vessel_bus_messages_total{{outcome="acked",type="{catalog.CREATE_BACKUP.type}"}}'
+    assert protection[acked] >= 1
+    free = scrape(stack, "provisioner-cluster-a")[
+        'vessel_backend_free_bytes{backend="cluster-a-local"}'
+    ]
+    assert free > 0
     traced = [e for e in events if e.type == catalog.BACKUP_COMPLETED.type]
     assert traced and traced[0].traceparent
+
+
+def scrape(stack: Stack, service: str) -> dict[str, float]:
+    """The service's Prometheus samples, `name{labels sorted}` -> value."""
+    with urllib.request.urlopen(f"http://{stack.metrics[service]}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
 
 
 def _app_known(apps: Any, app_id: str) -> bool:

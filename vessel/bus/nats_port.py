@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue as NatsKeyValue
 
+from vessel import metrics
 from vessel.bus.codec import DecodeError, decode, encode, for_dead_letter
 from vessel.bus.errors import KeyExistsError, PermanentError, TemporaryError
 from vessel.contracts import catalog
@@ -55,6 +57,11 @@ class Entry:
     key: str
     value: bytes
     revision: int
+
+
+def _known_type(event: CloudEvent | None) -> str:
+    """A label value that stays bounded: unknown types are not echoed into metrics."""
+    return event.type if event is not None and event.type in catalog.BY_TYPE else "unknown"
 
 
 class KeyValue:
@@ -168,6 +175,7 @@ class Bus:
     ) -> CloudEvent:
         event = encode(message, payload, self.source, subject, child_traceparent())
         await self.publish_raw(message.subject_for(cluster), event)
+        metrics.PUBLISHED.labels(message.type).inc()
         return event
 
     async def publish_raw(self, subject: str, event: CloudEvent) -> None:
@@ -232,6 +240,7 @@ class Bus:
             event, payload = decode(msg.data)
         except DecodeError as exc:
             await self._dead_letter(msg, stream, str(exc), exc.event)
+            metrics.MESSAGES.labels(_known_type(exc.event), "dead_lettered").inc()
             return
         handler = by_type.get(event.type)
         if handler is None:
@@ -239,17 +248,22 @@ class Bus:
             return
         token = current_traceparent.set(event.traceparent or (msg.headers or {}).get("traceparent"))
         heartbeat = asyncio.create_task(self._keep_alive(msg))
+        outcome = "acked"
+        started = time.monotonic()
         try:
             await handler(payload)
         except PermanentError as exc:
+            outcome = "dead_lettered"
             await self._dead_letter(msg, stream, f"permanent error: {exc}", event)
         except Exception as exc:
             delay = exc.delay if isinstance(exc, TemporaryError) else DEFAULT_RETRY_DELAY
             if delivered >= MAX_DELIVER:
+                outcome = "dead_lettered"
                 await self._dead_letter(
                     msg, stream, f"gave up after {delivered} deliveries: {exc}", event
                 )
             else:
+                outcome = "retried"
                 if not isinstance(exc, TemporaryError):
                     log.exception("handler for %s failed; will retry", event.type)
                 await msg.nak(delay=delay)
@@ -258,6 +272,8 @@ class Bus:
         finally:
             heartbeat.cancel()
             current_traceparent.reset(token)
+            metrics.MESSAGES.labels(event.type, outcome).inc()
+            metrics.HANDLER_SECONDS.labels(event.type).observe(time.monotonic() - started)
 
     @staticmethod
     async def _keep_alive(msg: Msg, every: float = 15.0) -> None:

@@ -38,6 +38,8 @@ class Stack:
     backend_types: dict[str, str] = field(default_factory=dict)
     filesystems: list[LoopBtrfs] = field(default_factory=list)
     services: list[Process] = field(default_factory=list)
+    metrics: dict[str, str] = field(default_factory=dict)
+    """Prometheus endpoint (host:port) of each service process, by name."""
     gateway: str = ""
     config_path: Path = field(init=False)
     repository_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -75,7 +77,9 @@ class Stack:
         self.config_path.write_text(yaml.safe_dump(self.config(backends)))
         for argv in self._service_commands():
             name = argv[2].split(".")[1] + ("-" + argv[-1] if "--cluster" in argv else "")
-            proc = Process(name, argv, self.workdir / f"{name}.log", env=self.env())
+            self.metrics[name] = f"127.0.0.1:{free_port()}"
+            env = {**self.env(), "VESSEL_METRICS_LISTEN": self.metrics[name]}
+            proc = Process(name, argv, self.workdir / f"{name}.log", env=env)
             proc.start()
             self.services.append(proc)
         port = int(self.gateway.rsplit(":", 1)[1])

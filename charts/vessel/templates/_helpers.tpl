@@ -152,6 +152,10 @@ path if a Secret is set for it.
 {{- $v := .root.Values -}}
 - name: VESSEL_CONFIG
   value: {{ include "vessel.configDir" .root }}/vessel.yaml
+{{- if include "vessel.serviceMonitorOn" .root }}
+- name: VESSEL_METRICS_LISTEN
+  value: "0.0.0.0:{{ $v.serviceMonitor.port }}"
+{{- end }}
 {{- if and .s3 $v.s3.existingSecret }}
 - name: VESSEL_S3_ACCESS_KEY
   valueFrom:

@@ -1,0 +1,65 @@
+"""Prometheus metrics shared by every service (`vessel_` prefix, base units, bounded labels:
+event types come from the catalog, never ids).
+
+`serve(listen)` exposes /metrics on `host:port` (setting `metrics_listen`, off by default).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+MESSAGES = Counter(
+    "vessel_bus_messages_total",
+    "Messages a service's consumers handled, by type and outcome (acked, retried, dead_lettered).",
+    ["type", "outcome"],
+)
+HANDLER_SECONDS = Histogram(
+    "vessel_bus_handler_duration_seconds",
+    "Time a handler took for one message, by message type.",
+    ["type"],
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600),
+)
+PUBLISHED = Counter(
+    "vessel_bus_published_total", "Events and commands published, by type.", ["type"]
+)
+TRANSFERS = Counter(
+    "vessel_mover_transfers_total",
+    "Volume transfers, by direction and result.",
+    ["direction", "result"],
+)
+TRANSFER_BYTES = Counter(
+    "vessel_mover_transfer_bytes_total",
+    "Bytes of volume data backed up or restored.",
+    ["direction"],
+)
+TRANSFER_SECONDS = Histogram(
+    "vessel_mover_transfer_duration_seconds",
+    "Duration of volume transfers.",
+    ["direction"],
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600),
+)
+OPERATIONS = Counter(
+    "vessel_protection_operations_total",
+    "Backups and restores that ended, by kind and phase.",
+    ["kind", "phase"],
+)
+LAST_SUCCESS = Gauge(
+    "vessel_protection_last_success_timestamp_seconds",
+    "When the last backup or restore completed.",
+    ["kind"],
+)
+BACKEND_FREE = Gauge(
+    "vessel_backend_free_bytes", "Bytes a backend can still give to claims.", ["backend"]
+)
+VOLUMES = Gauge(
+    "vessel_volumes", "Volumes the provisioner manages, by backend and state.", ["backend", "state"]
+)
+VOLUME_BYTES = Gauge(
+    "vessel_volume_allocated_bytes", "Bytes promised to volumes, by backend.", ["backend"]
+)
+
+
+def serve(listen: str) -> None:
+    """Serve /metrics on `host:port` in a background thread."""
+    host, _, port = listen.rpartition(":")
+    start_http_server(int(port), addr=host or "0.0.0.0")
