@@ -13,7 +13,7 @@ import pytest
 
 from vessel.bus import nats_port
 from vessel.bus.codec import DecodeError, decode, for_dead_letter
-from vessel.bus.errors import KeyExistsError, PermanentError, TemporaryError
+from vessel.bus.errors import BusError, KeyExistsError, PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
 from vessel.contracts.commands import MoveToBucket
@@ -194,3 +194,19 @@ def test_dead_letters_never_copy_secret_fields() -> None:
     assert json.loads(kept)["data"]["kubeconfig"] == "<redacted>"
     assert json.loads(kept)["data"]["cluster"] == "c1"
     assert for_dead_letter(b"not json at all", None) == "not json at all"
+
+
+async def test_request_reply_is_answered_once_per_queue_group(bus: Bus) -> None:
+    calls: list[str] = []
+
+    async def echo(subject: str, body: bytes) -> bytes:
+        calls.append(subject)
+        return body.upper()
+
+    subject = f"vessel.query.test{uuid.uuid4().hex[:8]}"
+    for _ in range(2):  # two replicas in one queue group
+        await bus.serve(f"{subject}.>", echo, queue="replicas")
+    assert await bus.request(f"{subject}.one", b"hello") == b"HELLO"
+    assert calls == [f"{subject}.one"]
+    with pytest.raises(BusError, match="nobody answers"):
+        await bus.request(f"{subject}x.none", b"?", wait=1)

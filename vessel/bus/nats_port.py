@@ -38,7 +38,7 @@ from nats.js.kv import KeyValue as NatsKeyValue
 
 from vessel import metrics
 from vessel.bus.codec import DecodeError, decode, encode, for_dead_letter
-from vessel.bus.errors import KeyExistsError, PermanentError, TemporaryError
+from vessel.bus.errors import BusError, KeyExistsError, PermanentError, TemporaryError
 from vessel.contracts import catalog
 from vessel.contracts.catalog import Message
 from vessel.contracts.envelope import CONTENT_TYPE, CloudEvent
@@ -299,6 +299,48 @@ class Bus:
             ),
         )
         await msg.term()
+
+    async def request(self, subject: str, data: bytes, wait: float = 5.0) -> bytes:
+        """Core NATS request/reply (queries, not work): the reply's body. TimeoutError when
+        no answer comes in time, BusError when nobody serves `subject`."""
+        if self._nc is None:
+            raise BusError("bus is not connected")
+        try:
+            reply = await self._nc.request(subject, data, timeout=wait)
+        except nats.errors.NoRespondersError as exc:
+            raise BusError(f"nobody answers requests on {subject}") from exc
+        return bytes(reply.data)
+
+    async def serve(
+        self,
+        subject: str,
+        handler: Callable[[str, bytes], Awaitable[bytes]],
+        queue: str = "",
+    ) -> asyncio.Task[None]:
+        """Answer requests on `subject` (wildcards allowed) with `handler(subject, body)`;
+        replicas sharing `queue` split the requests. A handler error is logged and the
+        requester times out. Returns a task; cancelling it stops serving."""
+        if self._nc is None:
+            raise BusError("bus is not connected")
+
+        async def answer(msg: Msg) -> None:
+            try:
+                await msg.respond(await handler(msg.subject, msg.data))
+            except Exception:
+                log.exception("request on %s failed", msg.subject)
+
+        subscription = await self._nc.subscribe(subject, queue=queue, cb=answer)
+
+        async def hold() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+
+        task = asyncio.create_task(hold(), name=f"serve:{subject}")
+        self._tasks.append(task)
+        return task
 
     async def tail(
         self,

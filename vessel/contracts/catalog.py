@@ -222,8 +222,8 @@ UNDEFINE_APP = _command(
     False,
 )
 
-QUERIES_STREAM = "VESSEL_QUERIES"
 QUERY_SUBJECTS = "vessel.query.>"
+"""Core NATS request/reply (not stored): queries served by a service's queue group."""
 QUERY_APPS = "vessel.query.discovery.apps"
 """Request `AppQuery`, reply `AppPage` (or `QueryFailed`)."""
 QUERY_APP = "vessel.query.discovery.app"
