@@ -15,10 +15,12 @@ from vessel.bus import nats_port
 from vessel.bus.codec import DecodeError, decode, for_dead_letter
 from vessel.bus.errors import BusError, KeyExistsError, PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus
+from vessel.cli.main import main as cli_main
 from vessel.contracts import catalog
 from vessel.contracts.commands import MoveToBucket
 from vessel.contracts.envelope import CloudEvent, new_event
-from vessel.contracts.events import DeadLettered
+from vessel.contracts.events import DeadLettered, TransferResult
+from vessel.rig.processes import NatsServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -210,3 +212,36 @@ async def test_request_reply_is_answered_once_per_queue_group(bus: Bus) -> None:
     assert calls == [f"{subject}.one"]
     with pytest.raises(BusError, match="nobody answers"):
         await bus.request(f"{subject}x.none", b"?", wait=1)
+
+
+async def test_cli_tails_events_from_a_point_in_time(
+    bus: Bus, nats_server: NatsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    since = datetime.now(UTC)
+    cluster = cluster_id()
+    await bus.publish(
+        catalog.TRANSFER_FAILED,
+        TransferResult(
+            transfer_id="t9", operation_id="op9", cluster=cluster, direction="backup", error="boom"
+        ),
+    )
+    code = await asyncio.to_thread(
+        cli_main,
+        [
+            "-o",
+            "json",
+            "events",
+            "tail",
+            "--nats",
+            nats_server.url,
+            "--since",
+            since.isoformat(),
+            "--type",
+            "io.vessel.mover.transfer",
+            "--count",
+            "1",
+        ],
+    )
+    assert code == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["type"] == catalog.TRANSFER_FAILED.type and line["data"]["cluster"] == cluster

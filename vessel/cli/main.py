@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.cli import tokens
+from vessel.cli import events, tokens
 from vessel.cli.connection import CliConfigError, add_arguments, config_path, open_channel, resolve
 from vessel.cli.output import render
 
@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0)
     p.set_defaults(run=operation_wait)
     tokens.add_parser(resources)
+    events.add_parser(resources)
     return parser
 
 
@@ -185,6 +186,9 @@ def explain(error: grpc.RpcError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "direct"):  # commands that talk to NATS, not the gateway
+        code: int = args.direct(args)
+        return code
     try:
         connection = resolve(args)
         closing, channel = open_channel(connection)
