@@ -83,6 +83,13 @@ class PoolConfig(_Strict):
     capacity_bytes: int | None = Field(
         None, gt=0, description="Bytes this pool may allocate; default: the backend's free space"
     )
+    low_capacity_percent: float = Field(
+        10.0,
+        ge=0,
+        le=100,
+        description="Publish provisioner.pool.capacity.low when free space falls below this "
+        "percentage of the pool's total",
+    )
 
 
 def _unique_pools(pools: list[PoolConfig]) -> list[PoolConfig]:
@@ -112,6 +119,11 @@ class ClusterConfig(_Strict):
     id: ClusterId = Field(description="Cluster id: a DNS label, also a NATS subject token")
     kubeconfig: Path = Field(description="kubeconfig file for this cluster's API server")
     backends: list[BackendConfig] = Field(default_factory=list, description="Local backends")
+    node_name: str | None = Field(
+        default_factory=lambda: os.environ.get("NODE_NAME") or None,
+        description="Node the provisioner's backends live on (default: env NODE_NAME); when "
+        "set, its PVs require kubernetes.io/hostname=<node>",
+    )
 
 
 class BucketConfig(_Strict):

@@ -100,9 +100,16 @@ def is_ours(storage_class: Obj) -> bool:
 
 
 def persistent_volume(
-    req: ClaimRequest, cluster: str, backend: str, path: str, pool: str = "default"
+    req: ClaimRequest,
+    cluster: str,
+    backend: str,
+    path: str,
+    pool: str = "default",
+    *,
+    node: str | None = None,
 ) -> Obj:
-    return {
+    """The PV of a provisioned claim; with `node`, pods using it must run on that node."""
+    pv: Obj = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": {
@@ -130,6 +137,12 @@ def persistent_volume(
             "hostPath": {"path": path, "type": "Directory"},
         },
     }
+    if node:
+        term = {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
+        pv["spec"]["nodeAffinity"] = {
+            "required": {"nodeSelectorTerms": [{"matchExpressions": [term]}]}
+        }
+    return pv
 
 
 @dataclass(frozen=True)

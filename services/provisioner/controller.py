@@ -16,6 +16,7 @@ from typing import Any
 
 from services.provisioner.announce import Announcer
 from services.provisioner.backends.base import StorageBackend
+from services.provisioner.capacity import CapacityWatch
 from services.provisioner.claims import ClaimRejected, is_ours, needs_volume, pick_class
 from services.provisioner.env import SNAPSHOT_API, Env
 from services.provisioner.pools import Pool, default_pools
@@ -49,6 +50,7 @@ class Provisioner:
         resync_seconds: float = 15.0,
         autogrow_seconds: float = 30.0,
         workers: int = 8,
+        node_name: str | None = None,
     ) -> None:
         self.resync_seconds = resync_seconds
         self.autogrow_seconds = autogrow_seconds
@@ -65,7 +67,10 @@ class Provisioner:
             claims=Informer(kube, "v1", "PersistentVolumeClaim"),
             pvs=Informer(kube, "v1", "PersistentVolume"),
             classes=Informer(kube, "storage.k8s.io/v1", "StorageClass"),
+            node_name=node_name,
         )
+        self.capacity = CapacityWatch(self.env)
+        self.env.on_capacity_change = self.capacity.check
         self.provisioning = Provisioning(self.env)
         self.reclaimer = Reclaimer(self.env)
         self.resizer = Resizer(self.env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,14 @@ class Env:
     placement: asyncio.Lock = field(default_factory=asyncio.Lock)
     reserved: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Volumes placed but not on their backend yet: volume id → (backend, bytes)."""
+    node_name: str | None = None
+    """The node the backends live on: PVs get node affinity to it."""
+    on_capacity_change: Callable[[str], Awaitable[None]] | None = None
+    """Called with a backend's name after a volume on it was created, grown or deleted."""
+
+    async def capacity_changed(self, backend: str) -> None:
+        if self.on_capacity_change is not None:
+            await self.on_capacity_change(backend)
 
     def reserved_on(self, backend: str) -> int:
         return sum(size for name, size in self.reserved.values() if name == backend)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from services.provisioner.backends.base import BackendError, StorageBackend
-from services.provisioner.backends.factory import build_backend
+from services.provisioner.backend_admin import BackendAdmin
+from services.provisioner.backends.base import StorageBackend
 from services.provisioner.controller import Provisioner
-from services.provisioner.pools import build_pools, check_backend_names
 from services.provisioner.records import VolumeRecord
 from vessel import metrics
-from vessel.config import ConfigError
 from vessel.kube.client import KubeCluster
 from vessel.runtime import ServiceContext, run_service
 
@@ -19,36 +17,35 @@ from vessel.runtime import ServiceContext, run_service
 async def serve(ctx: ServiceContext) -> None:
     assert ctx.cluster is not None
     cluster = ctx.settings.cluster(ctx.cluster)
-    check_backend_names(cluster.backends, cluster.id)
-    backends, pools = [], []
-    for config in cluster.backends:
-        try:
-            backend = build_backend(config)
-        except BackendError as exc:  # path missing, not btrfs...: the message says which
-            raise ConfigError(f"cluster {cluster.id}: {exc}") from exc
-        backends.append(backend)
-        pools += build_pools(config, backend.type, backend.capabilities)
     kube = KubeCluster(cluster.kubeconfig, cluster.id)
     provisioner = Provisioner(
         cluster.id,
         kube,
         ctx.bus,
         await ctx.bus.kv("volumes"),
-        backends,
+        [],
         snapshots=await ctx.bus.kv("snapshots"),
-        pools=pools,
+        pools=[],
         resync_seconds=ctx.settings.provisioner_resync_seconds,
         autogrow_seconds=ctx.settings.provisioner_autogrow_seconds,
+        node_name=cluster.node_name,
     )
-    await asyncio.gather(provisioner.run(), report_capacity(backends, ctx))
+    admin = BackendAdmin(provisioner.env, ctx.bus, await ctx.bus.kv("backends"), cluster.backends)
+    await admin.load()  # configured backends, then those added at runtime
+    await asyncio.gather(
+        provisioner.run(),
+        admin.serve(provisioner.ready),
+        report_capacity(provisioner.env.backends, ctx),
+    )
 
 
 async def report_capacity(
-    backends: list[StorageBackend], ctx: ServiceContext, every: float = 15.0
+    serving: dict[str, StorageBackend], ctx: ServiceContext, every: float = 15.0
 ) -> None:
     """Backend free space and volumes for the metrics endpoint, every `every` seconds."""
     volumes = await ctx.bus.kv("volumes")
     while True:
+        backends = list(serving.values())  # backends come and go at runtime
         for backend in backends:
             free = await asyncio.to_thread(backend.free_bytes)
             metrics.BACKEND_FREE.labels(backend.name).set(free)

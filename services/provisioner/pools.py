@@ -24,6 +24,7 @@ class Pool:
     """Every attribute as a string, as StorageClass parameters spell them."""
     labels: dict[str, str] = field(default_factory=dict)
     capacity_bytes: int | None = None
+    low_capacity_percent: float = 10.0
 
     @property
     def id(self) -> str:
@@ -87,7 +88,14 @@ def _pool(
         "encryption": "false",
     }
     attributes.update({k: _text(v) for k, v in given.items()})
-    return Pool(backend, pool.name, attributes, dict(pool.labels), pool.capacity_bytes)
+    return Pool(
+        backend,
+        pool.name,
+        attributes,
+        dict(pool.labels),
+        pool.capacity_bytes,
+        pool.low_capacity_percent,
+    )
 
 
 def check_backend_names(configs: Iterable[BackendConfig], cluster: str) -> None:

@@ -147,7 +147,9 @@ class Provisioning:
             update={"state": "Provisioned", "path": str(info.path), "size_bytes": info.size_bytes}
         )
         await self._announce_origin(done)
-        return await self.env.volumes.save(done)
+        saved = await self.env.volumes.save(done)
+        await self.env.capacity_changed(record.backend)
+        return saved
 
     @staticmethod
     def _backend_call(backend: StorageBackend, record: VolumeRecord) -> VolumeInfo:
@@ -195,7 +197,14 @@ class Provisioning:
     async def _ensure_pv(self, req: ClaimRequest, record: VolumeRecord) -> None:
         if self.env.pv(record.volume_id) is not None:
             return
-        pv = persistent_volume(req, self.env.cluster_id, record.backend, record.path, record.pool)
+        pv = persistent_volume(
+            req,
+            self.env.cluster_id,
+            record.backend,
+            record.path,
+            record.pool,
+            node=self.env.node_name,
+        )
         try:
             await self.env.kube.create(pv)
         except AlreadyExists:

@@ -104,6 +104,7 @@ class Reclaimer:
         )
         if self.env.volumes.get(record.volume_id) is not None:
             await self.env.volumes.remove(record.volume_id)
+        await self.env.capacity_changed(record.backend)
         log.info("deleted volume %s (%s) from %s", record.volume_id, reason, record.backend)
 
     async def retain(self, record: VolumeRecord) -> None:

@@ -132,6 +132,7 @@ class Resizer:
         await self.env.volumes.save(
             record.model_copy(update={"size_bytes": new_size, "requested_bytes": requested})
         )
+        await self.env.capacity_changed(record.backend)
         await self.env.announce.event(
             claim,
             "v1",

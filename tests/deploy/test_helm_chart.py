@@ -789,7 +789,15 @@ def test_config_loads_as_the_services_load_it(
                 else:
                     assert var not in env, f"{r.case}: {component} gets {var}"
             for var, item in env.items():
-                assert "value" in item or "secretKeyRef" in item.get("valueFrom", {}), var
+                source = item.get("valueFrom", {})
+                assert (
+                    "value" in item
+                    or "secretKeyRef" in source
+                    or (
+                        var == "NODE_NAME"
+                        and source == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+                    )
+                ), var
                 assert "KEY" not in var or "valueFrom" in item, f"{var} is a literal"
 
 

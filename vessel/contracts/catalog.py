@@ -110,6 +110,32 @@ CLONE_CREATED = _event(
     evt.CloneCreated,
     "A claim's volume was cloned from another claim or from a VolumeSnapshot (dataSource).",
 )
+POOL_CAPACITY_LOW = _event(
+    "provisioner.pool.capacity.low",
+    evt.PoolCapacityLow,
+    "A pool's free space fell below its low_capacity_percent after a provisioning or "
+    "expansion; once per crossing.",
+)
+BACKEND_ADDED = _event(
+    "provisioner.backend.added",
+    evt.BackendChanged,
+    "A backend was added at runtime, validated, and serves claims now.",
+)
+BACKEND_UPDATED = _event(
+    "provisioner.backend.updated",
+    evt.BackendChanged,
+    "A backend's configuration (path, capacity, pools) was replaced at runtime.",
+)
+BACKEND_REMOVED = _event(
+    "provisioner.backend.removed",
+    evt.BackendChanged,
+    "A backend holding no volumes was removed at runtime.",
+)
+BACKEND_REJECTED = _event(
+    "provisioner.backend.rejected",
+    evt.BackendRejected,
+    "A backend add/update/remove command was refused; `error` says what was wrong.",
+)
 APP_DISCOVERED = _event(
     "discovery.app.discovered", evt.AppChanged, "An application appeared in a cluster."
 )
@@ -220,6 +246,27 @@ UNDEFINE_APP = _command(
     cmd.UndefineApp,
     "Unmanage a user-defined app; its objects return to automatic grouping.",
     False,
+)
+ADD_BACKEND = _command(
+    "provisioner",
+    "backend.add",
+    cmd.PutBackend,
+    "Add a backend to a cluster's provisioner at runtime; kept in KV `backends`.",
+    True,
+)
+UPDATE_BACKEND = _command(
+    "provisioner",
+    "backend.update",
+    cmd.PutBackend,
+    "Replace a backend's configuration at runtime; kept in KV `backends`.",
+    True,
+)
+REMOVE_BACKEND = _command(
+    "provisioner",
+    "backend.remove",
+    cmd.RemoveBackend,
+    "Remove a backend holding no volumes from a cluster's provisioner.",
+    True,
 )
 
 QUERY_SUBJECTS = "vessel.query.>"

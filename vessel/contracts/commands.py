@@ -6,6 +6,8 @@ command with the same id must not start the work twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from vessel.contracts.models import (
@@ -114,3 +116,20 @@ class UndefineApp(Payload):
     cluster: ClusterId
     namespace: DnsLabel
     name: DnsLabel
+
+
+class PutBackend(Payload):
+    """Add (or, as `update`, replace) a backend of the cluster at runtime. `backend` is a
+    backend configuration as in the settings file (`name`, `type`, `path`,
+    `capacity_bytes`, `pools`); it is validated by the provisioner, which answers with
+    `provisioner.backend.added`/`updated` or `provisioner.backend.rejected`."""
+
+    operation_id: Identifier
+    backend: dict[str, Any] = Field(description="Backend configuration, as in the settings")
+
+
+class RemoveBackend(Payload):
+    """Remove a runtime or configured backend; refused while it still holds volumes."""
+
+    operation_id: Identifier
+    name: str = Field(min_length=1)

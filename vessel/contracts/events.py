@@ -339,3 +339,36 @@ class ClusterList(Payload):
 
 class QueryFailed(Payload):
     error: str = Field(description="What was wrong with the query")
+
+
+class PoolCapacityLow(Payload):
+    """A pool's free space fell below its `low_capacity_percent` of its total, after a
+    volume was provisioned or grown; published again only after it rose above once more."""
+
+    cluster: ClusterId
+    backend: Identifier
+    pool: Identifier
+    free_bytes: int = Field(ge=0)
+    total_bytes: int = Field(ge=0)
+    threshold_percent: float = Field(ge=0, le=100)
+
+
+class BackendChanged(Payload):
+    """A backend added, updated or removed at runtime (`provisioner.<cluster>.backend.*`)."""
+
+    cluster: ClusterId
+    operation_id: Identifier
+    backend: Identifier
+    type: Literal["btrfs", "dir"] | None = Field(None, description="None when removed")
+    path: str | None = Field(None, description="None when removed")
+    pools: list[Identifier] = Field(default_factory=list, description="Pool names it serves")
+
+
+class BackendRejected(Payload):
+    """A backend command that was not applied, and why."""
+
+    cluster: ClusterId
+    operation_id: Identifier
+    action: Literal["add", "update", "remove"]
+    backend: str = Field(description="The backend name as given (may be invalid)")
+    error: str = Field(description="What was wrong: attribute, name, path or volumes left")

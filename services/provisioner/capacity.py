@@ -1,0 +1,86 @@
+"""`pool.capacity.low`: published when a pool's free space falls below its threshold.
+
+Checked after a volume is provisioned or grown (and after one is deleted, so a pool that
+rose above its threshold again is noticed); once per crossing: a pool already reported
+low is reported again only after a check found it above its threshold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+
+from services.provisioner.backends.base import StorageBackend
+from services.provisioner.env import Env
+from services.provisioner.pools import Pool
+from vessel.contracts import catalog
+from vessel.contracts.events import PoolCapacityLow
+
+log = logging.getLogger("vessel.provisioner")
+
+
+def backend_total(backend: StorageBackend) -> int:
+    """Bytes a backend offers: its configured capacity, else its filesystem's size."""
+    capacity = getattr(backend, "capacity_bytes", None)
+    if isinstance(capacity, int):
+        return capacity
+    root = getattr(backend, "root", None)
+    return shutil.disk_usage(Path(root)).total if root is not None else 0
+
+
+class CapacityWatch:
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.low: set[str] = set()
+        """Pools reported low and not seen above their threshold since."""
+        self.crossings: dict[str, int] = {}
+
+    async def check(self, backend_name: str) -> None:
+        """Compare each pool of the backend with its threshold; announce new crossings."""
+        backend = self.env.backends.get(backend_name)
+        if backend is None:
+            return
+        backend_free = await asyncio.to_thread(backend.free_bytes)
+        backend_free = max(0, backend_free - self.env.reserved_on(backend_name))
+        total_backend = await asyncio.to_thread(backend_total, backend)
+        for pool in self.env.pools_of(backend_name):
+            await self._check_pool(pool, backend_free, total_backend)
+
+    async def _check_pool(self, pool: Pool, backend_free: int, backend_total: int) -> None:
+        total, free = backend_total, backend_free
+        if pool.capacity_bytes is not None:
+            total = min(total, pool.capacity_bytes) if total else pool.capacity_bytes
+            free = min(free, max(0, pool.capacity_bytes - self.env.allocated(pool)))
+        if total <= 0:
+            return
+        if free * 100 >= pool.low_capacity_percent * total:
+            self.low.discard(pool.id)
+            return
+        if pool.id in self.low:
+            return
+        self.low.add(pool.id)
+        crossing = self.crossings[pool.id] = self.crossings.get(pool.id, 0) + 1
+        log.warning(
+            "pool %s: %d of %d bytes free, below %.1f%%",
+            pool.id,
+            free,
+            total,
+            pool.low_capacity_percent,
+        )
+        await self.env.announce.publish(
+            catalog.POOL_CAPACITY_LOW,
+            PoolCapacityLow(
+                cluster=self.env.cluster_id,
+                backend=pool.backend,
+                pool=pool.name,
+                free_bytes=free,
+                total_bytes=total,
+                threshold_percent=pool.low_capacity_percent,
+            ),
+            f"{pool.id}/{crossing}/{free}",
+        )
+
+    def forget(self, backend_name: str) -> None:
+        self.low = {p for p in self.low if not p.startswith(f"{backend_name}:")}
