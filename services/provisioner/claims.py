@@ -149,6 +149,8 @@ def persistent_volume(
 class DataSource:
     kind: Literal["PersistentVolumeClaim", "VolumeSnapshot"]
     name: str
+    namespace: str = ""
+    """`dataSourceRef.namespace` when another than the claim's (see grants); else empty."""
 
 
 def data_source(claim: Obj) -> DataSource | None:
@@ -159,17 +161,20 @@ def data_source(claim: Obj) -> DataSource | None:
         return None
     kind, group, name = ref.get("kind"), ref.get("apiGroup") or "", ref.get("name") or ""
     what = f"dataSource {group + '/' if group else ''}{kind} {name!r}"
-    namespace = ref.get("namespace")
-    if namespace and namespace != claim["metadata"]["namespace"]:
+    namespace = str(ref.get("namespace") or "")
+    if namespace == claim["metadata"]["namespace"]:
+        namespace = ""
+    elif namespace and ref is not spec.get("dataSourceRef"):
         raise ClaimRejected(
-            "InvalidDataSource", f"{what} is in namespace {namespace}: clones stay in a namespace"
+            "InvalidDataSource",
+            f"{what} is in namespace {namespace}: only dataSourceRef may name another namespace",
         )
     if not name:
         raise ClaimRejected("InvalidDataSource", f"{what} names no object")
     if kind == "PersistentVolumeClaim" and not group:
-        return DataSource("PersistentVolumeClaim", name)
+        return DataSource("PersistentVolumeClaim", name, namespace)
     if kind == "VolumeSnapshot" and group == SNAPSHOT_GROUP:
-        return DataSource("VolumeSnapshot", name)
+        return DataSource("VolumeSnapshot", name, namespace)
     raise ClaimRejected(
         "InvalidDataSource",
         f"{what} is not supported: use a PersistentVolumeClaim or a {SNAPSHOT_GROUP} "

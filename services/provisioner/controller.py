@@ -2,8 +2,9 @@
 
 Watched (list + watch, resumed from the last resourceVersion, relisted on 410): claims,
 PVs, StorageClasses and, where the API serves them, VolumeSnapshots and their classes.
-Keys: `claim` (provision, announce the bind, expand), `pv` (reclaim a released PV),
-`volume` (a record without its PV: finish a deletion, reclaim an orphan), `snapshot`.
+Keys: `claim` (provision, announce the bind, expand, revert in place), `pv` (reclaim a
+released PV), `volume` (a record without its PV: finish a deletion, reclaim an orphan),
+`snapshot`.
 Nothing is reconciled before every cache is synced; then every record is checked once
 (repairing whatever a crash interrupted) and again every `resync_seconds`.
 """
@@ -19,11 +20,13 @@ from services.provisioner.backends.base import StorageBackend
 from services.provisioner.capacity import CapacityWatch
 from services.provisioner.claims import ClaimRejected, is_ours, needs_volume, pick_class
 from services.provisioner.env import SNAPSHOT_API, Env
+from services.provisioner.grants import waits_on
 from services.provisioner.pools import Pool, default_pools
 from services.provisioner.provision import Provisioning
 from services.provisioner.reclaim import Reclaimer
 from services.provisioner.records import RecordStore, SnapshotRecord, VolumeRecord
 from services.provisioner.resize import Resizer
+from services.provisioner.revert import Reverter, revert_requested
 from services.provisioner.snapshots import Snapshots
 from services.provisioner.workqueue import Key, Retry, WorkQueue
 from vessel.bus.errors import KeyExistsError
@@ -75,6 +78,7 @@ class Provisioner:
         self.reclaimer = Reclaimer(self.env)
         self.resizer = Resizer(self.env)
         self.snapshot_controller = Snapshots(self.env)
+        self.reverter = Reverter(self.env)
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -151,6 +155,9 @@ class Provisioner:
             self.env.queue.add(("volume", f"pvc-{meta['uid']}"))
             return
         self.env.queue.add(("claim", f"{meta['namespace']}/{meta['name']}"))
+        for key, other in self.env.claims.cache.items():  # clones waiting for this claim
+            if waits_on(other, meta["namespace"], meta["name"]):
+                self.env.queue.add(("claim", key))
         if self.env.vsnapshots is not None:  # snapshots waiting for this claim's volume
             for key, vs in self.env.vsnapshots.cache.items():
                 if vs["metadata"]["namespace"] == meta["namespace"] and not vs.get("status"):
@@ -173,8 +180,7 @@ class Provisioner:
             return
         self.env.queue.add(("snapshot", f"{meta['namespace']}/{meta['name']}"))
         for key, claim in self.env.claims.cache.items():  # clones waiting for this snapshot
-            source = claim.get("spec", {}).get("dataSource") or {}
-            if claim["metadata"]["namespace"] == meta["namespace"] and source.get("name"):
+            if revert_requested(claim) is not None or waits_on(claim, meta["namespace"]):
                 self.env.queue.add(("claim", key))
 
     async def _ignore(self, type_: str, obj: Obj) -> None:
@@ -223,3 +229,6 @@ class Provisioner:
             current = env.volumes.get(record.volume_id)
             if current is not None and current.state == "Bound":
                 await self.resizer.on_bound_claim(claim, current)
+        current = env.volumes.get(record.volume_id)
+        if current is not None and revert_requested(claim) is not None:
+            await self.reverter.reconcile(claim, current)

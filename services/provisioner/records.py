@@ -51,6 +51,10 @@ class VolumeRecord(Record):
     """clone: `PersistentVolumeClaim/<name>` or `VolumeSnapshot/<name>`; import: the path."""
     source_volume: str = ""
     source_snapshot: str = ""
+    revert_request: str = ""
+    """The last in-place revert done: `<snapshot uid>|<previous vessel.io/reverted-to>`."""
+    reverted_to: str = ""
+    """Its outcome, the claim's `vessel.io/reverted-to`: `<snapshot>@<time>`."""
 
     @property
     def id(self) -> str:

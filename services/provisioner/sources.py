@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from services.provisioner.claims import ClaimRejected, DataSource
 from services.provisioner.env import Env
+from services.provisioner.grants import check_grant
 from services.provisioner.matching import NoMatch, Requirements, matching_pools
 from services.provisioner.records import VolumeRecord
 
@@ -30,12 +31,13 @@ def snapshot_id_of(snapshot: Obj) -> str:
 
 
 def clone_origin(env: Env, claim: Obj, ds: DataSource, size_bytes: int) -> Origin:
-    namespace = claim["metadata"]["namespace"]
+    namespace = ds.namespace or claim["metadata"]["namespace"]
     what = f"{ds.kind} {namespace}/{ds.name}"
     if ds.kind == "PersistentVolumeClaim":
         source = env.claim(namespace, ds.name)
         if source is None:
             raise ClaimRejected("InvalidDataSource", f"dataSource {what} does not exist")
+        check_grant(source, ds.kind, claim["metadata"]["namespace"])
         record = env.volumes.get(source.get("spec", {}).get("volumeName") or "")
         if record is None or record.state not in LIVE:
             raise ClaimRejected(
@@ -49,6 +51,7 @@ def clone_origin(env: Env, claim: Obj, ds: DataSource, size_bytes: int) -> Origi
         snapshot = env.snapshot(namespace, ds.name)
         if snapshot is None:
             raise ClaimRejected("InvalidDataSource", f"dataSource {what} does not exist")
+        check_grant(snapshot, ds.kind, claim["metadata"]["namespace"])
         snap = env.snapshots.get(snapshot_id_of(snapshot))
         ready = (snapshot.get("status") or {}).get("readyToUse") is True
         if snap is None or snap.state != "Ready" or not ready:

@@ -110,6 +110,12 @@ CLONE_CREATED = _event(
     evt.CloneCreated,
     "A claim's volume was cloned from another claim or from a VolumeSnapshot (dataSource).",
 )
+SNAPSHOT_REVERTED = _event(
+    "provisioner.snapshot.reverted",
+    evt.SnapshotReverted,
+    "A claim's volume was reverted in place to a VolumeSnapshot of it (annotation "
+    "vessel.io/revert-to).",
+)
 POOL_CAPACITY_LOW = _event(
     "provisioner.pool.capacity.low",
     evt.PoolCapacityLow,

@@ -301,6 +301,16 @@ class CloneCreated(Payload):
     size_bytes: int = Field(ge=0)
 
 
+class SnapshotReverted(Payload):
+    cluster: ClusterId
+    namespace: K8sName
+    claim: K8sName = Field(description="The claim whose volume was reverted in place")
+    snapshot: K8sName = Field(description="The VolumeSnapshot it was reverted to")
+    volume_id: Identifier
+    snapshot_id: Identifier = Field(description="The backend's snapshot id")
+    backend: str
+
+
 # Queries: request/reply on `vessel.query.*` (see catalog.QUERY_*), never on a stream.
 
 
