@@ -54,6 +54,21 @@ BACKEND_FREE = Gauge(
 VOLUMES = Gauge(
     "vessel_volumes", "Volumes the provisioner manages, by backend and state.", ["backend", "state"]
 )
+VOLUME_USED = Gauge(
+    "vessel_volume_used_bytes", "Bytes volumes actually use, by backend.", ["backend"]
+)
+RECONCILES = Counter(
+    "vessel_provisioner_reconciles_total",
+    "Reconciliations of claims, volumes and snapshots, by object kind and result "
+    "(ok, retry, error).",
+    ["kind", "result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "vessel_provisioner_reconcile_duration_seconds",
+    "Time one reconciliation took, by object kind.",
+    ["kind"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+)
 VOLUME_BYTES = Gauge(
     "vessel_volume_allocated_bytes", "Bytes promised to volumes, by backend.", ["backend"]
 )

@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 
 from services.provisioner.backend_admin import BackendAdmin
-from services.provisioner.backends.base import StorageBackend
+from services.provisioner.backends.base import BackendError, StorageBackend
 from services.provisioner.controller import Provisioner
 from services.provisioner.records import VolumeRecord
 from vessel import metrics
@@ -51,18 +51,31 @@ async def report_capacity(
             metrics.BACKEND_FREE.labels(backend.name).set(free)
         counts: Counter[tuple[str, str]] = Counter()
         allocated: Counter[str] = Counter()
+        used: Counter[str] = Counter()
         for key in await volumes.keys():
             entry = await volumes.get(key) if key.startswith(f"{ctx.cluster}.") else None
             if entry is not None:
                 record = VolumeRecord.model_validate_json(entry.value)
                 counts[(record.backend, record.state)] += 1
                 allocated[record.backend] += record.size_bytes
+                holder = serving.get(record.backend)
+                if holder is not None and record.state in ("Provisioned", "Bound", "Retained"):
+                    size = await asyncio.to_thread(_used, holder, record.volume_id)
+                    used[record.backend] += size
         metrics.VOLUMES.clear()
         for (backend_name, state), count in counts.items():
             metrics.VOLUMES.labels(backend_name, state).set(count)
         for backend in backends:
             metrics.VOLUME_BYTES.labels(backend.name).set(allocated[backend.name])
+            metrics.VOLUME_USED.labels(backend.name).set(used[backend.name])
         await asyncio.sleep(every)
+
+
+def _used(backend: StorageBackend, volume_id: str) -> int:
+    try:
+        return backend.usage(volume_id).used_bytes
+    except BackendError:
+        return 0  # deleted between the listing and now
 
 
 def main() -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+
+from vessel import metrics
 
 log = logging.getLogger("vessel.provisioner")
 Key = tuple[str, str]
@@ -76,17 +79,22 @@ class WorkQueue:
             key = await self._queue.get()
             self._queued.discard(key)
             self._active.add(key)
+            started, result = time.monotonic(), "ok"
             try:
                 await self._handle(key)
             except Retry as exc:
+                result = "retry"
                 log.debug("%s %s: retrying: %s", *key, exc)
                 self.add(key, self.backoff(key))
             except Exception:
+                result = "error"
                 log.exception("reconciling %s %s failed; retrying", *key)
                 self.add(key, self.backoff(key))
             else:
                 self._failures.pop(key, None)
             finally:
+                metrics.RECONCILES.labels(key[0], result).inc()
+                metrics.RECONCILE_SECONDS.labels(key[0]).observe(time.monotonic() - started)
                 self._active.discard(key)
                 if key in self._again:
                     self._again.discard(key)

@@ -168,6 +168,8 @@ async def test_app_travels_from_cluster_a_to_cluster_b(stack: Stack, bus: Bus) -
         'vessel_backend_free_bytes{backend="cluster-a-local"}'
     ]
     assert free > 0
+    reconciled = scrape(stack, "provisioner-cluster-b")
+    assert reconciled['vessel_provisioner_reconciles_total{kind="claim",result="ok"}'] >= 1
     traced = [e for e in events if e.type == catalog.BACKUP_COMPLETED.type]
     assert traced and traced[0].traceparent
 
