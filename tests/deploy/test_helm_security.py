@@ -1,0 +1,434 @@
+"""Checks of the Helm chart charts/vessel as rendered: security, configuration and network.
+
+Reads the rendered objects for security contexts, resource limits, host access, mounts,
+service account tokens and RBAC (least privilege, no wildcards, what the services call);
+for the configuration, which is loaded the way the services load it; and for
+NetworkPolicies, PodDisruptionBudgets and the ServiceMonitor.
+Rendering and shared helpers: `tests/deploy/chart_support.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.discovery.inventory import KINDS as DISCOVERY_KINDS
+from tests.deploy.chart_support import (
+    COMPONENTS,
+    EXPECTED_RBAC,
+    MONITORING,
+    NAMESPACE,
+    NODE_AGENTS,
+    OPENS_BUCKETS,
+    PREFIX,
+    SA_DIR,
+    USES_KUBE_API,
+    Permission,
+    Rendering,
+    _containers,
+    _default_values,
+    _env,
+    _image_uid,
+    _pods,
+    _selects,
+)
+from vessel.config import BucketConfig, load_settings
+
+# --- security ----------------------------------------------------------------------------
+
+
+def test_containers_have_limits_and_a_restricted_security_context(
+    renderings: tuple[Rendering, ...],
+) -> None:
+    uid = _image_uid()
+    for r in renderings:
+        for component, _workload, pod in _pods(r):
+            where = f"{r.case}: {component}"
+            spec = pod["spec"]
+            assert not spec.get("hostNetwork") and not spec.get("hostPID"), where
+            assert not spec.get("hostIPC"), where
+            pod_ctx = spec.get("securityContext", {})
+            assert pod_ctx.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+            for container in _containers(pod):
+                resources = container.get("resources", {})
+                for kind in ("requests", "limits"):
+                    for resource in ("cpu", "memory"):
+                        assert resources.get(kind, {}).get(resource), (
+                            f"{where}: no {kind}.{resource}"
+                        )
+                ctx = container.get("securityContext", {})
+                assert ctx.get("readOnlyRootFilesystem") is True, where
+                if component in NODE_AGENTS:
+                    continue
+                effective = {**pod_ctx, **ctx}
+                assert effective.get("runAsNonRoot") is True, f"{where}: may run as root"
+                assert effective.get("runAsUser") == uid, f"{where}: not the image's user {uid}"
+                assert ctx.get("allowPrivilegeEscalation") is False, where
+                assert ctx.get("privileged", False) is False, where
+                assert ctx.get("capabilities", {}).get("drop") == ["ALL"], where
+                assert not ctx.get("capabilities", {}).get("add"), f"{where}: adds capabilities"
+                for volume in spec.get("volumes", []):
+                    assert "hostPath" not in volume, f"{where}: mounts a host path"
+
+
+def test_node_agents_get_only_the_privileges_they_need(
+    renderings: tuple[Rendering, ...],
+) -> None:
+    for r in renderings:
+        for component, _workload, pod in _pods(r):
+            if component not in NODE_AGENTS:
+                continue
+            (container,) = pod["spec"]["containers"]
+            ctx = container["securityContext"]
+            assert ctx["runAsUser"] == 0, f"{r.case}: {component} runs as root"
+            if component == "provisioner" or r.effective["mover"]["privileged"]:
+                assert ctx.get("privileged") is True, f"{r.case}: {component}"
+            else:
+                assert ctx.get("privileged") is False, f"{r.case}: mover"
+                assert ctx.get("allowPrivilegeEscalation") is False, f"{r.case}: mover"
+                caps = ctx.get("capabilities", {})
+                assert caps.get("drop") == ["ALL"], f"{r.case}: mover keeps capabilities"
+                assert set(caps.get("add", [])) <= {"DAC_OVERRIDE", "FOWNER", "FSETID"}, caps
+
+
+def test_node_agents_mount_every_backend_at_its_host_path(
+    renderings: tuple[Rendering, ...],
+) -> None:
+    propagation = {"provisioner": "Bidirectional", "mover": "HostToContainer"}
+    for r in renderings:
+        backends = r.effective["nodeAgents"]["backends"]
+        label = r.effective["nodeAgents"]["storageNodeLabel"]
+        for component, _workload, pod in _pods(r):
+            if component not in NODE_AGENTS:
+                continue
+            where = f"{r.case}: {component}"
+            volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+            (container,) = pod["spec"]["containers"]
+            mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+            host_paths = [v["hostPath"]["path"] for v in volumes.values() if "hostPath" in v]
+            assert sorted(host_paths) == sorted(b["path"] for b in backends), where
+            for backend in backends:
+                mount = mounts.get(backend["path"])
+                assert mount, f"{where}: {backend['path']} is not mounted"
+                assert volumes[mount["name"]]["hostPath"]["path"] == backend["path"], where
+                assert mount.get("mountPropagation") == propagation[component], where
+                assert not mount.get("readOnly"), f"{where}: {backend['path']} is read-only"
+                expected = "Directory" if backend["type"] == "btrfs" else "DirectoryOrCreate"
+                assert volumes[mount["name"]]["hostPath"]["type"] == expected, where
+            if label:
+                assert pod["spec"].get("nodeSelector", {}).get(label) == "true", where
+
+
+def test_service_account_tokens_only_where_the_api_is_called(
+    renderings: tuple[Rendering, ...],
+) -> None:
+    for r in renderings:
+        accounts = {sa["metadata"]["name"]: sa for sa in r.of_kind("ServiceAccount")}
+        assert len(accounts) == len(COMPONENTS), f"{r.case}: one ServiceAccount per service"
+        for sa in accounts.values():
+            assert sa.get("automountServiceAccountToken") is False, sa["metadata"]["name"]
+        for component, _workload, pod in _pods(r):
+            spec = pod["spec"]
+            assert spec["serviceAccountName"] == r.name(component), f"{r.case}: {component}"
+            wants = component in USES_KUBE_API
+            assert spec.get("automountServiceAccountToken") is wants, f"{r.case}: {component}"
+
+
+def _permissions(rules: list[dict[str, Any]]) -> set[Permission]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+def test_rbac_has_no_wildcards_or_escalation(renderings: tuple[Rendering, ...]) -> None:
+    for r in renderings:
+        for role in r.of_kind("ClusterRole") + r.of_kind("Role"):
+            assert "aggregationRule" not in role, role["metadata"]["name"]
+            for rule in role.get("rules", []):
+                where = f"{r.case}: {role['metadata']['name']}: {rule}"
+                assert not rule.get("nonResourceURLs"), where
+                assert not rule.get("resourceNames") or "*" not in rule["resourceNames"], where
+                for field in ("apiGroups", "resources", "verbs"):
+                    assert rule.get(field), f"{where}: no {field}"
+                    assert not any("*" in item for item in rule[field]), f"{where}: wildcard"
+                risky = {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+                assert not risky, f"{where}: {risky}"
+
+
+def test_rbac_is_least_privilege(renderings: tuple[Rendering, ...]) -> None:
+    for r in renderings:
+        roles = {
+            (o["kind"], o["metadata"]["name"]): o
+            for o in r.of_kind("ClusterRole") + r.of_kind("Role")
+        }
+        granted: dict[str, set[Permission]] = {}
+        for binding in r.of_kind("ClusterRoleBinding") + r.of_kind("RoleBinding"):
+            ref = binding["roleRef"]
+            role = roles.get((ref["kind"], ref["name"]))
+            assert role, f"{r.case}: {binding['metadata']['name']} binds an unknown role"
+            for subject in binding["subjects"]:
+                assert subject["kind"] == "ServiceAccount", subject
+                assert subject["namespace"] == NAMESPACE, subject
+                component = subject["name"].removeprefix(PREFIX)
+                granted.setdefault(component, set()).update(_permissions(role["rules"]))
+        assert granted == EXPECTED_RBAC, (
+            f"{r.case}: RBAC differs from the least each service needs:\n"
+            + "\n".join(
+                f"{c}: extra {sorted(granted.get(c, set()) - EXPECTED_RBAC.get(c, set()))}, "
+                f"missing {sorted(EXPECTED_RBAC.get(c, set()) - granted.get(c, set()))}"
+                for c in COMPONENTS
+                if granted.get(c, set()) != EXPECTED_RBAC.get(c, set())
+            )
+        )
+        bound = {
+            b["roleRef"]["name"] for b in r.of_kind("ClusterRoleBinding") + r.of_kind("RoleBinding")
+        }
+        unused = {name for (_kind, name) in roles} - bound
+        assert not unused, f"{r.case}: roles bound to no one: {unused}"
+
+
+def test_rbac_covers_what_the_services_call() -> None:
+    """The expected RBAC above against the code: the kinds discovery watches, the provisioner's."""
+    for api_version, kind in DISCOVERY_KINDS:
+        group = api_version.rpartition("/")[0]
+        resource = kind.lower() + "s"
+        for verb in ("list", "watch"):
+            assert (group, resource, verb) in EXPECTED_RBAC["discovery"], (api_version, kind)
+            assert (group, resource, verb) in EXPECTED_RBAC["protection"], (api_version, kind)
+    for needed in [
+        ("", "persistentvolumeclaims", "watch"),
+        ("storage.k8s.io", "storageclasses", "list"),
+        ("", "persistentvolumes", "create"),
+        ("", "events", "create"),
+    ]:
+        assert needed in EXPECTED_RBAC["provisioner"], needed
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def _mounted_files(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Mounted file path -> (volume kind, source name), for ConfigMap and Secret volumes."""
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            files[mount["mountPath"]] = ("configMap", volume["configMap"]["name"])
+        elif "secret" in volume:
+            files[mount["mountPath"]] = ("secret", volume["secret"]["secretName"])
+    return files
+
+
+def test_config_loads_as_the_services_load_it(
+    renderings: tuple[Rendering, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for r in renderings:
+        if r.monitoring:
+            continue
+        config_map = r.one("ConfigMap", f"{PREFIX}config")
+        path = tmp_path / f"{r.case}.yaml"
+        path.write_text(config_map["data"]["vessel.yaml"], encoding="utf-8")
+        for name in [n for n in os.environ if n.startswith("VESSEL_")]:
+            monkeypatch.delenv(name)
+        settings = load_settings(str(path))
+        values = r.effective
+        assert settings.nats_url == values["nats"]["url"]
+        assert [c.id for c in settings.clusters] == [values["clusterId"]], "one cluster"
+        (cluster,) = settings.clusters
+        backends = [(b.name, b.type, str(b.path), b.capacity_bytes) for b in cluster.backends]
+        assert backends == [
+            (b["name"], b["type"], b["path"], b.get("capacityBytes"))
+            for b in values["nodeAgents"]["backends"]
+        ]
+        (bucket,) = settings.buckets
+        s3 = values["s3"]
+        assert (bucket.name, bucket.endpoint, bucket.bucket, bucket.secure) == (
+            s3["name"],
+            s3["endpoint"],
+            s3["bucket"],
+            s3["secure"],
+        )
+        assert bucket.access_key_env == BucketConfig.model_fields["access_key_env"].default
+        port = settings.gateway_listen.rsplit(":", 1)[1]
+        gateway = r.one("Deployment", r.name("gateway"))["spec"]["template"]
+        (container,) = gateway["spec"]["containers"]
+        assert {p["containerPort"] for p in container["ports"]} >= {int(port)}
+        for component, _workload, pod in _pods(r):
+            (container,) = pod["spec"]["containers"]
+            files = _mounted_files(pod, container)
+            env = _env(container)
+            config = env["VESSEL_CONFIG"]["value"]
+            assert files.get(config.rpartition("/")[0]) == ("configMap", f"{PREFIX}config")
+            kubeconfig = str(cluster.kubeconfig).rpartition("/")[0]
+            mounted = files.get(kubeconfig) == ("configMap", f"{PREFIX}kubeconfig")
+            assert mounted is (component in USES_KUBE_API), f"{r.case}: {component} kubeconfig"
+            secret = s3["existingSecret"]
+            for var, key in (
+                (bucket.access_key_env, s3["accessKeyKey"]),
+                (bucket.secret_key_env, s3["secretKeyKey"]),
+            ):
+                ref = env.get(var, {}).get("valueFrom", {}).get("secretKeyRef")
+                if component in OPENS_BUCKETS and secret:
+                    assert ref == {"name": secret, "key": key}, f"{r.case}: {component} {var}"
+                else:
+                    assert var not in env, f"{r.case}: {component} gets {var}"
+            for var, item in env.items():
+                source = item.get("valueFrom", {})
+                assert (
+                    "value" in item
+                    or "secretKeyRef" in source
+                    or (
+                        var == "NODE_NAME"
+                        and source == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+                    )
+                ), var
+                assert "KEY" not in var or "valueFrom" in item, f"{var} is a literal"
+
+
+def test_in_cluster_kubeconfig_uses_the_pod_token(renderings: tuple[Rendering, ...]) -> None:
+    for r in renderings:
+        config = yaml.safe_load(r.one("ConfigMap", f"{PREFIX}kubeconfig")["data"]["kubeconfig"])
+        contexts = {c["name"]: c["context"] for c in config["contexts"]}
+        context = contexts[config["current-context"]]
+        clusters = {c["name"]: c["cluster"] for c in config["clusters"]}
+        users = {u["name"]: u["user"] for u in config["users"]}
+        cluster, user = clusters[context["cluster"]], users[context["user"]]
+        assert context["cluster"] == r.effective["clusterId"]
+        assert cluster["server"] == "https://kubernetes.default.svc"
+        assert cluster["certificate-authority"] == f"{SA_DIR}/ca.crt"
+        assert user == {"tokenFile": f"{SA_DIR}/token"}, "only the pod's own token"
+
+
+def test_nats_credentials_are_mounted_only_when_set(renderings: tuple[Rendering, ...]) -> None:
+    for r in renderings:
+        nats = r.effective["nats"]
+        for component, _workload, pod in _pods(r):
+            (container,) = pod["spec"]["containers"]
+            env = _env(container)
+            secret = nats["credentialsSecret"][component]
+            files = _mounted_files(pod, container)
+            if not secret:
+                assert "VESSEL_NATS_CREDENTIALS" not in env, f"{r.case}: {component}"
+                assert all(kind != "secret" for kind, _ in files.values()), component
+                continue
+            path = env["VESSEL_NATS_CREDENTIALS"]["value"]
+            directory, _, key = path.rpartition("/")
+            assert key == nats["credentialsKey"], f"{r.case}: {component}"
+            assert files.get(directory) == ("secret", secret), f"{r.case}: {component}"
+
+
+# --- network, disruptions, monitoring ----------------------------------------------------
+
+
+def _port(url_or_endpoint: str, default: int) -> int:
+    match = re.search(r":(\d+)$", url_or_endpoint.split(",")[0].split("://")[-1].split("/")[0])
+    return int(match.group(1)) if match else default
+
+
+def _rule_ports(rules: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    return {(p.get("protocol", "TCP"), p["port"]) for rule in rules for p in rule.get("ports", [])}
+
+
+def test_network_policies_isolate_every_pod(renderings: tuple[Rendering, ...]) -> None:
+    for r in renderings:
+        values = r.effective
+        policies = r.of_kind("NetworkPolicy")
+        if not values["networkPolicy"]["enabled"]:
+            assert not policies, r.case
+            continue
+        monitored = bool(r.of_kind("ServiceMonitor"))
+        nats = ("TCP", _port(values["nats"]["url"], 4222))
+        s3 = ("TCP", _port(values["s3"]["endpoint"], 443 if values["s3"]["secure"] else 80))
+        api = {("TCP", p) for p in values["networkPolicy"]["apiServerPorts"]}
+        dns = {("UDP", 53), ("TCP", 53)}
+        for component, _workload, pod in _pods(r):
+            where = f"{r.case}: {component}"
+            labels = pod["metadata"]["labels"]
+            mine = [
+                p for p in policies if _selects(p["spec"]["podSelector"]["matchLabels"], labels)
+            ]
+            assert len(mine) == 1, f"{where}: {len(mine)} NetworkPolicies select it"
+            spec = mine[0]["spec"]
+            assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"], where
+            ingress = _rule_ports(spec.get("ingress", []))
+            expected_in = {("TCP", 50051)} if component == "gateway" else set()
+            if monitored:
+                expected_in.add(("TCP", values["serviceMonitor"]["port"]))
+            assert ingress == expected_in, f"{where}: ingress {ingress}"
+            assert all(rule.get("ports") for rule in spec.get("ingress", [])), where
+            egress = _rule_ports(spec["egress"])
+            expected_out = dns | {nats}
+            if component in OPENS_BUCKETS:
+                expected_out.add(s3)
+            if component in USES_KUBE_API:
+                expected_out |= api
+            assert egress == expected_out | _rule_ports(values["networkPolicy"]["extraEgress"]), (
+                f"{where}: egress {sorted(egress)}, expected {sorted(expected_out)}"
+            )
+
+
+def test_every_deployment_has_a_disruption_budget_that_never_blocks_drains(
+    renderings: tuple[Rendering, ...],
+) -> None:
+    for r in renderings:
+        budgets = r.of_kind("PodDisruptionBudget")
+        for deployment in r.of_kind("Deployment"):
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            mine = [b for b in budgets if _selects(b["spec"]["selector"]["matchLabels"], labels)]
+            name = deployment["metadata"]["name"]
+            assert len(mine) == 1, f"{r.case}: {name} has {len(mine)} PodDisruptionBudgets"
+            spec = mine[0]["spec"]
+            if "maxUnavailable" in spec:
+                assert int(spec["maxUnavailable"]) >= 1, f"{r.case}: {name} can never move"
+            else:
+                assert int(spec["minAvailable"]) < deployment["spec"]["replicas"], name
+        assert len(budgets) == len(r.of_kind("Deployment")), f"{r.case}: stray budgets"
+
+
+def test_service_monitor_only_when_enabled_and_the_cluster_serves_it(
+    renderings: tuple[Rendering, ...],
+) -> None:
+    assert _default_values()["serviceMonitor"]["enabled"] is False, "on by default"
+    rendered_with_monitor = 0
+    for r in renderings:
+        values = r.effective["serviceMonitor"]
+        monitors = r.of_kind("ServiceMonitor")
+        wanted = values["enabled"] and r.monitoring
+        assert len(monitors) == (1 if wanted else 0), f"{r.case} (capability: {r.monitoring})"
+        metrics_ports = [
+            p
+            for _c, _w, pod in _pods(r)
+            for c in pod["spec"]["containers"]
+            for p in c.get("ports", [])
+            if p["name"] == "metrics"
+        ]
+        assert bool(metrics_ports) is wanted, f"{r.case}: metrics ports without a monitor"
+        if not wanted:
+            continue
+        rendered_with_monitor += 1
+        (monitor,) = monitors
+        assert monitor["apiVersion"] == MONITORING
+        labels = monitor["metadata"]["labels"]
+        assert all(labels.get(k) == v for k, v in values["labels"].items())
+        services = [
+            s
+            for s in r.of_kind("Service")
+            if _selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+        ]
+        assert len(services) == 1, f"{r.case}: the ServiceMonitor selects {len(services)}"
+        ports = {p["name"]: p for p in services[0]["spec"]["ports"]}
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert endpoint["port"] in ports, endpoint
+            assert endpoint["path"] == values["path"]
+        assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert rendered_with_monitor, "no ci values file renders the ServiceMonitor"
