@@ -139,6 +139,11 @@ class BucketConfig(_Strict):
     password_env: str = Field(
         "VESSEL_REPOSITORY_PASSWORD", description="Env var with the repository password"
     )
+    like: Identifier | None = Field(
+        None,
+        description="Another bucket whose repository this one's is created like (same blob "
+        "ids), so copies between them move only missing data",
+    )
 
     def password(self) -> str:
         try:

@@ -19,12 +19,17 @@ async def serve(ctx: ServiceContext) -> None:
     @cache
     def data_for(name: str) -> RepositoryData:
         config = ctx.settings.bucket(name)
-        return RepositoryData(buckets.open(name), config.repository, config.password())
+        like = data_for(config.like) if config.like else None
+        return RepositoryData(buckets.open(name), config.repository, config.password(), like)
 
     mover = Mover(ctx.cluster, ctx.bus, await ctx.bus.kv("transfers"), data_for)
     task = await ctx.bus.consume(
         f"mover-{ctx.cluster}",
-        {catalog.MOVE_TO_BUCKET: mover.to_bucket, catalog.MOVE_FROM_BUCKET: mover.from_bucket},
+        {
+            catalog.MOVE_TO_BUCKET: mover.to_bucket,
+            catalog.MOVE_FROM_BUCKET: mover.from_bucket,
+            catalog.COPY_SNAPSHOT: mover.copy,
+        },
         cluster=ctx.cluster,
     )
     await asyncio.shield(task)

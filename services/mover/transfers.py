@@ -16,12 +16,12 @@ from typing import Literal
 
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.progress import Progress
-from services.mover.volumes import ProgressFn, VolumeData
+from services.mover.volumes import ProgressFn, RepositoryData, VolumeData
 from vessel import metrics
-from vessel.bus.errors import TemporaryError
+from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import catalog
-from vessel.contracts.commands import MoveFromBucket, MoveToBucket
+from vessel.contracts.commands import CopySnapshot, MoveFromBucket, MoveToBucket
 from vessel.contracts.events import TransferProgress, TransferResult
 from vessel.objectstore.base import ObjectStoreError, StoreUnavailable
 
@@ -150,3 +150,31 @@ class Mover:
             return base.model_copy(update={"files": stats.files, "bytes": stats.bytes})
 
         await self._run(cmd, base, Path(cmd.target_path), work)
+
+    async def copy(self, cmd: CopySnapshot) -> None:
+        """Copy a snapshot between two buckets' repositories (the `like` pair)."""
+        if await self._replay(cmd.transfer_id):
+            return
+        base = TransferResult(
+            transfer_id=cmd.transfer_id,
+            operation_id=cmd.operation_id,
+            cluster=self.cluster_id,
+            direction="copy",
+        )
+        started = time.monotonic()
+        source, target = self.data_for(cmd.source_bucket), self.data_for(cmd.target_bucket)
+        if not isinstance(source, RepositoryData) or not isinstance(target, RepositoryData):
+            raise PermanentError("copies need repository-backed buckets")
+        try:
+            snapshot_id, stats = await asyncio.to_thread(source.copy_to, target, cmd.snapshot_id)
+            result = base.model_copy(
+                update={"snapshot_id": snapshot_id, "bytes": stats.copied_bytes}
+            )
+        except StoreUnavailable as exc:
+            raise TemporaryError(str(exc), delay=5) from exc
+        except (ObjectStoreError, RepositoryError) as exc:
+            result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
+        metrics.TRANSFERS.labels("copy", "failed" if result.error else "completed").inc()
+        metrics.TRANSFER_BYTES.labels("copy").inc(result.bytes)
+        metrics.TRANSFER_SECONDS.labels("copy").observe(time.monotonic() - started)
+        await self._finish(result)

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from services.mover.repo.archiver import Archiver
 from services.mover.repo.btrfs_changes import ChangeTrackingUnavailable, changed_paths
+from services.mover.repo.copy import CopyStats, copy_snapshot
 from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.errors import RepositoryMissing
 from services.mover.repo.format import SnapshotDoc
@@ -49,10 +50,13 @@ class VolumeData(Protocol):
 class RepositoryData:
     """`VolumeData` on a `vessel.repo/1` repository, created on first use."""
 
-    def __init__(self, store: ObjectStore, prefix: str, password: str) -> None:
+    def __init__(
+        self, store: ObjectStore, prefix: str, password: str, like: RepositoryData | None = None
+    ) -> None:
         self.store = store
         self.prefix = prefix
         self.key = PasswordKey(password)
+        self.like = like
         self._repo: Repository | None = None
         self._lock = threading.Lock()
 
@@ -63,7 +67,8 @@ class RepositoryData:
                     self._repo = Repository.open(self.store, self.prefix, self.key)
                 except RepositoryMissing:
                     self.store.ensure_bucket()
-                    self._repo = Repository.init(self.store, self.prefix, self.key)
+                    like = self.like.repository() if self.like is not None else None
+                    self._repo = Repository.init(self.store, self.prefix, self.key, like=like)
             return self._repo
 
     def backup(
@@ -89,3 +94,7 @@ class RepositoryData:
 
     def restore(self, snapshot_id: str, target: Path, progress: ProgressFn | None) -> Stats:
         return Restorer(self.repository(), progress=progress).restore(snapshot_id, target)
+
+    def copy_to(self, target: RepositoryData, snapshot_id: str) -> tuple[str, CopyStats]:
+        """Copy a snapshot into `target`, moving only the blobs it lacks."""
+        return copy_snapshot(self.repository(), target.repository(), snapshot_id)

@@ -222,6 +222,13 @@ MOVE_TO_BUCKET = _command(
 MOVE_FROM_BUCKET = _command(
     "mover", "restore", cmd.MoveFromBucket, "Write a volume's files back from a bucket.", True
 )
+COPY_SNAPSHOT = _command(
+    "mover",
+    "copy",
+    cmd.CopySnapshot,
+    "Copy a volume's snapshot between buckets' repositories, moving only missing data.",
+    True,
+)
 REGISTER_CLUSTER = _command(
     "discovery",
     "cluster.register",

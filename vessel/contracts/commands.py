@@ -133,3 +133,16 @@ class RemoveBackend(Payload):
 
     operation_id: Identifier
     name: str = Field(min_length=1)
+
+
+class CopySnapshot(Payload):
+    """Copy repository snapshot `snapshot_id` from one bucket's repository into another's,
+    moving only the data the target lacks (the target repository is made like the source:
+    bucket setting `like`)."""
+
+    transfer_id: Identifier
+    operation_id: Identifier
+    cluster: ClusterId
+    source_bucket: Identifier
+    snapshot_id: SnapshotId
+    target_bucket: Identifier

@@ -200,7 +200,7 @@ class TransferResult(Payload):
     transfer_id: Identifier
     operation_id: Identifier
     cluster: ClusterId
-    direction: Literal["backup", "restore"]
+    direction: Literal["backup", "restore", "copy"]
     files: int = Field(0, ge=0)
     bytes: int = Field(0, ge=0)
     snapshot_id: str = Field("", description="Repository snapshot written or read")
@@ -211,7 +211,7 @@ class TransferProgress(Payload):
     transfer_id: Identifier
     operation_id: Identifier
     cluster: ClusterId
-    direction: Literal["backup", "restore"]
+    direction: Literal["backup", "restore", "copy"]
     files: int = Field(ge=0)
     bytes: int = Field(ge=0)
     bytes_per_second: float = Field(ge=0)
