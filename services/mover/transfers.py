@@ -29,6 +29,14 @@ log = logging.getLogger("vessel.mover")
 DataFor = Callable[[str], VolumeData]
 
 
+def record(result: TransferResult, started: float) -> None:
+    """A finished transfer in the metrics."""
+    outcome = "failed" if result.error else "completed"
+    metrics.TRANSFERS.labels(result.direction, outcome).inc()
+    metrics.TRANSFER_BYTES.labels(result.direction).inc(result.bytes)
+    metrics.TRANSFER_SECONDS.labels(result.direction).observe(time.monotonic() - started)
+
+
 class Mover:
     def __init__(self, cluster_id: str, bus: Bus, transfers: KeyValue, data_for: DataFor) -> None:
         self.cluster_id = cluster_id
@@ -97,9 +105,7 @@ class Mover:
         except (ObjectStoreError, RepositoryError, OSError) as exc:
             log.warning("transfer %s failed: %s", cmd.transfer_id, exc)
             result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
-        metrics.TRANSFERS.labels(base.direction, "failed" if result.error else "completed").inc()
-        metrics.TRANSFER_BYTES.labels(base.direction).inc(result.bytes)
-        metrics.TRANSFER_SECONDS.labels(base.direction).observe(time.monotonic() - started)
+        record(result, started)
         await self._finish(result)
 
     async def to_bucket(self, cmd: MoveToBucket) -> None:
@@ -174,7 +180,5 @@ class Mover:
             raise TemporaryError(str(exc), delay=5) from exc
         except (ObjectStoreError, RepositoryError) as exc:
             result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
-        metrics.TRANSFERS.labels("copy", "failed" if result.error else "completed").inc()
-        metrics.TRANSFER_BYTES.labels("copy").inc(result.bytes)
-        metrics.TRANSFER_SECONDS.labels("copy").observe(time.monotonic() - started)
+        record(result, started)
         await self._finish(result)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 from pathlib import Path
 
 from services.provisioner.backends.base import StorageBackend
 from services.provisioner.backends.dirfs import DirBackend
+from tests.provisioner.backend_contract import fill
 from tests.provisioner.lab import Lab, wait_for
 
 MiB = 1 << 20
@@ -17,22 +17,6 @@ MiB = 1 << 20
 async def resize(lab: Lab, name: str, size: str) -> None:
     patch = {"spec": {"resources": {"requests": {"storage": size}}}}
     await lab.kube.patch("v1", "PersistentVolumeClaim", name, lab.namespace, patch)
-
-
-def fill(path: Path, limit: int) -> tuple[int, OSError | None]:
-    """Write 1 MiB chunks until `limit` bytes or an error; returns bytes written, error."""
-    written = 0
-    chunk = os.urandom(MiB)
-    try:
-        with path.open("wb") as f:
-            while written < limit:
-                f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-                written += len(chunk)
-    except OSError as exc:
-        return written, exc
-    return written, None
 
 
 async def grown(lab: Lab, backend: StorageBackend, volume_id: str, size: int) -> bool:

@@ -23,8 +23,8 @@ from services.provisioner.backends.base import (
 )
 from services.provisioner.backends.btrfs_cli import is_btrfs
 from services.provisioner.backends.btrfs_snapshots import BtrfsSnapshotOps
-from services.provisioner.backends.fsops import contains
-from services.provisioner.backends.snapshot_area import SNAPSHOTS_DIR, SnapshotArea
+from services.provisioner.backends.fsops import import_candidate
+from services.provisioner.backends.snapshot_area import SnapshotArea
 
 __all__ = ["BtrfsBackend", "is_btrfs"]
 
@@ -178,15 +178,9 @@ class BtrfsBackend(BtrfsSnapshotOps):
         def refuse(why: str) -> InvalidVolume:
             return InvalidVolume(f"backend {self.name}: cannot import {existing_path}: {why}")
 
-        if existing_path.is_symlink() or not existing_path.is_dir():
-            raise refuse("not a directory")
-        source = existing_path.resolve()
-        if contains(source, self.root) or contains(self.root / SNAPSHOTS_DIR, source):
-            raise refuse("it holds the backend root or its snapshots")
-        if source.parent == self.root.resolve() and (
-            VOLUME_ID.match(source.name) or source.name.startswith(".")
-        ):
-            raise refuse("it is a volume or working directory of this backend")
+        source = import_candidate(
+            self.name, self.root, existing_path, lambda name: bool(VOLUME_ID.match(name))
+        )
         subvolume_uuid = cli.subvolume_field(self.who, source, "UUID")
         if subvolume_uuid is None:
             raise refuse("not a btrfs subvolume")

@@ -17,10 +17,9 @@ from services.provisioner.backends.base import (
     VolumeExists,
     VolumeInfo,
     check_snapshot_id,
-    check_volume_id,
 )
 from services.provisioner.backends.fsops import exchange
-from services.provisioner.backends.snapshot_area import SnapshotArea, clone_source
+from services.provisioner.backends.snapshot_area import SnapshotArea, prepare_clone
 
 
 class BtrfsSnapshotOps:
@@ -87,17 +86,9 @@ class BtrfsSnapshotOps:
         size_bytes: int,
         snapshot_id: str | None = None,
     ) -> VolumeInfo:
-        check_volume_id(self.name, source_volume_id)
-        existing = self.get_volume(new_volume_id)
-        if existing is not None:
-            return existing
-        origin = (
-            self._require(source_volume_id)
-            if snapshot_id is None
-            else self.snapshots.require(source_volume_id, snapshot_id)
-        )
-        source = clone_source(self.name, origin, new_volume_id, size_bytes)
-        self._check_capacity(size_bytes, f"clone {new_volume_id!r}")
+        source = prepare_clone(self, source_volume_id, new_volume_id, size_bytes, snapshot_id)
+        if isinstance(source, VolumeInfo):
+            return source  # made by an earlier call
         staging = self._staging(new_volume_id)
         cli.snapshot(self.who, source, staging, read_only=False)
         cli.set_limit(self.who, staging, size_bytes)

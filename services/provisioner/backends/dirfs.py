@@ -22,8 +22,8 @@ from services.provisioner.backends.base import (
     check_volume_id,
 )
 from services.provisioner.backends.dirfs_snapshots import DirSnapshotOps
-from services.provisioner.backends.fsops import contains, reflink_works, tree_usage
-from services.provisioner.backends.snapshot_area import SNAPSHOTS_DIR, SnapshotArea
+from services.provisioner.backends.fsops import import_candidate, reflink_works, tree_usage
+from services.provisioner.backends.snapshot_area import SnapshotArea
 
 
 class DirBackend(DirSnapshotOps):
@@ -161,18 +161,12 @@ class DirBackend(DirSnapshotOps):
     def _importable(self, existing_path: Path) -> Path:
         """`existing_path` if it is a directory on the root's filesystem, not ours yet."""
 
-        def refuse(why: str) -> InvalidVolume:
-            return InvalidVolume(f"backend {self.name}: cannot import {existing_path}: {why}")
-
-        if existing_path.is_symlink() or not existing_path.is_dir():
-            raise refuse("not a directory")
-        source = existing_path.resolve()
-        if contains(source, self.root) or contains(self.root / SNAPSHOTS_DIR, source):
-            raise refuse("it holds the backend root or its snapshots")
-        if source.parent == self.root.resolve() and (
-            (self.root / f"{source.name}.size").exists() or source.name.startswith(".")
-        ):
-            raise refuse("it is a volume or working directory of this backend")
+        source = import_candidate(
+            self.name, self.root, existing_path, lambda name: (self.root / f"{name}.size").exists()
+        )
         if os.stat(source).st_dev != os.stat(self.root).st_dev:
-            raise refuse(f"not on the filesystem of {self.root}")
+            raise InvalidVolume(
+                f"backend {self.name}: cannot import {existing_path}: "
+                f"not on the filesystem of {self.root}"
+            )
         return source

@@ -15,11 +15,10 @@ from typing import BinaryIO
 from services.provisioner.backends.base import (
     SnapshotInfo,
     VolumeInfo,
-    check_volume_id,
     unsupported,
 )
 from services.provisioner.backends.fsops import copy_tree, exchange
-from services.provisioner.backends.snapshot_area import SnapshotArea, clone_source
+from services.provisioner.backends.snapshot_area import SnapshotArea, prepare_clone
 
 
 class DirSnapshotOps:
@@ -89,17 +88,9 @@ class DirSnapshotOps:
         size_bytes: int,
         snapshot_id: str | None = None,
     ) -> VolumeInfo:
-        check_volume_id(self.name, source_volume_id)
-        existing = self.get_volume(new_volume_id)
-        if existing is not None:
-            return existing
-        origin = (
-            self._require(source_volume_id)
-            if snapshot_id is None
-            else self.snapshots.require(source_volume_id, snapshot_id)
-        )
-        source = clone_source(self.name, origin, new_volume_id, size_bytes)
-        self._check_capacity(size_bytes, f"clone {new_volume_id!r}")
+        source = prepare_clone(self, source_volume_id, new_volume_id, size_bytes, snapshot_id)
+        if isinstance(source, VolumeInfo):
+            return source  # made by an earlier call
         staging = self._staging(new_volume_id)
         self._copy(source, staging)
         return self._finish(new_volume_id, staging, size_bytes)

@@ -6,9 +6,11 @@ import ctypes
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from services.provisioner.backends.base import BackendError, BackendUnavailable
+from services.provisioner.backends.base import BackendError, BackendUnavailable, InvalidVolume
+from services.provisioner.backends.snapshot_area import SNAPSHOTS_DIR
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -86,3 +88,22 @@ def tree_usage(path: Path) -> int:
 def contains(outer: Path, inner: Path) -> bool:
     """Whether `inner` is `outer` or lies beneath it (both resolved)."""
     return inner.resolve().is_relative_to(outer.resolve())
+
+
+def import_candidate(
+    backend: str, root: Path, existing_path: Path, is_volume: Callable[[str], bool]
+) -> Path:
+    """`existing_path` resolved, if it is a real directory that is none of the backend's
+    own (its root, snapshots, volumes, working directories); InvalidVolume otherwise."""
+
+    def refuse(why: str) -> InvalidVolume:
+        return InvalidVolume(f"backend {backend}: cannot import {existing_path}: {why}")
+
+    if existing_path.is_symlink() or not existing_path.is_dir():
+        raise refuse("not a directory")
+    source = existing_path.resolve()
+    if contains(source, root) or contains(root / SNAPSHOTS_DIR, source):
+        raise refuse("it holds the backend root or its snapshots")
+    if source.parent == root.resolve() and (is_volume(source.name) or source.name.startswith(".")):
+        raise refuse("it is a volume or working directory of this backend")
+    return source

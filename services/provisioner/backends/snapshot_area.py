@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Protocol
 
 from services.provisioner.backends.base import (
     VOLUME_ID,
@@ -103,14 +104,36 @@ class SnapshotArea:
             pass
 
 
-def clone_source(
-    backend: str,
-    origin: VolumeInfo | SnapshotInfo,
+class Cloning(Protocol):
+    """What `prepare_clone` needs of a backend's snapshot operations."""
+
+    name: str
+    snapshots: SnapshotArea
+
+    def get_volume(self, volume_id: str) -> VolumeInfo | None: ...
+    def _require(self, volume_id: str) -> VolumeInfo: ...
+    def _check_capacity(self, needed: int, what: str) -> None: ...
+
+
+def prepare_clone(
+    ops: Cloning,
+    source_volume_id: str,
     new_volume_id: str,
     size_bytes: int,
-) -> Path:
-    """What a clone copies (a volume, or one of its snapshots), checking the clone is at
-    least as large as it."""
+    snapshot_id: str | None,
+) -> VolumeInfo | Path:
+    """The checks every backend's clone makes: the clone itself when it exists already (a
+    repeated call), else the path to copy from (a volume or one of its snapshots), after
+    checking the clone is at least as large and fits."""
+    check_volume_id(ops.name, source_volume_id)
+    existing = ops.get_volume(new_volume_id)
+    if existing is not None:
+        return existing
+    origin: VolumeInfo | SnapshotInfo = (
+        ops._require(source_volume_id)
+        if snapshot_id is None
+        else ops.snapshots.require(source_volume_id, snapshot_id)
+    )
     what = (
         f"snapshot {origin.snapshot_id!r} of {origin.volume_id!r}"
         if isinstance(origin, SnapshotInfo)
@@ -118,7 +141,8 @@ def clone_source(
     )
     if size_bytes < origin.size_bytes:
         raise InvalidVolume(
-            f"backend {backend}: clone {new_volume_id!r} of {what} must be at least "
+            f"backend {ops.name}: clone {new_volume_id!r} of {what} must be at least "
             f"{origin.size_bytes} bytes, {size_bytes} asked"
         )
+    ops._check_capacity(size_bytes, f"clone {new_volume_id!r}")
     return origin.path
