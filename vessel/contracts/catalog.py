@@ -14,6 +14,7 @@ from typing import Literal
 
 from vessel.contracts import commands as cmd
 from vessel.contracts import events as evt
+from vessel.contracts import protection as prot
 from vessel.contracts.models import Payload
 
 EVENTS_STREAM = "VESSEL_EVENTS"
@@ -192,6 +193,44 @@ RESTORE_COMPLETED = _event(
 RESTORE_FAILED = _event(
     "protection.restore.failed", evt.RestoreEvent, "A restore ended in failure."
 )
+SNAPSHOT_STARTED = _event(
+    "protection.snapshot.started", evt.AppSnapshotEvent, "An app snapshot was accepted and began."
+)
+SNAPSHOT_COMPLETED = _event(
+    "protection.snapshot.completed",
+    evt.AppSnapshotEvent,
+    "An app's resources are archived and every claim's VolumeSnapshot is ready.",
+)
+SNAPSHOT_FAILED = _event(
+    "protection.snapshot.failed", evt.AppSnapshotEvent, "An app snapshot ended in failure."
+)
+BACKUP_DELETED = _event(
+    "protection.backup.deleted",
+    evt.BackupEvent,
+    "A backup's catalog entry, resource archive and repository snapshots were removed.",
+)
+APP_SNAPSHOT_DELETED = _event(
+    "protection.snapshot.deleted",
+    evt.AppSnapshotEvent,
+    "An app snapshot's VolumeSnapshots, resource archive and record were removed.",
+)
+SCHEDULE_CHANGED = _event(
+    "protection.schedule.changed", prot.ScheduleSpec, "A schedule was created or replaced."
+)
+SCHEDULE_REMOVED = _event(
+    "protection.schedule.removed", prot.ScheduleSpec, "A schedule was removed."
+)
+SCHEDULE_FIRED = _event(
+    "protection.schedule.fired",
+    prot.ScheduleFired,
+    "A schedule's run time came: exactly one protection replica started its run.",
+)
+RUN_MISSED = _event(
+    "protection.run.missed",
+    prot.RunMissed,
+    "A schedule's run time passed without a run (service down, paused by an in-place "
+    "restore); reported once per missed time.",
+)
 TRANSFER_COMPLETED = _event(
     "mover.transfer.completed", evt.TransferResult, "The mover finished copying a volume."
 )
@@ -215,6 +254,29 @@ CREATE_BACKUP = _command(
 )
 CREATE_RESTORE = _command(
     "protection", "restore", cmd.CreateRestore, "Restore a backup into a cluster.", False
+)
+CREATE_SNAPSHOT = _command(
+    "protection",
+    "snapshot",
+    prot.CreateAppSnapshot,
+    "Snapshot an application: resources archived, volumes snapshotted as one group.",
+    False,
+)
+DELETE_BACKUP = _command(
+    "protection", "backup.delete", prot.DeleteBackup, "Delete a backup from its bucket.", False
+)
+DELETE_SNAPSHOT = _command(
+    "protection",
+    "snapshot.delete",
+    prot.DeleteAppSnapshot,
+    "Delete an app snapshot and its VolumeSnapshots.",
+    False,
+)
+PUT_SCHEDULE = _command(
+    "protection", "schedule.put", prot.PutSchedule, "Create or replace an app's schedule.", False
+)
+REMOVE_SCHEDULE = _command(
+    "protection", "schedule.remove", prot.RemoveSchedule, "Remove a schedule.", False
 )
 MOVE_TO_BUCKET = _command(
     "mover", "backup", cmd.MoveToBucket, "Copy a volume's files into a bucket.", True
@@ -290,6 +352,8 @@ QUERY_APP = "vessel.query.discovery.app"
 """Request `AppLookup`, reply `AppDetail` (or `QueryFailed`)."""
 QUERY_CLUSTERS = "vessel.query.discovery.clusters"
 """Request `ClusterQuery`, reply `ClusterList` (or `QueryFailed`)."""
+QUERY_RESTORE_PREFLIGHT = "vessel.query.protection.restore.preflight"
+"""Request `RestorePreflight`, reply `PreflightResult` (or `QueryFailed`)."""
 
 ALL: tuple[Message, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Message))
 BY_TYPE: dict[str, Message] = {m.type: m for m in ALL}

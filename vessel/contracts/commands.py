@@ -20,12 +20,17 @@ from vessel.contracts.models import (
     Payload,
     SnapshotId,
 )
+from vessel.contracts.protection import RestoreOptions
 
 
 class CreateBackup(Payload):
     operation_id: Identifier
     app_id: AppId
     bucket: Identifier
+    snapshot_id: Identifier | None = Field(
+        None, description="Copy this existing app snapshot; none: take a fresh one first"
+    )
+    schedule: Identifier | None = Field(None, description="The schedule that fired it, if any")
     requested_by: str = "anonymous"
 
 
@@ -35,6 +40,7 @@ class CreateRestore(Payload):
     bucket: Identifier
     target_cluster: ClusterId
     namespace_mapping: dict[K8sName, K8sName] = Field(default_factory=dict)
+    options: RestoreOptions = Field(default_factory=RestoreOptions)
     requested_by: str = "anonymous"
 
 

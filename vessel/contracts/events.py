@@ -188,6 +188,14 @@ class BackupEvent(Payload):
     message: str = ""
 
 
+class AppSnapshotEvent(Payload):
+    snapshot_id: Identifier
+    operation_id: Identifier
+    app_id: str
+    volumes: int = Field(0, ge=0)
+    message: str = ""
+
+
 class RestoreEvent(Payload):
     operation_id: Identifier
     backup_id: Identifier

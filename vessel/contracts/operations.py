@@ -8,8 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Phase = Literal["New", "InProgress", "Completed", "PartiallyFailed", "Failed"]
-TERMINAL: frozenset[str] = frozenset({"Completed", "PartiallyFailed", "Failed"})
+from vessel.contracts.protection import ItemResult
+
+Phase = Literal["New", "InProgress", "Completed", "PartiallyFailed", "Failed", "Canceled"]
+TERMINAL: frozenset[str] = frozenset({"Completed", "PartiallyFailed", "Failed", "Canceled"})
 
 
 def now() -> datetime:
@@ -30,7 +32,9 @@ class VolumeWork(BaseModel):
 class Operation(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
-    kind: Literal["backup", "restore"]
+    kind: Literal[
+        "backup", "restore", "snapshot", "delete-backup", "delete-snapshot", "clone", "migrate"
+    ]
     phase: Phase = "New"
     message: str = ""
     requested_by: str = "anonymous"
@@ -40,7 +44,12 @@ class Operation(BaseModel):
     source_cluster: str = ""
     target_cluster: str = ""
     namespace_mapping: dict[str, str] = Field(default_factory=dict)
+    snapshot_id: str = ""
+    schedule: str = ""
     volumes: list[VolumeWork] = Field(default_factory=list)
+    items: list[ItemResult] = Field(
+        default_factory=list, description="Per-item outcomes: resources, hooks, snapshots"
+    )
     created: datetime = Field(default_factory=now)
     updated: datetime = Field(default_factory=now)
 
