@@ -33,7 +33,7 @@ from nats.js.api import (
     RetentionPolicy,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue as NatsKeyValue
 
 from vessel import metrics
@@ -96,10 +96,22 @@ class KeyValue:
         await self._kv.delete(key)
 
     async def keys(self) -> list[str]:
+        """Current keys. nats-py's own `keys()` leaves its ordered consumer behind until it
+        times out, so frequent listing hits the server's consumer limit; this one deletes
+        the consumer as soon as the keys are read."""
+        watcher = await self._kv.watchall(ignore_deletes=True, meta_only=True)
+        keys: list[str] = []
         try:
-            return list(await self._kv.keys())
-        except NoKeysError:
-            return []
+            async for entry in watcher:
+                if entry is None:
+                    break
+                keys.append(entry.key)
+        finally:
+            info = await watcher._sub.consumer_info()
+            await watcher.stop()
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await self._kv._js.delete_consumer(info.stream_name, info.name)
+        return keys
 
 
 class Bus:

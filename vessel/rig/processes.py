@@ -101,11 +101,17 @@ class Process:
 class NatsServer:
     workdir: Path
     port: int = field(default_factory=free_port)
+    monitor_port: int = field(default_factory=free_port)
     process: Process | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        """The HTTP monitoring endpoint (`/jsz`, `/varz`), on loopback."""
+        return f"http://127.0.0.1:{self.monitor_port}"
 
     def start(self) -> None:
         store = self.workdir / "jetstream"
@@ -116,6 +122,8 @@ class NatsServer:
             "127.0.0.1",
             "-p",
             str(self.port),
+            "-m",
+            str(self.monitor_port),
             "-js",
             "-sd",
             str(store),
