@@ -107,8 +107,10 @@ class KeyValue:
                     break
                 keys.append(entry.key)
         finally:
-            info = await watcher._sub.consumer_info()
-            await watcher.stop()
+            sub = watcher._sub
+            assert sub is not None  # set by watchall
+            info = await sub.consumer_info()
+            await sub.unsubscribe()
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 await self._kv._js.delete_consumer(info.stream_name, info.name)
         return keys
