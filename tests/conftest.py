@@ -69,7 +69,7 @@ async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
 
 @pytest.fixture
 def kube_emulator(tmp_path: Path) -> Iterator[tuple[KubeEmulator, Path]]:
-    emulator = KubeEmulator()
+    emulator = KubeEmulator(allow_exec=True)
     emulator.start()
     kubeconfig = tmp_path / "kubeconfig"
     emulator.write_kubeconfig(kubeconfig)

@@ -213,10 +213,22 @@ class VesselSettings(BaseSettings):
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server URL")
     clusters: list[ClusterConfig] = Field(default_factory=list, description="Managed clusters")
     buckets: list[BucketConfig] = Field(default_factory=list, description="Backup buckets")
+    secrets_cluster: ClusterId | None = Field(
+        None,
+        description="Cluster whose Secrets hold registered buckets' credentials (protection); "
+        "unset: the first cluster. Movers read them from their own cluster.",
+    )
     metrics_listen: str | None = Field(
         None,
         pattern=r"^[^:]*:[0-9]{1,5}$",
         description="host:port serving Prometheus /metrics; unset: no metrics endpoint",
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://[^/\s:]+(:[0-9]{1,5})?/?$",
+        description="OTLP/gRPC collector receiving trace spans, http://host:port (plaintext) "
+        "or https://host:port; unset: the standard OTEL_EXPORTER_OTLP_ENDPOINT, else spans "
+        "are not exported",
     )
     gateway_listen: str = Field("127.0.0.1:50051", description="gRPC listen address")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
@@ -225,6 +237,12 @@ class VesselSettings(BaseSettings):
     )
     provisioner_autogrow_seconds: float = Field(
         30.0, gt=0, description="Provisioner: seconds between auto-grow usage checks"
+    )
+    schedule_grace_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Protection: seconds after a schedule's due time within which it still "
+        "starts normally; later, the time is reported missed and only the newest is caught up",
     )
     gateway_tls: GatewayTLSConfig = Field(
         default_factory=GatewayTLSConfig, description="Gateway TLS and optional mTLS"

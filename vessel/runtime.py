@@ -1,4 +1,5 @@
-"""What every service process shares: arguments, settings, logging, bus, clean shutdown."""
+"""What every service process shares: arguments, settings, logging, tracing, bus, clean
+shutdown (which exports the spans still buffered)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from vessel import metrics
+from vessel import metrics, tracing
 from vessel.bus.nats_port import Bus
 from vessel.config import ConfigError, VesselSettings, load_settings
 from vessel.telemetry import setup_logging
@@ -43,6 +44,7 @@ def run_service(name: str, body: Body, *, per_cluster: bool = False) -> None:
         print(f"vessel-{name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     log = setup_logging(name, settings.log_level)
+    tracing.configure(name, settings.otlp_endpoint, cluster=cluster)
     if settings.metrics_listen:
         metrics.serve(settings.metrics_listen)
     try:
@@ -50,6 +52,8 @@ def run_service(name: str, body: Body, *, per_cluster: bool = False) -> None:
     except ConfigError as exc:
         log.error("%s", exc)
         raise SystemExit(2) from exc
+    finally:
+        tracing.shutdown()
 
 
 async def _serve(name: str, body: Body, settings: VesselSettings, cluster: str | None) -> None:

@@ -1,37 +1,24 @@
-"""Structured JSON logs and W3C trace context propagated through the bus.
+"""Structured JSON logs that carry the trace context of the work they describe.
 
-The trace context is a `traceparent` value held in a context variable: a handler runs with
-the traceparent of the message it handles, so everything it publishes continues that
-trace with a new span id.
+Every line is one JSON object; inside a span (an RPC, a message being handled, a transfer)
+it names the span's `trace_id` and `span_id`, so a trace found in a tracing backend leads
+to its log lines and back. Tracing itself lives in `vessel.tracing`.
 """
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
-import re
-import secrets
 import sys
 from datetime import UTC, datetime
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "current_traceparent", default=None
-)
+from vessel import tracing
 
 
-def child_traceparent(parent: str | None = None) -> str:
-    """A traceparent for a new span: same trace as `parent` (or the current one), or a new trace."""
-    parent = parent or current_traceparent.get()
-    match = _TRACEPARENT.match(parent) if parent else None
-    trace_id = match.group(1) if match else secrets.token_hex(16)
-    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
-
-
-def trace_id(traceparent: str | None) -> str | None:
-    match = _TRACEPARENT.match(traceparent) if traceparent else None
-    return match.group(1) if match else None
+def child_traceparent() -> str | None:
+    """The traceparent an event published now continues: the current span's, None outside a
+    trace (publishing then starts one). Kept for callers that encode events themselves."""
+    return tracing.traceparent()
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,9 +29,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        tid = trace_id(current_traceparent.get())
-        if tid:
-            doc["trace_id"] = tid
+        ids = tracing.current_ids()
+        if ids is not None:
+            doc["trace_id"], doc["span_id"] = ids
         if record.exc_info:
             doc["error"] = self.formatException(record.exc_info)
         return json.dumps(doc)

@@ -154,3 +154,19 @@ def operation_targets(op: Operation) -> list[Target]:
     if not targets:  # a record naming nothing in scope terms: only unscoped callers see it
         targets = [("", None)]
     return targets
+
+
+def snapshot_targets(cluster: str, namespace: str) -> list[Target]:
+    """What an app snapshot holds: its app's cluster and namespace."""
+    return [(cluster, namespace)]
+
+
+def backup_targets(cluster: str, namespaces: Iterable[str]) -> list[Target]:
+    """What a backup holds, by its catalog; an unreadable catalog names nothing in scope
+    terms, so only unscoped callers see it."""
+    targets: list[Target] = [(cluster, ns) for ns in dict.fromkeys(namespaces)]
+    return targets if cluster and targets else [("", None)]
+
+
+def covers_all(principal: Principal, targets: Iterable[Target]) -> bool:
+    return all(principal.covers(cluster, ns) for cluster, ns in targets)

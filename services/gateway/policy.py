@@ -19,10 +19,15 @@ from services.gateway import authz
 from services.gateway.authz import Role, Target
 from services.gateway.errors import ApiError
 from services.gateway.tokens import Authenticator
-from vessel.api.v1 import tokens_pb2, vessel_pb2
+from vessel.api.v1 import infra_pb2, protection_pb2, tokens_pb2, vessel_pb2
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-FILES = (vessel_pb2.DESCRIPTOR, tokens_pb2.DESCRIPTOR)
+FILES = (
+    vessel_pb2.DESCRIPTOR,
+    tokens_pb2.DESCRIPTOR,
+    protection_pb2.DESCRIPTOR,
+    infra_pb2.DESCRIPTOR,
+)
 
 
 def _nothing(request: Any) -> list[Target]:
@@ -50,6 +55,17 @@ def _restore(request: vessel_pb2.CreateRestoreRequest) -> list[Target]:
     return authz.restore_targets(request.target_cluster, dict(request.namespace_mapping))
 
 
+def _cluster(request: Any) -> list[Target]:
+    """The cluster a request names, if any (empty: every cluster, filtered by scope)."""
+    return [(request.cluster, None)] if request.cluster else []
+
+
+def _cluster_namespace(request: Any) -> list[Target]:
+    if not request.cluster:
+        return []
+    return [(request.cluster, request.namespace or None)]
+
+
 POLICIES: dict[str, Policy] = {
     method("AppService", "ListApps"): Policy(Role.VIEWER),
     method("AppService", "GetApp"): Policy(Role.VIEWER, lambda r: authz.app_id_target(r.id)),
@@ -59,6 +75,51 @@ POLICIES: dict[str, Policy] = {
     method("RestoreService", "CreateRestore"): Policy(Role.MEMBER, _restore),
     method("OperationService", "GetOperation"): Policy(Role.VIEWER),
     method("OperationService", "WaitOperation"): Policy(Role.VIEWER),
+    # Protection: viewers read, members create, owners delete and manage schedules. Stored
+    # objects (snapshots, backups, schedules, operations) are scoped in the servicers.
+    method("SnapshotService", "CreateSnapshot"): Policy(
+        Role.MEMBER, lambda r: authz.app_id_target(r.app_id)
+    ),
+    method("SnapshotService", "ListSnapshots"): Policy(Role.VIEWER),
+    method("SnapshotService", "GetSnapshot"): Policy(Role.VIEWER),
+    method("SnapshotService", "DeleteSnapshot"): Policy(Role.OWNER),
+    method("BackupCatalogService", "ListBackups"): Policy(Role.VIEWER),
+    method("BackupCatalogService", "GetBackup"): Policy(Role.VIEWER),
+    method("BackupCatalogService", "DeleteBackup"): Policy(Role.OWNER),
+    method("ScheduleService", "CreateSchedule"): Policy(
+        Role.OWNER, lambda r: authz.app_id_target(r.schedule.app_id)
+    ),
+    method("ScheduleService", "UpdateSchedule"): Policy(
+        Role.OWNER, lambda r: authz.app_id_target(r.schedule.app_id)
+    ),
+    method("ScheduleService", "GetSchedule"): Policy(Role.VIEWER),
+    method("ScheduleService", "ListSchedules"): Policy(Role.VIEWER),
+    method("ScheduleService", "DeleteSchedule"): Policy(Role.OWNER),
+    method("BucketService", "ListBuckets"): Policy(Role.VIEWER),
+    method("BucketService", "GetBucket"): Policy(Role.VIEWER),
+    method("BucketService", "RegisterBucket"): Policy(Role.ADMIN),
+    method("BucketService", "RemoveBucket"): Policy(Role.ADMIN),
+    method("ProgressService", "WatchOperation"): Policy(Role.VIEWER),
+    method("OperationService", "ListOperations"): Policy(Role.VIEWER),
+    method("OperationService", "CancelOperation"): Policy(Role.MEMBER),
+    # Infrastructure: viewers read what their scope covers (lists are filtered, stored
+    # volumes and snapshots are checked in the servicers); admins manage backends and
+    # clusters.
+    method("BackendService", "ListBackends"): Policy(Role.VIEWER, _cluster),
+    method("BackendService", "GetBackend"): Policy(Role.VIEWER, _cluster),
+    method("BackendService", "AddBackend"): Policy(Role.ADMIN),
+    method("BackendService", "UpdateBackend"): Policy(Role.ADMIN),
+    method("BackendService", "RemoveBackend"): Policy(Role.ADMIN),
+    method("StorageClassService", "ListStorageClasses"): Policy(Role.VIEWER, _cluster),
+    method("VolumeService", "ListVolumes"): Policy(Role.VIEWER, _cluster_namespace),
+    method("VolumeService", "GetVolume"): Policy(Role.VIEWER, _cluster),
+    method("VolumeSnapshotService", "ListVolumeSnapshots"): Policy(Role.VIEWER, _cluster_namespace),
+    method("VolumeSnapshotService", "GetVolumeSnapshot"): Policy(Role.VIEWER, _cluster),
+    method("ClusterService", "ListClusters"): Policy(Role.VIEWER),
+    method("ClusterService", "GetCluster"): Policy(Role.VIEWER, lambda r: [(r.id, None)]),
+    method("ClusterService", "RegisterCluster"): Policy(Role.ADMIN),
+    method("ClusterService", "RemoveCluster"): Policy(Role.ADMIN),
+    method("ActivityService", "ListActivity"): Policy(Role.VIEWER),
     method("TokenService", "CreateToken"): Policy(Role.ADMIN),
     method("TokenService", "ListTokens"): Policy(Role.ADMIN),
     method("TokenService", "RevokeToken"): Policy(Role.ADMIN),

@@ -12,6 +12,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.gateway import policy, tokens
+from services.gateway.infra_server import add_infra_services
+from services.gateway.protection_server import add_protection_services
 from services.gateway.servicers import (
     AppService,
     BackupService,
@@ -19,12 +21,11 @@ from services.gateway.servicers import (
     OperationService,
     RestoreService,
 )
-from services.gateway.token_service import TokenService
 from services.gateway.tokens import Authenticator, TokenStore
-from vessel.api.v1 import tokens_pb2_grpc as trpc
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
 from vessel.config import ConfigError, GatewayTLSConfig, VesselSettings
+from vessel.rpc_tracing import ServerTracing
 
 log = logging.getLogger("vessel.gateway")
 
@@ -89,13 +90,16 @@ async def build_server(
         await bus.kv("inventory"),
         await bus.kv("operations"),
         await bus.kv("requests"),
+        await bus.kv("buckets"),
     )
-    server = grpc.aio.server(interceptors=[policy.AuthInterceptor(authenticator)])
+    # Tracing first: calls the policy refuses are traced as well.
+    server = grpc.aio.server(interceptors=[ServerTracing(), policy.AuthInterceptor(authenticator)])
     rpc.add_AppServiceServicer_to_server(AppService(gw), server)
     rpc.add_BackupServiceServicer_to_server(BackupService(gw), server)
     rpc.add_RestoreServiceServicer_to_server(RestoreService(gw), server)
     rpc.add_OperationServiceServicer_to_server(OperationService(gw), server)
-    trpc.add_TokenServiceServicer_to_server(TokenService(store), server)
+    await add_protection_services(gw, server)
+    await add_infra_services(gw, server, store)  # and the token service, audited
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -9,9 +9,11 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from services.gateway import authz
+from services.gateway import authz, operations_api
 from services.gateway.convert import app_message, operation_message
 from services.gateway.errors import ApiError, guard, invalid, not_found
+from services.gateway.remote_bucket import GatewayBuckets
+from services.gateway.restore_options import is_plain, preflight, restore_options
 from services.gateway.validation import APP_ID, IDENTIFIER, Checker
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
@@ -22,8 +24,8 @@ from vessel.contracts import catalog
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.events import AppRecord
 from vessel.contracts.operations import Operation
+from vessel.contracts.protection import AppSnapshotRecord, RestorePreflight
 from vessel.objectstore.base import ObjectNotFound
-from vessel.objectstore.buckets import Buckets
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
@@ -38,10 +40,11 @@ class Gateway:
         inventory: KeyValue,
         operations: KeyValue,
         requests: KeyValue,
+        registry: KeyValue,
     ) -> None:
         self.settings, self.bus = settings, bus
         self.inventory, self.operations, self.requests = inventory, operations, requests
-        self.buckets = Buckets(settings)
+        self.buckets = GatewayBuckets(settings, bus, registry)
 
     async def operation(self, op_id: str) -> Operation | None:
         entry = await self.operations.get(op_id)
@@ -74,6 +77,14 @@ class Gateway:
         app = AppRecord.model_validate_json(entry.value)
         authz.require_scope(authz.current(), authz.app_targets(app))
         return app
+
+    async def snapshot_of(self, app_id: str, snapshot_id: str) -> AppSnapshotRecord:
+        """An app snapshot of this app (NOT_FOUND otherwise: another app's is not revealed)."""
+        entry = await (await self.bus.kv("app_snapshots")).get(snapshot_id)
+        record = None if entry is None else AppSnapshotRecord.model_validate_json(entry.value)
+        if record is None or record.app_id != app_id:
+            raise not_found(f"snapshot {snapshot_id} of app {app_id}")
+        return record
 
     async def backup_source(self, bucket: str, backup_id: str) -> tuple[str, list[str]]:
         """Where the backup came from, by its catalog (`backup.json`): (cluster, namespaces)."""
@@ -134,18 +145,24 @@ class BackupService(rpc.BackupServiceServicer):
 
     @guard
     async def CreateBackup(self, request: pb.CreateBackupRequest, context: Context) -> pb.Operation:
-        check = Checker(self.gw.settings)
+        check = Checker(self.gw.settings, await self.gw.buckets.names())
         check.pattern("app_id", request.app_id, APP_ID, "an app id <cluster>.<namespace>.<name>")
         check.bucket("bucket", request.bucket)
         check.pattern("request_id", request.request_id, IDENTIFIER, "an identifier", required=False)
+        check.pattern(
+            "snapshot_id", request.snapshot_id, IDENTIFIER, "a snapshot id", required=False
+        )
         if check.violations:
             raise invalid(check.violations)
         await self.gw.app(request.app_id)
+        if request.snapshot_id:
+            await self.gw.snapshot_of(request.app_id, request.snapshot_id)
         op = Operation(
             id=new_id("backup"),
             kind="backup",
             app_id=request.app_id,
             bucket=request.bucket,
+            snapshot_id=request.snapshot_id,
             requested_by=authz.current().name,
         )
         op, fresh = await self.gw.submit(op, request.request_id)
@@ -156,6 +173,7 @@ class BackupService(rpc.BackupServiceServicer):
                     operation_id=op.id,
                     app_id=op.app_id,
                     bucket=op.bucket,
+                    snapshot_id=op.snapshot_id or None,
                     requested_by=op.requested_by,
                 ),
             )
@@ -170,12 +188,14 @@ class RestoreService(rpc.RestoreServiceServicer):
     async def CreateRestore(
         self, request: pb.CreateRestoreRequest, context: Context
     ) -> pb.Operation:
-        check = Checker(self.gw.settings)
+        check = Checker(self.gw.settings, await self.gw.buckets.names())
         check.pattern("backup_id", request.backup_id, IDENTIFIER, "a backup id")
         check.bucket("bucket", request.bucket)
         check.cluster("target_cluster", request.target_cluster)
         check.mapping("namespace_mapping", dict(request.namespace_mapping))
         check.pattern("request_id", request.request_id, IDENTIFIER, "an identifier", required=False)
+        options, problems = restore_options(request)
+        check.violations += problems
         if check.violations:
             raise invalid(check.violations)
         cluster, namespaces = await self.gw.backup_source(request.bucket, request.backup_id)
@@ -185,6 +205,19 @@ class RestoreService(rpc.RestoreServiceServicer):
         authz.require_scope(
             principal, authz.restore_targets(request.target_cluster, mapping, namespaces)
         )
+        rid = request.request_id
+        earlier = await self.gw.operation(f"restore-{rid}") if rid else None
+        if earlier is not None:  # a retry: answered without a second preflight
+            authz.require_scope(principal, authz.operation_targets(earlier))
+            return operation_message(earlier)
+        query = RestorePreflight(
+            backup_id=request.backup_id,
+            bucket=request.bucket,
+            target_cluster=request.target_cluster,
+            namespace_mapping=mapping,
+            options=options,
+        )
+        await preflight(self.gw.bus, query, required=not is_plain(options))
         op = Operation(
             id=new_id("restore"),
             kind="restore",
@@ -192,6 +225,7 @@ class RestoreService(rpc.RestoreServiceServicer):
             bucket=request.bucket,
             target_cluster=request.target_cluster,
             namespace_mapping=mapping,
+            restore_options=options,
             requested_by=principal.name,
         )
         op, fresh = await self.gw.submit(op, request.request_id)
@@ -204,6 +238,7 @@ class RestoreService(rpc.RestoreServiceServicer):
                     bucket=op.bucket,
                     target_cluster=op.target_cluster,
                     namespace_mapping=op.namespace_mapping,
+                    options=options,
                     requested_by=op.requested_by,
                 ),
             )
@@ -240,3 +275,19 @@ class OperationService(rpc.OperationServiceServicer):
             await asyncio.sleep(0.2)
             op = await self._get(request.id)
         return operation_message(op)
+
+    @guard
+    async def ListOperations(
+        self, request: pb.ListOperationsRequest, context: Context
+    ) -> pb.ListOperationsResponse:
+        ops, token = await operations_api.list_operations(self.gw, request)
+        return pb.ListOperationsResponse(
+            operations=[operation_message(op) for op in ops], next_page_token=token
+        )
+
+    @guard
+    async def CancelOperation(
+        self, request: pb.CancelOperationRequest, context: Context
+    ) -> pb.Operation:
+        op = await self._get(request.id)
+        return operation_message(await operations_api.cancel_operation(self.gw, op))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from vessel.config import ConfigError, VesselSettings
 from vessel.contracts.models import APP_ID_PATTERN
@@ -14,8 +15,10 @@ Violations = list[tuple[str, str]]
 
 
 class Checker:
-    def __init__(self, settings: VesselSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: VesselSettings, buckets: Collection[str] | None = None) -> None:
+        """`buckets`: every bucket name known (configured and registered); unset: the
+        settings' buckets only."""
+        self.settings, self.buckets = settings, buckets
         self.violations: Violations = []
 
     def add(self, field: str, problem: str) -> None:
@@ -33,6 +36,10 @@ class Checker:
     def bucket(self, field: str, name: str) -> None:
         if not name:
             self.add(field, "is required")
+            return
+        if self.buckets is not None:
+            if name not in self.buckets:
+                self.add(field, f"bucket {name!r} is neither configured nor registered")
             return
         try:
             self.settings.bucket(name)

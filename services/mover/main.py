@@ -3,36 +3,87 @@
 from __future__ import annotations
 
 import asyncio
-from functools import cache
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
+from services.mover.buckets import MoverBuckets
+from services.mover.cancels import BUCKET as CANCELS_BUCKET
+from services.mover.cancels import Cancels
+from services.mover.forget import Forgetter
 from services.mover.transfers import Mover
-from services.mover.volumes import RepositoryData
 from vessel.contracts import catalog
-from vessel.objectstore.buckets import Buckets
+from vessel.contracts.commands import ForgetSnapshots
+from vessel.contracts.events import SnapshotsForgotten, TransferResult
+from vessel.kube.client import KubeCluster
+from vessel.objectstore.registry import BucketRegistry, kube_secret_reader
 from vessel.runtime import ServiceContext, run_service
+
+Direction = Literal["backup", "restore", "copy"]
 
 
 async def serve(ctx: ServiceContext) -> None:
     assert ctx.cluster is not None
-    buckets = Buckets(ctx.settings)
+    own = ctx.settings.cluster(ctx.cluster)
+    registry = BucketRegistry(
+        ctx.settings,
+        await ctx.bus.kv("buckets"),
+        kube_secret_reader(KubeCluster(own.kubeconfig, own.id)),
+    )
+    buckets = MoverBuckets(registry)
+    data_for, prepared = buckets.data_for, buckets.preparing
 
-    @cache
-    def data_for(name: str) -> RepositoryData:
-        config = ctx.settings.bucket(name)
-        like = data_for(config.like) if config.like else None
-        return RepositoryData(buckets.open(name), config.repository, config.password(), like)
+    def refuse(direction: Direction) -> Callable[[Any, str], Awaitable[None]]:
+        async def answer(cmd: Any, error: str) -> None:
+            result = TransferResult(
+                transfer_id=cmd.transfer_id,
+                operation_id=cmd.operation_id,
+                cluster=ctx.cluster,
+                direction=direction,
+                error=error,
+            )
+            await ctx.bus.publish(catalog.TRANSFER_FAILED, result)
 
-    mover = Mover(ctx.cluster, ctx.bus, await ctx.bus.kv("transfers"), data_for)
+        return answer
+
+    async def unforgotten(cmd: ForgetSnapshots, error: str) -> None:
+        answer = SnapshotsForgotten(
+            operation_id=cmd.operation_id,
+            cluster=ctx.cluster,
+            bucket=cmd.bucket,
+            snapshot_ids=list(cmd.snapshot_ids),
+            error=error,
+        )
+        await ctx.bus.publish(catalog.SNAPSHOTS_FORGOTTEN, answer)
+
+    cancels = Cancels(await ctx.bus.kv(CANCELS_BUCKET))
+    mover = Mover(ctx.cluster, ctx.bus, await ctx.bus.kv("transfers"), data_for, cancels)
+    stopping = await ctx.bus.consume(
+        f"mover-{ctx.cluster}-cancels",
+        {catalog.OPERATION_CANCELED: cancels.on_canceled},
+        deliver_new=True,
+    )
     task = await ctx.bus.consume(
         f"mover-{ctx.cluster}",
         {
-            catalog.MOVE_TO_BUCKET: mover.to_bucket,
-            catalog.MOVE_FROM_BUCKET: mover.from_bucket,
-            catalog.COPY_SNAPSHOT: mover.copy,
+            catalog.MOVE_TO_BUCKET: prepared(mover.to_bucket, ("bucket",), refuse("backup")),
+            catalog.MOVE_FROM_BUCKET: prepared(mover.from_bucket, ("bucket",), refuse("restore")),
+            catalog.COPY_SNAPSHOT: prepared(
+                mover.copy, ("source_bucket", "target_bucket"), refuse("copy")
+            ),
         },
         cluster=ctx.cluster,
     )
-    await asyncio.shield(task)
+    # Its own consumer: a prune waiting for running backups never holds up transfers.
+    forgetting = await ctx.bus.consume(
+        f"mover-{ctx.cluster}-forget",
+        {
+            catalog.FORGET_SNAPSHOTS: prepared(
+                Forgetter(ctx.cluster, ctx.bus, data_for).on_forget, ("bucket",), unforgotten
+            )
+        },
+        cluster=ctx.cluster,
+    )
+    await asyncio.shield(asyncio.gather(task, stopping, forgetting))
 
 
 def main() -> None:

@@ -11,13 +11,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
+from opentelemetry.trace import Span
+
+from services.mover.cancels import CANCELED, Cancels
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.progress import Progress
 from services.mover.volumes import ProgressFn, RepositoryData, VolumeData
-from vessel import metrics
+from vessel import metrics, tracing
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import catalog
@@ -29,20 +33,45 @@ log = logging.getLogger("vessel.mover")
 DataFor = Callable[[str], VolumeData]
 
 
-def record(result: TransferResult, started: float) -> None:
-    """A finished transfer in the metrics."""
+def transfer_span(base: TransferResult) -> AbstractContextManager[Span]:
+    """The span of one transfer's repository work; `record` completes it."""
+    return tracing.span(
+        "mover.transfer",
+        {
+            "vessel.transfer.id": base.transfer_id,
+            "vessel.transfer.direction": base.direction,
+            "vessel.operation.id": base.operation_id,
+        },
+    )
+
+
+def record(result: TransferResult, started: float, span: Span) -> None:
+    """A finished transfer in the metrics and its span."""
     outcome = "failed" if result.error else "completed"
     metrics.TRANSFERS.labels(result.direction, outcome).inc()
     metrics.TRANSFER_BYTES.labels(result.direction).inc(result.bytes)
     metrics.TRANSFER_SECONDS.labels(result.direction).observe(time.monotonic() - started)
+    span.set_attributes(
+        {"vessel.transfer.bytes": result.bytes, "vessel.transfer.files": result.files}
+    )
+    if result.error:
+        tracing.fail(span, result.error)
 
 
 class Mover:
-    def __init__(self, cluster_id: str, bus: Bus, transfers: KeyValue, data_for: DataFor) -> None:
+    def __init__(
+        self,
+        cluster_id: str,
+        bus: Bus,
+        transfers: KeyValue,
+        data_for: DataFor,
+        cancels: Cancels | None = None,
+    ) -> None:
         self.cluster_id = cluster_id
         self.bus = bus
         self.transfers = transfers
         self.data_for = data_for
+        self.cancels = cancels
 
     async def _replay(self, transfer_id: str) -> bool:
         entry = await self.transfers.get(transfer_id)
@@ -68,6 +97,8 @@ class Mover:
         loop = asyncio.get_running_loop()
 
         def report(progress: Progress) -> None:
+            if self.cancels is not None and self.cancels.flagged(cmd.operation_id):
+                return  # stopping: no more progress for a canceled operation
             rate, total = progress.rate, progress.total
             eta = max(total - progress.bytes, 0) / rate if total and rate > 0 else None
             event = TransferProgress(
@@ -97,15 +128,23 @@ class Mover:
         if not await asyncio.to_thread(path.is_dir):
             await self._finish(base.model_copy(update={"error": f"{path} is not a directory"}))
             return
+        canceled = base.model_copy(update={"error": CANCELED})
+        if self.cancels is not None and await self.cancels.is_canceled(cmd.operation_id):
+            await self._finish(canceled)
+            return
         started = time.monotonic()
-        try:
-            result = await asyncio.to_thread(work)
-        except StoreUnavailable as exc:
-            raise TemporaryError(str(exc), delay=5) from exc
-        except (ObjectStoreError, RepositoryError, OSError) as exc:
-            log.warning("transfer %s failed: %s", cmd.transfer_id, exc)
-            result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
-        record(result, started)
+        with transfer_span(base) as span:
+            try:
+                if self.cancels is None:
+                    result = await asyncio.to_thread(work)
+                else:
+                    result = await self.cancels.run(cmd.operation_id, work) or canceled
+            except StoreUnavailable as exc:
+                raise TemporaryError(str(exc), delay=5) from exc
+            except (ObjectStoreError, RepositoryError, OSError) as exc:
+                log.warning("transfer %s failed: %s", cmd.transfer_id, exc)
+                result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
+            record(result, started, span)
         await self._finish(result)
 
     async def to_bucket(self, cmd: MoveToBucket) -> None:
@@ -171,14 +210,17 @@ class Mover:
         source, target = self.data_for(cmd.source_bucket), self.data_for(cmd.target_bucket)
         if not isinstance(source, RepositoryData) or not isinstance(target, RepositoryData):
             raise PermanentError("copies need repository-backed buckets")
-        try:
-            snapshot_id, stats = await asyncio.to_thread(source.copy_to, target, cmd.snapshot_id)
-            result = base.model_copy(
-                update={"snapshot_id": snapshot_id, "bytes": stats.copied_bytes}
-            )
-        except StoreUnavailable as exc:
-            raise TemporaryError(str(exc), delay=5) from exc
-        except (ObjectStoreError, RepositoryError) as exc:
-            result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
-        record(result, started)
+        with transfer_span(base) as span:
+            try:
+                snapshot_id, stats = await asyncio.to_thread(
+                    source.copy_to, target, cmd.snapshot_id
+                )
+                result = base.model_copy(
+                    update={"snapshot_id": snapshot_id, "bytes": stats.copied_bytes}
+                )
+            except StoreUnavailable as exc:
+                raise TemporaryError(str(exc), delay=5) from exc
+            except (ObjectStoreError, RepositoryError) as exc:
+                result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
+            record(result, started, span)
         await self._finish(result)

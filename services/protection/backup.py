@@ -1,31 +1,51 @@
-"""Backup of an app: capture resources, have the mover copy each volume, then write the
-catalog and announce completion, in that order (a backup is complete only when
-`backup.json` is stored)."""
+"""Backup of an app: copy an app snapshot into the bucket, then write the catalog and
+announce completion, in that order (a backup is complete only when `backup.json` is
+stored).
+
+A backup naming `snapshot_id` copies that app snapshot; one without first takes a fresh
+snapshot inside its own operation (same steps as an app snapshot, its id the backup's).
+Copying means the snapshot's resource archive into `backups/<id>/resources.json` and,
+per volume, a mover transfer from the snapshot's read-only data, never from the live
+volume. When an earlier completed backup of the app in the same bucket came from a
+snapshot Vessel still keeps, each volume's transfer names that backup's repository
+snapshot and read-only data as its parent, so the mover visits only what changed.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import PurePath
 
 from services.protection.bucket_catalog import (
     BackupCatalog,
     VolumeEntry,
+    copy_resources,
     prefix,
+    read_archive,
+    read_resources,
     write_catalog,
-    write_resources,
 )
 from services.protection.context import Protection
-from services.protection.resources import sanitize
+from services.protection.hook_runs import run_stage
+from services.protection.hooks import HookOutcome
+from services.protection.snapshot import CannotSnapshot, SnapshotFlow
 from vessel.contracts import catalog
 from vessel.contracts.commands import CreateBackup, MoveToBucket
 from vessel.contracts.events import AppRecord, BackupEvent, TransferResult
+from vessel.contracts.group_snapshots import GroupSnapshotResult
+from vessel.contracts.hooks import HookStage
 from vessel.contracts.operations import Operation, VolumeWork, now
+from vessel.contracts.protection import AppSnapshotRecord
 
 log = logging.getLogger("vessel.protection.backup")
+Parents = dict[tuple[str, str], tuple[str, str]]
+"""(namespace, claim) → (parent repository snapshot, its read-only source path)."""
 
 
 class BackupFlow:
-    def __init__(self, p: Protection) -> None:
+    def __init__(self, p: Protection, snapshots: SnapshotFlow | None = None) -> None:
         self.p = p
+        self.snapshots = snapshots or SnapshotFlow(p)
 
     async def on_command(self, cmd: CreateBackup) -> None:
         op = Operation(
@@ -34,68 +54,152 @@ class BackupFlow:
             app_id=cmd.app_id,
             bucket=cmd.bucket,
             backup_id=cmd.operation_id,
+            snapshot_id=cmd.snapshot_id or cmd.operation_id,
+            schedule=cmd.schedule or "",
             requested_by=cmd.requested_by,
         )
         if not await self.p.operations.create(op):
             existing = await self.p.operations.get(op.id)
             if existing is None or existing.done or existing.phase == "InProgress":
                 return  # a repeated command: the first one owns the work
-        entry = await self.p.inventory.get(f"apps.{cmd.app_id}")
-        if entry is None:
-            await self._fail(op, f"app {cmd.app_id} is not in the inventory")
+        pre = await self._hooks(op, "pre-backup")
+        if pre.failed:
+            failed = "; ".join(i.name for i in pre.items if i.state == "Failed")
+            await self._fail(op, f"pre-backup hook failed: {failed}")
             return
-        app = AppRecord.model_validate_json(entry.value)
-        kube = self.p.cluster(app.cluster)
-        objects = []
-        for ref in app.resources:
-            obj = await kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
-            if obj is not None:
-                objects.append(sanitize(obj))
-        await self.p.in_bucket(cmd.bucket, lambda s: write_resources(s, op.id, objects))
-        work: list[tuple[VolumeWork, str]] = []
-        for claim in app.claims:
-            if not claim.volume_name:
-                continue
-            pv = await kube.get("v1", "PersistentVolume", claim.volume_name)
-            path = ((pv or {}).get("spec", {}).get("hostPath") or {}).get("path")
-            if path is None:
-                await self._fail(
-                    op, f"claim {claim.name}: volume {claim.volume_name} has no local path"
-                )
-                return
-            work.append(
-                (
-                    VolumeWork(
-                        claim=claim.name,
-                        namespace=app.namespace,
-                        transfer_id=f"{op.id}-{claim.name}",
-                        state="Moving",
-                    ),
-                    path,
-                )
+        if cmd.snapshot_id:
+            await self._from_existing(op, cmd.snapshot_id)
+            return
+        try:
+            record = await self.snapshots.begin(op)
+        except CannotSnapshot as exc:
+            await self._fail(op, str(exc))
+            return
+        op = await self._started(op.id, record)
+        if record.phase != "InProgress":  # an app without claims: nothing to wait for
+            await self._after_snapshot(op, record)
+
+    async def _from_existing(self, op: Operation, snapshot_id: str) -> None:
+        record = await self.snapshots.get(snapshot_id)
+        if record is None:
+            await self._fail(op, f"app snapshot {snapshot_id} does not exist")
+        elif record.app_id != op.app_id:
+            await self._fail(op, f"app snapshot {snapshot_id} is of app {record.app_id}")
+        elif record.phase != "Completed":
+            await self._fail(
+                op, f"app snapshot {snapshot_id} is {record.phase}: only a Completed one is copied"
             )
+        else:
+            await self._copy(await self._started(op.id, record), record)
 
+    async def _started(self, op_id: str, record: AppSnapshotRecord) -> Operation:
         def start(o: Operation) -> None:
-            o.phase, o.source_cluster = "InProgress", app.cluster
-            o.volumes = [w for w, _ in work]
+            o.phase, o.source_cluster = "InProgress", record.cluster
 
-        op = await self.p.operations.change(op.id, start)
+        op = await self.p.operations.change(op_id, start)
         await self.p.bus.publish(catalog.BACKUP_STARTED, self._event(op))
-        for w, path in work:
+        return op
+
+    async def on_group(self, result: GroupSnapshotResult) -> None:
+        """The fresh snapshot of a backup was taken (or not): copy it."""
+        record = await self.snapshots.on_group(result)
+        op = await self.p.operations.get(result.operation_id)
+        if record is None or op is None or op.done:
+            return
+        await self._after_snapshot(op, record)
+
+    async def _after_snapshot(self, op: Operation, record: AppSnapshotRecord) -> None:
+        if record.phase != "Completed":
+            failed = "; ".join(
+                f"{i.namespace}/{i.name}: {i.message}" for i in op.items if i.state == "Failed"
+            )
+            await self._fail(op, f"app snapshot {record.id} {record.phase}: {failed}")
+            return
+        await self._copy(op, record)
+
+    async def _copy(self, op: Operation, record: AppSnapshotRecord) -> None:
+        archive = await self.p.in_bucket(
+            record.bucket, lambda s: read_archive(s, record.resources_key)
+        )
+        await self.p.in_bucket(op.bucket, lambda s: copy_resources(s, op.id, archive))
+        missing = [f"{v.namespace}/{v.claim}" for v in record.volumes if not v.path]
+        if missing:
+            await self._fail(op, f"app snapshot {record.id} has no data path for {missing}")
+            return
+        parents = await self._parents(op, record)
+        work = [
+            VolumeWork(
+                claim=v.claim,
+                namespace=v.namespace,
+                transfer_id=f"{op.id}-{v.claim}",
+                state="Moving",
+                parent_snapshot=parents.get((v.namespace, v.claim), ("", ""))[0],
+            )
+            for v in record.volumes
+        ]
+
+        def moving(o: Operation) -> None:
+            o.volumes = work
+
+        op = await self.p.operations.change(op.id, moving)
+        for w, v in zip(work, record.volumes, strict=True):
+            parent, parent_path = parents.get((v.namespace, v.claim), (None, None))
             await self.p.bus.publish(
                 catalog.MOVE_TO_BUCKET,
                 MoveToBucket(
                     transfer_id=w.transfer_id,
                     operation_id=op.id,
-                    cluster=app.cluster,
+                    cluster=record.cluster,
                     bucket=op.bucket,
-                    source_path=path,
-                    tags={"backup": op.id, "namespace": w.namespace, "claim": w.claim},
+                    source_path=v.path,
+                    parent_snapshot=parent,
+                    parent_source_path=parent_path,
+                    tags={
+                        "backup": op.id,
+                        "app_snapshot": record.id,
+                        "namespace": w.namespace,
+                        "claim": w.claim,
+                    },
                 ),
-                cluster=app.cluster,
+                cluster=record.cluster,
             )
         if not work:
-            await self._complete(op, app)
+            await self._complete(op, record)
+
+    async def _parents(self, op: Operation, record: AppSnapshotRecord) -> Parents:
+        """Per volume, the newest earlier backup of the app in this bucket whose snapshot
+        Vessel still keeps, if its data is an earlier snapshot of the same volume."""
+        earlier: list[Operation] = []
+        for key in await self.p.operations.kv.keys():
+            other = await self.p.operations.get(key) if key != op.id else None
+            if (
+                other is not None
+                and other.kind == "backup"
+                and other.phase == "Completed"
+                and other.app_id == op.app_id
+                and other.bucket == op.bucket
+                and other.snapshot_id
+                and other.created < op.created
+            ):
+                earlier.append(other)
+        for other in sorted(earlier, key=lambda o: o.created, reverse=True):
+            kept = await self.snapshots.get(other.snapshot_id)
+            if kept is None or kept.phase != "Completed":
+                continue
+            paths = {(v.namespace, v.claim): v.path for v in kept.volumes}
+            parents: Parents = {}
+            for v in record.volumes:
+                old_path = paths.get((v.namespace, v.claim), "")
+                done = [
+                    w for w in other.volumes if (w.namespace, w.claim) == (v.namespace, v.claim)
+                ]
+                # Snapshots live at <root>/.snapshots/<volume id>/<snapshot id>: the same
+                # parent directory means an earlier snapshot of the same volume.
+                same_volume = old_path and PurePath(old_path).parent == PurePath(v.path).parent
+                if done and done[0].snapshot_id and same_volume:
+                    parents[(v.namespace, v.claim)] = (done[0].snapshot_id, old_path)
+            return parents
+        return {}
 
     async def on_transfer(self, result: TransferResult) -> None:
         op = await self.p.operations.record_transfer(result)
@@ -104,42 +208,59 @@ class BackupFlow:
         if op.volume_errors():
             await self._fail(op, op.volume_errors())
             return
-        entry = await self.p.inventory.get(f"apps.{op.app_id}")
-        if entry is None:
-            await self._fail(op, f"app {op.app_id} disappeared during the backup")
+        record = await self.snapshots.get(op.snapshot_id)
+        if record is None:
+            await self._fail(op, f"app snapshot {op.snapshot_id} disappeared during the backup")
             return
-        await self._complete(op, AppRecord.model_validate_json(entry.value))
+        await self._complete(op, record)
 
-    async def _complete(self, op: Operation, app: AppRecord) -> None:
+    async def _complete(self, op: Operation, record: AppSnapshotRecord) -> None:
+        resources_key = f"{prefix(op.id)}/resources.json"
+        objects = await self.p.in_bucket(op.bucket, lambda s: read_resources(s, resources_key))
+        namespaces = {str((o.get("metadata") or {}).get("namespace") or "") for o in objects}
+        namespaces |= {record.namespace} | {w.namespace for w in op.volumes}
         backup = BackupCatalog(
             backup_id=op.id,
             app_id=op.app_id,
-            cluster=app.cluster,
-            namespace=app.namespace,
+            cluster=record.cluster,
+            namespace=record.namespace,
             created=op.created,
             completed=now(),
-            resources_key=f"{prefix(op.id)}/resources.json",
+            resources_key=resources_key,
             volumes=[
                 VolumeEntry(
                     namespace=w.namespace, claim=w.claim, snapshot_id=w.snapshot_id, bytes=w.bytes
                 )
                 for w in op.volumes
             ],
+            snapshot_id=record.id,
+            namespaces=sorted(namespaces - {""}),
         )
         await self.p.in_bucket(op.bucket, lambda s: write_catalog(s, backup))
+        post = await self._hooks(op, "post-backup")
 
         def finish(o: Operation) -> None:
             o.phase, o.message = "Completed", f"{len(o.volumes)} volumes, {backup_bytes(o)} bytes"
+            if post.failed:  # the data is whole; the app may not have resumed
+                o.phase, o.message = "PartiallyFailed", o.message + "; post-backup hook failed"
 
         op = await self.p.operations.change(op.id, finish)
         log.info("backup %s of %s completed", op.id, op.app_id)
         await self.p.bus.publish(catalog.BACKUP_COMPLETED, self._event(op))
+
+    async def _hooks(self, op: Operation, stage: HookStage) -> HookOutcome:
+        entry = await self.p.inventory.get(f"apps.{op.app_id}")
+        if entry is None:  # an app gone has no containers to run hooks in
+            return HookOutcome()
+        return await run_stage(self.p, op.id, AppRecord.model_validate_json(entry.value), stage)
 
     async def _fail(self, op: Operation, message: str) -> None:
         def fail(o: Operation) -> None:
             o.phase, o.message = "Failed", message
 
         op = await self.p.operations.change(op.id, fail)
+        if op.snapshot_id == op.id:  # its own snapshot ends with it
+            await self.snapshots.abandon(op.snapshot_id)
         log.warning("backup %s failed: %s", op.id, message)
         await self.p.bus.publish(catalog.BACKUP_FAILED, self._event(op))
 

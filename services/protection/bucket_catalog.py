@@ -1,8 +1,11 @@
 """The backup catalog inside the bucket, so a fresh Vessel can restore from the bucket alone.
 
-Layout under `backups/<backup-id>/`: `resources.json` (sanitized objects), one data
-prefix per volume (`volumes/<namespace>/<claim>/`, written by the mover), and
-`backup.json` written last: a backup without `backup.json` is incomplete.
+Layout under `backups/<backup-id>/`: `resources.json` (sanitized objects) and
+`backup.json` written last: a backup without `backup.json` is incomplete (volume data
+lives in the bucket's repository). App snapshots keep their resource archive under
+`snapshots/<snapshot-id>/resources.json`; a backup copies it into its own prefix.
+Readers ignore fields they do not know, so fields added to `vessel.backup/1` later (all
+optional) keep older catalogs and older readers working.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ class CatalogError(Exception):
 
 
 class VolumeEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
     namespace: str
     claim: str
     snapshot_id: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -31,7 +34,7 @@ class VolumeEntry(BaseModel):
 
 
 class BackupCatalog(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
     format: Literal["vessel.backup/1"] = "vessel.backup/1"
     backup_id: str
     app_id: str
@@ -41,21 +44,53 @@ class BackupCatalog(BaseModel):
     completed: datetime
     resources_key: str
     volumes: list[VolumeEntry]
+    snapshot_id: str | None = Field(None, description="The app snapshot the backup copied")
+    namespaces: list[str] = Field(default_factory=list, description="Every namespace it holds")
 
 
 def prefix(backup_id: str) -> str:
     return f"backups/{backup_id}"
 
 
-def write_resources(store: ObjectStore, backup_id: str, objects: list[dict[str, Any]]) -> str:
-    key = f"{prefix(backup_id)}/resources.json"
+def snapshot_prefix(snapshot_id: str) -> str:
+    return f"snapshots/{snapshot_id}"
+
+
+def _write_archive(store: ObjectStore, key: str, objects: list[dict[str, Any]]) -> str:
     store.put_bytes(key, json.dumps({"format": "vessel.resources/1", "items": objects}).encode())
     return key
 
 
+def write_resources(store: ObjectStore, backup_id: str, objects: list[dict[str, Any]]) -> str:
+    return _write_archive(store, f"{prefix(backup_id)}/resources.json", objects)
+
+
+def write_snapshot_resources(
+    store: ObjectStore, snapshot_id: str, objects: list[dict[str, Any]]
+) -> str:
+    return _write_archive(store, f"{snapshot_prefix(snapshot_id)}/resources.json", objects)
+
+
+def read_archive(store: ObjectStore, key: str) -> bytes:
+    """A resource archive as stored, checked to be one (for copying it elsewhere)."""
+    data = store.get_bytes(key)
+    read_resources_bytes(key, data)
+    return data
+
+
+def copy_resources(store: ObjectStore, backup_id: str, archive: bytes) -> str:
+    key = f"{prefix(backup_id)}/resources.json"
+    store.put_bytes(key, archive)
+    return key
+
+
 def read_resources(store: ObjectStore, key: str) -> list[dict[str, Any]]:
+    return read_resources_bytes(key, store.get_bytes(key))
+
+
+def read_resources_bytes(key: str, data: bytes) -> list[dict[str, Any]]:
     try:
-        doc = json.loads(store.get_bytes(key))
+        doc = json.loads(data)
         items = doc["items"]
         if doc.get("format") != "vessel.resources/1" or not isinstance(items, list):
             raise ValueError("unknown format")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from services.protection.hook_store import HookStore
 from services.protection.operations import OperationStore
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.base import AccessDenied, ObjectStore, StoreUnavailable
+from vessel.objectstore.registry import BucketError
 
 T = TypeVar("T")
 
@@ -20,10 +23,13 @@ T = TypeVar("T")
 class Protection:
     bus: Bus
     clusters: dict[str, KubeCluster]
-    open_bucket: Callable[[str], ObjectStore]
+    open_bucket: Callable[[str], ObjectStore | Awaitable[ObjectStore]]
+    """A bucket's store by name (the registry's, or a fixed one in tests)."""
     operations: OperationStore
     inventory: KeyValue
     waits: KeyValue
+    hooks: HookStore | None = None
+    """Execution hooks (KV `hooks`); None where a flow runs without them."""
 
     def cluster(self, cluster_id: str) -> KubeCluster:
         try:
@@ -34,7 +40,12 @@ class Protection:
     async def in_bucket(self, bucket: str, fn: Callable[[ObjectStore], T]) -> T:
         """Run a blocking bucket call in a thread, mapping store errors to retry policy."""
         try:
-            return await asyncio.to_thread(fn, self.open_bucket(bucket))
+            store = self.open_bucket(bucket)
+            if inspect.isawaitable(store):
+                store = await store
+            return await asyncio.to_thread(fn, store)
+        except BucketError as exc:
+            raise PermanentError(str(exc)) from exc
         except StoreUnavailable as exc:
             raise TemporaryError(str(exc), delay=5) from exc
         except AccessDenied as exc:

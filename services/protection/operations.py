@@ -9,13 +9,22 @@ from collections.abc import Callable
 from vessel import metrics
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import KeyValue
+from vessel.contracts.activity import activity_key, for_operation
 from vessel.contracts.events import TransferResult
 from vessel.contracts.operations import Operation, now
 
 
 class OperationStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, activity: KeyValue | None = None) -> None:
         self.kv = kv
+        self.activity = activity
+        """KV `activity`: a record per operation, written when accepted and when ended."""
+
+    async def _record_activity(self, op: Operation) -> None:
+        if self.activity is not None:
+            record = for_operation(op)
+            key = activity_key(record.time, record.id)
+            await self.activity.put(key, record.model_dump_json().encode())
 
     async def get(self, op_id: str) -> Operation | None:
         entry = await self.kv.get(op_id)
@@ -27,6 +36,7 @@ class OperationStore:
             await self.kv.create(op.id, op.model_dump_json().encode())
         except KeyExistsError:
             return False
+        await self._record_activity(op)
         return True
 
     async def change(self, op_id: str, mutate: Callable[[Operation], None]) -> Operation:
@@ -36,7 +46,10 @@ class OperationStore:
                 raise KeyError(f"operation {op_id} not found")
             op = Operation.model_validate_json(entry.value)
             was_done = op.done
+            ended = (op.phase, op.message)
             mutate(op)
+            if ended[0] == "Canceled":  # work finishing late never un-cancels an operation
+                op.phase, op.message = ended
             op.updated = now()
             try:
                 await self.kv.update(op_id, op.model_dump_json().encode(), entry.revision)
@@ -46,6 +59,7 @@ class OperationStore:
                 metrics.OPERATIONS.labels(op.kind, op.phase).inc()
                 if op.phase == "Completed":
                     metrics.LAST_SUCCESS.labels(op.kind).set(time.time())
+                await self._record_activity(op)
             return op
         raise RuntimeError(f"operation {op_id}: too many concurrent updates")
 

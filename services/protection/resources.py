@@ -23,19 +23,24 @@ BINDING_ANNOTATIONS = (
     "volume.kubernetes.io/storage-provisioner",
     "volume.beta.kubernetes.io/storage-provisioner",
 )
-# Restore order: what others refer to comes first; workloads start only after their data.
+# Restore order: what others refer to comes first; workloads start only after their data;
+# custom resources last, once their definitions exist and the workloads serving them run.
 ORDER = [
     "Namespace",
+    "CustomResourceDefinition",
     "ServiceAccount",
     "Secret",
     "ConfigMap",
+    "ClusterRole",
     "Role",
+    "ClusterRoleBinding",
     "RoleBinding",
     "PersistentVolumeClaim",
     "Service",
-    "Ingress",
 ]
-WORKLOADS = ["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job"]
+WORKLOADS = ["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"]
+OTHER_RANK = len(ORDER)
+CUSTOM_RANK = OTHER_RANK + 1 + len(WORKLOADS)
 
 
 def sanitize(obj: Obj) -> Obj:
@@ -59,20 +64,48 @@ def sanitize(obj: Obj) -> Obj:
 
 
 def remap_namespace(obj: Obj, mapping: dict[str, str]) -> Obj:
+    """`obj` moved by `mapping` (source namespace -> target namespace): its own namespace,
+    a Namespace's name, and the namespaces that bindings' subjects name."""
     moved = copy.deepcopy(obj)
     meta = moved["metadata"]
     if meta.get("namespace"):
         meta["namespace"] = mapping.get(meta["namespace"], meta["namespace"])
+    if moved.get("kind") == "Namespace" and meta.get("name"):
+        meta["name"] = mapping.get(meta["name"], meta["name"])
+    if moved.get("kind") in ("RoleBinding", "ClusterRoleBinding"):
+        for subject in moved.get("subjects") or []:
+            if isinstance(subject, dict) and subject.get("namespace"):
+                subject["namespace"] = mapping.get(subject["namespace"], subject["namespace"])
     return moved
 
 
-def restore_rank(obj: Obj) -> int:
+def api_group(obj: Obj) -> str:
+    api_version = str(obj.get("apiVersion", ""))
+    return api_version.split("/", 1)[0] if "/" in api_version else ""
+
+
+def custom_kinds(objects: list[Obj]) -> frozenset[tuple[str, str]]:
+    """(group, kind) of every kind a CustomResourceDefinition among `objects` defines."""
+    found = set()
+    for obj in objects:
+        if obj.get("kind") == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
+            if group and kind:
+                found.add((str(group), str(kind)))
+    return frozenset(found)
+
+
+def restore_rank(obj: Obj, custom: frozenset[tuple[str, str]] = frozenset()) -> int:
+    """Position of `obj`'s kind in the restore order; `custom` from `custom_kinds`."""
     kind = obj.get("kind", "")
+    if (api_group(obj), kind) in custom:
+        return CUSTOM_RANK
     if kind in ORDER:
         return ORDER.index(kind)
     if kind in WORKLOADS:
-        return len(ORDER) + 1 + WORKLOADS.index(kind)
-    return len(ORDER)
+        return OTHER_RANK + 1 + WORKLOADS.index(kind)
+    return OTHER_RANK
 
 
 def is_workload(obj: Obj) -> bool:

@@ -1,31 +1,49 @@
-"""Restore of a backup into a cluster, optionally into other namespaces.
+"""Restore of a backup into a cluster: to other namespaces, another cluster, or in place.
 
-Order: namespaces, configuration and claims first; each claim's volume is provisioned by
-the target cluster's provisioner (`volume.provisioned`), filled by the target's mover, and
-only when every volume holds its data are the workloads created.
+The preflight checks run first and nothing is written when one fails. Then, in the plan's
+order (`restore_plan.py`): namespaces, configuration and claims; each claim's volume is
+provisioned by the target cluster's provisioner (`volume.provisioned`), filled by the
+target's mover, and only when every volume holds its data are workloads and custom
+resources written. Each object's outcome is recorded on the operation; one the cluster
+refuses makes the restore PartiallyFailed, not Failed, when the volumes made it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from services.protection.bucket_catalog import BackupCatalog, read_catalog, read_resources
+from services.protection import inplace
+from services.protection.bucket_catalog import read_catalog, read_resources
 from services.protection.context import Protection
-from services.protection.resources import is_workload, remap_namespace, restore_rank
-from vessel.bus.errors import PermanentError
+from services.protection.hook_runs import restored_app, run_stage
+from services.protection.preflight import preflight
+from services.protection.restore_apply import Policy, apply_all
+from services.protection.restore_plan import RestorePlan, build_plan
 from vessel.contracts import catalog
 from vessel.contracts.commands import CreateRestore, MoveFromBucket
 from vessel.contracts.events import RestoreEvent, TransferResult, VolumeProvisioned
 from vessel.contracts.operations import Operation, VolumeWork
-from vessel.kube.errors import AlreadyExists
+from vessel.contracts.protection import (
+    ItemResult,
+    OperationCanceled,
+    RestoreOptions,
+    RestorePreflight,
+)
 
 log = logging.getLogger("vessel.protection.restore")
-Obj = dict[str, Any]
 
 
 def wait_key(cluster: str, namespace: str, claim: str) -> str:
     return f"{cluster}.{namespace}.{claim}"
+
+
+def policy_of(options: RestoreOptions) -> Policy:
+    """In place, what survives the clearing is replaced by the backup's version."""
+    return "update" if options.in_place else options.existing
+
+
+def options_of(op: Operation) -> RestoreOptions:
+    return op.restore_options or RestoreOptions()
 
 
 class RestoreFlow:
@@ -40,38 +58,64 @@ class RestoreFlow:
             bucket=cmd.bucket,
             target_cluster=cmd.target_cluster,
             namespace_mapping=dict(cmd.namespace_mapping),
+            restore_options=cmd.options,
             requested_by=cmd.requested_by,
         )
         if not await self.p.operations.create(op):
             return  # a repeated command
-        kube = self.p.cluster(cmd.target_cluster)
         try:
-            backup = await self.p.in_bucket(cmd.bucket, lambda s: read_catalog(s, cmd.backup_id))
-            objects = await self.p.in_bucket(
-                cmd.bucket, lambda s: read_resources(s, backup.resources_key)
-            )
-        except Exception as exc:
-            await self._fail(op, f"cannot read backup {cmd.backup_id}: {exc}")
+            await self._start(op, cmd)
+        except Exception as exc:  # the operation must end, and an in-place lock be released
+            log.exception("restore %s stopped", op.id)
+            await self._fail(op, f"restore stopped: {exc}")
+
+    async def _start(self, op: Operation, cmd: CreateRestore) -> None:
+        checked = await preflight(
+            self.p,
+            RestorePreflight(
+                backup_id=cmd.backup_id,
+                bucket=cmd.bucket,
+                target_cluster=cmd.target_cluster,
+                namespace_mapping=cmd.namespace_mapping,
+                options=cmd.options,
+            ),
+        )
+        if not checked.ok or checked.backup is None or checked.plan is None:
+            await self._fail(op, f"rejected, nothing written: {checked.summary()}")
             return
-        mapping = op.namespace_mapping
-        objects = sorted((remap_namespace(o, mapping) for o in objects), key=restore_rank)
-        volumes = [
-            VolumeWork(
-                claim=v.claim,
-                namespace=mapping.get(v.namespace, v.namespace),
-                transfer_id=f"{op.id}-{v.claim}",
-                snapshot_id=v.snapshot_id,
+        backup, plan = checked.backup, checked.plan
+        op.app_id = backup.app_id
+        kube = self.p.cluster(cmd.target_cluster)
+        if cmd.options.in_place:
+            try:
+                await inplace.lock(self.p, backup.app_id, op.id)
+                cleared = await inplace.clear(self.p, kube, backup.app_id, plan)
+            except inplace.InPlaceError as exc:
+                await self._fail(op, f"in-place restore: {exc}")
+                return
+            log.info("restore %s: %d objects cleared for an in-place restore", op.id, cleared)
+        kept = {
+            (o["metadata"].get("namespace", ""), o["metadata"]["name"])
+            for o in checked.existing
+            if o.get("kind") == "PersistentVolumeClaim"
+        }
+        volumes = []
+        for v in backup.volumes:
+            target = plan.claims.get((v.namespace, v.claim))
+            if target is None or (target.namespace, target.name) in kept:
+                continue  # filtered out, or an existing claim whose volume stays untouched
+            volumes.append(
+                VolumeWork(
+                    claim=target.name,
+                    namespace=target.namespace,
+                    transfer_id=f"{op.id}-{v.claim}",
+                    snapshot_id=v.snapshot_id,
+                )
             )
-            for v in backup.volumes
-        ]
 
         def start(o: Operation) -> None:
-            o.phase, o.app_id, o.source_cluster, o.volumes = (
-                "InProgress",
-                backup.app_id,
-                backup.cluster,
-                volumes,
-            )
+            o.phase, o.app_id, o.source_cluster = "InProgress", backup.app_id, backup.cluster
+            o.volumes = volumes
 
         op = await self.p.operations.change(op.id, start)
         await self.p.bus.publish(catalog.RESTORE_STARTED, self._event(op))
@@ -79,17 +123,10 @@ class RestoreFlow:
             await self.p.waits.put(
                 wait_key(op.target_cluster, w.namespace, w.claim), op.id.encode()
             )
-        for ns in sorted(
-            {o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")}
-        ):
-            await self._create(
-                kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-            )
-        for obj in objects:
-            if not is_workload(obj):
-                await self._create(kube, obj)
+        items = await apply_all(kube, plan.setup, policy_of(cmd.options))
+        op = await self._record(op, items)
         if not volumes:
-            await self._finish(op, backup)
+            await self._finish(op)
 
     async def on_volume(self, event: VolumeProvisioned) -> None:
         key = wait_key(event.cluster, event.namespace, event.claim)
@@ -99,11 +136,17 @@ class RestoreFlow:
         op_id = entry.value.decode()
 
         def moving(o: Operation) -> None:
+            if o.done:
+                return
             for w in o.volumes:
                 if w.namespace == event.namespace and w.claim == event.claim:
                     w.state = "Moving"
 
         op = await self.p.operations.change(op_id, moving)
+        if op.done:  # canceled while the claim was being provisioned: nothing to fill
+            await self.p.waits.delete(key)
+            await self._release(op)
+            return
         work = next(
             w for w in op.volumes if w.namespace == event.namespace and w.claim == event.claim
         )
@@ -123,49 +166,79 @@ class RestoreFlow:
 
     async def on_transfer(self, result: TransferResult) -> None:
         op = await self.p.operations.record_transfer(result)
+        if op.phase == "Canceled":
+            await self._release(op)  # canceled: the flow ends here, the app is unlocked
+            return
         if not op.settled:
             return
         if op.volume_errors():
             await self._fail(op, op.volume_errors())
             return
-        backup = await self.p.in_bucket(op.bucket, lambda s: read_catalog(s, op.backup_id))
-        await self._finish(op, backup)
+        try:
+            await self._finish(op)
+        except Exception as exc:
+            log.exception("restore %s stopped", op.id)
+            await self._fail(op, f"restore stopped: {exc}")
 
-    async def _finish(self, op: Operation, backup: BackupCatalog) -> None:
-        kube = self.p.cluster(op.target_cluster)
+    async def on_canceled(self, event: OperationCanceled) -> None:
+        """A canceled in-place restore unlocks its app at once."""
+        if event.kind == "restore":
+            op = await self.p.operations.get(event.operation_id)
+            if op is not None and op.phase == "Canceled":
+                await self._release(op)
+
+    async def _plan(self, op: Operation) -> RestorePlan:
+        """The plan again, from the bucket: the same inputs give the same plan."""
+        backup = await self.p.in_bucket(op.bucket, lambda s: read_catalog(s, op.backup_id))
         objects = await self.p.in_bucket(
             op.bucket, lambda s: read_resources(s, backup.resources_key)
         )
-        for obj in sorted(objects, key=restore_rank):
-            if is_workload(obj):
-                await self._create(kube, remap_namespace(obj, op.namespace_mapping))
+        return build_plan(objects, op.namespace_mapping, options_of(op))
+
+    async def _finish(self, op: Operation) -> None:
+        kube = self.p.cluster(op.target_cluster)
+        plan = await self._plan(op)
+        op = await self._record(op, await apply_all(kube, plan.last, policy_of(options_of(op))))
+        if op.app_id:
+            copy = restored_app(op.app_id, op.target_cluster, op.namespace_mapping, plan.objects)
+            await run_stage(self.p, op.id, copy, "post-restore", hooks_of=op.app_id)
 
         def finish(o: Operation) -> None:
-            o.phase = "Completed"
-            o.message = f"{len(objects)} resources, {len(o.volumes)} volumes restored"
+            counts = {s: sum(1 for i in o.items if i.state == s) for s in ("Completed", "Skipped")}
+            failed = [i for i in o.items if i.state == "Failed"]
+            o.phase = "PartiallyFailed" if failed else "Completed"
+            o.message = (
+                f"{counts['Completed']} resources restored, {counts['Skipped']} skipped, "
+                f"{len(failed)} failed; {len(o.volumes)} volumes restored"
+            )
+            if failed:
+                o.message += "; failed: " + "; ".join(
+                    f"{i.kind} {i.namespace}/{i.name}: {i.message}" for i in failed
+                )
 
         op = await self.p.operations.change(op.id, finish)
-        log.info("restore %s completed into %s", op.id, op.target_cluster)
+        log.info("restore %s ended %s in %s", op.id, op.phase, op.target_cluster)
+        await self._release(op)
         await self.p.bus.publish(catalog.RESTORE_COMPLETED, self._event(op))
 
-    @staticmethod
-    async def _create(kube: Any, obj: Obj) -> None:
-        try:
-            await kube.create(obj)
-        except AlreadyExists:
-            pass  # existing-resource policy "skip", the safe default
-        except Exception as exc:
-            meta = obj.get("metadata", {})
-            raise PermanentError(
-                f"create {obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}: {exc}"
-            ) from exc
+    async def _record(self, op: Operation, items: list[ItemResult]) -> Operation:
+        def record(o: Operation) -> None:
+            o.items.extend(items)
+
+        return await self.p.operations.change(op.id, record)
+
+    async def _release(self, op: Operation) -> None:
+        if options_of(op).in_place and op.app_id:
+            await inplace.unlock(self.p, op.app_id, op.id)
 
     async def _fail(self, op: Operation, message: str) -> None:
         def fail(o: Operation) -> None:
             o.phase, o.message = "Failed", message
+            o.app_id = o.app_id or op.app_id
 
         op = await self.p.operations.change(op.id, fail)
         log.warning("restore %s failed: %s", op.id, message)
+        await self._release(op)
         await self.p.bus.publish(catalog.RESTORE_FAILED, self._event(op))
 
     @staticmethod

@@ -21,6 +21,7 @@ from services.provisioner.capacity import CapacityWatch
 from services.provisioner.claims import ClaimRejected, is_ours, needs_volume, pick_class
 from services.provisioner.env import SNAPSHOT_API, Env
 from services.provisioner.grants import waits_on
+from services.provisioner.group_snapshots import GroupSnapshots
 from services.provisioner.pools import Pool, default_pools
 from services.provisioner.provision import Provisioning
 from services.provisioner.reclaim import Reclaimer
@@ -78,6 +79,7 @@ class Provisioner:
         self.reclaimer = Reclaimer(self.env)
         self.resizer = Resizer(self.env)
         self.snapshot_controller = Snapshots(self.env)
+        self.groups = GroupSnapshots(self.env, self.snapshot_controller)
         self.reverter = Reverter(self.env)
         self.ready = asyncio.Event()
 
@@ -195,7 +197,7 @@ class Provisioner:
                 await self.reclaimer.reconcile_pv(name)
             elif kind == "volume":
                 await self.reclaimer.check_volume(name)
-            elif kind == "snapshot":
+            elif kind == "snapshot" and name not in self.groups.inflight:
                 await self.snapshot_controller.reconcile(*name.split("/", 1))
         except (Conflict, KeyExistsError) as exc:  # someone wrote first: read again, retry
             raise Retry(str(exc)) from exc

@@ -8,6 +8,7 @@ from collections import Counter
 from services.provisioner.backend_admin import BackendAdmin
 from services.provisioner.backends.base import BackendError, StorageBackend
 from services.provisioner.controller import Provisioner
+from services.provisioner.queries import serve_queries
 from services.provisioner.records import VolumeRecord
 from vessel import metrics
 from vessel.kube.client import KubeCluster
@@ -35,6 +36,8 @@ async def serve(ctx: ServiceContext) -> None:
     await asyncio.gather(
         provisioner.run(),
         admin.serve(provisioner.ready),
+        provisioner.groups.serve(ctx.bus, provisioner.ready),
+        serve_queries(provisioner.env, ctx.bus, provisioner.ready),
         report_capacity(provisioner.env.backends, ctx),
     )
 

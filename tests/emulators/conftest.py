@@ -14,7 +14,7 @@ from tests.emulators.support import running
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[ApiClient]:
-    with running(tmp_path) as (_, api_client):
+    with running(tmp_path, allow_exec=True) as (_, api_client):
         yield api_client
 
 

@@ -9,6 +9,8 @@ Contract of `Bus`:
 - `consume` runs handlers with retry policy from `vessel.bus.errors`; a message that cannot
   be decoded, fails permanently, or exhausts its deliveries is terminated and re-published
   as `system.message.deadlettered`.
+- Every message carries W3C trace context (header `traceparent`, mirrored in the envelope):
+  publishing is a PRODUCER span, handling a CONSUMER span continuing the producer's trace.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,8 +37,9 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue as NatsKeyValue
+from opentelemetry.trace import Span, SpanKind
 
-from vessel import metrics
+from vessel import metrics, tracing
 from vessel.bus.codec import DecodeError, decode, encode, for_dead_letter
 from vessel.bus.errors import BusError, KeyExistsError, PermanentError, TemporaryError
 from vessel.contracts import catalog
@@ -44,7 +47,6 @@ from vessel.contracts.catalog import Message
 from vessel.contracts.envelope import CONTENT_TYPE, CloudEvent
 from vessel.contracts.events import DeadLettered
 from vessel.contracts.models import Payload
-from vessel.telemetry import child_traceparent, current_traceparent
 
 log = logging.getLogger("vessel.bus")
 Handler = Callable[[Any], Awaitable[None]]
@@ -57,6 +59,20 @@ class Entry:
     key: str
     value: bytes
     revision: int
+
+
+@contextlib.contextmanager
+def _processing(msg: Msg, event: CloudEvent | None) -> Iterator[Span]:
+    """The CONSUMER span of handling `msg`, in the trace its header (else envelope) names."""
+    headers = msg.headers or {}
+    parent = headers.get("traceparent") or (event.traceparent if event is not None else None)
+    with tracing.span(
+        f"{msg.subject} process",
+        tracing.messaging(msg.subject, "process", event.id if event is not None else None),
+        kind=SpanKind.CONSUMER,
+        context=tracing.extract({"traceparent": parent} if parent else {}),
+    ) as span:
+        yield span
 
 
 def _known_type(event: CloudEvent | None) -> str:
@@ -187,18 +203,27 @@ class Bus:
         cluster: str | None = None,
         subject: str | None = None,
     ) -> CloudEvent:
-        event = encode(message, payload, self.source, subject, child_traceparent())
-        await self.publish_raw(message.subject_for(cluster), event)
+        event = encode(message, payload, self.source, subject, None)
+        event = await self.publish_raw(message.subject_for(cluster), event)
         metrics.PUBLISHED.labels(message.type).inc()
         return event
 
-    async def publish_raw(self, subject: str, event: CloudEvent) -> None:
-        headers = {"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE}
-        if event.traceparent:
-            headers["traceparent"] = event.traceparent
-        await self.js.publish(
-            subject, event.model_dump_json(exclude_none=True).encode(), headers=headers
-        )
+    async def publish_raw(self, subject: str, event: CloudEvent) -> CloudEvent:
+        """Publish an encoded event in a PRODUCER span; returns it as sent, carrying that
+        span's traceparent. Outside any trace, an event's own traceparent is continued."""
+        with tracing.span(
+            f"{subject} publish",
+            tracing.messaging(subject, "publish", event.id),
+            kind=SpanKind.PRODUCER,
+            context=tracing.continuing(event.traceparent),
+        ):
+            headers = {"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE}
+            tracing.inject(headers)
+            event = event.model_copy(update={"traceparent": headers.get("traceparent")})
+            await self.js.publish(
+                subject, event.model_dump_json(exclude_none=True).encode(), headers=headers
+            )
+        return event
 
     async def consume(
         self,
@@ -249,18 +274,25 @@ class Bus:
                 await self._dispatch(msg, stream, by_type)
 
     async def _dispatch(self, msg: Msg, stream: str, by_type: dict[str, Handler]) -> None:
-        delivered = msg.metadata.num_delivered
         try:
             event, payload = decode(msg.data)
         except DecodeError as exc:
-            await self._dead_letter(msg, stream, str(exc), exc.event)
+            with _processing(msg, exc.event) as span:
+                tracing.fail(span, str(exc))
+                await self._dead_letter(msg, stream, str(exc), exc.event)
             metrics.MESSAGES.labels(_known_type(exc.event), "dead_lettered").inc()
             return
         handler = by_type.get(event.type)
         if handler is None:
             await msg.ack()  # another consumer's type on a shared filter: not ours to judge
             return
-        token = current_traceparent.set(event.traceparent or (msg.headers or {}).get("traceparent"))
+        with _processing(msg, event) as span:
+            await self._handle(msg, stream, event, payload, handler, span)
+
+    async def _handle(
+        self, msg: Msg, stream: str, event: CloudEvent, payload: Any, handler: Handler, span: Span
+    ) -> None:
+        delivered = msg.metadata.num_delivered
         heartbeat = asyncio.create_task(self._keep_alive(msg))
         outcome = "acked"
         started = time.monotonic()
@@ -268,8 +300,12 @@ class Bus:
             await handler(payload)
         except PermanentError as exc:
             outcome = "dead_lettered"
+            span.record_exception(exc)
+            tracing.fail(span, f"terminated: {exc}")
             await self._dead_letter(msg, stream, f"permanent error: {exc}", event)
         except Exception as exc:
+            span.record_exception(exc)
+            tracing.fail(span, f"{'terminated' if delivered >= MAX_DELIVER else 'naked'}: {exc}")
             delay = exc.delay if isinstance(exc, TemporaryError) else DEFAULT_RETRY_DELAY
             if delivered >= MAX_DELIVER:
                 outcome = "dead_lettered"
@@ -285,7 +321,6 @@ class Bus:
             await msg.ack()
         finally:
             heartbeat.cancel()
-            current_traceparent.reset(token)
             metrics.MESSAGES.labels(event.type, outcome).inc()
             metrics.HANDLER_SECONDS.labels(event.type).observe(time.monotonic() - started)
 
@@ -319,10 +354,17 @@ class Bus:
         no answer comes in time, BusError when nobody serves `subject`."""
         if self._nc is None:
             raise BusError("bus is not connected")
-        try:
-            reply = await self._nc.request(subject, data, timeout=wait)
-        except nats.errors.NoRespondersError as exc:
-            raise BusError(f"nobody answers requests on {subject}") from exc
+        with tracing.span(
+            f"{subject} publish",
+            tracing.messaging(subject, "publish", None),
+            kind=SpanKind.PRODUCER,
+        ):
+            headers: dict[str, str] = {}
+            tracing.inject(headers)
+            try:
+                reply = await self._nc.request(subject, data, timeout=wait, headers=headers)
+            except nats.errors.NoRespondersError as exc:
+                raise BusError(f"nobody answers requests on {subject}") from exc
         return bytes(reply.data)
 
     async def serve(
@@ -338,10 +380,13 @@ class Bus:
             raise BusError("bus is not connected")
 
         async def answer(msg: Msg) -> None:
-            try:
-                await msg.respond(await handler(msg.subject, msg.data))
-            except Exception:
-                log.exception("request on %s failed", msg.subject)
+            with _processing(msg, None) as span:
+                try:
+                    await msg.respond(await handler(msg.subject, msg.data))
+                except Exception as exc:
+                    span.record_exception(exc)
+                    tracing.fail(span, f"no answer: {exc}")
+                    log.exception("request on %s failed", msg.subject)
 
         subscription = await self._nc.subscribe(subject, queue=queue, cb=answer)
 

@@ -9,12 +9,17 @@ Each setting comes from, in order: a flag, an environment variable, the config f
     tls_ca: ca.pem        # relative paths are relative to the file
     tls_cert: alice.pem   # mTLS client certificate and key
     tls_key: alice.key
+    otlp_endpoint: http://collector:4317   # export the CLI's spans (OTLP/gRPC)
+
+Every call is traced (a CLIENT span whose context the gateway continues); the standard
+TRACEPARENT environment variable puts the calls in the caller's trace.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import stat
 import sys
 from collections.abc import Mapping
@@ -25,6 +30,9 @@ from typing import Any, NamedTuple
 import grpc
 import yaml
 
+from vessel import tracing
+from vessel.rpc_tracing import ClientTracing
+
 DEFAULT_ENDPOINT = "127.0.0.1:50051"
 SETTINGS = {
     # name: (flag attribute, environment variable)
@@ -34,8 +42,10 @@ SETTINGS = {
     "tls_ca": ("tls_ca", "VESSEL_TLS_CA"),
     "tls_cert": ("tls_cert", "VESSEL_TLS_CERT"),
     "tls_key": ("tls_key", "VESSEL_TLS_KEY"),
+    "otlp_endpoint": ("otlp_endpoint", "VESSEL_OTLP_ENDPOINT"),
 }
 PATHS = ("tls_ca", "tls_cert", "tls_key")
+OTLP_ENDPOINT = re.compile(r"^https?://[^/\s:]+(:[0-9]{1,5})?/?$")
 
 
 class CliConfigError(Exception):
@@ -50,6 +60,9 @@ class Connection:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    otlp_endpoint: str | None = None
+    traceparent: str | None = None
+    """W3C trace context the calls continue (TRACEPARENT)."""
 
     @property
     def secure(self) -> bool:
@@ -124,10 +137,17 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         endpoint=str(values.get("endpoint", DEFAULT_ENDPOINT)),
         token=str(values.get("token", "")).strip(),
         tls=_flag(values.get("tls", False)),
+        otlp_endpoint=str(values["otlp_endpoint"]) if values.get("otlp_endpoint") else None,
+        traceparent=env.get("TRACEPARENT") or None,
         **{k: Path(str(values[k])).expanduser() for k in PATHS if values.get(k)},
     )
     if (connection.tls_cert is None) != (connection.tls_key is None):
         raise CliConfigError("--tls-cert and --tls-key go together (the mTLS client identity)")
+    endpoint = connection.otlp_endpoint
+    if endpoint is not None and not OTLP_ENDPOINT.match(endpoint):
+        raise CliConfigError(
+            f"otlp_endpoint {endpoint!r} is not http://host:port or https://host:port"
+        )
     return connection
 
 
@@ -169,7 +189,10 @@ def _read(path: Path | None, what: str) -> bytes | None:
 
 
 def open_channel(connection: Connection) -> tuple[grpc.Channel, grpc.Channel]:
-    """(channel to close, channel to call through)."""
+    """(channel to close, channel to call through). Sets up the CLI's tracing unless the
+    program it runs in already did; buffered spans are exported when the process exits."""
+    if not tracing.configured():
+        tracing.configure("cli", connection.otlp_endpoint)
     if connection.secure:
         credentials = grpc.ssl_channel_credentials(
             root_certificates=_read(connection.tls_ca, "CA bundle"),
@@ -186,6 +209,7 @@ def open_channel(connection: Connection) -> tuple[grpc.Channel, grpc.Channel]:
                 "(use --tls-ca or --tls)",
                 file=sys.stderr,
             )
-    if not connection.token:
-        return channel, channel
-    return channel, grpc.intercept_channel(channel, _Bearer(connection.token))
+    interceptors: list[Any] = [ClientTracing(connection.traceparent)]
+    if connection.token:
+        interceptors.append(_Bearer(connection.token))
+    return channel, grpc.intercept_channel(channel, *interceptors)

@@ -18,31 +18,11 @@ from grpc_status import rpc_status
 
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.cli import events, tokens
+from vessel.cli import completion, events, infra, protection, tokens
 from vessel.cli.connection import CliConfigError, add_arguments, config_path, open_channel, resolve
 from vessel.cli.output import render
 
 Command = Callable[[grpc.Channel, argparse.Namespace], list[Any]]
-
-
-def _mapping(pairs: list[str]) -> dict[str, str]:
-    mapping = {}
-    for pair in pairs:
-        source, sep, target = pair.partition(":")
-        if not sep or not source or not target:
-            raise SystemExit(f"error: --namespace-map {pair!r} is not SOURCE:TARGET")
-        mapping[source] = target
-    return mapping
-
-
-def _wait(channel: grpc.Channel, op: pb.Operation, args: argparse.Namespace) -> pb.Operation:
-    if not getattr(args, "wait", False):
-        return op
-    stub = rpc.OperationServiceStub(channel)
-    reply: pb.Operation = stub.WaitOperation(
-        pb.WaitOperationRequest(id=op.id, timeout_seconds=args.timeout)
-    )
-    return reply
 
 
 def app_list(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
@@ -54,26 +34,6 @@ def app_list(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
 
 def app_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
     return [rpc.AppServiceStub(ch).GetApp(pb.GetAppRequest(id=a.id))]
-
-
-def backup_create(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
-    op = rpc.BackupServiceStub(ch).CreateBackup(
-        pb.CreateBackupRequest(app_id=a.app, bucket=a.bucket, request_id=a.request_id)
-    )
-    return [_wait(ch, op, a)]
-
-
-def restore_create(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
-    op = rpc.RestoreServiceStub(ch).CreateRestore(
-        pb.CreateRestoreRequest(
-            backup_id=a.backup,
-            bucket=a.bucket,
-            target_cluster=a.to_cluster,
-            namespace_mapping=_mapping(a.namespace_map),
-            request_id=a.request_id,
-        )
-    )
-    return [_wait(ch, op, a)]
 
 
 def operation_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
@@ -107,30 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="<cluster>.<namespace>.<name>")
     p.set_defaults(run=app_get)
 
-    def long_running(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--request-id", default="", help="idempotency key")
-        p.add_argument("--wait", action="store_true", help="wait until the operation ends")
-        p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
-
-    backup = resources.add_parser("backup", help="app backups").add_subparsers(
-        dest="verb", required=True
-    )
-    p = backup.add_parser("create")
-    p.add_argument("app", help="app id <cluster>.<namespace>.<name>")
-    p.add_argument("--bucket", required=True)
-    long_running(p)
-    p.set_defaults(run=backup_create)
-
-    restore = resources.add_parser("restore", help="restores of backups").add_subparsers(
-        dest="verb", required=True
-    )
-    p = restore.add_parser("create")
-    p.add_argument("backup", help="backup id")
-    p.add_argument("--bucket", required=True)
-    p.add_argument("--to-cluster", required=True)
-    p.add_argument("--namespace-map", action="append", default=[], metavar="SOURCE:TARGET")
-    long_running(p)
-    p.set_defaults(run=restore_create)
+    protection.add_parsers(resources)
 
     operation = resources.add_parser("operation", help="long-running operations").add_subparsers(
         dest="verb", required=True
@@ -142,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--timeout", type=float, default=600.0)
     p.set_defaults(run=operation_wait)
+    infra.add_parsers(resources, operation)
+    completion.add_parser(resources, build_parser)
     tokens.add_parser(resources)
     events.add_parser(resources)
     return parser

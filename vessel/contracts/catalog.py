@@ -12,8 +12,11 @@ import builtins
 from dataclasses import dataclass
 from typing import Literal
 
+from vessel.contracts import buckets as bkt
 from vessel.contracts import commands as cmd
 from vessel.contracts import events as evt
+from vessel.contracts import group_snapshots as grp
+from vessel.contracts import hooks
 from vessel.contracts import protection as prot
 from vessel.contracts.models import Payload
 
@@ -116,6 +119,17 @@ SNAPSHOT_REVERTED = _event(
     evt.SnapshotReverted,
     "A claim's volume was reverted in place to a VolumeSnapshot of it (annotation "
     "vessel.io/revert-to).",
+)
+GROUP_SNAPSHOT_CREATED = _event(
+    "provisioner.snapshot.group.created",
+    grp.GroupSnapshotResult,
+    "The claims of a group snapshot command were snapshotted back to back; each member names "
+    "its ready VolumeSnapshot and read-only data, or its error; `spread_seconds` is measured.",
+)
+GROUP_SNAPSHOT_FAILED = _event(
+    "provisioner.snapshot.group.failed",
+    grp.GroupSnapshotResult,
+    "No claim of a group snapshot command could be snapshotted; `error` and members say why.",
 )
 POOL_CAPACITY_LOW = _event(
     "provisioner.pool.capacity.low",
@@ -231,6 +245,64 @@ RUN_MISSED = _event(
     "A schedule's run time passed without a run (service down, paused by an in-place "
     "restore); reported once per missed time.",
 )
+OPERATION_CANCELED = _event(
+    "protection.operation.canceled",
+    prot.OperationCanceled,
+    "A running operation was canceled on request; its transfers stop and report failure.",
+)
+HOOK_CHANGED = _event(
+    "protection.hook.changed", hooks.ExecHook, "An execution hook was created or replaced."
+)
+HOOK_REMOVED = _event("protection.hook.removed", hooks.ExecHook, "An execution hook was removed.")
+HOOK_FAILED = _event(
+    "protection.hook.failed",
+    hooks.HookFailed,
+    "A hook run in one container failed (non-zero exit, could not start) or timed out.",
+)
+CLONE_STARTED = _event(
+    "protection.clone.started", prot.CompositeEvent, "A clone of an app was accepted and began."
+)
+CLONE_COMPLETED = _event(
+    "protection.clone.completed",
+    prot.CompositeEvent,
+    "The app's copy runs in the target namespace or cluster with its data.",
+)
+CLONE_FAILED = _event(
+    "protection.clone.failed", prot.CompositeEvent, "A clone ended in failure at `step`."
+)
+MIGRATION_STARTED = _event(
+    "protection.migration.started", prot.CompositeEvent, "A migration was accepted and began."
+)
+MIGRATION_COMPLETED = _event(
+    "protection.migration.completed",
+    prot.CompositeEvent,
+    "The app runs in the target; the source's workloads were scaled to zero if asked.",
+)
+MIGRATION_FAILED = _event(
+    "protection.migration.failed",
+    prot.CompositeEvent,
+    "A migration ended in failure at `step`; the source keeps running.",
+)
+BUCKET_ADDED = _event(
+    "protection.bucket.added",
+    bkt.BucketChanged,
+    "A bucket was registered: its Secret keys resolved and it answered with them.",
+)
+BUCKET_UPDATED = _event(
+    "protection.bucket.updated",
+    bkt.BucketChanged,
+    "A registered bucket was re-pointed or given other Secret references.",
+)
+BUCKET_REMOVED = _event(
+    "protection.bucket.removed",
+    bkt.BucketChanged,
+    "A registered bucket was forgotten; its objects stay in S3.",
+)
+BUCKET_REJECTED = _event(
+    "protection.bucket.rejected",
+    bkt.BucketRejected,
+    "A bucket registration or removal was refused; `error` says what was wrong.",
+)
 TRANSFER_COMPLETED = _event(
     "mover.transfer.completed", evt.TransferResult, "The mover finished copying a volume."
 )
@@ -241,6 +313,11 @@ TRANSFER_PROGRESS = _event(
 )
 TRANSFER_FAILED = _event(
     "mover.transfer.failed", evt.TransferResult, "The mover could not copy a volume."
+)
+SNAPSHOTS_FORGOTTEN = _event(
+    "mover.snapshots.forgotten",
+    evt.SnapshotsForgotten,
+    "Repository snapshots were forgotten (and unreferenced data pruned), or `error` says why not.",
 )
 DEAD_LETTERED = _event(
     "system.message.deadlettered",
@@ -278,6 +355,43 @@ PUT_SCHEDULE = _command(
 REMOVE_SCHEDULE = _command(
     "protection", "schedule.remove", prot.RemoveSchedule, "Remove a schedule.", False
 )
+CANCEL_OPERATION = _command(
+    "protection",
+    "operation.cancel",
+    prot.CancelOperation,
+    "Cancel a running operation; a finished one is left as it ended.",
+    False,
+)
+PUT_HOOK = _command(
+    "protection", "hook.put", hooks.PutHook, "Create or replace an app's execution hook.", False
+)
+REMOVE_HOOK = _command(
+    "protection", "hook.remove", hooks.RemoveHook, "Remove an app's execution hook.", False
+)
+CREATE_CLONE = _command(
+    "protection",
+    "clone",
+    prot.CreateClone,
+    "Clone an app from itself, a snapshot or a backup into a namespace or cluster.",
+    False,
+)
+CREATE_MIGRATION = _command(
+    "protection",
+    "migrate",
+    prot.CreateMigration,
+    "Migrate an app: backup, restore into the target, scale the source down.",
+    False,
+)
+PUT_BUCKET = _command(
+    "protection",
+    "bucket.put",
+    bkt.PutBucket,
+    "Register or update a bucket (credentials and password as Secret key references).",
+    False,
+)
+REMOVE_BUCKET = _command(
+    "protection", "bucket.remove", bkt.RemoveBucket, "Forget a registered bucket.", False
+)
 MOVE_TO_BUCKET = _command(
     "mover", "backup", cmd.MoveToBucket, "Copy a volume's files into a bucket.", True
 )
@@ -289,6 +403,13 @@ COPY_SNAPSHOT = _command(
     "copy",
     cmd.CopySnapshot,
     "Copy a volume's snapshot between buckets' repositories, moving only missing data.",
+    True,
+)
+FORGET_SNAPSHOTS = _command(
+    "mover",
+    "forget",
+    cmd.ForgetSnapshots,
+    "Forget a bucket's repository snapshots and prune the data nothing references any more.",
     True,
 )
 REGISTER_CLUSTER = _command(
@@ -343,6 +464,13 @@ REMOVE_BACKEND = _command(
     "Remove a backend holding no volumes from a cluster's provisioner.",
     True,
 )
+SNAPSHOT_GROUP = _command(
+    "provisioner",
+    "snapshot.group",
+    grp.SnapshotGroup,
+    "Snapshot the volumes of several claims back to back as one group of VolumeSnapshots.",
+    True,
+)
 
 QUERY_SUBJECTS = "vessel.query.>"
 """Core NATS request/reply (not stored): queries served by a service's queue group."""
@@ -352,8 +480,18 @@ QUERY_APP = "vessel.query.discovery.app"
 """Request `AppLookup`, reply `AppDetail` (or `QueryFailed`)."""
 QUERY_CLUSTERS = "vessel.query.discovery.clusters"
 """Request `ClusterQuery`, reply `ClusterList` (or `QueryFailed`)."""
+QUERY_CATALOG = "vessel.query.protection.catalog"
+"""Request `CatalogRead`, reply `CatalogReply` (or `QueryFailed`): backup catalog objects of
+a bucket, for services that hold no bucket credentials."""
 QUERY_RESTORE_PREFLIGHT = "vessel.query.protection.restore.preflight"
 """Request `RestorePreflight`, reply `PreflightResult` (or `QueryFailed`)."""
+
+QUERY_PROVISIONER_BACKENDS = "vessel.query.provisioner.{cluster}.backends"
+"""Request `BackendQuery`, reply `BackendList` (or `QueryFailed`); per cluster."""
+QUERY_PROVISIONER_STORAGECLASSES = "vessel.query.provisioner.{cluster}.storageclasses"
+"""Request `StorageClassQuery`, reply `StorageClassList` (or `QueryFailed`); per cluster."""
+QUERY_PROVISIONER_VOLUMES = "vessel.query.provisioner.{cluster}.volumes"
+"""Request `VolumeUsageQuery`, reply `VolumeUsage` (or `QueryFailed`); per cluster."""
 
 ALL: tuple[Message, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Message))
 BY_TYPE: dict[str, Message] = {m.type: m for m in ALL}

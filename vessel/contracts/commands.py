@@ -152,3 +152,15 @@ class CopySnapshot(Payload):
     source_bucket: Identifier
     snapshot_id: SnapshotId
     target_bucket: Identifier
+
+
+class ForgetSnapshots(Payload):
+    """Drop repository snapshots from a bucket's repository (the volumes of a deleted
+    backup) and, with `prune`, delete the data no remaining snapshot references. Forgetting
+    a snapshot that is already gone succeeds."""
+
+    operation_id: Identifier
+    cluster: ClusterId
+    bucket: Identifier
+    snapshot_ids: list[SnapshotId] = Field(default_factory=list)
+    prune: bool = True

@@ -215,6 +215,19 @@ class TransferResult(Payload):
     error: str = ""
 
 
+class SnapshotsForgotten(Payload):
+    """The mover's answer to `mover.<cluster>.forget`: the snapshots are gone from the
+    bucket's repository and, if asked, the data no other snapshot used was pruned."""
+
+    operation_id: Identifier
+    cluster: ClusterId
+    bucket: Identifier
+    snapshot_ids: list[str] = Field(default_factory=list)
+    deleted_packs: int = Field(0, ge=0, description="Pack files the prune deleted")
+    deleted_bytes: int = Field(0, ge=0)
+    error: str = Field("", description="Why the repository could not be changed; empty: done")
+
+
 class TransferProgress(Payload):
     transfer_id: Identifier
     operation_id: Identifier

@@ -4,11 +4,11 @@ read by the gateway). Phases follow Velero's vocabulary."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vessel.contracts.protection import ItemResult
+from vessel.contracts.protection import ItemResult, RestoreOptions
 
 Phase = Literal["New", "InProgress", "Completed", "PartiallyFailed", "Failed", "Canceled"]
 TERMINAL: frozenset[str] = frozenset({"Completed", "PartiallyFailed", "Failed", "Canceled"})
@@ -27,6 +27,9 @@ class VolumeWork(BaseModel):
     snapshot_id: str = ""
     bytes: int = 0
     error: str = ""
+    parent_snapshot: str = Field(
+        "", description="backup: the earlier repository snapshot it is incremental to"
+    )
 
 
 class Operation(BaseModel):
@@ -49,6 +52,12 @@ class Operation(BaseModel):
     volumes: list[VolumeWork] = Field(default_factory=list)
     items: list[ItemResult] = Field(
         default_factory=list, description="Per-item outcomes: resources, hooks, snapshots"
+    )
+    request: dict[str, Any] = Field(
+        default_factory=dict, description="The command of a composite operation (clone, migrate)"
+    )
+    restore_options: RestoreOptions | None = Field(
+        None, description="restore: the options it runs with (its later steps plan again)"
     )
     created: datetime = Field(default_factory=now)
     updated: datetime = Field(default_factory=now)

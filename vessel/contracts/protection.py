@@ -191,3 +191,65 @@ class PreflightViolation(Payload):
 class PreflightResult(Payload):
     ok: bool
     violations: list[PreflightViolation] = Field(default_factory=list)
+
+
+class CancelOperation(Payload):
+    """Cancel a running operation: protection marks it Canceled (a finished one is left
+    alone) and announces `protection.operation.canceled`; the mover then stops its
+    transfers. Idempotent: cancelling a canceled operation changes nothing."""
+
+    operation_id: Identifier
+    requested_by: str = "anonymous"
+
+
+class OperationCanceled(Payload):
+    """An operation was canceled; transfers still running for it stop and fail."""
+
+    operation_id: Identifier
+    kind: str
+    requested_by: str = "anonymous"
+    transfer_ids: list[Identifier] = Field(
+        default_factory=list, description="Transfers the operation had started"
+    )
+
+
+class CreateClone(Payload):
+    """Copy an app to another namespace or cluster as one operation: from the live app (a
+    fresh snapshot, then a backup of it, then a restore), from an app snapshot (its backup,
+    then a restore) or from a backup (a restore only — across clusters the fastest)."""
+
+    operation_id: Identifier
+    app_id: AppId
+    source: Literal["live", "snapshot", "backup"] = "live"
+    snapshot_id: Identifier | None = Field(None, description="Required for source snapshot")
+    backup_id: Identifier | None = Field(None, description="Required for source backup")
+    bucket: Identifier
+    target_cluster: ClusterId
+    namespace_mapping: dict[K8sName, K8sName] = Field(default_factory=dict)
+    options: RestoreOptions = Field(default_factory=RestoreOptions)
+    requested_by: str = "anonymous"
+
+
+class CreateMigration(Payload):
+    """Move an app: a backup, a restore into the target, then (optionally) the source's
+    workloads scaled to zero — its data and objects stay for a way back."""
+
+    operation_id: Identifier
+    app_id: AppId
+    bucket: Identifier
+    target_cluster: ClusterId
+    namespace_mapping: dict[K8sName, K8sName] = Field(default_factory=dict)
+    options: RestoreOptions = Field(default_factory=RestoreOptions)
+    scale_down_source: bool = True
+    requested_by: str = "anonymous"
+
+
+class CompositeEvent(Payload):
+    """A clone or migration changed phase; `step` is the step running or that ended it."""
+
+    operation_id: Identifier
+    kind: Literal["clone", "migrate"]
+    app_id: AppId
+    target_cluster: ClusterId
+    step: str = ""
+    message: str = ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,14 +20,19 @@ from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import config, watch
+from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from kubernetes.stream import stream as ws_stream
 
 from vessel.kube import errors
+from vessel.kube.exec_stream import ExecResult, connect_error, exit_code, read_exec
 
 T = TypeVar("T")
 Obj = dict[str, Any]
+Argv = list[str]
+"""A command and its arguments (`list` is a method name inside `KubeCluster`)."""
 MERGE_PATCH = "application/merge-patch+json"
 _BY_STATUS: dict[int, type[errors.KubeError]] = {
     401: errors.Unauthorized,
@@ -145,6 +151,19 @@ class KubeCluster:
 
         return await self._call(f"patch {kind} {namespace}/{name}", run)
 
+    async def replace(self, obj: Obj) -> Obj:
+        """PUT `obj` over the stored object; `metadata.resourceVersion` must be the stored
+        one (Conflict otherwise), so a concurrent change is never overwritten unseen."""
+        meta = obj.get("metadata", {})
+        return await self._call(
+            f"replace {obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}",
+            lambda: (
+                self._resource(obj["apiVersion"], obj["kind"])
+                .replace(body=obj, name=meta.get("name"), namespace=meta.get("namespace"))
+                .to_dict()
+            ),
+        )
+
     async def delete(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> None:
@@ -153,6 +172,82 @@ class KubeCluster:
                 f"delete {kind} {namespace}/{name}",
                 lambda: self._resource(api_version, kind).delete(name=name, namespace=namespace),
             )
+
+    async def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        command: Argv,
+        timeout: float,  # noqa: ASYNC109 - the worker thread enforces it, closing the stream
+    ) -> ExecResult:
+        """Run `command` in a container (pods/exec over WebSocket) and wait for it.
+
+        Not idempotent: every call runs the command. Raises `NotFound` for a missing pod,
+        `BadRequest` for a container the pod does not have, `ExecTimeout` when it runs
+        longer than `timeout` seconds (the stream is closed, which ends it), `ExecFailed`
+        when it could not be started. A non-zero exit is a result, not an error.
+        """
+        if not command:
+            raise errors.BadRequest(f"{self.name}: exec in {namespace}/{pod}: empty command")
+        what = f"{self.name}: exec in {namespace}/{pod}/{container}"
+        cancelled = threading.Event()
+        task = asyncio.create_task(
+            asyncio.to_thread(
+                self._exec_blocking, what, namespace, pod, container, command, timeout, cancelled
+            )
+        )
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled.set()  # the worker closes the stream within a poll interval
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            raise
+
+    def _exec_blocking(
+        self,
+        what: str,
+        namespace: str,
+        pod: str,
+        container: str,
+        command: Argv,
+        timeout: float,
+        cancelled: threading.Event,
+    ) -> ExecResult:
+        deadline = time.monotonic() + timeout
+        # `stream` swaps the ApiClient's transport while it connects: never the shared one.
+        api = ApiClient(configuration=self._api.configuration)
+        try:
+            try:
+                ws = ws_stream(
+                    CoreV1Api(api).connect_get_namespaced_pod_exec,
+                    pod,
+                    namespace,
+                    command=command,
+                    container=container,
+                    stdout=True,
+                    stderr=True,
+                    stdin=False,
+                    tty=False,
+                    binary=True,
+                    _preload_content=False,
+                )
+            except ApiException as exc:
+                raise connect_error(exc, what) from exc
+            try:
+                out, err, status = read_exec(ws.sock, deadline, cancelled)
+            except TimeoutError:
+                raise errors.ExecTimeout(
+                    f"{what}: {command[0]!r} did not finish within {timeout:g}s; stream closed"
+                ) from None
+            except Exception as exc:
+                raise errors.ExecFailed(f"{what}: exec stream failed: {exc}") from exc
+            finally:
+                ws.close()
+            code = exit_code(status, what)
+            return ExecResult(code, out.text(), err.text(), out.truncated or err.truncated)
+        finally:
+            api.close()
 
     async def emit_event(
         self, involved: Obj, reason: str, message: str, *, component: str, type_: str = "Warning"

@@ -2,6 +2,8 @@
 
 Permanent for the request: `NotFound`, `AlreadyExists`, `Invalid`, `Forbidden`,
 `Unauthorized`. Temporary: `Conflict` (re-read and retry), `Gone` (relist), `Unreachable`.
+Exec in a container: `ExecTimeout`, `ExecFailed` (a bad request, e.g. an unknown container,
+is `BadRequest`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class Gone(KubeError):
     status = 410
 
 
+class BadRequest(KubeError):
+    status = 400
+
+
 class Invalid(KubeError):
     status = 422
 
@@ -43,3 +49,12 @@ class Forbidden(KubeError):
 
 class Unreachable(KubeError):
     pass
+
+
+class ExecTimeout(KubeError):
+    """A command run in a container did not finish in time; its stream was closed."""
+
+
+class ExecFailed(KubeError):
+    """A command could not be run in a container at all (not its non-zero exit: the
+    runtime could not start it, or the stream ended without a status)."""

@@ -31,6 +31,7 @@ class MinioStore:
         self, endpoint: str, bucket: str, access_key: str, secret_key: str, *, secure: bool = False
     ) -> None:
         self.bucket = bucket
+        self.endpoint = endpoint
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5, read=60),
             maxsize=16,

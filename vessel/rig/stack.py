@@ -32,6 +32,8 @@ class Stack:
     btrfs: bool | None = None
     """True: btrfs required; False: dir backends only; None: btrfs for cluster-a when possible."""
     nats: NatsServer = field(init=False)
+    shared_s3: S3Server | None = None
+    """An S3 server started elsewhere (kept running at stop): two Vessels, one bucket."""
     s3: S3Server = field(init=False)
     clusters: dict[str, KubeEmulator] = field(default_factory=dict)
     kubeconfigs: dict[str, Path] = field(default_factory=dict)
@@ -43,6 +45,10 @@ class Stack:
     gateway: str = ""
     config_path: Path = field(init=False)
     repository_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    otlp_endpoint: str | None = None
+    """OTLP/gRPC collector every service exports its trace spans to; None: not exported."""
+    capacity_bytes: int = 512 << 20
+    """Capacity of each cluster's backend (a btrfs image is made 512 MiB larger)."""
 
     def __enter__(self) -> Stack:
         try:
@@ -59,15 +65,19 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.nats = NatsServer(self.workdir)
         self.nats.start()
-        self.s3 = S3Server(self.workdir)
-        self.s3.start(ready=self._bucket_ready)
+        if self.shared_s3 is not None:
+            self.s3 = self.shared_s3
+            self._bucket_ready()
+        else:
+            self.s3 = S3Server(self.workdir)
+            self.s3.start(ready=self._bucket_ready)
         backends = {cid: self._backend(cid, i) for i, cid in enumerate(CLUSTERS)}
         for cid in CLUSTERS:
             real = os.environ.get(f"VESSEL_KUBECONFIG_{cid.upper().replace('-', '_')}")
             if real:  # a real API server: the same scenario, no emulator
                 self.kubeconfigs[cid] = Path(real)
                 continue
-            emulator = KubeEmulator()
+            emulator = KubeEmulator(allow_exec=True)  # execution hooks run in its pods
             emulator.start()
             self.clusters[cid] = emulator
             self.kubeconfigs[cid] = self.workdir / f"{cid}.kubeconfig"
@@ -101,7 +111,11 @@ class Stack:
             self.btrfs if self.btrfs is not None else (index == 0 and btrfs_available() is None)
         )
         if use_btrfs:
-            fs = LoopBtrfs(self.workdir / f"{cluster}.img", self.workdir / f"{cluster}-btrfs")
+            fs = LoopBtrfs(
+                self.workdir / f"{cluster}.img",
+                self.workdir / f"{cluster}-btrfs",
+                size_bytes=max(1 << 30, self.capacity_bytes + (512 << 20)),
+            )
             self.filesystems.append(fs)
             fs.start()
             path, kind = fs.mountpoint, "btrfs"
@@ -113,7 +127,7 @@ class Stack:
             "name": f"{cluster}-local",
             "type": kind,
             "path": str(path),
-            "capacity_bytes": 512 << 20,
+            "capacity_bytes": self.capacity_bytes,
         }
 
     def config(self, backends: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -128,8 +142,10 @@ class Stack:
         }
 
     def env(self) -> dict[str, str]:
+        tracing = {"VESSEL_OTLP_ENDPOINT": self.otlp_endpoint} if self.otlp_endpoint else {}
         return {
             **os.environ,
+            **tracing,
             # The embedded default runs the gateway open: it listens on loopback only.
             "VESSEL_GATEWAY_AUTH__REQUIRED": "false",
             "VESSEL_ADMIN_TOKEN": "",  # a token in the caller's environment would close it
@@ -172,7 +188,8 @@ class Stack:
             proc.stop()
         for emulator in self.clusters.values():
             emulator.stop()
-        for server in (getattr(self, "s3", None), getattr(self, "nats", None)):
+        own_s3 = getattr(self, "s3", None) if self.shared_s3 is None else None
+        for server in (own_s3, getattr(self, "nats", None)):
             if server is not None:
                 server.stop()
         for fs in self.filesystems:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avessel/api/v1/vessel.proto\x12\rvessel.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n\x0bResourceRef\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\"i\n\x05\x43laim\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rstorage_class\x18\x02 \x01(\t\x12\x17\n\x0frequested_bytes\x18\x03 \x01(\x03\x12\x13\n\x0bvolume_name\x18\x04 \x01(\t\x12\r\n\x05phase\x18\x05 \x01(\t\"\xcd\x02\n\x03\x41pp\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x10\n\x08grouping\x18\x06 \x01(\t\x12\x32\n\x08selector\x18\x07 \x03(\x0b\x32 .vessel.api.v1.App.SelectorEntry\x12-\n\tworkloads\x18\x08 \x03(\x0b\x32\x1a.vessel.api.v1.ResourceRef\x12$\n\x06\x63laims\x18\t \x03(\x0b\x32\x14.vessel.api.v1.Claim\x12-\n\tresources\x18\n \x03(\x0b\x32\x1a.vessel.api.v1.ResourceRef\x1a/\n\rSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x0fListAppsRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\"4\n\x10ListAppsResponse\x12 \n\x04\x61pps\x18\x01 \x03(\x0b\x32\x12.vessel.api.v1.App\"\x1b\n\rGetAppRequest\x12\n\n\x02id\x18\x01 \x01(\t\"_\n\x0eVolumeProgress\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05\x63laim\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xb4\x03\n\tOperation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05phase\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x05 \x01(\t\x12\x11\n\tbackup_id\x18\x06 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x07 \x01(\t\x12\x16\n\x0etarget_cluster\x18\x08 \x01(\t\x12I\n\x11namespace_mapping\x18\t \x03(\x0b\x32..vessel.api.v1.Operation.NamespaceMappingEntry\x12.\n\x07volumes\x18\n \x03(\x0b\x32\x1d.vessel.api.v1.VolumeProgress\x12\x14\n\x0crequested_by\x18\x0b \x01(\t\x12+\n\x07\x63reated\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x37\n\x15NamespaceMappingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\x13\x43reateBackupRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xf4\x01\n\x14\x43reateRestoreRequest\x12\x11\n\tbackup_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x16\n\x0etarget_cluster\x18\x03 \x01(\t\x12T\n\x11namespace_mapping\x18\x04 \x03(\x0b\x32\x39.vessel.api.v1.CreateRestoreRequest.NamespaceMappingEntry\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x1a\x37\n\x15NamespaceMappingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"!\n\x13GetOperationRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x14WaitOperationRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\x01\x32\x95\x01\n\nAppService\x12K\n\x08ListApps\x12\x1e.vessel.api.v1.ListAppsRequest\x1a\x1f.vessel.api.v1.ListAppsResponse\x12:\n\x06GetApp\x12\x1c.vessel.api.v1.GetAppRequest\x1a\x12.vessel.api.v1.App2]\n\rBackupService\x12L\n\x0c\x43reateBackup\x12\".vessel.api.v1.CreateBackupRequest\x1a\x18.vessel.api.v1.Operation2`\n\x0eRestoreService\x12N\n\rCreateRestore\x12#.vessel.api.v1.CreateRestoreRequest\x1a\x18.vessel.api.v1.Operation2\xb0\x01\n\x10OperationService\x12L\n\x0cGetOperation\x12\".vessel.api.v1.GetOperationRequest\x1a\x18.vessel.api.v1.Operation\x12N\n\rWaitOperation\x12#.vessel.api.v1.WaitOperationRequest\x1a\x18.vessel.api.v1.Operationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avessel/api/v1/vessel.proto\x12\rvessel.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n\x0bResourceRef\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\"i\n\x05\x43laim\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rstorage_class\x18\x02 \x01(\t\x12\x17\n\x0frequested_bytes\x18\x03 \x01(\x03\x12\x13\n\x0bvolume_name\x18\x04 \x01(\t\x12\r\n\x05phase\x18\x05 \x01(\t\"\xcd\x02\n\x03\x41pp\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x10\n\x08grouping\x18\x06 \x01(\t\x12\x32\n\x08selector\x18\x07 \x03(\x0b\x32 .vessel.api.v1.App.SelectorEntry\x12-\n\tworkloads\x18\x08 \x03(\x0b\x32\x1a.vessel.api.v1.ResourceRef\x12$\n\x06\x63laims\x18\t \x03(\x0b\x32\x14.vessel.api.v1.Claim\x12-\n\tresources\x18\n \x03(\x0b\x32\x1a.vessel.api.v1.ResourceRef\x1a/\n\rSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x0fListAppsRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\"4\n\x10ListAppsResponse\x12 \n\x04\x61pps\x18\x01 \x03(\x0b\x32\x12.vessel.api.v1.App\"\x1b\n\rGetAppRequest\x12\n\n\x02id\x18\x01 \x01(\t\"_\n\x0eVolumeProgress\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05\x63laim\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xb4\x03\n\tOperation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05phase\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x05 \x01(\t\x12\x11\n\tbackup_id\x18\x06 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x07 \x01(\t\x12\x16\n\x0etarget_cluster\x18\x08 \x01(\t\x12I\n\x11namespace_mapping\x18\t \x03(\x0b\x32..vessel.api.v1.Operation.NamespaceMappingEntry\x12.\n\x07volumes\x18\n \x03(\x0b\x32\x1d.vessel.api.v1.VolumeProgress\x12\x14\n\x0crequested_by\x18\x0b \x01(\t\x12+\n\x07\x63reated\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x37\n\x15NamespaceMappingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"^\n\x13\x43reateBackupRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x13\n\x0bsnapshot_id\x18\x04 \x01(\t\"\xac\x01\n\x0eResourceFilter\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12\x12\n\nnamespaces\x18\x03 \x03(\t\x12\x39\n\x06labels\x18\x04 \x03(\x0b\x32).vessel.api.v1.ResourceFilter.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbb\x04\n\x14\x43reateRestoreRequest\x12\x11\n\tbackup_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x16\n\x0etarget_cluster\x18\x03 \x01(\t\x12T\n\x11namespace_mapping\x18\x04 \x03(\x0b\x32\x39.vessel.api.v1.CreateRestoreRequest.NamespaceMappingEntry\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12[\n\x15storage_class_mapping\x18\x06 \x03(\x0b\x32<.vessel.api.v1.CreateRestoreRequest.StorageClassMappingEntry\x12.\n\x07include\x18\x07 \x03(\x0b\x32\x1d.vessel.api.v1.ResourceFilter\x12.\n\x07\x65xclude\x18\x08 \x03(\x0b\x32\x1d.vessel.api.v1.ResourceFilter\x12\x17\n\x0ftransforms_json\x18\t \x01(\t\x12\x10\n\x08\x65xisting\x18\n \x01(\t\x12\x10\n\x08in_place\x18\x0b \x01(\x08\x12\x0f\n\x07\x63onfirm\x18\x0c \x01(\x08\x1a\x37\n\x15NamespaceMappingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a:\n\x18StorageClassMappingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"!\n\x13GetOperationRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x14WaitOperationRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\x01\"k\n\x15ListOperationsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05phase\x18\x02 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"_\n\x16ListOperationsResponse\x12,\n\noperations\x18\x01 \x03(\x0b\x32\x18.vessel.api.v1.Operation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x16\x43\x61ncelOperationRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x95\x01\n\nAppService\x12K\n\x08ListApps\x12\x1e.vessel.api.v1.ListAppsRequest\x1a\x1f.vessel.api.v1.ListAppsResponse\x12:\n\x06GetApp\x12\x1c.vessel.api.v1.GetAppRequest\x1a\x12.vessel.api.v1.App2]\n\rBackupService\x12L\n\x0c\x43reateBackup\x12\".vessel.api.v1.CreateBackupRequest\x1a\x18.vessel.api.v1.Operation2`\n\x0eRestoreService\x12N\n\rCreateRestore\x12#.vessel.api.v1.CreateRestoreRequest\x1a\x18.vessel.api.v1.Operation2\xe3\x02\n\x10OperationService\x12L\n\x0cGetOperation\x12\".vessel.api.v1.GetOperationRequest\x1a\x18.vessel.api.v1.Operation\x12N\n\rWaitOperation\x12#.vessel.api.v1.WaitOperationRequest\x1a\x18.vessel.api.v1.Operation\x12]\n\x0eListOperations\x12$.vessel.api.v1.ListOperationsRequest\x1a%.vessel.api.v1.ListOperationsResponse\x12R\n\x0f\x43\x61ncelOperation\x12%.vessel.api.v1.CancelOperationRequest\x1a\x18.vessel.api.v1.Operationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APP_SELECTORENTRY']._serialized_options = b'8\001'
   _globals['_OPERATION_NAMESPACEMAPPINGENTRY']._loaded_options = None
   _globals['_OPERATION_NAMESPACEMAPPINGENTRY']._serialized_options = b'8\001'
+  _globals['_RESOURCEFILTER_LABELSENTRY']._loaded_options = None
+  _globals['_RESOURCEFILTER_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_CREATERESTOREREQUEST_NAMESPACEMAPPINGENTRY']._loaded_options = None
   _globals['_CREATERESTOREREQUEST_NAMESPACEMAPPINGENTRY']._serialized_options = b'8\001'
+  _globals['_CREATERESTOREREQUEST_STORAGECLASSMAPPINGENTRY']._loaded_options = None
+  _globals['_CREATERESTOREREQUEST_STORAGECLASSMAPPINGENTRY']._serialized_options = b'8\001'
   _globals['_RESOURCEREF']._serialized_start=78
   _globals['_RESOURCEREF']._serialized_end=159
   _globals['_CLAIM']._serialized_start=161
@@ -59,21 +63,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPERATION_NAMESPACEMAPPINGENTRY']._serialized_start=1221
   _globals['_OPERATION_NAMESPACEMAPPINGENTRY']._serialized_end=1276
   _globals['_CREATEBACKUPREQUEST']._serialized_start=1278
-  _globals['_CREATEBACKUPREQUEST']._serialized_end=1351
-  _globals['_CREATERESTOREREQUEST']._serialized_start=1354
-  _globals['_CREATERESTOREREQUEST']._serialized_end=1598
+  _globals['_CREATEBACKUPREQUEST']._serialized_end=1372
+  _globals['_RESOURCEFILTER']._serialized_start=1375
+  _globals['_RESOURCEFILTER']._serialized_end=1547
+  _globals['_RESOURCEFILTER_LABELSENTRY']._serialized_start=1502
+  _globals['_RESOURCEFILTER_LABELSENTRY']._serialized_end=1547
+  _globals['_CREATERESTOREREQUEST']._serialized_start=1550
+  _globals['_CREATERESTOREREQUEST']._serialized_end=2121
   _globals['_CREATERESTOREREQUEST_NAMESPACEMAPPINGENTRY']._serialized_start=1221
   _globals['_CREATERESTOREREQUEST_NAMESPACEMAPPINGENTRY']._serialized_end=1276
-  _globals['_GETOPERATIONREQUEST']._serialized_start=1600
-  _globals['_GETOPERATIONREQUEST']._serialized_end=1633
-  _globals['_WAITOPERATIONREQUEST']._serialized_start=1635
-  _globals['_WAITOPERATIONREQUEST']._serialized_end=1694
-  _globals['_APPSERVICE']._serialized_start=1697
-  _globals['_APPSERVICE']._serialized_end=1846
-  _globals['_BACKUPSERVICE']._serialized_start=1848
-  _globals['_BACKUPSERVICE']._serialized_end=1941
-  _globals['_RESTORESERVICE']._serialized_start=1943
-  _globals['_RESTORESERVICE']._serialized_end=2039
-  _globals['_OPERATIONSERVICE']._serialized_start=2042
-  _globals['_OPERATIONSERVICE']._serialized_end=2218
+  _globals['_CREATERESTOREREQUEST_STORAGECLASSMAPPINGENTRY']._serialized_start=2063
+  _globals['_CREATERESTOREREQUEST_STORAGECLASSMAPPINGENTRY']._serialized_end=2121
+  _globals['_GETOPERATIONREQUEST']._serialized_start=2123
+  _globals['_GETOPERATIONREQUEST']._serialized_end=2156
+  _globals['_WAITOPERATIONREQUEST']._serialized_start=2158
+  _globals['_WAITOPERATIONREQUEST']._serialized_end=2217
+  _globals['_LISTOPERATIONSREQUEST']._serialized_start=2219
+  _globals['_LISTOPERATIONSREQUEST']._serialized_end=2326
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=2328
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=2423
+  _globals['_CANCELOPERATIONREQUEST']._serialized_start=2425
+  _globals['_CANCELOPERATIONREQUEST']._serialized_end=2461
+  _globals['_APPSERVICE']._serialized_start=2464
+  _globals['_APPSERVICE']._serialized_end=2613
+  _globals['_BACKUPSERVICE']._serialized_start=2615
+  _globals['_BACKUPSERVICE']._serialized_end=2708
+  _globals['_RESTORESERVICE']._serialized_start=2710
+  _globals['_RESTORESERVICE']._serialized_end=2806
+  _globals['_OPERATIONSERVICE']._serialized_start=2809
+  _globals['_OPERATIONSERVICE']._serialized_end=3164
 # @@protoc_insertion_point(module_scope)

@@ -303,6 +303,16 @@ class OperationServiceStub:
                 request_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.WaitOperationRequest.SerializeToString,
                 response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
                 _registered_method=True)
+        self.ListOperations = channel.unary_unary(
+                '/vessel.api.v1.OperationService/ListOperations',
+                request_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.ListOperationsRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.ListOperationsResponse.FromString,
+                _registered_method=True)
+        self.CancelOperation = channel.unary_unary(
+                '/vessel.api.v1.OperationService/CancelOperation',
+                request_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.CancelOperationRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class OperationServiceServicer:
@@ -320,6 +330,19 @@ class OperationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOperations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOperation(self, request, context):
+        """Stops a running operation (phase Canceled); a finished one: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -331,6 +354,16 @@ def add_OperationServiceServicer_to_server(servicer, server):
             'WaitOperation': grpc.unary_unary_rpc_method_handler(
                     servicer.WaitOperation,
                     request_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.WaitOperationRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.SerializeToString,
+            ),
+            'ListOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOperations,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.ListOperationsRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.ListOperationsResponse.SerializeToString,
+            ),
+            'CancelOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOperation,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.CancelOperationRequest.FromString,
                     response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.SerializeToString,
             ),
     }
@@ -387,6 +420,60 @@ class OperationService:
             target,
             '/vessel.api.v1.OperationService/WaitOperation',
             vessel_dot_api_dot_v1_dot_vessel__pb2.WaitOperationRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.OperationService/ListOperations',
+            vessel_dot_api_dot_v1_dot_vessel__pb2.ListOperationsRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_vessel__pb2.ListOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.OperationService/CancelOperation',
+            vessel_dot_api_dot_v1_dot_vessel__pb2.CancelOperationRequest.SerializeToString,
             vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
             options,
             channel_credentials,

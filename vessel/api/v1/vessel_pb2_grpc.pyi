@@ -113,12 +113,18 @@ class OperationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> OperationServiceAsyncStub: ...
     GetOperation: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.GetOperationRequest, _vessel_pb2.Operation]
     WaitOperation: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.WaitOperationRequest, _vessel_pb2.Operation]
+    ListOperations: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.ListOperationsRequest, _vessel_pb2.ListOperationsResponse]
+    CancelOperation: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.CancelOperationRequest, _vessel_pb2.Operation]
+    """Stops a running operation (phase Canceled); a finished one: FAILED_PRECONDITION."""
 
 @_typing.type_check_only
 class OperationServiceAsyncStub(OperationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetOperation: _aio.UnaryUnaryMultiCallable[_vessel_pb2.GetOperationRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
     WaitOperation: _aio.UnaryUnaryMultiCallable[_vessel_pb2.WaitOperationRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
+    ListOperations: _aio.UnaryUnaryMultiCallable[_vessel_pb2.ListOperationsRequest, _vessel_pb2.ListOperationsResponse]  # type: ignore[assignment]
+    CancelOperation: _aio.UnaryUnaryMultiCallable[_vessel_pb2.CancelOperationRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
+    """Stops a running operation (phase Canceled); a finished one: FAILED_PRECONDITION."""
 
 class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -134,5 +140,20 @@ class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vessel_pb2.WaitOperationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vessel_pb2.Operation, _abc.Awaitable[_vessel_pb2.Operation]]: ...
+
+    @_abc_1.abstractmethod
+    def ListOperations(
+        self,
+        request: _vessel_pb2.ListOperationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vessel_pb2.ListOperationsResponse, _abc.Awaitable[_vessel_pb2.ListOperationsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelOperation(
+        self,
+        request: _vessel_pb2.CancelOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vessel_pb2.Operation, _abc.Awaitable[_vessel_pb2.Operation]]:
+        """Stops a running operation (phase Canceled); a finished one: FAILED_PRECONDITION."""
 
 def add_OperationServiceServicer_to_server(servicer: OperationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -20,7 +20,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--kubeconfig", required=True, help="written once the port is bound")
     parser.add_argument("--context", default="emulator")
-    parser.add_argument("--token", default="vessel-emulator-token")
+    parser.add_argument("--token", default=None, help="default: a random token")
+    parser.add_argument(
+        "--allow-exec", action="store_true", help="serve pods/exec by running commands here"
+    )
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--no-controllers", action="store_true")
     return parser.parse_args(argv)
@@ -36,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     emulator = KubeEmulator(
-        token=args.token, controllers=not args.no_controllers, history=args.history
+        token=args.token,
+        controllers=not args.no_controllers,
+        history=args.history,
+        allow_exec=args.allow_exec,
     )
     url = emulator.start(args.host, args.port)
     try:

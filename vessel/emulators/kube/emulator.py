@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -29,11 +30,16 @@ class KubeEmulator:
     def __init__(
         self,
         *,
-        token: str = "vessel-emulator-token",
+        token: str | None = None,
         controllers: bool = True,
         history: int = 10_000,
+        allow_exec: bool = False,
     ) -> None:
-        self._token = token
+        """`token`: the bearer token clients must present (default: a random one, written
+        into the kubeconfig). `allow_exec`: serve `pods/exec` by running the command on
+        this host as this process's user — only for tests and the embedded demo."""
+        self._token = token or secrets.token_urlsafe(24)
+        self._allow_exec = allow_exec
         self._controllers = controllers
         self._history = history
         self._lock = threading.Lock()
@@ -129,7 +135,12 @@ class KubeEmulator:
         if self._controllers:
             controllers.install(store)
         self._store = store
-        server = ApiServer(store, self._token, watch_backlog=max(self._history, 1000))
+        server = ApiServer(
+            store,
+            self._token,
+            watch_backlog=max(self._history, 1000),
+            allow_exec=self._allow_exec,
+        )
         runner = web.AppRunner(
             server.application(),
             access_log=None,  # per-request logging is unbounded noise; nothing is kept

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from vessel.emulators.kube import errors, kinds
+from vessel.emulators.kube import exec as pod_exec
 from vessel.emulators.kube.errors import ApiError
 from vessel.emulators.kube.kinds import Kind
 from vessel.emulators.kube.listing import list_document, paginate
@@ -97,14 +98,19 @@ async def read_json(request: web.BaseRequest, *, optional: bool = False) -> Any:
 
 
 class ApiServer:
-    def __init__(self, store: Store, token: str, watch_backlog: int) -> None:
+    def __init__(
+        self, store: Store, token: str, watch_backlog: int, allow_exec: bool = False
+    ) -> None:
         self.store = store
         self._expected = f"Bearer {token}".encode()
         self._watch_backlog = watch_backlog
+        self._exec = pod_exec.PodExec(store)
+        self._allow_exec = allow_exec
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._exec.install(app)
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -117,6 +123,12 @@ class ApiServer:
                 if request.method != "GET":
                     raise errors.method_not_allowed(request.method)
                 return json_response(document)
+            if (exec_target := pod_exec.match(request.path)) is not None:
+                if not self._allow_exec:
+                    raise errors.ApiError(
+                        403, "Forbidden", "pods/exec is disabled in this emulator (allow_exec)"
+                    )
+                return await self._exec.serve(request, *exec_target)
             return await self._dispatch(request, resolve(request.path))
         except ApiError as err:
             return json_response(err.status(), err.code)

@@ -1,0 +1,100 @@
+"""Live progress of an operation, streamed: the operation whenever it changes, and each
+`mover.transfer.progress` event of its transfers, until it ends.
+
+The operation is polled from KV (its single writer is protection); progress comes from
+the events stream, replayed from shortly before the call so that an update published
+while the watch starts is not lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+
+from services.gateway import authz
+from services.gateway.convert import operation_message
+from services.gateway.errors import ApiError, invalid, not_found
+from services.gateway.protection_convert import progress_message
+from services.gateway.servicers import Context, Gateway
+from services.gateway.validation import IDENTIFIER
+from vessel.api.v1 import protection_pb2 as ppb
+from vessel.api.v1 import protection_pb2_grpc as prpc
+from vessel.contracts import catalog
+from vessel.contracts.events import TransferProgress
+from vessel.contracts.operations import Operation
+
+POLL_SECONDS = 0.25
+REPLAY = timedelta(seconds=2)
+MAX_WATCH_SECONDS = 86_400.0
+
+
+class ProgressService(prpc.ProgressServiceServicer):
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    async def _get(self, op_id: str) -> Operation:
+        op = await self.gw.operation(op_id)
+        if op is None:
+            raise not_found(f"operation {op_id}")
+        return op
+
+    async def WatchOperation(
+        self, request: ppb.WatchOperationRequest, context: Context
+    ) -> AsyncIterator[ppb.OperationUpdate]:
+        try:
+            timeout = request.timeout_seconds or 3600.0
+            if not 0 < timeout <= MAX_WATCH_SECONDS:
+                raise invalid([("timeout_seconds", f"must be in (0, {MAX_WATCH_SECONDS:.0f}]")])
+            if not IDENTIFIER.match(request.id):
+                raise invalid([("id", f"{request.id!r} is not an operation id")])
+            op = await self._get(request.id)
+            authz.require_scope(authz.current(), authz.operation_targets(op))
+        except ApiError as exc:
+            await context.abort_with_status(exc.status())
+            return
+        async for update in self._updates(op, timeout):
+            yield update
+
+    async def _updates(self, op: Operation, seconds: float) -> AsyncIterator[ppb.OperationUpdate]:
+        queue: asyncio.Queue[TransferProgress] = asyncio.Queue()
+        pump = asyncio.create_task(self._pump(op.id, queue))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        try:
+            yield ppb.OperationUpdate(operation=operation_message(op))
+            while not op.done and loop.time() < deadline:
+                try:
+                    event: TransferProgress | None = await asyncio.wait_for(
+                        queue.get(), POLL_SECONDS
+                    )
+                except TimeoutError:
+                    event = None
+                if event is not None:
+                    yield ppb.OperationUpdate(progress=progress_message(event, op))
+                latest = await self.gw.operation(op.id) or op
+                if latest.model_dump() == op.model_dump():
+                    continue
+                op = latest
+                while op.done and not queue.empty():  # progress that came before the end
+                    yield ppb.OperationUpdate(progress=progress_message(queue.get_nowait(), op))
+                yield ppb.OperationUpdate(operation=operation_message(op))
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    async def _pump(self, op_id: str, queue: asyncio.Queue[TransferProgress]) -> None:
+        since = datetime.now(UTC) - REPLAY
+        async for _, event in self.gw.bus.tail(catalog.TRANSFER_PROGRESS.subject, since=since):
+            if event.type != catalog.TRANSFER_PROGRESS.type:
+                continue
+            try:
+                progress = TransferProgress.model_validate(event.data)
+            except ValidationError:
+                continue  # a malformed event is the publisher's problem, not this watch's
+            if progress.operation_id == op_id:
+                queue.put_nowait(progress)

@@ -1,0 +1,184 @@
+"""Deleting backups and app snapshots, each as an operation ("delete-backup",
+"delete-snapshot"); both idempotent: deleting what is already gone succeeds.
+
+A backup goes in the order that never shows a half-deleted backup as complete:
+`backup.json` first (the backup stops being listed and restorable), then
+`resources.json` and anything else under its prefix, then its volumes' repository
+snapshots, which the mover of the backup's cluster forgets and prunes
+(`mover.<cluster>.forget`); the operation completes on the mover's
+`mover.snapshots.forgotten` and `protection.backup.deleted` follows.
+
+An app snapshot goes VolumeSnapshots first (the provisioner frees their data), then its
+resource archive, then its record in KV `app_snapshots`, so a retry after a crash still
+finds the record that says what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from services.protection.bucket_catalog import BackupCatalog, CatalogError, prefix, read_catalog
+from services.protection.context import Protection
+from vessel.bus.errors import PermanentError, TemporaryError
+from vessel.bus.nats_port import KeyValue
+from vessel.contracts import catalog
+from vessel.contracts.commands import ForgetSnapshots
+from vessel.contracts.events import AppSnapshotEvent, BackupEvent, SnapshotsForgotten
+from vessel.contracts.operations import Operation, Phase
+from vessel.contracts.protection import AppSnapshotRecord, DeleteAppSnapshot, DeleteBackup
+from vessel.objectstore.base import ObjectNotFound, ObjectStore
+
+log = logging.getLogger("vessel.protection.deletion")
+SNAPSHOT_API = "snapshot.storage.k8s.io/v1"
+
+
+def read_catalog_if_any(store: ObjectStore, backup_id: str) -> BackupCatalog | None:
+    try:
+        return read_catalog(store, backup_id)
+    except ObjectNotFound:
+        return None
+    except CatalogError as exc:  # unreadable: the operation record says what to forget
+        log.warning("%s", exc)
+        return None
+
+
+def delete_backup_objects(store: ObjectStore, backup_id: str) -> None:
+    """The catalog first, the resource archive next, then whatever else is left."""
+    base = prefix(backup_id)
+    store.delete(f"{base}/backup.json")
+    store.delete(f"{base}/resources.json")
+    for key in store.list(f"{base}/"):
+        store.delete(key)
+
+
+class DeletionFlow:
+    def __init__(self, p: Protection, app_snapshots: KeyValue) -> None:
+        self.p = p
+        self.app_snapshots = app_snapshots
+
+    async def _begin(self, op: Operation) -> Operation | None:
+        """The operation to carry on with, or None when it already ended."""
+        if await self.p.operations.create(op):
+            return op
+        existing = await self.p.operations.get(op.id)
+        if existing is None or existing.kind != op.kind:
+            kind = existing.kind if existing else "vanished"
+            raise PermanentError(f"operation_id {op.id} is already used by a {kind} operation")
+        return None if existing.done else existing  # redelivered: repeat the idempotent steps
+
+    async def _finish(self, op_id: str, phase: Phase, message: str) -> Operation:
+        def end(o: Operation) -> None:
+            o.phase, o.message = phase, message
+
+        return await self.p.operations.change(op_id, end)
+
+    async def on_delete_backup(self, cmd: DeleteBackup) -> None:
+        op = await self._begin(
+            Operation(
+                id=cmd.operation_id,
+                kind="delete-backup",
+                backup_id=cmd.backup_id,
+                bucket=cmd.bucket,
+                requested_by=cmd.requested_by,
+            )
+        )
+        if op is None:
+            return
+        found = await self.p.in_bucket(cmd.bucket, lambda s: read_catalog_if_any(s, cmd.backup_id))
+        backup_op = await self.p.operations.get(cmd.backup_id)
+        snapshot_ids = sorted(
+            {v.snapshot_id for v in found.volumes}
+            if found is not None
+            else {w.snapshot_id for w in (backup_op.volumes if backup_op else []) if w.snapshot_id}
+        )
+        cluster = (found.cluster if found else "") or (
+            backup_op.source_cluster if backup_op else ""
+        )
+        app_id = (found.app_id if found else "") or (backup_op.app_id if backup_op else "")
+        await self.p.in_bucket(cmd.bucket, lambda s: delete_backup_objects(s, cmd.backup_id))
+        if not snapshot_ids:
+            await self._backup_deleted(op.id, app_id, 0)
+            return
+        if cluster not in self.p.clusters:
+            # Any cluster's mover reaches the bucket; prefer the one that wrote the data.
+            cluster = min(self.p.clusters, default="")
+        if not cluster:
+            raise TemporaryError("no cluster is registered whose mover could forget", delay=30)
+
+        def forgetting(o: Operation) -> None:
+            o.phase, o.app_id, o.source_cluster = "InProgress", app_id, cluster
+            o.message = f"catalog deleted; forgetting {len(snapshot_ids)} repository snapshots"
+
+        await self.p.operations.change(op.id, forgetting)
+        await self.p.bus.publish(
+            catalog.FORGET_SNAPSHOTS,
+            ForgetSnapshots(
+                operation_id=op.id,
+                cluster=cluster,
+                bucket=cmd.bucket,
+                snapshot_ids=snapshot_ids,
+                prune=True,
+            ),
+            cluster=cluster,
+        )
+
+    async def on_forgotten(self, event: SnapshotsForgotten) -> None:
+        op = await self.p.operations.get(event.operation_id)
+        if op is None or op.kind != "delete-backup" or op.done:
+            return
+        if event.error:
+            op = await self._finish(op.id, "Failed", f"repository snapshots: {event.error}")
+            log.warning("deleting backup %s failed: %s", op.backup_id, op.message)
+            return
+        await self._backup_deleted(op.id, op.app_id, len(event.snapshot_ids))
+
+    async def _backup_deleted(self, op_id: str, app_id: str, volumes: int) -> None:
+        op = await self._finish(op_id, "Completed", f"{volumes} repository snapshots forgotten")
+        log.info("backup %s deleted from %s", op.backup_id, op.bucket)
+        await self.p.bus.publish(
+            catalog.BACKUP_DELETED,
+            BackupEvent(
+                backup_id=op.backup_id,
+                operation_id=op.id,
+                app_id=app_id,
+                bucket=op.bucket,
+                volumes=volumes,
+                message=op.message,
+            ),
+        )
+
+    async def on_delete_snapshot(self, cmd: DeleteAppSnapshot) -> None:
+        op = await self._begin(
+            Operation(
+                id=cmd.operation_id,
+                kind="delete-snapshot",
+                snapshot_id=cmd.snapshot_id,
+                requested_by=cmd.requested_by,
+            )
+        )
+        if op is None:
+            return
+        entry = await self.app_snapshots.get(cmd.snapshot_id)
+        record = AppSnapshotRecord.model_validate_json(entry.value) if entry else None
+        if record is not None:
+            if record.phase == "InProgress":
+                raise TemporaryError(f"app snapshot {record.id} is still being taken", delay=10)
+            kube = self.p.cluster(record.cluster)
+            for volume in record.volumes:
+                await kube.delete(
+                    SNAPSHOT_API, "VolumeSnapshot", volume.volume_snapshot, volume.namespace
+                )
+            await self.p.in_bucket(record.bucket, lambda s: s.delete(record.resources_key))
+            await self.app_snapshots.delete(record.id)
+        message = f"{len(record.volumes)} VolumeSnapshots deleted" if record else "already deleted"
+        op = await self._finish(op.id, "Completed", message)
+        await self.p.bus.publish(
+            catalog.APP_SNAPSHOT_DELETED,
+            AppSnapshotEvent(
+                snapshot_id=cmd.snapshot_id,
+                operation_id=op.id,
+                app_id=record.app_id if record else "",
+                volumes=len(record.volumes) if record else 0,
+                message=message,
+            ),
+        )

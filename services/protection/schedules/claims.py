@@ -1,0 +1,146 @@
+"""The `schedule_runs` KV bucket: one claim per due time and one cursor per schedule.
+
+- `runs.<schedule>.<due-epoch>`: a `RunClaim`, created with an atomic KV `create`, so of any
+  number of replicas exactly one decides what happens to a due time (fired, missed,
+  caught up, paused). The claims of a schedule are also its run index: retention reads
+  them to find the schedule's runs and marks the ones it deletes.
+- `cursor.<schedule>`: a `Cursor`; due times at or before it have been handled, so the
+  scheduler never looks at them again (nor reports them missed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from vessel.bus.errors import KeyExistsError
+from vessel.bus.nats_port import KeyValue
+
+Outcome = Literal["fired", "caught-up", "missed", "paused"]
+MAX_ID = 128
+
+
+class RunClaim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schedule_id: str
+    due: datetime
+    outcome: Outcome
+    operation_id: str = ""
+    """The run's operation, when the claim started one (fired, caught-up)."""
+    reason: str = ""
+    claimed_at: datetime | None = None
+    done: bool = False
+    """Everything the claim decided was published; until then another replica may take
+    the claim over once it is stale (its claimer stopped half-way)."""
+    deleted_by: str = ""
+    """The deletion operation retention started for this run."""
+
+
+class Cursor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    handled_until: datetime
+
+
+def derived_id(base: str, suffix: str) -> str:
+    """`<base>-<suffix>`, deterministic and within the 128 characters of an Identifier."""
+    candidate = f"{base}-{suffix}"
+    if len(candidate) <= MAX_ID:
+        return candidate
+    digest = hashlib.sha256(base.encode()).hexdigest()[:32]
+    return f"{base[: MAX_ID - len(suffix) - 34]}-{digest}-{suffix}"
+
+
+def run_key(schedule_id: str, due: datetime) -> str:
+    return f"runs.{schedule_id}.{int(due.timestamp())}"
+
+
+def cursor_key(schedule_id: str) -> str:
+    return f"cursor.{schedule_id}"
+
+
+def run_operation_id(schedule_id: str, due: datetime) -> str:
+    """The same for every replica and every retry, so a repeated command is one run."""
+    return derived_id(f"sched-{schedule_id}", str(int(due.timestamp())))
+
+
+class RunLedger:
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def claim(self, claim: RunClaim) -> int | None:
+        """The claim's revision for the one caller that claimed this due time first, else
+        None."""
+        try:
+            return await self.kv.create(
+                run_key(claim.schedule_id, claim.due), claim.model_dump_json().encode()
+            )
+        except KeyExistsError:
+            return None
+
+    async def get(self, schedule_id: str, due: datetime) -> tuple[RunClaim, int] | None:
+        entry = await self.kv.get(run_key(schedule_id, due))
+        if entry is None or not entry.value:
+            return None
+        return RunClaim.model_validate_json(entry.value), entry.revision
+
+    async def replace(self, claim: RunClaim, revision: int) -> int | None:
+        """Compare-and-set; None when someone changed the claim since `revision`."""
+        try:
+            return await self.kv.update(
+                run_key(claim.schedule_id, claim.due), claim.model_dump_json().encode(), revision
+            )
+        except KeyExistsError:
+            return None
+
+    async def cursor(self, schedule_id: str) -> tuple[Cursor, int] | None:
+        entry = await self.kv.get(cursor_key(schedule_id))
+        if entry is None or not entry.value:
+            return None
+        return Cursor.model_validate_json(entry.value), entry.revision
+
+    async def start_cursor(self, schedule_id: str, at: datetime) -> None:
+        """Due times from `at` on are this schedule's (kept if it already has a cursor)."""
+        try:
+            await self.kv.create(
+                cursor_key(schedule_id), Cursor(handled_until=at).model_dump_json().encode()
+            )
+        except KeyExistsError:
+            pass
+
+    async def reset_cursor(self, schedule_id: str, at: datetime) -> None:
+        await self.kv.put(
+            cursor_key(schedule_id), Cursor(handled_until=at).model_dump_json().encode()
+        )
+
+    async def advance(self, schedule_id: str, to: datetime, revision: int) -> None:
+        """Move the cursor forward; losing the race to another replica is fine (it moved it)."""
+        try:
+            await self.kv.update(
+                cursor_key(schedule_id),
+                Cursor(handled_until=to).model_dump_json().encode(),
+                revision,
+            )
+        except KeyExistsError:
+            pass
+
+    async def forget(self, schedule_id: str) -> None:
+        await self.kv.delete(cursor_key(schedule_id))
+
+    async def claims(self, schedule_id: str) -> list[tuple[RunClaim, int]]:
+        """Every claim of one schedule with its revision, oldest first."""
+        found = []
+        for key in await self.kv.keys():
+            head, _, epoch = key.rpartition(".")
+            if head != f"runs.{schedule_id}" or not epoch.isdigit():
+                continue
+            entry = await self.kv.get(key)
+            if entry is not None and entry.value:
+                found.append((RunClaim.model_validate_json(entry.value), entry.revision))
+        return sorted(found, key=lambda c: c[0].due)
+
+    async def mark_deleted(self, claim: RunClaim, revision: int, deletion_id: str) -> None:
+        # None: marked concurrently by another replica enforcing the same schedule.
+        await self.replace(claim.model_copy(update={"deleted_by": deletion_id}), revision)

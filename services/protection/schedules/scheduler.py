@@ -1,0 +1,230 @@
+"""The scheduler loop: every second it looks at each enabled schedule's due times since its
+cursor and settles each one exactly once across all protection replicas (the atomic claim
+in `schedule_runs`).
+
+A due time within the grace period starts its run. A due time found later than that was
+missed (no replica was running): it is reported with `protection.run.missed`, and only the
+newest missed time of a schedule runs, once, as a catch-up, never a burst. While an
+in-place restore of the app holds `inplace.<app>` in `protection_locks`, due times are not
+run; they are reported missed with the restore's operation id.
+
+A claim is marked done once what it decided is published; one left unfinished by a
+replica that stopped is taken over after `STALE_CLAIM`, and the cursor never passes it
+before that, so no run is lost between claiming and publishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from croniter import croniter
+from pydantic import ValidationError
+
+from services.protection.schedules.claims import Outcome, RunClaim, RunLedger, run_operation_id
+from vessel.bus.nats_port import Bus, KeyValue
+from vessel.contracts import catalog
+from vessel.contracts.commands import CreateBackup
+from vessel.contracts.protection import CreateAppSnapshot, RunMissed, ScheduleFired, ScheduleSpec
+from vessel.contracts.schedule_rules import cron_expression
+
+log = logging.getLogger("vessel.protection.scheduler")
+Clock = Callable[[], datetime]
+STALE_CLAIM = timedelta(seconds=30)
+"""A claim not finished after this long belongs to a replica that stopped half-way."""
+MAX_BACKLOG = 500
+"""Most due times looked at per schedule and tick; older ones after a long outage are
+skipped (logged), so a minute schedule after a month down costs no burst of work."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def due_times(spec: ScheduleSpec, after: datetime, until: datetime) -> list[datetime]:
+    """Due times in (after, until], oldest first, at most the newest MAX_BACKLOG."""
+    found: list[datetime] = []
+    cron = croniter(cron_expression(spec), until + timedelta(seconds=1))
+    while len(found) < MAX_BACKLOG:
+        due = cron.get_prev(datetime)
+        if due <= after:
+            break
+        if due <= until:
+            found.append(due)
+    else:
+        log.warning("schedule %s: more than %d due times missed", spec.id, MAX_BACKLOG)
+    return found[::-1]
+
+
+def pause_reason(value: bytes) -> str:
+    """The reason for a run paused by `inplace.<app>`, naming the restore's operation."""
+    text = value.decode(errors="replace").strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        text = str(doc.get("operation_id") or doc.get("operation") or doc.get("id") or "")
+    return f"paused by in-place restore {text or 'of this app'}"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        bus: Bus,
+        schedules: KeyValue,
+        runs: KeyValue,
+        locks: KeyValue,
+        *,
+        grace: timedelta = timedelta(seconds=60),
+        now: Clock = utc_now,
+        interval: float = 1.0,
+    ) -> None:
+        self.bus = bus
+        self.schedules = schedules
+        self.ledger = RunLedger(runs)
+        self.locks = locks
+        self.grace = grace
+        self.now = now
+        self.interval = interval
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # NATS away for a moment: the next tick tries again
+                log.exception("scheduler tick failed")
+            await asyncio.sleep(self.interval)
+
+    async def tick(self) -> None:
+        now = self.now()
+        for key in await self.schedules.keys():
+            entry = await self.schedules.get(key)
+            if entry is None or not entry.value:
+                continue
+            try:
+                spec = ScheduleSpec.model_validate_json(entry.value)
+            except ValidationError as exc:
+                log.error("schedule %s is unreadable, skipped: %s", key, exc.errors()[0]["msg"])
+                continue
+            if spec.enabled:
+                await self._settle(spec, now)
+
+    async def _settle(self, spec: ScheduleSpec, now: datetime) -> None:
+        cursor = await self.ledger.cursor(spec.id)
+        if cursor is None:  # written before it had a cursor: its times start now
+            await self.ledger.start_cursor(spec.id, now)
+            return
+        position, revision = cursor
+        dues = due_times(spec, position.handled_until, now)
+        if not dues:
+            return
+        late = [d for d in dues if now - d > self.grace]
+        catch_up = late[-1] if late and len(late) == len(dues) else None
+        lock = await self.locks.get(f"inplace.{spec.app_id}")
+        paused = pause_reason(lock.value) if lock is not None else ""
+        settled = position.handled_until
+        pending = False  # a claim still being published: the cursor waits for it
+        for due in dues:
+            outcome: Outcome
+            reason = paused
+            if paused:
+                outcome = "paused"
+            elif due in late:
+                outcome = "caught-up" if due == catch_up else "missed"
+                reason = f"no protection replica ran it within {self.grace.total_seconds():g}s"
+            else:
+                outcome = "fired"
+            starts = outcome in ("fired", "caught-up")
+            claim = RunClaim(
+                schedule_id=spec.id,
+                due=due,
+                outcome=outcome,
+                operation_id=run_operation_id(spec.id, due) if starts else "",
+                reason=reason,
+                claimed_at=now,
+            )
+            won = await self.ledger.claim(claim)
+            if won is None:
+                taken = await self._take_over(spec.id, due, now)
+                if taken is None:
+                    pending = pending or not await self._is_done(spec.id, due)
+                    settled = due if not pending else settled
+                    continue
+                claim, won = taken
+            await self._announce(spec, claim, now)
+            await self.ledger.replace(claim.model_copy(update={"done": True}), won)
+            settled = due if not pending else settled
+        if settled > position.handled_until:
+            await self.ledger.advance(spec.id, settled, revision)
+
+    async def _is_done(self, schedule_id: str, due: datetime) -> bool:
+        found = await self.ledger.get(schedule_id, due)
+        return found is None or found[0].done
+
+    async def _take_over(
+        self, schedule_id: str, due: datetime, now: datetime
+    ) -> tuple[RunClaim, int] | None:
+        """A claim whose replica stopped before publishing what it decided, now ours."""
+        found = await self.ledger.get(schedule_id, due)
+        if found is None or found[0].done:
+            return None
+        claim, revision = found
+        if claim.claimed_at is not None and now - claim.claimed_at < STALE_CLAIM:
+            return None  # its replica is probably publishing right now
+        claim = claim.model_copy(update={"claimed_at": now})
+        won = await self.ledger.replace(claim, revision)
+        if won is None:
+            return None
+        log.warning("schedule %s: took over the unfinished claim of %s", schedule_id, due)
+        return claim, won
+
+    async def _announce(self, spec: ScheduleSpec, claim: RunClaim, now: datetime) -> None:
+        if claim.outcome != "fired":
+            await self.bus.publish(
+                catalog.RUN_MISSED,
+                RunMissed(
+                    schedule_id=spec.id,
+                    app_id=spec.app_id,
+                    due=claim.due,
+                    detected=now,
+                    reason=claim.reason,
+                ),
+            )
+        if claim.outcome in ("fired", "caught-up"):
+            await self._start(spec, claim)
+
+    async def _start(self, spec: ScheduleSpec, claim: RunClaim) -> None:
+        op_id, by = claim.operation_id, f"schedule/{spec.id}"
+        if spec.kind == "backup":
+            await self.bus.publish(
+                catalog.CREATE_BACKUP,
+                CreateBackup(
+                    operation_id=op_id,
+                    app_id=spec.app_id,
+                    bucket=spec.bucket,
+                    schedule=spec.id,
+                    requested_by=by,
+                ),
+            )
+        else:
+            await self.bus.publish(
+                catalog.CREATE_SNAPSHOT,
+                CreateAppSnapshot(
+                    operation_id=op_id,
+                    app_id=spec.app_id,
+                    bucket=spec.bucket,
+                    schedule=spec.id,
+                    requested_by=by,
+                ),
+            )
+        log.info("schedule %s: %s run %s for %s", spec.id, claim.outcome, op_id, claim.due)
+        await self.bus.publish(
+            catalog.SCHEDULE_FIRED,
+            ScheduleFired(
+                schedule_id=spec.id, app_id=spec.app_id, due=claim.due, operation_id=op_id
+            ),
+        )

@@ -1,0 +1,142 @@
+"""Opens buckets by name: those in the settings (credentials from environment variables)
+and those registered at run time (KV `buckets`, credentials from Kubernetes Secret keys).
+
+A registered bucket is reopened when its record changes (its KV revision), so a re-pointed
+bucket or rotated credentials apply without a restart; Secret values live only in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from vessel.bus.nats_port import KeyValue
+from vessel.config import BucketConfig, ConfigError, VesselSettings
+from vessel.contracts.buckets import BucketRecord, BucketSpec, SecretKeyRef
+from vessel.kube.client import KubeCluster
+from vessel.objectstore.base import ObjectStore
+from vessel.objectstore.minio_port import MinioStore
+
+SecretReader = Callable[[str, str], Awaitable[dict[str, str] | None]]
+"""(namespace, name) -> the Secret's decoded data, or None when it does not exist."""
+
+
+class BucketError(Exception):
+    """A bucket cannot be opened: unknown, an unreadable record, a missing Secret or key."""
+
+
+@dataclass(frozen=True)
+class OpenBucket:
+    name: str
+    store: ObjectStore
+    repository: str
+    like: str | None
+    secret: str = field(default="", repr=False)
+    secret_error: str = ""
+
+    def password(self) -> str:
+        """The repository password; catalog readers (the gateway) never need it."""
+        if not self.secret:
+            raise BucketError(self.secret_error or f"bucket {self.name!r}: no password")
+        return self.secret
+
+
+def kube_secret_reader(kube: KubeCluster) -> SecretReader:
+    async def read(namespace: str, name: str) -> dict[str, str] | None:
+        secret = await kube.get("v1", "Secret", name, namespace)
+        if secret is None:
+            return None
+        decoded = {}
+        for key, value in (secret.get("data") or {}).items():
+            try:
+                decoded[key] = base64.b64decode(value, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                continue  # not text: cannot be a credential; reported as a missing key
+        return {**decoded, **(secret.get("stringData") or {})}
+
+    return read
+
+
+class BucketRegistry:
+    def __init__(
+        self,
+        settings: VesselSettings,
+        kv: KeyValue | None = None,
+        read_secret: SecretReader | None = None,
+    ) -> None:
+        self.settings, self.kv, self.read_secret = settings, kv, read_secret
+        self._opened: dict[str, tuple[int, OpenBucket]] = {}
+
+    def configured(self, name: str) -> BucketConfig | None:
+        return next((b for b in self.settings.buckets if b.name == name), None)
+
+    async def record(self, name: str) -> tuple[int, BucketRecord] | None:
+        if self.kv is None:
+            return None
+        entry = await self.kv.get(name)
+        if entry is None:
+            return None
+        try:
+            return entry.revision, BucketRecord.model_validate_json(entry.value)
+        except ValidationError as exc:
+            raise BucketError(f"bucket {name!r}: unreadable registry record: {exc}") from exc
+
+    async def names(self) -> list[str]:
+        registered = await self.kv.keys() if self.kv is not None else []
+        return sorted({b.name for b in self.settings.buckets} | set(registered))
+
+    async def open(self, name: str) -> OpenBucket:
+        config = self.configured(name)
+        if config is not None:
+            return self._cached(name, 0) or self._keep(name, 0, self._open_config(config))
+        found = await self.record(name)
+        if found is None:
+            raise BucketError(f"bucket {name!r} is neither configured nor registered")
+        revision, record = found
+        return self._cached(name, revision) or self._keep(
+            name, revision, await self.open_spec(record.spec)
+        )
+
+    async def open_spec(self, spec: BucketSpec) -> OpenBucket:
+        access = await self._secret(spec.name, "access_key", spec.access_key)
+        secret = await self._secret(spec.name, "secret_key", spec.secret_key)
+        password = await self._secret(spec.name, "password", spec.password)
+        store = MinioStore(spec.endpoint, spec.bucket, access, secret, secure=spec.secure)
+        return OpenBucket(spec.name, store, spec.repository, spec.like, password)
+
+    async def _secret(self, bucket: str, what: str, ref: SecretKeyRef) -> str:
+        if self.read_secret is None:
+            raise BucketError(f"bucket {bucket!r}: this service cannot read Secrets for {what}")
+        data = await self.read_secret(ref.namespace, ref.name)
+        where = f"Secret {ref.namespace}/{ref.name}"
+        if data is None:
+            raise BucketError(f"bucket {bucket!r}: {what}: {where} not found")
+        value = data.get(ref.key)
+        if not value:
+            raise BucketError(f"bucket {bucket!r}: {what}: {where} has no key {ref.key!r}")
+        return value
+
+    @staticmethod
+    def _open_config(config: BucketConfig) -> OpenBucket:
+        try:
+            access, secret = config.credentials()
+        except ConfigError as exc:
+            raise BucketError(str(exc)) from exc
+        try:
+            password, error = config.password(), ""
+        except ConfigError as exc:
+            password, error = "", str(exc)
+        store = MinioStore(config.endpoint, config.bucket, access, secret, secure=config.secure)
+        return OpenBucket(config.name, store, config.repository, config.like, password, error)
+
+    def _cached(self, name: str, revision: int) -> OpenBucket | None:
+        kept = self._opened.get(name)
+        return kept[1] if kept is not None and kept[0] == revision else None
+
+    def _keep(self, name: str, revision: int, bucket: OpenBucket) -> OpenBucket:
+        self._opened[name] = (revision, bucket)
+        return bucket
