@@ -1,12 +1,24 @@
 """Prometheus metrics shared by every service (`vessel_` prefix, base units, bounded labels:
 event types come from the catalog, never ids).
 
-`serve(listen)` exposes /metrics on `host:port` (setting `metrics_listen`, off by default).
+`serve(listen)` exposes /metrics, /healthz (the process answers) and /readyz (connected to
+NATS) on `host:port` (setting `metrics_listen`, off by default).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 MESSAGES = Counter(
     "vessel_bus_messages_total",
@@ -74,7 +86,47 @@ VOLUME_BYTES = Gauge(
 )
 
 
+def _not_ready() -> bool:
+    return False
+
+
+_ready: Callable[[], bool] = _not_ready
+
+
+def ready_when(check: Callable[[], bool]) -> None:
+    """What `/readyz` reports: the service is connected and serving."""
+    global _ready
+    _ready = check
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """`/metrics` (Prometheus text), `/healthz` (the process answers), `/readyz`."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path in ("/healthz", "/livez"):
+            self._send(200, b"ok\n", "text/plain")
+        elif path == "/readyz":
+            ready = _ready()
+            self._send(200 if ready else 503, b"ok\n" if ready else b"not ready\n", "text/plain")
+        elif path == "/metrics":
+            self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
+    def _send(self, code: int, body: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # scrapes and probes every few seconds: not worth a log line
+
+
 def serve(listen: str) -> None:
-    """Serve /metrics on `host:port` in a background thread."""
+    """Serve /metrics, /healthz and /readyz on `host:port` in a background thread."""
     host, _, port = listen.rpartition(":")
-    start_http_server(int(port), addr=host or "0.0.0.0")
+    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()

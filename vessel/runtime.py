@@ -59,6 +59,7 @@ def run_service(name: str, body: Body, *, per_cluster: bool = False) -> None:
 async def _serve(name: str, body: Body, settings: VesselSettings, cluster: str | None) -> None:
     bus = Bus(source=f"/clusters/{cluster or 'global'}/{name}")
     await bus.connect(settings.nats_url, name=f"vessel-{name}")
+    metrics.ready_when(lambda: bus.connected)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

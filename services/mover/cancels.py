@@ -3,8 +3,9 @@
 Canceled operation ids are kept in the mover's KV bucket `canceled_operations` (so a
 transfer command arriving after the cancel, or after a restart, fails at once) and in
 memory. A running transfer is raced against its operation's cancel: once canceled, the
-transfer is reported `mover.transfer.failed` with error "canceled" and its copy thread is
-abandoned, its eventual result dropped. The repository stays consistent (a snapshot is
+transfer is reported `mover.transfer.failed` with error "canceled" at once; its copy
+thread stops at its next progress report (the report raises `TransferStopped`, the worker
+stops at its next file or chunk) and its result is dropped. The repository stays consistent (a snapshot is
 written last, and an unreferenced one is pruned), so an abandoned copy costs space for a
 while, never correctness.
 """

@@ -19,7 +19,7 @@ from opentelemetry.trace import Span
 
 from services.mover.cancels import CANCELED, Cancels
 from services.mover.repo.errors import RepositoryError
-from services.mover.repo.progress import Progress
+from services.mover.repo.progress import Progress, TransferStopped
 from services.mover.volumes import ProgressFn, RepositoryData, VolumeData
 from vessel import metrics, tracing
 from vessel.bus.errors import PermanentError, TemporaryError
@@ -98,7 +98,7 @@ class Mover:
 
         def report(progress: Progress) -> None:
             if self.cancels is not None and self.cancels.flagged(cmd.operation_id):
-                return  # stopping: no more progress for a canceled operation
+                raise TransferStopped(f"operation {cmd.operation_id} was canceled")
             rate, total = progress.rate, progress.total
             eta = max(total - progress.bytes, 0) / rate if total and rate > 0 else None
             event = TransferProgress(

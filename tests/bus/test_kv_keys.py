@@ -19,3 +19,9 @@ async def test_listing_keys_many_times_leaves_no_consumers(bus: Bus) -> None:
     assert keys == ["a"]
     info = await bus.js.stream_info(f"KV_{name}")
     assert info.state.consumer_count == 0
+
+
+async def test_a_key_nats_cannot_store_reads_as_absent(bus: Bus) -> None:
+    kv = await bus.kv(f"keys-{uuid.uuid4().hex[:8]}")
+    for key in ("0.", "a..b", "spaces are invalid", ""):
+        assert await kv.get(key) is None

@@ -35,7 +35,12 @@ from nats.js.api import (
     RetentionPolicy,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    BadRequestError,
+    InvalidKeyError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KeyValue as NatsKeyValue
 from opentelemetry.trace import Span, SpanKind
 
@@ -89,8 +94,8 @@ class KeyValue:
     async def get(self, key: str) -> Entry | None:
         try:
             entry = await self._kv.get(key)
-        except KeyNotFoundError:
-            return None
+        except (KeyNotFoundError, InvalidKeyError):
+            return None  # a key NATS cannot store is a key that does not exist
         return Entry(key, entry.value or b"", entry.revision or 0)
 
     async def put(self, key: str, value: bytes) -> int:
@@ -138,6 +143,10 @@ class Bus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
 
     @property
     def js(self) -> JetStreamContext:

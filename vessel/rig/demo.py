@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -126,10 +128,28 @@ async def walk(stack: Stack) -> bool:
     return same and deployment is not None
 
 
+def serve_until_interrupted(stack: Stack) -> None:
+    step("Running for the CLI (Ctrl-C stops everything)")
+    print(f"export VESSEL_ENDPOINT={stack.gateway}")
+    print(f"export VESSEL_NATS_URL={stack.nats.url}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1) and all(p.alive() for p in stack.services):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="vessel-embedded", description=__doc__)
     parser.add_argument(
         "--workdir", type=Path, help="keep state here (default: a temporary directory)"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the walk, keep everything running for the CLI until Ctrl-C",
     )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vessel-embedded-"))
@@ -147,6 +167,8 @@ def main() -> None:
             finally:
                 if not ok:
                     print(stack.logs(), file=sys.stderr)
+            if ok and args.keep:
+                serve_until_interrupted(stack)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

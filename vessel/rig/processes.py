@@ -25,10 +25,14 @@ class MissingComponent(RuntimeError):
     """A binary or privilege the rig needs is absent (a skip for users, a failure in CI)."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(below: int = 65536) -> int:
+    """A free loopback port (below `below`, for servers that derive other ports from it)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < below:
+            return port
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -171,8 +175,9 @@ class S3Server:
             )
         )
         config.chmod(0o600)
+        # SeaweedFS derives ports by adding 10000 to some of these: keep them low enough.
         ports = {
-            flag: free_port()
+            flag: free_port(below=55000)
             for flag in (
                 "master.port",
                 "master.port.grpc",
@@ -198,6 +203,8 @@ class S3Server:
             f"-s3.config={config}",
             "-webdav=false",
             "-admin.ui=false",
+            "-s3.port.iceberg=0",  # fixed default ports: concurrent servers would collide
+            "-s3.port.lance=0",
         ]
         argv += [f"-{flag}={port}" for flag, port in ports.items()]
         self.process = Process("s3", argv, self.workdir / "s3.log")

@@ -5,8 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+
+
+class TransferStopped(Exception):
+    """Raised by a progress report to stop the run (its operation was canceled): the
+    worker stops at its next file or chunk; nothing half-written is ever published."""
 
 
 @dataclass
@@ -18,8 +23,11 @@ class Progress:
     """Bytes the whole run will process, when known in advance (restores)."""
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def add(self, files: int, size: int, new: int = 0) -> None:
+        if self.stopped.is_set():
+            raise TransferStopped("stopped by its progress report")
         with self._lock:
             self.files += files
             self.bytes += size
@@ -43,7 +51,11 @@ def reporting(progress: Progress, report: Report | None, interval: float = 1.0) 
 
     def tick() -> None:
         while not stop.wait(interval):
-            report(progress)
+            try:
+                report(progress)
+            except TransferStopped:
+                progress.stopped.set()
+                return
 
     thread = threading.Thread(target=tick, daemon=True, name="progress")
     thread.start()
@@ -52,4 +64,6 @@ def reporting(progress: Progress, report: Report | None, interval: float = 1.0) 
     finally:
         stop.set()
         thread.join()
-        report(progress)
+        if not progress.stopped.is_set():
+            with suppress(TransferStopped):  # the run is over either way
+                report(progress)
