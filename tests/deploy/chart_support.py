@@ -44,7 +44,7 @@ CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
 COMPONENTS = ("gateway", "discovery", "protection", "provisioner", "mover")
 NODE_AGENTS = frozenset({"provisioner", "mover"})
-USES_KUBE_API = frozenset({"discovery", "protection", "provisioner"})
+USES_KUBE_API = frozenset({"discovery", "protection", "provisioner", "mover"})
 OPENS_BUCKETS = frozenset({"gateway", "protection", "mover"})
 COMMANDS = {c: f"vessel-{c}" for c in COMPONENTS}
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -94,10 +94,14 @@ def _grants(kinds: dict[str, set[str]], verbs: tuple[str, ...]) -> set[Permissio
 
 
 EXPECTED_RBAC: dict[str, set[Permission]] = {
-    "provisioner": _grants({"": {"persistentvolumeclaims"}}, READ)
+    # patch of claims: revert in place clears its request annotation on the claim
+    "provisioner": _grants({"": {"persistentvolumeclaims"}}, (*READ, "patch"))
     | _grants({"": {"persistentvolumeclaims/status"}}, ("patch",))
     | _grants({"": {"persistentvolumes"}}, (*READ, "create", "delete", "patch"))
-    | _grants({"snapshot.storage.k8s.io": {"volumesnapshots"}}, (*READ, "patch"))
+    # create and delete: the VolumeSnapshots of an app snapshot's group
+    | _grants(
+        {"snapshot.storage.k8s.io": {"volumesnapshots"}}, (*READ, "patch", "create", "delete")
+    )
     | _grants(
         {"snapshot.storage.k8s.io": {"volumesnapshots/status", "volumesnapshotcontents/status"}},
         ("patch",),
@@ -107,11 +111,21 @@ EXPECTED_RBAC: dict[str, set[Permission]] = {
     | _grants({"storage.k8s.io": {"storageclasses"}}, READ)
     | _grants({"": {"events"}}, ("create", "patch")),
     "discovery": _grants(APP_KINDS, READ),
+    # WRITE on restored kinds: create, `existing: update` (PUT), in-place restore (delete)
+    # and migrate's scale-down (patch); hooks exec in the pods READ finds; deleting an app
+    # snapshot deletes its VolumeSnapshots (the provisioner creates them).
     "protection": _grants(APP_KINDS, READ)
     | _grants(RESTORED_KINDS, WRITE)
-    | _grants({"": {"pods/exec"}}, ("create", "get")),
+    | _grants({"": {"pods/exec"}}, ("create", "get"))
+    | _grants({"snapshot.storage.k8s.io": {"volumesnapshots"}}, ("delete",)),
 }
-"""ClusterRoles only for these three; the gateway and the mover get no permissions."""
+"""Cluster-wide grants (ClusterRoleBindings): only these three services; the gateway none."""
+
+EXPECTED_NAMESPACED_RBAC: dict[str, set[Permission]] = {
+    "mover": {("", "secrets", "get")},
+}
+"""Grants in the release namespace only (RoleBindings): the mover reads the credential
+Secrets of registered buckets there."""
 
 # --- rendering ---------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """Static checks of the deployment files: the image and the compose stack (the Helm chart's
-checks are in test_helm_chart.py).
+checks are in test_helm_*.py and test_rbac_in_use.py).
 
 Nothing here builds or starts a container: the files are parsed and checked against the
 project they deploy (console scripts, configuration schema, defaults)."""
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from vessel import tracing
 from vessel.config import BucketConfig, VesselSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -227,6 +228,40 @@ def test_compose_dependencies_wait_for_nats_and_the_bucket(compose: dict[str, An
         assert depends.get("nats", {}).get("condition") == "service_started", name
         condition = depends.get("minio-init", {}).get("condition")
         assert condition == "service_completed_successfully", name
+
+
+_DEFAULTED = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):-(?P<default>[^}]*)\}$")
+
+
+def _interpolate(value: str, host: dict[str, str]) -> str:
+    """A `${NAME:-default}` value as compose fills it from the host's environment."""
+    match = _DEFAULTED.fullmatch(value)
+    assert match, f"{value!r} is not of the form ${{NAME:-default}}"
+    return host.get(match["name"]) or match["default"]
+
+
+@pytest.mark.parametrize("host_value", ["", "http://otel-collector:4317"])
+def test_compose_passes_an_optional_otlp_endpoint_to_every_service(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, host_value: str
+) -> None:
+    """Unset on the host, every service starts and exports nothing; set, every one exports."""
+    host = {"VESSEL_OTLP_ENDPOINT": host_value} if host_value else {}
+    names = ("VESSEL_OTLP_ENDPOINT", *tracing.OTEL_ENDPOINT_VARIABLES)
+    for name, service in _vessel_services(compose):
+        env = _environment(service)
+        passed = {var: _interpolate(env[var], host) for var in names if var in env}
+        assert passed, f"{name}: no OTLP endpoint variable"
+        _settings(monkeypatch)  # only the compose configuration file
+        for var, value in passed.items():
+            monkeypatch.setenv(var, value)
+        settings = load_settings()  # the configuration check every service starts with
+        try:
+            tracing.configure(name, settings.otlp_endpoint)
+            assert tracing.exporting() is bool(host_value), f"{name}: {passed}"
+        finally:
+            tracing.shutdown()
+            for var in passed:
+                monkeypatch.delenv(var)
 
 
 def test_compose_config_validates_and_matches_the_stack(

@@ -82,7 +82,7 @@ def test_chart_lints_clean(case: str, values: dict[str, Any]) -> None:
 
 def test_schema_rejects_what_it_does_not_describe() -> None:
     require(MISSING)
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"gateway": {"replica": 2}},  # a typo: unknown keys fail
         {"logLevel": "TRACE"},
         {"clusterId": "Not_A_Label"},
@@ -90,6 +90,13 @@ def test_schema_rejects_what_it_does_not_describe() -> None:
         {"gateway": {"resources": {"limits": None}}},  # every container needs limits
         {"gateway": {"ingress": {"enabled": True, "tls": {"enabled": True}}}},  # no secret
         {"nodeAgents": {"backends": []}},
+        {"otlpEndpoint": "otel-collector:4317"},  # no scheme
+        {"otlpEndpoint": "http://otel-collector"},  # no port: the NetworkPolicy needs one
+        {"otlpEndpoint": "grpc://otel-collector:4317"},
+        {"otlpEndpoint": "http://otel-collector:4317/v1/traces"},  # a path: OTLP/HTTP
+        {"protection": {"scheduleGraceSeconds": 0}},
+        {"protection": {"secretsCluster": "Not_A_Label"}},
+        {"networkPolicy": {"otlpTo": {"namespaceSelector": {}}}},  # peers are a list
     ]
     with helm_python.Chart.load(CHART) as chart:
         chart.validate_schema(_default_values())
@@ -97,6 +104,14 @@ def test_schema_rejects_what_it_does_not_describe() -> None:
             with pytest.raises(helm_python.HelmValuesError):
                 chart.validate_schema(values)  # over the defaults, as Helm does
                 pytest.fail(f"accepted {values}")
+
+
+def test_rendering_fails_for_a_secrets_cluster_the_release_does_not_configure() -> None:
+    require(MISSING)
+    with pytest.raises(helm_python.HelmRenderError, match=r"protection\.secretsCluster"):
+        _render_files({"clusterId": "east", "protection": {"secretsCluster": "west"}})
+    files = _render_files({"clusterId": "east", "protection": {"secretsCluster": "east"}})
+    assert "secrets_cluster: east" in files[f"{CHART.name}/templates/configmap.yaml"]
 
 
 def test_rendering_fails_for_duplicate_backends() -> None:
@@ -356,6 +371,8 @@ def test_ci_values_exercise_the_optional_parts() -> None:
     assert any(all(v["nats"]["credentialsSecret"].values()) for v in values), "NATS creds"
     assert any(v["s3"]["existingSecret"] for v in values), "S3 Secret"
     assert any(len(v["nodeAgents"]["backends"]) > 1 for v in values), "several backends"
+    assert any(v["otlpEndpoint"] and v["networkPolicy"]["otlpTo"] for v in values), "OTLP peers"
+    assert any(v["protection"]["secretsCluster"] for v in values), "secrets cluster"
 
 
 # --- ingress, storage class, notes -------------------------------------------------------
@@ -412,3 +429,6 @@ def test_notes_give_first_steps_and_warn_about_missing_keys(
         assert "vessel --endpoint" in notes and "app list" in notes, r.case
         missing_secret = not r.effective["s3"]["existingSecret"]
         assert ("s3.existingSecret is not set" in notes) is missing_secret, r.case
+        assert f"put those Secrets in namespace\n{NAMESPACE}," in notes, r.case
+        endpoint = r.effective["otlpEndpoint"]
+        assert (f"Trace spans go to {endpoint}" in notes) is bool(endpoint), r.case

@@ -18,8 +18,11 @@ import pytest
 import yaml
 
 from services.discovery.inventory import KINDS as DISCOVERY_KINDS
+from services.discovery.kinds import WATCHED
+from services.protection.compose import SCALABLE
 from tests.deploy.chart_support import (
     COMPONENTS,
+    EXPECTED_NAMESPACED_RBAC,
     EXPECTED_RBAC,
     MONITORING,
     NAMESPACE,
@@ -37,7 +40,7 @@ from tests.deploy.chart_support import (
     _pods,
     _selects,
 )
-from vessel.config import BucketConfig, load_settings
+from vessel.config import BucketConfig, VesselSettings, load_settings
 
 # --- security ----------------------------------------------------------------------------
 
@@ -164,30 +167,41 @@ def test_rbac_has_no_wildcards_or_escalation(renderings: tuple[Rendering, ...]) 
                 assert not risky, f"{where}: {risky}"
 
 
+def _differences(granted: dict[str, set[Permission]], expected: dict[str, set[Permission]]) -> str:
+    return "\n".join(
+        f"{c}: extra {sorted(granted.get(c, set()) - expected.get(c, set()))}, "
+        f"missing {sorted(expected.get(c, set()) - granted.get(c, set()))}"
+        for c in COMPONENTS
+        if granted.get(c, set()) != expected.get(c, set())
+    )
+
+
 def test_rbac_is_least_privilege(renderings: tuple[Rendering, ...]) -> None:
     for r in renderings:
         roles = {
             (o["kind"], o["metadata"]["name"]): o
             for o in r.of_kind("ClusterRole") + r.of_kind("Role")
         }
-        granted: dict[str, set[Permission]] = {}
+        cluster_wide: dict[str, set[Permission]] = {}
+        namespaced: dict[str, set[Permission]] = {}
         for binding in r.of_kind("ClusterRoleBinding") + r.of_kind("RoleBinding"):
             ref = binding["roleRef"]
             role = roles.get((ref["kind"], ref["name"]))
             assert role, f"{r.case}: {binding['metadata']['name']} binds an unknown role"
+            # A RoleBinding grants only in its own namespace: the release's (Helm sets it).
+            granted = cluster_wide if binding["kind"] == "ClusterRoleBinding" else namespaced
             for subject in binding["subjects"]:
                 assert subject["kind"] == "ServiceAccount", subject
                 assert subject["namespace"] == NAMESPACE, subject
                 component = subject["name"].removeprefix(PREFIX)
                 granted.setdefault(component, set()).update(_permissions(role["rules"]))
-        assert granted == EXPECTED_RBAC, (
-            f"{r.case}: RBAC differs from the least each service needs:\n"
-            + "\n".join(
-                f"{c}: extra {sorted(granted.get(c, set()) - EXPECTED_RBAC.get(c, set()))}, "
-                f"missing {sorted(EXPECTED_RBAC.get(c, set()) - granted.get(c, set()))}"
-                for c in COMPONENTS
-                if granted.get(c, set()) != EXPECTED_RBAC.get(c, set())
-            )
+        assert cluster_wide == EXPECTED_RBAC, (
+            f"{r.case}: cluster-wide RBAC differs from the least each service needs:\n"
+            + _differences(cluster_wide, EXPECTED_RBAC)
+        )
+        assert namespaced == EXPECTED_NAMESPACED_RBAC, (
+            f"{r.case}: RBAC in the release namespace differs from the least needed:\n"
+            + _differences(namespaced, EXPECTED_NAMESPACED_RBAC)
         )
         bound = {
             b["roleRef"]["name"] for b in r.of_kind("ClusterRoleBinding") + r.of_kind("RoleBinding")
@@ -206,11 +220,33 @@ def test_rbac_covers_what_the_services_call() -> None:
             assert (group, resource, verb) in EXPECTED_RBAC["protection"], (api_version, kind)
     for needed in [
         ("", "persistentvolumeclaims", "watch"),
+        ("", "persistentvolumeclaims", "patch"),  # revert in place
         ("storage.k8s.io", "storageclasses", "list"),
         ("", "persistentvolumes", "create"),
         ("", "events", "create"),
+        ("snapshot.storage.k8s.io", "volumesnapshots", "create"),  # group snapshots
+        ("snapshot.storage.k8s.io", "volumesnapshots", "delete"),
     ]:
         assert needed in EXPECTED_RBAC["provisioner"], needed
+    for kind in SCALABLE:  # migrate scales the source down
+        assert ("apps", kind.lower() + "s", "patch") in EXPECTED_RBAC["protection"], kind
+    for watched in WATCHED:
+        # What an app is made of (discovery's kinds: namespaced ones, less the Pods their
+        # workloads recreate, and the namespaces) is what a restore writes: create, PUT for
+        # `existing: update`, delete for in place.
+        if watched.kind == "Pod" or not (watched.namespaced or watched.kind == "Namespace"):
+            continue
+        group = watched.api_version.rpartition("/")[0]
+        for verb in ("create", "update", "delete"):
+            assert (group, watched.plural, verb) in EXPECTED_RBAC["protection"], (watched, verb)
+    for needed in [
+        ("", "pods", "list"),  # hooks find the app's running pods
+        ("", "pods/exec", "create"),
+        ("snapshot.storage.k8s.io", "volumesnapshots", "delete"),  # app snapshot deletion
+        ("", "secrets", "get"),  # registered buckets' credentials
+    ]:
+        assert needed in EXPECTED_RBAC["protection"], needed
+    assert EXPECTED_NAMESPACED_RBAC["mover"] == {("", "secrets", "get")}
 
 
 # --- configuration -----------------------------------------------------------------------
@@ -259,6 +295,11 @@ def test_config_loads_as_the_services_load_it(
             s3["secure"],
         )
         assert bucket.access_key_env == BucketConfig.model_fields["access_key_env"].default
+        protection = values["protection"]
+        assert settings.schedule_grace_seconds == protection["scheduleGraceSeconds"]
+        assert settings.secrets_cluster == (protection["secretsCluster"] or None)
+        home = settings.secrets_cluster or settings.clusters[0].id
+        assert home == values["clusterId"], f"{r.case}: bucket Secrets are read elsewhere"
         port = settings.gateway_listen.rsplit(":", 1)[1]
         gateway = r.one("Deployment", r.name("gateway"))["spec"]["template"]
         (container,) = gateway["spec"]["containers"]
@@ -368,6 +409,8 @@ def test_network_policies_isolate_every_pod(renderings: tuple[Rendering, ...]) -
             assert all(rule.get("ports") for rule in spec.get("ingress", [])), where
             egress = _rule_ports(spec["egress"])
             expected_out = dns | {nats}
+            if values["otlpEndpoint"]:
+                expected_out.add(("TCP", _port(values["otlpEndpoint"].rstrip("/"), 0)))
             if component in OPENS_BUCKETS:
                 expected_out.add(s3)
             if component in USES_KUBE_API:
@@ -375,6 +418,31 @@ def test_network_policies_isolate_every_pod(renderings: tuple[Rendering, ...]) -
             assert egress == expected_out | _rule_ports(values["networkPolicy"]["extraEgress"]), (
                 f"{where}: egress {sorted(egress)}, expected {sorted(expected_out)}"
             )
+            if values["otlpEndpoint"]:
+                port = _port(values["otlpEndpoint"].rstrip("/"), 0)
+                (rule,) = [e for e in spec["egress"] if _rule_ports([e]) == {("TCP", port)}]
+                assert rule.get("to", []) == values["networkPolicy"]["otlpTo"], where
+
+
+def test_otlp_endpoint_reaches_every_service_only_when_set(
+    renderings: tuple[Rendering, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exported = 0
+    for r in renderings:
+        endpoint = r.effective["otlpEndpoint"]
+        for component, _workload, pod in _pods(r):
+            (container,) = pod["spec"]["containers"]
+            env = _env(container)
+            if not endpoint:
+                assert "VESSEL_OTLP_ENDPOINT" not in env, f"{r.case}: {component}"
+                continue
+            value = env["VESSEL_OTLP_ENDPOINT"]["value"]
+            assert value == endpoint, f"{r.case}: {component}"
+            # The services accept it: the setting validates the same way they load it.
+            monkeypatch.setenv("VESSEL_OTLP_ENDPOINT", value)
+            assert VesselSettings().otlp_endpoint == endpoint, f"{r.case}: {component}"
+            exported += 1
+    assert exported, "no ci values file sets otlpEndpoint"
 
 
 def test_every_deployment_has_a_disruption_budget_that_never_blocks_drains(

@@ -20,6 +20,7 @@ from vessel.config import BucketConfig, VesselSettings
 from vessel.contracts import catalog
 from vessel.contracts.buckets import BucketSpec, PutBucket, RemoveBucket, SecretKeyRef
 from vessel.kube.client import KubeCluster
+from vessel.kube.errors import Forbidden
 from vessel.objectstore.base import ObjectNotFound
 from vessel.objectstore.minio_port import MinioStore
 from vessel.objectstore.registry import BucketError, BucketRegistry, kube_secret_reader
@@ -185,3 +186,12 @@ async def test_the_gateway_reads_a_registered_buckets_catalog_through_protection
             await asyncio.to_thread(store.get_bytes, "repository/config")
     finally:
         server.cancel()
+
+
+async def test_a_secret_this_service_may_not_read_is_a_bucket_error(bucket: MinioStore) -> None:
+    async def forbidden(namespace: str, name: str) -> dict[str, str] | None:
+        raise Forbidden(f'secrets "{name}" is forbidden in namespace "{namespace}"')
+
+    registry = BucketRegistry(VesselSettings(), None, forbidden)
+    with pytest.raises(BucketError, match=r"access_key: Secret vessel/s3-creds: .*forbidden"):
+        await registry.open_spec(spec("offsite", bucket))

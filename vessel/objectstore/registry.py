@@ -18,6 +18,7 @@ from vessel.bus.nats_port import KeyValue
 from vessel.config import BucketConfig, ConfigError, VesselSettings
 from vessel.contracts.buckets import BucketRecord, BucketSpec, SecretKeyRef
 from vessel.kube.client import KubeCluster
+from vessel.kube.errors import KubeError
 from vessel.objectstore.base import ObjectStore
 from vessel.objectstore.minio_port import MinioStore
 
@@ -111,8 +112,11 @@ class BucketRegistry:
     async def _secret(self, bucket: str, what: str, ref: SecretKeyRef) -> str:
         if self.read_secret is None:
             raise BucketError(f"bucket {bucket!r}: this service cannot read Secrets for {what}")
-        data = await self.read_secret(ref.namespace, ref.name)
         where = f"Secret {ref.namespace}/{ref.name}"
+        try:
+            data = await self.read_secret(ref.namespace, ref.name)
+        except KubeError as exc:  # Forbidden, unreachable: this service cannot use it
+            raise BucketError(f"bucket {bucket!r}: {what}: {where}: {exc}") from exc
         if data is None:
             raise BucketError(f"bucket {bucket!r}: {what}: {where} not found")
         value = data.get(ref.key)

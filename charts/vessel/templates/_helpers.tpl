@@ -104,6 +104,13 @@ The NATS port, from nats.url (the first server of a comma-separated list); 4222 
 {{- end -}}
 
 {{/*
+The OTLP collector's port, from otlpEndpoint (the schema requires one).
+*/}}
+{{- define "vessel.otlpPort" -}}
+{{- regexFind ":[0-9]+/?$" .Values.otlpEndpoint | trimPrefix ":" | trimSuffix "/" -}}
+{{- end -}}
+
+{{/*
 The S3 port, from s3.endpoint; 443 or 80 by s3.secure if it names none.
 */}}
 {{- define "vessel.s3Port" -}}
@@ -145,13 +152,17 @@ capabilities:
 
 {{/*
 Environment of a service container. Call with (dict "root" $ "component" NAME "s3" BOOL):
-the configuration file, the bucket keys if the service opens buckets, the NATS credentials
-path if a Secret is set for it.
+the configuration file, the OTLP collector if set, the bucket keys if the service opens
+buckets, the NATS credentials path if a Secret is set for it.
 */}}
 {{- define "vessel.env" -}}
 {{- $v := .root.Values -}}
 - name: VESSEL_CONFIG
   value: {{ include "vessel.configDir" .root }}/vessel.yaml
+{{- with $v.otlpEndpoint }}
+- name: VESSEL_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 {{- if include "vessel.serviceMonitorOn" .root }}
 - name: VESSEL_METRICS_LISTEN
   value: "0.0.0.0:{{ $v.serviceMonitor.port }}"
