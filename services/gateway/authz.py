@@ -149,11 +149,26 @@ def restore_targets(
 def operation_targets(op: Operation) -> list[Target]:
     """What an operation touched, as far as its record tells."""
     targets = app_id_target(op.app_id) if op.app_id else []
-    if op.kind == "restore" and op.target_cluster:
-        targets += restore_targets(op.target_cluster, op.namespace_mapping)
+    if op.kind in ("restore", "clone", "migrate") and op.target_cluster:
+        # A clone or migration also writes its app's namespace under its mapped name.
+        sources = [ns for _, ns in targets if ns is not None] if op.kind != "restore" else []
+        targets += restore_targets(op.target_cluster, op.namespace_mapping, sources)
     if not targets:  # a record naming nothing in scope terms: only unscoped callers see it
         targets = [("", None)]
     return targets
+
+
+def copy_targets(
+    app_id: str, target_cluster: str, mapping: dict[str, str], sources: Iterable[str] = ()
+) -> list[Target]:
+    """What a clone or migration touches: the app it reads (its id's namespace and any
+    `sources` beside it) and every namespace the copy writes in the target cluster."""
+    read = app_id_target(app_id)
+    cluster = read[0][0] if read else ""
+    read += [(cluster, ns) for ns in sources]
+    namespaces = [ns for _, ns in read if ns is not None]
+    copies = restore_targets(target_cluster, mapping, namespaces)
+    return list(dict.fromkeys([*read, *copies]))
 
 
 def snapshot_targets(cluster: str, namespace: str) -> list[Target]:

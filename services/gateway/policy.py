@@ -55,6 +55,14 @@ def _restore(request: vessel_pb2.CreateRestoreRequest) -> list[Target]:
     return authz.restore_targets(request.target_cluster, dict(request.namespace_mapping))
 
 
+def _copy(request: Any) -> list[Target]:
+    """A clone or migration: the app it reads and the namespaces it writes in the target."""
+    if not request.target_cluster:  # invalid: the servicer names the missing field
+        return authz.app_id_target(request.app_id)
+    mapping = dict(request.namespace_mapping)
+    return authz.copy_targets(request.app_id, request.target_cluster, mapping)
+
+
 def _cluster(request: Any) -> list[Target]:
     """The cluster a request names, if any (empty: every cluster, filtered by scope)."""
     return [(request.cluster, None)] if request.cluster else []
@@ -100,6 +108,18 @@ POLICIES: dict[str, Policy] = {
     method("BucketService", "RegisterBucket"): Policy(Role.ADMIN),
     method("BucketService", "RemoveBucket"): Policy(Role.ADMIN),
     method("ProgressService", "WatchOperation"): Policy(Role.VIEWER),
+    # Clones and migrations are members' work; hooks run commands in the app's containers,
+    # so only owners change them.
+    method("CloneService", "CreateClone"): Policy(Role.MEMBER, _copy),
+    method("MigrationService", "CreateMigration"): Policy(Role.MEMBER, _copy),
+    method("HookService", "PutHook"): Policy(
+        Role.OWNER, lambda r: authz.app_id_target(r.hook.app_id)
+    ),
+    method("HookService", "ListHooks"): Policy(Role.VIEWER),
+    method("HookService", "GetHook"): Policy(Role.VIEWER, lambda r: authz.app_id_target(r.app_id)),
+    method("HookService", "DeleteHook"): Policy(
+        Role.OWNER, lambda r: authz.app_id_target(r.app_id)
+    ),
     method("OperationService", "ListOperations"): Policy(Role.VIEWER),
     method("OperationService", "CancelOperation"): Policy(Role.MEMBER),
     # Infrastructure: viewers read what their scope covers (lists are filtered, stored

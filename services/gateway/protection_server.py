@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 
 from services.gateway.bucket_api import BucketService
+from services.gateway.compose_api import CloneService, MigrationService
+from services.gateway.hook_api import HOOKS_KV, HookService
 from services.gateway.progress_api import ProgressService
 from services.gateway.protection_api import SNAPSHOTS_KV, BackupCatalogService, SnapshotService
 from services.gateway.schedule_api import SCHEDULES_KV, ScheduleService
@@ -19,3 +21,6 @@ async def add_protection_services(gw: Gateway, server: grpc.aio.Server) -> None:
     prpc.add_ScheduleServiceServicer_to_server(ScheduleService(gw, schedules), server)
     prpc.add_BucketServiceServicer_to_server(BucketService(gw), server)
     prpc.add_ProgressServiceServicer_to_server(ProgressService(gw), server)
+    prpc.add_CloneServiceServicer_to_server(CloneService(gw), server)
+    prpc.add_MigrationServiceServicer_to_server(MigrationService(gw), server)
+    prpc.add_HookServiceServicer_to_server(HookService(gw, await gw.bus.kv(HOOKS_KV)), server)

@@ -5,9 +5,9 @@ transfer command arriving after the cancel, or after a restart, fails at once) a
 memory. A running transfer is raced against its operation's cancel: once canceled, the
 transfer is reported `mover.transfer.failed` with error "canceled" at once; its copy
 thread stops at its next progress report (the report raises `TransferStopped`, the worker
-stops at its next file or chunk) and its result is dropped. The repository stays consistent (a snapshot is
-written last, and an unreferenced one is pruned), so an abandoned copy costs space for a
-while, never correctness.
+stops at its next file or chunk) and its result is dropped. The repository stays
+consistent (a snapshot is written last, and an unreferenced one is pruned), so a stopped
+copy costs space for a while, never correctness.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.cli import completion, events, infra, protection, tokens
+from vessel.cli import completion, compose, events, infra, protection, tokens
 from vessel.cli.connection import CliConfigError, add_arguments, config_path, open_channel, resolve
 from vessel.cli.output import render
 
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=app_get)
 
     protection.add_parsers(resources)
+    compose.add_parsers(resources)
 
     operation = resources.add_parser("operation", help="long-running operations").add_subparsers(
         dest="verb", required=True

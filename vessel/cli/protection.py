@@ -187,6 +187,37 @@ def bucket_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
     return [prpc.BucketServiceStub(ch).GetBucket(ppb.GetBucketRequest(name=a.name))]
 
 
+def _secret_ref(text: str, key: str) -> ppb.SecretKeyRef:
+    namespace, sep, name = text.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise SystemExit(f"error: --secret {text!r} is not NAMESPACE/NAME")
+    return ppb.SecretKeyRef(namespace=namespace, name=name, key=key)
+
+
+def bucket_register(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    request = ppb.RegisterBucketRequest(
+        name=a.name,
+        endpoint=a.s3_endpoint,
+        bucket=a.bucket,
+        secure=a.secure,
+        access_key=_secret_ref(a.secret, a.access_key_key),
+        secret_key=_secret_ref(a.secret, a.secret_key_key),
+        password=_secret_ref(a.secret, a.password_key),
+        repository=a.repository,
+        like=a.like,
+        request_id=a.request_id,
+    )
+    return [prpc.BucketServiceStub(ch).RegisterBucket(request)]
+
+
+def bucket_remove(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    """The bucket as it was registered (the removal itself answers nothing)."""
+    stub = prpc.BucketServiceStub(ch)
+    before = stub.GetBucket(ppb.GetBucketRequest(name=a.name))
+    stub.RemoveBucket(ppb.RemoveBucketRequest(name=a.name, request_id=a.request_id))
+    return [before]
+
+
 # ---- the verbs ----
 
 
@@ -297,8 +328,26 @@ def add_parsers(resources: Parsers) -> None:
     p.add_argument("id")
     p.set_defaults(run=schedule_delete)
 
-    bucket = _verbs(resources, "bucket", "backup buckets (from the settings)")
+    bucket = _verbs(resources, "bucket", "backup buckets (configured or registered)")
     bucket.add_parser("list").set_defaults(run=bucket_list)
     p = bucket.add_parser("get")
     p.add_argument("name")
     p.set_defaults(run=bucket_get)
+    p = bucket.add_parser("register", help="register (or re-point) a bucket at run time")
+    p.add_argument("name")
+    # Not `endpoint`: that destination is the gateway's (the connection flag).
+    p.add_argument("--endpoint", dest="s3_endpoint", required=True, metavar="HOST:PORT")
+    p.add_argument("--bucket", required=True, help="the bucket's name in the object store")
+    p.add_argument("--secret", required=True, metavar="NS/NAME", help="Secret with the keys")
+    p.add_argument("--access-key-key", default="access_key", metavar="KEY")
+    p.add_argument("--secret-key-key", default="secret_key", metavar="KEY")
+    p.add_argument("--password-key", default="password", metavar="KEY", help="repository's")
+    p.add_argument("--secure", action="store_true", help="reach the endpoint over TLS")
+    p.add_argument("--repository", default="", help="path in the bucket (default repository)")
+    p.add_argument("--like", default="", help="create the repository like this bucket's")
+    p.add_argument("--request-id", default="")
+    p.set_defaults(run=bucket_register)
+    p = bucket.add_parser("remove", help="forget a registered bucket (its objects stay)")
+    p.add_argument("name")
+    p.add_argument("--request-id", default="")
+    p.set_defaults(run=bucket_remove)

@@ -205,6 +205,10 @@ class S3Server:
             "-admin.ui=false",
             "-s3.port.iceberg=0",  # fixed default ports: concurrent servers would collide
             "-s3.port.lance=0",
+            # Every bucket is a collection with volumes of its own; the default limit (free
+            # disk / volume size) runs out when a test run makes hundreds of buckets. Volumes
+            # are not preallocated, so a high count costs no space.
+            "-volume.max=10000",
         ]
         argv += [f"-{flag}={port}" for flag, port in ports.items()]
         self.process = Process("s3", argv, self.workdir / "s3.log")

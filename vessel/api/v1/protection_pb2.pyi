@@ -994,3 +994,397 @@ class WatchOperationRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchOperationRequest: _TypeAlias = WatchOperationRequest  # noqa: Y015
+
+@_typing.final
+class CreateCloneRequest(_message.Message):
+    """---- clone and migrate ----
+
+    Copy an app into another namespace or cluster as one operation (kind "clone"): from the
+    live app (a fresh snapshot, its backup, a restore), from an app snapshot (its backup, a
+    restore) or from a backup (a restore only). The restore fields mean what they mean in
+    CreateRestoreRequest; the Operation's id is "clone-<request_id>" when one is given.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class NamespaceMappingEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class StorageClassMappingEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_ID_FIELD_NUMBER: _builtins.int
+    BACKUP_ID_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    TARGET_CLUSTER_FIELD_NUMBER: _builtins.int
+    NAMESPACE_MAPPING_FIELD_NUMBER: _builtins.int
+    STORAGE_CLASS_MAPPING_FIELD_NUMBER: _builtins.int
+    INCLUDE_FIELD_NUMBER: _builtins.int
+    EXCLUDE_FIELD_NUMBER: _builtins.int
+    TRANSFORMS_JSON_FIELD_NUMBER: _builtins.int
+    EXISTING_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    source: _builtins.str
+    """live, snapshot, backup; empty: by the id given (none: live)"""
+    snapshot_id: _builtins.str
+    """source snapshot: an app snapshot of this app"""
+    backup_id: _builtins.str
+    """source backup: a backup of this app in `bucket`"""
+    bucket: _builtins.str
+    """where the backup step writes (or the backup is read from)"""
+    target_cluster: _builtins.str
+    transforms_json: _builtins.str
+    existing: _builtins.str
+    """skip (default), update, fail"""
+    request_id: _builtins.str
+    @_builtins.property
+    def namespace_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def storage_class_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def include(self) -> _containers.RepeatedCompositeFieldContainer[_vessel_pb2.ResourceFilter]: ...
+    @_builtins.property
+    def exclude(self) -> _containers.RepeatedCompositeFieldContainer[_vessel_pb2.ResourceFilter]: ...
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        snapshot_id: _builtins.str = ...,
+        backup_id: _builtins.str = ...,
+        bucket: _builtins.str = ...,
+        target_cluster: _builtins.str = ...,
+        namespace_mapping: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        storage_class_mapping: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        include: _abc.Iterable[_vessel_pb2.ResourceFilter] | None = ...,
+        exclude: _abc.Iterable[_vessel_pb2.ResourceFilter] | None = ...,
+        transforms_json: _builtins.str = ...,
+        existing: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "backup_id", b"backup_id", "bucket", b"bucket", "exclude", b"exclude", "existing", b"existing", "include", b"include", "namespace_mapping", b"namespace_mapping", "request_id", b"request_id", "snapshot_id", b"snapshot_id", "source", b"source", "storage_class_mapping", b"storage_class_mapping", "target_cluster", b"target_cluster", "transforms_json", b"transforms_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCloneRequest: _TypeAlias = CreateCloneRequest  # noqa: Y015
+
+@_typing.final
+class CreateMigrationRequest(_message.Message):
+    """Move an app (kind "migrate"): a backup, a restore into the target, then the source's
+    Deployments and StatefulSets scaled to zero unless keep_source_running (their objects and
+    data stay, for a way back).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class NamespaceMappingEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class StorageClassMappingEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    TARGET_CLUSTER_FIELD_NUMBER: _builtins.int
+    NAMESPACE_MAPPING_FIELD_NUMBER: _builtins.int
+    STORAGE_CLASS_MAPPING_FIELD_NUMBER: _builtins.int
+    INCLUDE_FIELD_NUMBER: _builtins.int
+    EXCLUDE_FIELD_NUMBER: _builtins.int
+    TRANSFORMS_JSON_FIELD_NUMBER: _builtins.int
+    EXISTING_FIELD_NUMBER: _builtins.int
+    KEEP_SOURCE_RUNNING_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    bucket: _builtins.str
+    target_cluster: _builtins.str
+    transforms_json: _builtins.str
+    existing: _builtins.str
+    """skip (default), update, fail"""
+    keep_source_running: _builtins.bool
+    """unset: the source is scaled down"""
+    request_id: _builtins.str
+    @_builtins.property
+    def namespace_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def storage_class_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def include(self) -> _containers.RepeatedCompositeFieldContainer[_vessel_pb2.ResourceFilter]: ...
+    @_builtins.property
+    def exclude(self) -> _containers.RepeatedCompositeFieldContainer[_vessel_pb2.ResourceFilter]: ...
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        bucket: _builtins.str = ...,
+        target_cluster: _builtins.str = ...,
+        namespace_mapping: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        storage_class_mapping: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        include: _abc.Iterable[_vessel_pb2.ResourceFilter] | None = ...,
+        exclude: _abc.Iterable[_vessel_pb2.ResourceFilter] | None = ...,
+        transforms_json: _builtins.str = ...,
+        existing: _builtins.str = ...,
+        keep_source_running: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "bucket", b"bucket", "exclude", b"exclude", "existing", b"existing", "include", b"include", "keep_source_running", b"keep_source_running", "namespace_mapping", b"namespace_mapping", "request_id", b"request_id", "storage_class_mapping", b"storage_class_mapping", "target_cluster", b"target_cluster", "transforms_json", b"transforms_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateMigrationRequest: _TypeAlias = CreateMigrationRequest  # noqa: Y015
+
+@_typing.final
+class Hook(_message.Message):
+    """---- execution hooks ----
+
+    A command protection runs in the app's containers whose name and image match the regular
+    expressions (re.search; at least one of the two), at a stage of snapshots, backups and
+    restores. Exactly one of command and builtin.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    APP_ID_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    CONTAINER_NAME_FIELD_NUMBER: _builtins.int
+    CONTAINER_IMAGE_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    BUILTIN_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    ON_FAILURE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    app_id: _builtins.str
+    stage: _builtins.str
+    """pre-snapshot, post-snapshot, pre-backup, post-backup, post-restore"""
+    container_name: _builtins.str
+    """regular expression on container names"""
+    container_image: _builtins.str
+    """regular expression on container images"""
+    builtin: _builtins.str
+    """fsfreeze: freeze (pre-*) or thaw (post-*) the app's mounts"""
+    timeout_seconds: _builtins.int
+    """default 30, at most 3600"""
+    on_failure: _builtins.str
+    """fail (default): the operation fails; continue: recorded"""
+    @_builtins.property
+    def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """argv, run as given (no shell unless it names one)"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        app_id: _builtins.str = ...,
+        stage: _builtins.str = ...,
+        container_name: _builtins.str = ...,
+        container_image: _builtins.str = ...,
+        command: _abc.Iterable[_builtins.str] | None = ...,
+        builtin: _builtins.str = ...,
+        timeout_seconds: _builtins.int = ...,
+        on_failure: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "builtin", b"builtin", "command", b"command", "container_image", b"container_image", "container_name", b"container_name", "id", b"id", "on_failure", b"on_failure", "stage", b"stage", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Hook: _TypeAlias = Hook  # noqa: Y015
+
+@_typing.final
+class PutHookRequest(_message.Message):
+    """Create or replace the hook (app_id, id); protection stores it shortly after the answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOOK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def hook(self) -> Global___Hook: ...
+    def __init__(
+        self,
+        *,
+        hook: Global___Hook | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hook", b"hook"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hook", b"hook", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutHookRequest: _TypeAlias = PutHookRequest  # noqa: Y015
+
+@_typing.final
+class ListHooksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    """optional filter"""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHooksRequest: _TypeAlias = ListHooksRequest  # noqa: Y015
+
+@_typing.final
+class ListHooksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOOKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def hooks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hook]:
+        """by app, then id: the order they run in"""
+
+    def __init__(
+        self,
+        *,
+        hooks: _abc.Iterable[Global___Hook] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hooks", b"hooks", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHooksResponse: _TypeAlias = ListHooksResponse  # noqa: Y015
+
+@_typing.final
+class GetHookRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHookRequest: _TypeAlias = GetHookRequest  # noqa: Y015
+
+@_typing.final
+class DeleteHookRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    id: _builtins.str
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "id", b"id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteHookRequest: _TypeAlias = DeleteHookRequest  # noqa: Y015

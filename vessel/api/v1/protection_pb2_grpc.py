@@ -900,3 +900,349 @@ class ProgressService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class CloneServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateClone = channel.unary_unary(
+                '/vessel.api.v1.CloneService/CreateClone',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.CreateCloneRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+                _registered_method=True)
+
+
+class CloneServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def CreateClone(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_CloneServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateClone': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateClone,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.CreateCloneRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vessel.api.v1.CloneService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vessel.api.v1.CloneService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class CloneService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateClone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.CloneService/CreateClone',
+            vessel_dot_api_dot_v1_dot_protection__pb2.CreateCloneRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class MigrationServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateMigration = channel.unary_unary(
+                '/vessel.api.v1.MigrationService/CreateMigration',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.CreateMigrationRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+                _registered_method=True)
+
+
+class MigrationServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def CreateMigration(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_MigrationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateMigration': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMigration,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.CreateMigrationRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vessel.api.v1.MigrationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vessel.api.v1.MigrationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class MigrationService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateMigration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.MigrationService/CreateMigration',
+            vessel_dot_api_dot_v1_dot_protection__pb2.CreateMigrationRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class HookServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.PutHook = channel.unary_unary(
+                '/vessel.api.v1.HookService/PutHook',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.PutHookRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.Hook.FromString,
+                _registered_method=True)
+        self.ListHooks = channel.unary_unary(
+                '/vessel.api.v1.HookService/ListHooks',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.ListHooksRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.ListHooksResponse.FromString,
+                _registered_method=True)
+        self.GetHook = channel.unary_unary(
+                '/vessel.api.v1.HookService/GetHook',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.GetHookRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.Hook.FromString,
+                _registered_method=True)
+        self.DeleteHook = channel.unary_unary(
+                '/vessel.api.v1.HookService/DeleteHook',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.DeleteHookRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.Hook.FromString,
+                _registered_method=True)
+
+
+class HookServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def PutHook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHooks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteHook(self, request, context):
+        """the hook as it was
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_HookServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'PutHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutHook,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.PutHookRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.Hook.SerializeToString,
+            ),
+            'ListHooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHooks,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.ListHooksRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.ListHooksResponse.SerializeToString,
+            ),
+            'GetHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHook,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.GetHookRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.Hook.SerializeToString,
+            ),
+            'DeleteHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteHook,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.DeleteHookRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.Hook.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vessel.api.v1.HookService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vessel.api.v1.HookService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class HookService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def PutHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.HookService/PutHook',
+            vessel_dot_api_dot_v1_dot_protection__pb2.PutHookRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_protection__pb2.Hook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.HookService/ListHooks',
+            vessel_dot_api_dot_v1_dot_protection__pb2.ListHooksRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_protection__pb2.ListHooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.HookService/GetHook',
+            vessel_dot_api_dot_v1_dot_protection__pb2.GetHookRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_protection__pb2.Hook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.HookService/DeleteHook',
+            vessel_dot_api_dot_v1_dot_protection__pb2.DeleteHookRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_protection__pb2.Hook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

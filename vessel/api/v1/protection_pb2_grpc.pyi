@@ -250,3 +250,99 @@ class ProgressServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_protection_pb2.OperationUpdate], _abc.AsyncIterator[_protection_pb2.OperationUpdate]]: ...
 
 def add_ProgressServiceServicer_to_server(servicer: ProgressServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class CloneServiceStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> CloneServiceAsyncStub: ...
+    CreateClone: _grpc.UnaryUnaryMultiCallable[_protection_pb2.CreateCloneRequest, _vessel_pb2.Operation]
+
+@_typing.type_check_only
+class CloneServiceAsyncStub(CloneServiceStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateClone: _aio.UnaryUnaryMultiCallable[_protection_pb2.CreateCloneRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
+
+class CloneServiceServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def CreateClone(
+        self,
+        request: _protection_pb2.CreateCloneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vessel_pb2.Operation, _abc.Awaitable[_vessel_pb2.Operation]]: ...
+
+def add_CloneServiceServicer_to_server(servicer: CloneServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class MigrationServiceStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> MigrationServiceAsyncStub: ...
+    CreateMigration: _grpc.UnaryUnaryMultiCallable[_protection_pb2.CreateMigrationRequest, _vessel_pb2.Operation]
+
+@_typing.type_check_only
+class MigrationServiceAsyncStub(MigrationServiceStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateMigration: _aio.UnaryUnaryMultiCallable[_protection_pb2.CreateMigrationRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
+
+class MigrationServiceServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def CreateMigration(
+        self,
+        request: _protection_pb2.CreateMigrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vessel_pb2.Operation, _abc.Awaitable[_vessel_pb2.Operation]]: ...
+
+def add_MigrationServiceServicer_to_server(servicer: MigrationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class HookServiceStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> HookServiceAsyncStub: ...
+    PutHook: _grpc.UnaryUnaryMultiCallable[_protection_pb2.PutHookRequest, _protection_pb2.Hook]
+    ListHooks: _grpc.UnaryUnaryMultiCallable[_protection_pb2.ListHooksRequest, _protection_pb2.ListHooksResponse]
+    GetHook: _grpc.UnaryUnaryMultiCallable[_protection_pb2.GetHookRequest, _protection_pb2.Hook]
+    DeleteHook: _grpc.UnaryUnaryMultiCallable[_protection_pb2.DeleteHookRequest, _protection_pb2.Hook]
+    """the hook as it was"""
+
+@_typing.type_check_only
+class HookServiceAsyncStub(HookServiceStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    PutHook: _aio.UnaryUnaryMultiCallable[_protection_pb2.PutHookRequest, _protection_pb2.Hook]  # type: ignore[assignment]
+    ListHooks: _aio.UnaryUnaryMultiCallable[_protection_pb2.ListHooksRequest, _protection_pb2.ListHooksResponse]  # type: ignore[assignment]
+    GetHook: _aio.UnaryUnaryMultiCallable[_protection_pb2.GetHookRequest, _protection_pb2.Hook]  # type: ignore[assignment]
+    DeleteHook: _aio.UnaryUnaryMultiCallable[_protection_pb2.DeleteHookRequest, _protection_pb2.Hook]  # type: ignore[assignment]
+    """the hook as it was"""
+
+class HookServiceServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def PutHook(
+        self,
+        request: _protection_pb2.PutHookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_protection_pb2.Hook, _abc.Awaitable[_protection_pb2.Hook]]: ...
+
+    @_abc_1.abstractmethod
+    def ListHooks(
+        self,
+        request: _protection_pb2.ListHooksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_protection_pb2.ListHooksResponse, _abc.Awaitable[_protection_pb2.ListHooksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetHook(
+        self,
+        request: _protection_pb2.GetHookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_protection_pb2.Hook, _abc.Awaitable[_protection_pb2.Hook]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteHook(
+        self,
+        request: _protection_pb2.DeleteHookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_protection_pb2.Hook, _abc.Awaitable[_protection_pb2.Hook]]:
+        """the hook as it was"""
+
+def add_HookServiceServicer_to_server(servicer: HookServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,191 @@
+"""Execution hooks over gRPC.
+
+Hooks are read from KV `hooks` (written by protection only); putting and deleting send
+protection commands, so a put hook is listed once protection has stored it, a moment
+after the answer. A hook is checked here with the contract's own rules (`ExecHook`), so
+a bad one is refused at once with field violations. Hooks run commands inside the app's
+containers, which is why changing them needs the owner role (policy.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.gateway import authz
+from services.gateway.errors import guard, invalid, not_found
+from services.gateway.lazy_pages import load_page
+from services.gateway.protection_api import require_ids
+from services.gateway.servicers import Context, Gateway, new_id
+from services.gateway.validation import APP_ID, IDENTIFIER, Violations
+from vessel.api.v1 import protection_pb2 as ppb
+from vessel.api.v1 import protection_pb2_grpc as prpc
+from vessel.bus.errors import KeyExistsError
+from vessel.bus.nats_port import KeyValue
+from vessel.contracts import catalog
+from vessel.contracts.hooks import ExecHook, PutHook, RemoveHook, hook_key
+
+HOOKS_KV = "hooks"
+
+
+def hook_fields(message: ppb.Hook) -> dict[str, Any]:
+    """The message as contract fields; unset optional fields take the contract's defaults."""
+    fields: dict[str, Any] = {
+        "id": message.id,
+        "app_id": message.app_id,
+        "stage": message.stage,
+        "container_name": message.container_name,
+        "container_image": message.container_image,
+        "command": list(message.command),
+        "builtin": message.builtin or None,
+    }
+    if message.timeout_seconds:
+        fields["timeout_seconds"] = message.timeout_seconds
+    if message.on_failure:
+        fields["on_failure"] = message.on_failure
+    return fields
+
+
+def parse_hook(message: ppb.Hook) -> ExecHook:
+    """The hook, or INVALID_ARGUMENT naming every field at fault (as `hook.<field>`)."""
+    try:
+        return ExecHook.model_validate(hook_fields(message))
+    except ValidationError as exc:
+        problems = [
+            (".".join(["hook", *(str(p) for p in e["loc"])]), e["msg"]) for e in exc.errors()
+        ]
+        raise invalid(problems) from None
+
+
+def hook_message(hook: ExecHook) -> ppb.Hook:
+    return ppb.Hook(
+        id=hook.id,
+        app_id=hook.app_id,
+        stage=hook.stage,
+        container_name=hook.container_name,
+        container_image=hook.container_image,
+        command=hook.command,
+        builtin=hook.builtin or "",
+        timeout_seconds=hook.timeout_seconds,
+        on_failure=hook.on_failure,
+    )
+
+
+def require_hook_ref(app_id: str, hook_id: str) -> None:
+    """Both parts of a hook's name; every problem is reported at once."""
+    problems: Violations = []
+    for field, value, regex, what in (
+        ("app_id", app_id, APP_ID, "an app id <cluster>.<namespace>.<name>"),
+        ("id", hook_id, IDENTIFIER, "a hook id"),
+    ):
+        if not value:
+            problems.append((field, "is required"))
+        elif not regex.match(value):
+            problems.append((field, f"{value!r} is not {what}"))
+    if problems:
+        raise invalid(problems)
+
+
+class HookService(prpc.HookServiceServicer):
+    def __init__(self, gw: Gateway, hooks: KeyValue) -> None:
+        self.gw, self.hooks = gw, hooks
+
+    async def _stored(self, key: str) -> ExecHook | None:
+        entry = await self.hooks.get(key)
+        if entry is None or not entry.value:
+            return None
+        return ExecHook.model_validate_json(entry.value)
+
+    async def _existing(self, app_id: str, hook_id: str) -> ExecHook:
+        require_hook_ref(app_id, hook_id)
+        authz.require_scope(authz.current(), authz.app_id_target(app_id))
+        hook = await self._stored(hook_key(app_id, hook_id))
+        if hook is None or hook.app_id != app_id:
+            raise not_found(f"hook {hook_id} of app {app_id}")
+        return hook
+
+    async def _earlier(self, request_id: str, verb: str = "hook") -> ExecHook | None:
+        """What a first call with this request id put or deleted (a retry answers with it)."""
+        entry = await self.gw.requests.get(f"{verb}.{request_id}") if request_id else None
+        if entry is None:
+            return None
+        first = ExecHook.model_validate_json(entry.value)
+        authz.require_scope(authz.current(), authz.app_id_target(first.app_id))
+        return first
+
+    @guard
+    async def PutHook(self, request: ppb.PutHookRequest, context: Context) -> ppb.Hook:
+        rid = request.request_id
+        require_ids(("request_id", rid, "an identifier", False))
+        hook = parse_hook(request.hook)
+        await self.gw.app(hook.app_id)
+        if (first := await self._earlier(rid)) is not None:
+            return hook_message(first)
+        if rid:
+            try:
+                await self.gw.requests.create(f"hook.{rid}", hook.model_dump_json().encode())
+            except KeyExistsError:  # a retry racing the first call
+                if (first := await self._earlier(rid)) is not None:
+                    return hook_message(first)
+        await self.gw.bus.publish(
+            catalog.PUT_HOOK,
+            PutHook(
+                operation_id=f"hook-put-{rid}" if rid else new_id("hook-put"),
+                hook=hook,
+                requested_by=authz.current().name,
+            ),
+        )
+        return hook_message(hook)
+
+    @guard
+    async def ListHooks(
+        self, request: ppb.ListHooksRequest, context: Context
+    ) -> ppb.ListHooksResponse:
+        if request.app_id and not APP_ID.match(request.app_id):
+            raise invalid(
+                [("app_id", f"{request.app_id!r} is not an app id <cluster>.<namespace>.<name>")]
+            )
+        principal = authz.current()
+
+        async def load(key: str) -> ppb.Hook | None:
+            hook = await self._stored(key)
+            if hook is None or (request.app_id and hook.app_id != request.app_id):
+                return None
+            if not authz.covers_all(principal, authz.app_id_target(hook.app_id)):
+                return None
+            return hook_message(hook)
+
+        keys = await self.hooks.keys()
+        if request.app_id:  # app names may hold dots: `load` checks the app id itself
+            keys = [k for k in keys if k.startswith(f"{request.app_id}.")]
+        items, token = await load_page(keys, load, request.page_size, request.page_token)
+        return ppb.ListHooksResponse(hooks=items, next_page_token=token)
+
+    @guard
+    async def GetHook(self, request: ppb.GetHookRequest, context: Context) -> ppb.Hook:
+        return hook_message(await self._existing(request.app_id, request.id))
+
+    @guard
+    async def DeleteHook(self, request: ppb.DeleteHookRequest, context: Context) -> ppb.Hook:
+        rid = request.request_id
+        require_ids(("request_id", rid, "an identifier", False))
+        first = await self._earlier(rid, "hook-remove")
+        if first is not None and (first.app_id, first.id) == (request.app_id, request.id):
+            return hook_message(first)
+        hook = await self._existing(request.app_id, request.id)
+        if rid:
+            try:
+                await self.gw.requests.create(f"hook-remove.{rid}", hook.model_dump_json().encode())
+            except KeyExistsError:  # a retry racing the first call: that one removes it
+                return hook_message(hook)
+        await self.gw.bus.publish(
+            catalog.REMOVE_HOOK,
+            RemoveHook(
+                operation_id=f"hook-remove-{rid}" if rid else new_id("hook-remove"),
+                app_id=hook.app_id,
+                hook_id=hook.id,
+                requested_by=authz.current().name,
+            ),
+        )
+        return hook_message(hook)
