@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.mover_direct import direct_transfer_seconds  # noqa: E402
 from vessel.objectstore.minio_port import MinioStore  # noqa: E402
 from vessel.rig.processes import S3Server  # noqa: E402
 
@@ -237,6 +238,8 @@ def main() -> None:
         )
 
         results += s3_metrics(work, large, large_mb)
+        direct, copy = direct_transfer_seconds(work, large)
+        results.append(metric("direct_transfer_MBps", large_mb / direct, "copy", large_mb / copy))
 
         rss_dir = work / "data" / "rss"
         generate_large(rss_dir, 16 * args.rss_gib)

@@ -10,6 +10,8 @@ from services.mover.buckets import MoverBuckets
 from services.mover.cancels import BUCKET as CANCELS_BUCKET
 from services.mover.cancels import Cancels
 from services.mover.forget import Forgetter
+from services.mover.receive import Receiver
+from services.mover.send import Sender
 from services.mover.transfers import Mover
 from vessel.contracts import catalog
 from vessel.contracts.commands import ForgetSnapshots
@@ -57,6 +59,9 @@ async def serve(ctx: ServiceContext) -> None:
 
     cancels = Cancels(await ctx.bus.kv(CANCELS_BUCKET))
     mover = Mover(ctx.cluster, ctx.bus, await ctx.bus.kv("transfers"), data_for, cancels)
+    # Direct transfers: this mover sends its snapshots and receives other clusters' ones.
+    sender = Sender(ctx.cluster, ctx.bus, await ctx.bus.kv("transfers"), data_for, cancels)
+    receiving = await Receiver(ctx.cluster, ctx.bus, buckets.prepare).start()
     stopping = await ctx.bus.consume(
         f"mover-{ctx.cluster}-cancels",
         {catalog.OPERATION_CANCELED: cancels.on_canceled},
@@ -70,6 +75,7 @@ async def serve(ctx: ServiceContext) -> None:
             catalog.COPY_SNAPSHOT: prepared(
                 mover.copy, ("source_bucket", "target_bucket"), refuse("copy")
             ),
+            catalog.SEND_SNAPSHOT: prepared(sender.send, ("source_bucket",), refuse("copy")),
         },
         cluster=ctx.cluster,
     )
@@ -83,7 +89,7 @@ async def serve(ctx: ServiceContext) -> None:
         },
         cluster=ctx.cluster,
     )
-    await asyncio.shield(asyncio.gather(task, stopping, forgetting))
+    await asyncio.shield(asyncio.gather(task, stopping, forgetting, receiving))
 
 
 def main() -> None:

@@ -405,6 +405,14 @@ COPY_SNAPSHOT = _command(
     "Copy a volume's snapshot between buckets' repositories, moving only missing data.",
     True,
 )
+SEND_SNAPSHOT = _command(
+    "mover",
+    "send",
+    cmd.SendSnapshot,
+    "Send a volume's snapshot to another cluster's mover, which stores it in its own bucket; "
+    "only the data that bucket's repository lacks travels.",
+    True,
+)
 FORGET_SNAPSHOTS = _command(
     "mover",
     "forget",
@@ -492,6 +500,12 @@ QUERY_PROVISIONER_STORAGECLASSES = "vessel.query.provisioner.{cluster}.storagecl
 """Request `StorageClassQuery`, reply `StorageClassList` (or `QueryFailed`); per cluster."""
 QUERY_PROVISIONER_VOLUMES = "vessel.query.provisioner.{cluster}.volumes"
 """Request `VolumeUsageQuery`, reply `VolumeUsage` (or `QueryFailed`); per cluster."""
+
+XFER_OPEN = "vessel.xfer.{cluster}.open"
+"""Core request/reply: a source mover opens a direct transfer session with the mover of
+`cluster` (the destination); see docs/formats.md, "Direct transfer between movers"."""
+XFER_SESSION = "vessel.xfer.{cluster}.{session}.{verb}"
+"""The session's requests (`have`, `blobs`, `commit`, `close`), served while it runs."""
 
 ALL: tuple[Message, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Message))
 BY_TYPE: dict[str, Message] = {m.type: m for m in ALL}

@@ -154,6 +154,21 @@ class CopySnapshot(Payload):
     target_bucket: Identifier
 
 
+class SendSnapshot(Payload):
+    """Send repository snapshot `snapshot_id` of this cluster's `source_bucket` to the mover
+    of `target_cluster`, which stores it in its `target_bucket`; only the blobs that
+    repository lacks travel (it is made like the source: bucket setting `like`). Each mover
+    needs only its own bucket."""
+
+    transfer_id: Identifier
+    operation_id: Identifier
+    cluster: ClusterId = Field(description="The source cluster, whose mover sends")
+    source_bucket: Identifier
+    snapshot_id: SnapshotId
+    target_cluster: ClusterId
+    target_bucket: Identifier
+
+
 class ForgetSnapshots(Payload):
     """Drop repository snapshots from a bucket's repository (the volumes of a deleted
     backup) and, with `prune`, delete the data no remaining snapshot references. Forgetting
