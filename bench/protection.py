@@ -39,8 +39,13 @@ from vessel.bus.nats_port import Bus  # noqa: E402
 from vessel.contracts import catalog  # noqa: E402
 from vessel.contracts.protection import PutSchedule, ScheduleSpec  # noqa: E402
 from vessel.kube.client import KubeCluster  # noqa: E402
-from vessel.rig.scenario import bound_volume_path, tree_digest  # noqa: E402
-from vessel.rig.stack import STORAGE_CLASS, Stack  # noqa: E402
+from vessel.rig.scenario import (  # noqa: E402
+    bound_volume_path,
+    claim_object,
+    deployment_object,
+    tree_digest,
+)
+from vessel.rig.stack import Stack  # noqa: E402
 
 NAMESPACE, APP = "bench", "bench"
 CLAIMS = ("bench-db", "bench-files", "bench-logs")
@@ -52,37 +57,12 @@ def log(text: str) -> None:
 
 def app_objects(mib_each: int) -> list[dict[str, Any]]:
     labels = {"app": APP}
-    claims = [
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": STORAGE_CLASS,
-                "resources": {"requests": {"storage": f"{mib_each + 64}Mi"}},
-            },
-        }
-        for name in CLAIMS
-    ]
-    pod_volumes = [{"name": c, "persistentVolumeClaim": {"claimName": c}} for c in CLAIMS]
+    claims = [claim_object(name, NAMESPACE, labels, f"{mib_each + 64}Mi") for name in CLAIMS]
     mounts = [{"name": c, "mountPath": f"/data/{c}"} for c in CLAIMS]
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "bench-app", "namespace": NAMESPACE, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [{"name": "app", "image": "busybox", "volumeMounts": mounts}],
-                    "volumes": pod_volumes,
-                },
-            },
-        },
-    }
+    container = {"name": "app", "image": "busybox", "volumeMounts": mounts}
+    deployment = deployment_object(
+        "bench-app", NAMESPACE, labels, container, {c: c for c in CLAIMS}
+    )
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     return [namespace, *claims, deployment]
 

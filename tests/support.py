@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from vessel.kube.client import KubeCluster
+from vessel.rig.btrfs import btrfs_available
+from vessel.rig.scenario import create_app_with_data
+from vessel.rig.stack import Stack
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -16,3 +24,23 @@ def require(reason: str | None) -> None:
     if IN_CI:
         pytest.fail(f"required component missing in CI: {reason}")
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def full_stack(workdir: Path) -> Iterator[Stack]:
+    """A full stack in `workdir` (in CI, which runs as root with btrfs-progs, btrfs is not
+    optional); its logs printed once stopped."""
+    if IN_CI:
+        require(btrfs_available())
+    with Stack(workdir) as running:
+        yield running
+        print(running.logs())
+
+
+async def source_app(stack: Stack) -> dict[str, str]:
+    """The StorageClass in clusters A and B, the app with data in cluster A; its digest."""
+    a = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
+    b = KubeCluster(stack.kubeconfigs["cluster-b"], "cluster-b")
+    for kube in (a, b):
+        await kube.create(stack.storage_class())
+    return await create_app_with_data(a)

@@ -21,7 +21,7 @@ from services.gateway.errors import ApiError, guard, invalid, not_found
 from services.gateway.protection_api import known_bucket
 from services.gateway.provisioners import ask
 from services.gateway.restore_options import is_plain, preflight, restore_options
-from services.gateway.servicers import Context, Gateway, new_id
+from services.gateway.servicers import Context, Gateway, earlier, new_id
 from services.gateway.validation import APP_ID, IDENTIFIER, Checker, Violations
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
@@ -147,14 +147,6 @@ async def backup_of(gw: Gateway, bucket: str, backup_id: str, app_id: str) -> tu
     return entry.view.cluster, entry.namespaces
 
 
-async def earlier(gw: Gateway, kind: str, request_id: str) -> Operation | None:
-    """The operation a first call with this request id created (a retry answers with it)."""
-    op = await gw.operation(f"{kind}-{request_id}") if request_id else None
-    if op is not None:
-        authz.require_scope(authz.current(), authz.operation_targets(op))
-    return op
-
-
 class CloneService(prpc.CloneServiceServicer):
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -213,24 +205,23 @@ class CloneService(prpc.CloneServiceServicer):
             restore_options=options,
             requested_by=principal.name,
         )
-        op, fresh = await self.gw.submit(op, request.request_id)
-        if fresh:
-            await self.gw.bus.publish(
-                catalog.CREATE_CLONE,
-                CreateClone(
-                    operation_id=op.id,
-                    app_id=op.app_id,
-                    source=cast(Source, source),  # one of SOURCES, checked above
-                    snapshot_id=op.snapshot_id or None,
-                    backup_id=op.backup_id or None,
-                    bucket=op.bucket,
-                    target_cluster=op.target_cluster,
-                    namespace_mapping=op.namespace_mapping,
-                    options=options,
-                    requested_by=op.requested_by,
-                ),
-            )
-        return operation_message(op)
+        return await self.gw.start(
+            op,
+            request.request_id,
+            catalog.CREATE_CLONE,
+            lambda op: CreateClone(
+                operation_id=op.id,
+                app_id=op.app_id,
+                source=cast(Source, source),  # one of SOURCES, checked above
+                snapshot_id=op.snapshot_id or None,
+                backup_id=op.backup_id or None,
+                bucket=op.bucket,
+                target_cluster=op.target_cluster,
+                namespace_mapping=op.namespace_mapping,
+                options=options,
+                requested_by=op.requested_by,
+            ),
+        )
 
 
 class MigrationService(prpc.MigrationServiceServicer):
@@ -271,19 +262,18 @@ class MigrationService(prpc.MigrationServiceServicer):
             restore_options=options,
             requested_by=principal.name,
         )
-        op, fresh = await self.gw.submit(op, request.request_id)
-        if fresh:
-            await self.gw.bus.publish(
-                catalog.CREATE_MIGRATION,
-                CreateMigration(
-                    operation_id=op.id,
-                    app_id=op.app_id,
-                    bucket=op.bucket,
-                    target_cluster=op.target_cluster,
-                    namespace_mapping=op.namespace_mapping,
-                    options=options,
-                    scale_down_source=not request.keep_source_running,
-                    requested_by=op.requested_by,
-                ),
-            )
-        return operation_message(op)
+        return await self.gw.start(
+            op,
+            request.request_id,
+            catalog.CREATE_MIGRATION,
+            lambda op: CreateMigration(
+                operation_id=op.id,
+                app_id=op.app_id,
+                bucket=op.bucket,
+                target_cluster=op.target_cluster,
+                namespace_mapping=op.namespace_mapping,
+                options=options,
+                scale_down_source=not request.keep_source_running,
+                requested_by=op.requested_by,
+            ),
+        )

@@ -9,7 +9,6 @@ while the watch starts is not lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -84,8 +83,7 @@ class ProgressService(prpc.ProgressServiceServicer):
                 yield ppb.OperationUpdate(operation=operation_message(op))
         finally:
             pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            await asyncio.wait({pump}, timeout=5)  # never let a slow unsubscribe hold the call
 
     async def _pump(self, op_id: str, queue: asyncio.Queue[TransferProgress]) -> None:
         since = datetime.now(UTC) - REPLAY

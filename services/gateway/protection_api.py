@@ -11,7 +11,6 @@ import asyncio
 
 from services.gateway import authz
 from services.gateway.catalog_reader import CatalogEntry, backup_ids, read_entry
-from services.gateway.convert import operation_message
 from services.gateway.errors import guard, invalid, not_found
 from services.gateway.lazy_pages import load_page
 from services.gateway.protection_convert import backup_message, snapshot_message
@@ -89,18 +88,17 @@ class SnapshotService(prpc.SnapshotServiceServicer):
             snapshot_id=op_id,  # the snapshot is named after the operation taking it
             requested_by=authz.current().name,
         )
-        op, fresh = await self.gw.submit(op, request.request_id)
-        if fresh:
-            await self.gw.bus.publish(
-                catalog.CREATE_SNAPSHOT,
-                CreateAppSnapshot(
-                    operation_id=op.id,
-                    app_id=op.app_id,
-                    bucket=op.bucket,
-                    requested_by=op.requested_by,
-                ),
-            )
-        return operation_message(op)
+        return await self.gw.start(
+            op,
+            request.request_id,
+            catalog.CREATE_SNAPSHOT,
+            lambda op: CreateAppSnapshot(
+                operation_id=op.id,
+                app_id=op.app_id,
+                bucket=op.bucket,
+                requested_by=op.requested_by,
+            ),
+        )
 
     @guard
     async def ListSnapshots(
@@ -149,15 +147,14 @@ class SnapshotService(prpc.SnapshotServiceServicer):
             snapshot_id=record.id,
             requested_by=authz.current().name,
         )
-        op, fresh = await self.gw.submit(op, request.request_id)
-        if fresh:
-            await self.gw.bus.publish(
-                catalog.DELETE_SNAPSHOT,
-                DeleteAppSnapshot(
-                    operation_id=op.id, snapshot_id=record.id, requested_by=op.requested_by
-                ),
-            )
-        return operation_message(op)
+        return await self.gw.start(
+            op,
+            request.request_id,
+            catalog.DELETE_SNAPSHOT,
+            lambda op: DeleteAppSnapshot(
+                operation_id=op.id, snapshot_id=record.id, requested_by=op.requested_by
+            ),
+        )
 
 
 class BackupCatalogService(prpc.BackupCatalogServiceServicer):
@@ -227,15 +224,14 @@ class BackupCatalogService(prpc.BackupCatalogServiceServicer):
             source_cluster=entry.cluster,
             requested_by=authz.current().name,
         )
-        op, fresh = await self.gw.submit(op, request.request_id)
-        if fresh:
-            await self.gw.bus.publish(
-                catalog.DELETE_BACKUP,
-                DeleteBackupCommand(
-                    operation_id=op.id,
-                    backup_id=op.backup_id,
-                    bucket=op.bucket,
-                    requested_by=op.requested_by,
-                ),
-            )
-        return operation_message(op)
+        return await self.gw.start(
+            op,
+            request.request_id,
+            catalog.DELETE_BACKUP,
+            lambda op: DeleteBackupCommand(
+                operation_id=op.id,
+                backup_id=op.backup_id,
+                bucket=op.bucket,
+                requested_by=op.requested_by,
+            ),
+        )

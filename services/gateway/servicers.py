@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -23,6 +24,7 @@ from vessel.config import VesselSettings
 from vessel.contracts import catalog
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.events import AppRecord
+from vessel.contracts.models import Payload
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import AppSnapshotRecord, RestorePreflight
 from vessel.objectstore.base import ObjectNotFound
@@ -69,6 +71,20 @@ class Gateway:
             return existing, False
         return op, True
 
+    async def start(
+        self,
+        op: Operation,
+        request_id: str,
+        message: catalog.Message,
+        command: Callable[[Operation], Payload],
+    ) -> pb.Operation:
+        """Submit `op` and send `command(op)` on `message`, unless this request id was seen
+        before (then no command: the earlier operation is the answer)."""
+        op, fresh = await self.submit(op, request_id)
+        if fresh:
+            await self.bus.publish(message, command(op))
+        return operation_message(op)
+
     async def app(self, app_id: str) -> AppRecord:
         """The app, when it exists and is wholly in the caller's scope."""
         entry = await self.inventory.get(f"apps.{app_id}")
@@ -107,6 +123,14 @@ class Gateway:
 
 def new_id(kind: str) -> str:
     return f"{kind}-{uuid.uuid4().hex[:12]}"
+
+
+async def earlier(gw: Gateway, kind: str, request_id: str) -> Operation | None:
+    """The operation a first call with this request id created (a retry answers with it)."""
+    op = await gw.operation(f"{kind}-{request_id}") if request_id else None
+    if op is not None:
+        authz.require_scope(authz.current(), authz.operation_targets(op))
+    return op
 
 
 class AppService(rpc.AppServiceServicer):
@@ -165,19 +189,18 @@ class BackupService(rpc.BackupServiceServicer):
             snapshot_id=request.snapshot_id,
             requested_by=authz.current().name,
         )
-        op, fresh = await self.gw.submit(op, request.request_id)
-        if fresh:
-            await self.gw.bus.publish(
-                catalog.CREATE_BACKUP,
-                CreateBackup(
-                    operation_id=op.id,
-                    app_id=op.app_id,
-                    bucket=op.bucket,
-                    snapshot_id=op.snapshot_id or None,
-                    requested_by=op.requested_by,
-                ),
-            )
-        return operation_message(op)
+        return await self.gw.start(
+            op,
+            request.request_id,
+            catalog.CREATE_BACKUP,
+            lambda op: CreateBackup(
+                operation_id=op.id,
+                app_id=op.app_id,
+                bucket=op.bucket,
+                snapshot_id=op.snapshot_id or None,
+                requested_by=op.requested_by,
+            ),
+        )
 
 
 class RestoreService(rpc.RestoreServiceServicer):
@@ -205,11 +228,8 @@ class RestoreService(rpc.RestoreServiceServicer):
         authz.require_scope(
             principal, authz.restore_targets(request.target_cluster, mapping, namespaces)
         )
-        rid = request.request_id
-        earlier = await self.gw.operation(f"restore-{rid}") if rid else None
-        if earlier is not None:  # a retry: answered without a second preflight
-            authz.require_scope(principal, authz.operation_targets(earlier))
-            return operation_message(earlier)
+        if (first := await earlier(self.gw, "restore", request.request_id)) is not None:
+            return operation_message(first)  # a retry: answered without a second preflight
         query = RestorePreflight(
             backup_id=request.backup_id,
             bucket=request.bucket,
@@ -228,21 +248,20 @@ class RestoreService(rpc.RestoreServiceServicer):
             restore_options=options,
             requested_by=principal.name,
         )
-        op, fresh = await self.gw.submit(op, request.request_id)
-        if fresh:
-            await self.gw.bus.publish(
-                catalog.CREATE_RESTORE,
-                CreateRestore(
-                    operation_id=op.id,
-                    backup_id=op.backup_id,
-                    bucket=op.bucket,
-                    target_cluster=op.target_cluster,
-                    namespace_mapping=op.namespace_mapping,
-                    options=options,
-                    requested_by=op.requested_by,
-                ),
-            )
-        return operation_message(op)
+        return await self.gw.start(
+            op,
+            request.request_id,
+            catalog.CREATE_RESTORE,
+            lambda op: CreateRestore(
+                operation_id=op.id,
+                backup_id=op.backup_id,
+                bucket=op.bucket,
+                target_cluster=op.target_cluster,
+                namespace_mapping=op.namespace_mapping,
+                options=options,
+                requested_by=op.requested_by,
+            ),
+        )
 
 
 class OperationService(rpc.OperationServiceServicer):

@@ -38,7 +38,7 @@ from services.mover.repo.stream import (
     session_key,
     walk,
 )
-from services.mover.transfers import DataFor, record, transfer_span
+from services.mover.transfers import DataFor, TransferWorker, record, transfer_span
 from services.mover.volumes import RepositoryData
 from vessel.bus.errors import BusError, PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
@@ -99,7 +99,7 @@ async def ask(bus: Bus, cluster: str, subject: str, body: bytes, wait: float) ->
         raise TimeoutError(f"the mover of cluster {cluster} did not answer {subject}") from None
 
 
-class Sender:
+class Sender(TransferWorker):
     def __init__(
         self,
         cluster_id: str,
@@ -109,29 +109,13 @@ class Sender:
         cancels: Cancels | None = None,
         frame_bytes: int = FRAME_BYTES,
     ) -> None:
-        self.cluster_id = cluster_id
-        self.bus = bus
-        self.transfers = transfers
-        self.data_for = data_for
-        self.cancels = cancels
+        super().__init__(cluster_id, bus, transfers, data_for, cancels)
         self.frame_bytes = frame_bytes
 
-    async def _announce(self, result: TransferResult) -> None:
-        message = catalog.TRANSFER_FAILED if result.error else catalog.TRANSFER_COMPLETED
-        subject = f"/clusters/{self.cluster_id}/transfers/{result.transfer_id}"
-        await self.bus.publish(message, result, subject=subject)
-
     async def send(self, cmd: SendSnapshot) -> None:
-        entry = await self.transfers.get(cmd.transfer_id)
-        if entry is not None:
-            await self._announce(TransferResult.model_validate_json(entry.value))
+        if await self._replay(cmd.transfer_id):
             return
-        base = TransferResult(
-            transfer_id=cmd.transfer_id,
-            operation_id=cmd.operation_id,
-            cluster=self.cluster_id,
-            direction="copy",
-        )
+        base = self._base(cmd, "copy")
         started = time.monotonic()
         with transfer_span(base) as span:
             try:
@@ -144,8 +128,7 @@ class Sender:
                 log.warning("transfer %s failed: %s", cmd.transfer_id, exc)
                 result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
             record(result, started, span)
-        await self.transfers.put(result.transfer_id, result.model_dump_json().encode())
-        await self._announce(result)
+        await self._finish(result)
 
     async def _send(self, cmd: SendSnapshot, base: TransferResult) -> TransferResult:
         if self.cancels is not None and await self.cancels.is_canceled(cmd.operation_id):

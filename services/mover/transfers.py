@@ -25,7 +25,7 @@ from vessel import metrics, tracing
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import catalog
-from vessel.contracts.commands import CopySnapshot, MoveFromBucket, MoveToBucket
+from vessel.contracts.commands import CopySnapshot, MoveFromBucket, MoveToBucket, SendSnapshot
 from vessel.contracts.events import TransferProgress, TransferResult
 from vessel.objectstore.base import ObjectStoreError, StoreUnavailable
 
@@ -58,7 +58,10 @@ def record(result: TransferResult, started: float, span: Span) -> None:
         tracing.fail(span, result.error)
 
 
-class Mover:
+class TransferWorker:
+    """What every kind of transfer shares: its result kept in KV `transfers` (a repeated
+    command announces the kept result again) and announced on the transfer's subject."""
+
     def __init__(
         self,
         cluster_id: str,
@@ -72,6 +75,21 @@ class Mover:
         self.transfers = transfers
         self.data_for = data_for
         self.cancels = cancels
+
+    def _base(
+        self,
+        cmd: MoveToBucket | MoveFromBucket | CopySnapshot | SendSnapshot,
+        direction: Literal["backup", "restore", "copy"],
+        snapshot_id: str = "",
+    ) -> TransferResult:
+        """The result of `cmd` before it ran: no data moved, no error."""
+        return TransferResult(
+            transfer_id=cmd.transfer_id,
+            operation_id=cmd.operation_id,
+            cluster=self.cluster_id,
+            direction=direction,
+            snapshot_id=snapshot_id,
+        )
 
     async def _replay(self, transfer_id: str) -> bool:
         entry = await self.transfers.get(transfer_id)
@@ -89,6 +107,8 @@ class Mover:
         subject = f"/clusters/{self.cluster_id}/transfers/{result.transfer_id}"
         await self.bus.publish(message, result, subject=subject)
 
+
+class Mover(TransferWorker):
     def _reporter(
         self,
         cmd: MoveToBucket | MoveFromBucket,
@@ -150,12 +170,7 @@ class Mover:
     async def to_bucket(self, cmd: MoveToBucket) -> None:
         if await self._replay(cmd.transfer_id):
             return
-        base = TransferResult(
-            transfer_id=cmd.transfer_id,
-            operation_id=cmd.operation_id,
-            cluster=self.cluster_id,
-            direction="backup",
-        )
+        base = self._base(cmd, "backup")
         report = self._reporter(cmd, "backup")
 
         def work() -> TransferResult:
@@ -179,13 +194,7 @@ class Mover:
     async def from_bucket(self, cmd: MoveFromBucket) -> None:
         if await self._replay(cmd.transfer_id):
             return
-        base = TransferResult(
-            transfer_id=cmd.transfer_id,
-            operation_id=cmd.operation_id,
-            cluster=self.cluster_id,
-            direction="restore",
-            snapshot_id=cmd.snapshot_id,
-        )
+        base = self._base(cmd, "restore", cmd.snapshot_id)
         report = self._reporter(cmd, "restore")
 
         def work() -> TransferResult:
@@ -200,12 +209,7 @@ class Mover:
         """Copy a snapshot between two buckets' repositories (the `like` pair)."""
         if await self._replay(cmd.transfer_id):
             return
-        base = TransferResult(
-            transfer_id=cmd.transfer_id,
-            operation_id=cmd.operation_id,
-            cluster=self.cluster_id,
-            direction="copy",
-        )
+        base = self._base(cmd, "copy")
         started = time.monotonic()
         source, target = self.data_for(cmd.source_bucket), self.data_for(cmd.target_bucket)
         if not isinstance(source, RepositoryData) or not isinstance(target, RepositoryData):

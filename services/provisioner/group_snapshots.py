@@ -25,11 +25,16 @@ from typing import Any
 from services.provisioner.backends.base import BackendError, SnapshotInfo, StorageBackend
 from services.provisioner.env import SNAPSHOT_API, Env
 from services.provisioner.records import SnapshotRecord
-from services.provisioner.snapshots import FINALIZER, KIND, Snapshots, content_name
+from services.provisioner.snapshots import (
+    FINALIZER,
+    KIND,
+    Snapshots,
+    content_name,
+    ensure_content,
+)
 from services.provisioner.sources import snapshot_id_of
 from vessel.bus.errors import TemporaryError
 from vessel.bus.nats_port import Bus
-from vessel.config import PROVISIONER_NAME
 from vessel.contracts import catalog
 from vessel.contracts.group_snapshots import GroupMember, GroupSnapshotResult, SnapshotGroup
 from vessel.kube.errors import AlreadyExists, KubeError
@@ -223,61 +228,19 @@ class GroupSnapshots:
                     "created_at": m.info.created_at,
                 }
             )
-            await self._content(cmd, m.vs, record, vclass, spread)
+            await ensure_content(
+                self.env,
+                m.vs,
+                record,
+                vclass,
+                labels={GROUP_LABEL: cmd.group_id},
+                annotations={SPREAD_ANNOTATION: f"{spread:.6f}"},
+            )
             await self.env.announce.publish(
                 catalog.SNAPSHOT_CREATED, self.controller._payload(record), record.snapshot_id
             )
             m.record = await self.env.snapshots.save(record)
         await self.controller._publish_status(m.vs, m.record)
-
-    async def _content(
-        self, cmd: SnapshotGroup, vs: Obj, record: SnapshotRecord, vclass: Obj, spread: float
-    ) -> None:
-        meta = vs["metadata"]
-        content = {
-            "apiVersion": SNAPSHOT_API,
-            "kind": "VolumeSnapshotContent",
-            "metadata": {
-                "name": record.content,
-                "labels": {"vessel.io/cluster": self.env.cluster_id, GROUP_LABEL: cmd.group_id},
-                "annotations": {
-                    "vessel.io/snapshot-id": record.snapshot_id,
-                    SPREAD_ANNOTATION: f"{spread:.6f}",
-                },
-            },
-            "spec": {
-                "deletionPolicy": record.deletion_policy,
-                "driver": PROVISIONER_NAME,
-                "volumeSnapshotClassName": vclass.get("metadata", {}).get("name", ""),
-                "source": {"volumeHandle": record.volume_id},
-                "volumeSnapshotRef": {
-                    "apiVersion": SNAPSHOT_API,
-                    "kind": KIND,
-                    "name": meta["name"],
-                    "namespace": meta["namespace"],
-                    "uid": meta["uid"],
-                },
-            },
-        }
-        try:
-            await self.env.kube.create(content)
-        except AlreadyExists:
-            pass
-        await self.env.kube.patch(
-            SNAPSHOT_API,
-            "VolumeSnapshotContent",
-            record.content,
-            None,
-            {
-                "status": {
-                    "snapshotHandle": f"{record.backend}/{record.volume_id}/{record.snapshot_id}",
-                    "creationTime": int(record.created_at * 1e9),
-                    "readyToUse": True,
-                    "restoreSize": record.size_bytes,
-                }
-            },
-            status=True,
-        )
 
     async def _recorded_spread(self, members: list[Member]) -> float:
         for m in members:

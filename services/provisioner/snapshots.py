@@ -42,6 +42,61 @@ def content_name(snapshot: Obj) -> str:
     return f"snapcontent-{snapshot['metadata']['uid']}"
 
 
+async def ensure_content(
+    env: Env,
+    vs: Obj,
+    record: SnapshotRecord,
+    vclass: Obj,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> None:
+    """The VolumeSnapshotContent of `vs` (created unless it exists), its status ready.
+
+    `labels` and `annotations` are added to the content's own."""
+    meta = vs["metadata"]
+    content = {
+        "apiVersion": SNAPSHOT_API,
+        "kind": "VolumeSnapshotContent",
+        "metadata": {
+            "name": record.content,
+            "labels": {"vessel.io/cluster": env.cluster_id, **(labels or {})},
+            "annotations": {"vessel.io/snapshot-id": record.snapshot_id, **(annotations or {})},
+        },
+        "spec": {
+            "deletionPolicy": record.deletion_policy,
+            "driver": PROVISIONER_NAME,
+            "volumeSnapshotClassName": vclass.get("metadata", {}).get("name", ""),
+            "source": {"volumeHandle": record.volume_id},
+            "volumeSnapshotRef": {
+                "apiVersion": SNAPSHOT_API,
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+        },
+    }
+    try:
+        await env.kube.create(content)
+    except AlreadyExists:
+        pass
+    await env.kube.patch(
+        SNAPSHOT_API,
+        "VolumeSnapshotContent",
+        record.content,
+        None,
+        {
+            "status": {
+                "snapshotHandle": f"{record.backend}/{record.volume_id}/{record.snapshot_id}",
+                "creationTime": int(record.created_at * 1e9),
+                "readyToUse": True,
+                "restoreSize": record.size_bytes,
+            }
+        },
+        status=True,
+    )
+
+
 class Snapshots:
     def __init__(self, env: Env) -> None:
         self.env = env
@@ -135,48 +190,7 @@ class Snapshots:
         await self._publish_status(vs, ready)
 
     async def _ensure_content(self, vs: Obj, record: SnapshotRecord, vclass: Obj) -> None:
-        meta = vs["metadata"]
-        content = {
-            "apiVersion": SNAPSHOT_API,
-            "kind": "VolumeSnapshotContent",
-            "metadata": {
-                "name": record.content,
-                "labels": {"vessel.io/cluster": self.env.cluster_id},
-                "annotations": {"vessel.io/snapshot-id": record.snapshot_id},
-            },
-            "spec": {
-                "deletionPolicy": record.deletion_policy,
-                "driver": PROVISIONER_NAME,
-                "volumeSnapshotClassName": vclass.get("metadata", {}).get("name", ""),
-                "source": {"volumeHandle": record.volume_id},
-                "volumeSnapshotRef": {
-                    "apiVersion": SNAPSHOT_API,
-                    "kind": KIND,
-                    "name": meta["name"],
-                    "namespace": meta["namespace"],
-                    "uid": meta["uid"],
-                },
-            },
-        }
-        try:
-            await self.env.kube.create(content)
-        except AlreadyExists:
-            pass
-        await self.env.kube.patch(
-            SNAPSHOT_API,
-            "VolumeSnapshotContent",
-            record.content,
-            None,
-            {
-                "status": {
-                    "snapshotHandle": f"{record.backend}/{record.volume_id}/{record.snapshot_id}",
-                    "creationTime": int(record.created_at * 1e9),
-                    "readyToUse": True,
-                    "restoreSize": record.size_bytes,
-                }
-            },
-            status=True,
-        )
+        await ensure_content(self.env, vs, record, vclass)
 
     async def _publish_status(self, vs: Obj, record: SnapshotRecord) -> None:
         status = vs.get("status") or {}

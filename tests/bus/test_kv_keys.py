@@ -1,10 +1,14 @@
-"""Listing a KV bucket's keys often must not exhaust the server's consumer limit."""
+"""Listing KV keys and tailing events often must not exhaust the server's consumer limit."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from vessel.bus.nats_port import Bus
+from vessel.contracts import catalog
+from vessel.contracts.events import DeadLettered
 
 
 async def test_listing_keys_many_times_leaves_no_consumers(bus: Bus) -> None:
@@ -25,3 +29,25 @@ async def test_a_key_nats_cannot_store_reads_as_absent(bus: Bus) -> None:
     kv = await bus.kv(f"keys-{uuid.uuid4().hex[:8]}")
     for key in ("0.", "a..b", "spaces are invalid", ""):
         assert await kv.get(key) is None
+
+
+async def test_tailing_events_leaves_no_consumer_behind(bus: Bus) -> None:
+    await bus.ensure_streams()
+    before = (await bus.js.stream_info(catalog.EVENTS_STREAM)).state.consumer_count
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    await bus.publish(catalog.DEAD_LETTERED, _dead_letter())
+    for _ in range(3):
+        async for _, _event in bus.tail(catalog.DEAD_LETTERED.subject, since=since):
+            break
+    # A broken-off tail is closed by the event loop right after; the server itself would
+    # drop the consumer only after seconds of inactivity.
+    for _ in range(20):
+        after = (await bus.js.stream_info(catalog.EVENTS_STREAM)).state.consumer_count
+        if after == before:
+            break
+        await asyncio.sleep(0.1)
+    assert after == before
+
+
+def _dead_letter() -> DeadLettered:
+    return DeadLettered(stream="S", subject="x", sequence=1, error="test", data="{}")

@@ -20,7 +20,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import IN_CI, require
+from tests.support import IN_CI, full_stack, require
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
@@ -45,11 +45,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if IN_CI:
-        require(btrfs_available())  # CI runs as root with btrfs-progs: btrfs is not optional there
-    with Stack(tmp_path_factory.mktemp("stack")) as running:
+    with full_stack(tmp_path_factory.mktemp("stack")) as running:
         yield running
-        print(running.logs())
 
 
 @pytest.fixture

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +20,9 @@ from tests.gateway.harness import (
     make_pki,
     make_settings,
 )
+from tests.gateway.protection_harness import World
 from vessel.bus.nats_port import Bus
+from vessel.cli.main import main as cli
 from vessel.config import VesselSettings
 
 
@@ -63,3 +68,25 @@ def no_client_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("VESSEL_CLI_CONFIG", str(tmp_path / "absent.yaml"))
     yield
+
+
+@pytest.fixture
+def run(
+    world: World, pki: Pki, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Any:
+    """`await run(*argv)`: the CLI against the module's `world` as admin; (code, out, err)."""
+    monkeypatch.setenv("VESSEL_ENDPOINT", world.gateway.endpoint)
+    monkeypatch.setenv("VESSEL_TLS_CA", str(pki.ca))
+    monkeypatch.setenv("VESSEL_TOKEN", ADMIN_TOKEN)
+
+    async def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = await asyncio.to_thread(cli, list(argv))
+        except SystemExit as exc:  # argument errors found by the CLI itself
+            code = 2 if isinstance(exc.code, int) else 1
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -22,6 +22,7 @@ from vessel.api.v1 import tokens_pb2 as tpb
 from vessel.api.v1 import tokens_pb2_grpc as trpc
 from vessel.bus.nats_port import Bus
 from vessel.config import VesselSettings
+from vessel.contracts.events import AppRecord
 
 ADMIN_ENV = "VESSEL_TEST_GATEWAY_ADMIN_TOKEN"
 ADMIN_TOKEN = "boot-" + secrets.token_urlsafe(24)
@@ -235,3 +236,16 @@ async def issue(
         metadata=bearer(admin),
     )
     return name, reply.secret
+
+
+def app_record(cluster: str, namespace: str, name: str, **extra: Any) -> AppRecord:
+    """An available app grouped by the label `app=<name>`, as discovery records it."""
+    return AppRecord(
+        cluster=cluster,
+        namespace=namespace,
+        name=name,
+        grouping="label",
+        selector={"app": name},
+        state="Available",
+        **extra,
+    )

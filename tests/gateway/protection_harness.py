@@ -12,32 +12,41 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from services.gateway.server import build_server
-from tests.gateway.harness import ADMIN_ENV, ADMIN_TOKEN, Pki, Running, issue, make_settings
+from tests.gateway.harness import (
+    ADMIN_ENV,
+    ADMIN_TOKEN,
+    Pki,
+    Running,
+    app_record,
+    issue,
+    make_settings,
+)
 from vessel.bus.codec import decode
 from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
-from vessel.contracts.events import AppRecord
 from vessel.contracts.models import Payload
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import (
     AppSnapshotRecord,
     PreflightResult,
+    PreflightViolation,
     Retention,
     ScheduleSpec,
     SnapshotVolume,
 )
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import S3Server
+from vessel.rig.processes import NatsServer, S3Server
 
 ACCESS_ENV, SECRET_ENV = "VESSEL_TEST_PROT_S3_ACCESS", "VESSEL_TEST_PROT_S3_SECRET"
 Answer = Callable[[dict[str, Any]], Awaitable[PreflightResult | None]]
@@ -117,17 +126,6 @@ async def _forever() -> None:
     await asyncio.Event().wait()
 
 
-def app(cluster: str, namespace: str, name: str) -> AppRecord:
-    return AppRecord(
-        cluster=cluster,
-        namespace=namespace,
-        name=name,
-        grouping="label",
-        selector={"app": name},
-        state="Available",
-    )
-
-
 def catalog_doc(
     backup_id: str, app_id: str, cluster: str, namespace: str, when: datetime, **extra: Any
 ) -> dict[str, Any]:
@@ -196,7 +194,11 @@ async def build_world(names: Names, bus: Bus, s3: S3Server, pki: Pki) -> World:
     store.put_bytes(f"backups/{n.backup(8)}/resources.json", b"{}")  # unfinished: no catalog
 
     inventory = await bus.kv("inventory")
-    for a in (app(n.east, "shop", "web"), app(n.east, "books", "api"), app(n.west, "shop", "web")):
+    for a in (
+        app_record(n.east, "shop", "web"),
+        app_record(n.east, "books", "api"),
+        app_record(n.west, "shop", "web"),
+    ):
         await inventory.put(f"apps.{a.id}", a.model_dump_json().encode())
     snapshots = await bus.kv("app_snapshots")
     records = [snapshot_record(n.snapshot(i), n.east, "shop", "web") for i in range(3)]
@@ -239,6 +241,46 @@ async def build_world(names: Names, bus: Bus, s3: S3Server, pki: Pki) -> World:
         _, w.tokens[role] = await issue(channel, ADMIN_TOKEN, role, *scope)
     _, w.tokens["owner-books"] = await issue(channel, ADMIN_TOKEN, "owner", [n.east], ["books"])
     return w
+
+
+@contextlib.asynccontextmanager
+async def open_world(
+    names: Names,
+    label: str,
+    nats_server: NatsServer,
+    s3_server: S3Server,
+    pki: Pki,
+    *,
+    preflight: bool = False,
+) -> AsyncIterator[World]:
+    """A module's world on its own bus (source `/clusters/test/<label>`), with the bucket
+    credentials in the environment; `preflight` serves the restore preflight."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv(ACCESS_ENV, s3_server.access_key)
+    patch.setenv(SECRET_ENV, s3_server.secret_key)
+    patch.delenv("VESSEL_CONFIG", raising=False)
+    bus = Bus(source=f"/clusters/test/{label}")
+    await bus.connect(nats_server.url, name=label)
+    w = await build_world(names, bus, s3_server, pki)
+    if preflight:
+        await w.serve_preflight()
+    try:
+        yield w
+    finally:
+        if preflight:
+            await w.stop_preflight()
+        await w.gateway.close()
+        await bus.close()
+        patch.undo()
+
+
+def answering(*found: PreflightViolation) -> Answer:
+    """A preflight that answers with `found` (none: the restore may go ahead)."""
+
+    async def answer(request: dict[str, Any]) -> PreflightResult:
+        return PreflightResult(ok=not found, violations=list(found))
+
+    return answer
 
 
 def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:

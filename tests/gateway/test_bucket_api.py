@@ -71,6 +71,8 @@ async def protection(bus: Bus, kube: KubeCluster, s3_server: S3Server) -> AsyncI
     yield
     commands.cancel()
     query.cancel()
+    # A work-queue stream gives each subject to one consumer: leave none behind.
+    await bus.js.delete_consumer(catalog.COMMANDS_STREAM, "tests-bucket-admin")
 
 
 @pytest.fixture

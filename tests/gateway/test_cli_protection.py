@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.gateway.harness import ADMIN_TOKEN, Pki, unique
+from tests.gateway.harness import Pki, unique
 from tests.gateway.protection_harness import (
-    ACCESS_ENV,
-    SECRET_ENV,
     Names,
     World,
-    build_world,
     last_command,
+    open_world,
 )
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import vessel_pb2 as pb
-from vessel.bus.nats_port import Bus
-from vessel.cli.main import main as cli
 from vessel.cli.progress import CLEAR_LINE, ProgressView, duration, progress_line, size
 from vessel.contracts import catalog
 from vessel.contracts.events import TransferProgress
@@ -40,42 +35,8 @@ pytestmark = pytest.mark.usefixtures("no_client_env")
 
 @pytest.fixture(scope="module")
 async def world(nats_server: NatsServer, s3_server: S3Server, pki: Pki) -> AsyncIterator[World]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv(ACCESS_ENV, s3_server.access_key)
-    patch.setenv(SECRET_ENV, s3_server.secret_key)
-    patch.delenv("VESSEL_CONFIG", raising=False)
-    bus = Bus(source="/clusters/test/cli-protection")
-    await bus.connect(nats_server.url, name="cli-protection")
-    w = await build_world(N, bus, s3_server, pki)
-    await w.serve_preflight()
-    try:
+    async with open_world(N, "cli-protection", nats_server, s3_server, pki, preflight=True) as w:
         yield w
-    finally:
-        await w.stop_preflight()
-        await w.gateway.close()
-        await bus.close()
-        patch.undo()
-
-
-@pytest.fixture
-def run(
-    world: World, pki: Pki, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Any:
-    monkeypatch.setenv("VESSEL_ENDPOINT", world.gateway.endpoint)
-    monkeypatch.setenv("VESSEL_TLS_CA", str(pki.ca))
-    monkeypatch.setenv("VESSEL_TOKEN", ADMIN_TOKEN)
-
-    async def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = await asyncio.to_thread(cli, list(argv))
-        except SystemExit as exc:  # argument errors found by the CLI itself
-            code = 2 if isinstance(exc.code, int) else 1
-            if isinstance(exc.code, str):
-                print(exc.code, file=sys.stderr)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 # ---- rendering ----

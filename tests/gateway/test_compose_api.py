@@ -18,12 +18,11 @@ import pytest
 
 from tests.gateway.harness import Pki, bearer, issue, unique
 from tests.gateway.protection_harness import (
-    ACCESS_ENV,
-    SECRET_ENV,
     Names,
     World,
-    build_world,
+    answering,
     last_command,
+    open_world,
     reason,
     violations,
 )
@@ -37,7 +36,6 @@ from vessel.contracts.infra_queries import StorageClassInfo, StorageClassList
 from vessel.contracts.protection import (
     CreateClone,
     CreateMigration,
-    PreflightResult,
     PreflightViolation,
 )
 from vessel.rig.processes import NatsServer, S3Server
@@ -48,43 +46,24 @@ WEST_CLASSES = ("gold", "silver")
 
 @pytest.fixture(scope="module")
 async def world(nats_server: NatsServer, s3_server: S3Server, pki: Pki) -> AsyncIterator[World]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv(ACCESS_ENV, s3_server.access_key)
-    patch.setenv(SECRET_ENV, s3_server.secret_key)
-    patch.delenv("VESSEL_CONFIG", raising=False)
-    bus = Bus(source="/clusters/test/gateway-compose")
-    await bus.connect(nats_server.url, name="gateway-compose")
-    w = await build_world(N, bus, s3_server, pki)
-    await w.serve_preflight()
-
     async def classes(subject: str, body: bytes) -> bytes:
         found = [StorageClassInfo(name=n, provisioner="vessel.io/local") for n in WEST_CLASSES]
         return StorageClassList(cluster=N.west, storage_classes=found).model_dump_json().encode()
 
     subject = catalog.QUERY_PROVISIONER_STORAGECLASSES.format(cluster=N.west)
-    provisioner = await bus.serve(subject, classes)
-    try:
-        yield w
-    finally:
-        provisioner.cancel()
-        with contextlib.suppress(BaseException):
-            await provisioner
-        await w.stop_preflight()
-        await w.gateway.close()
-        await bus.close()
-        patch.undo()
+    async with open_world(N, "gateway-compose", nats_server, s3_server, pki, preflight=True) as w:
+        provisioner = await w.bus.serve(subject, classes)
+        try:
+            yield w
+        finally:
+            provisioner.cancel()
+            with contextlib.suppress(BaseException):
+                await provisioner
 
 
 @pytest.fixture(autouse=True)
 def accept(world: World) -> None:
     world.answer = None
-
-
-def answering(*found: PreflightViolation) -> Any:
-    async def answer(request: dict[str, Any]) -> PreflightResult:
-        return PreflightResult(ok=not found, violations=list(found))
-
-    return answer
 
 
 def clone_request(**fields: Any) -> ppb.CreateCloneRequest:

@@ -15,19 +15,15 @@ from typing import Any
 
 import pytest
 
-from tests.support import IN_CI, require
+from tests.support import full_stack, source_app
 from vessel.cli.main import main as cli
 from vessel.kube.client import KubeCluster
-from vessel.rig.btrfs import btrfs_available
 from vessel.rig.scenario import (
     APP,
     CLAIM,
     NAMESPACE,
-    app_objects,
     bound_volume_path,
-    create_all,
     tree_digest,
-    write_data,
 )
 from vessel.rig.stack import Stack
 
@@ -37,24 +33,14 @@ APP_ID = f"cluster-a.{NAMESPACE}.{APP}"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if IN_CI:
-        require(btrfs_available())
-    with Stack(tmp_path_factory.mktemp("compose-cli")) as running:
+    with full_stack(tmp_path_factory.mktemp("compose-cli")) as running:
         yield running
-        print(running.logs())
 
 
 @pytest.fixture(scope="module")
 async def source(stack: Stack) -> dict[str, str]:
     """The app in cluster A with data; its digest."""
-    a = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
-    b = KubeCluster(stack.kubeconfigs["cluster-b"], "cluster-b")
-    for kube in (a, b):
-        await kube.create(stack.storage_class())
-    await create_all(a, app_objects())
-    path = await bound_volume_path(a, NAMESPACE, CLAIM)
-    write_data(path)
-    return tree_digest(path)
+    return await source_app(stack)
 
 
 @pytest.fixture

@@ -14,12 +14,10 @@ import pytest
 
 from tests.gateway.harness import Pki, bearer, unique
 from tests.gateway.protection_harness import (
-    ACCESS_ENV,
-    SECRET_ENV,
     Names,
     World,
-    build_world,
     last_command,
+    open_world,
     reason,
     violations,
 )
@@ -35,22 +33,11 @@ N = Names()
 
 @pytest.fixture(scope="module")
 async def world(nats_server: NatsServer, s3_server: S3Server, pki: Pki) -> AsyncIterator[World]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv(ACCESS_ENV, s3_server.access_key)
-    patch.setenv(SECRET_ENV, s3_server.secret_key)
-    patch.delenv("VESSEL_CONFIG", raising=False)
-    bus = Bus(source="/clusters/test/gateway-hooks")
-    await bus.connect(nats_server.url, name="gateway-hooks")
-    w = await build_world(N, bus, s3_server, pki)
-    kv = await bus.kv("hooks")
-    for hook in stored_hooks():
-        await kv.put(hook.key, hook.model_dump_json().encode())
-    try:
+    async with open_world(N, "gateway-hooks", nats_server, s3_server, pki) as w:
+        kv = await w.bus.kv("hooks")
+        for hook in stored_hooks():
+            await kv.put(hook.key, hook.model_dump_json().encode())
         yield w
-    finally:
-        await w.gateway.close()
-        await bus.close()
-        patch.undo()
 
 
 def stored_hooks() -> list[ExecHook]:

@@ -19,16 +19,15 @@ from tests.gateway.protection_harness import (
     SECRET_ENV,
     Names,
     World,
-    build_world,
     catalog_doc,
     last_command,
+    open_world,
     violations,
 )
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
 from vessel.contracts.commands import CreateBackup
 from vessel.contracts.protection import (
@@ -45,19 +44,8 @@ N = Names()
 
 @pytest.fixture(scope="module")
 async def world(nats_server: NatsServer, s3_server: S3Server, pki: Pki) -> AsyncIterator[World]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv(ACCESS_ENV, s3_server.access_key)
-    patch.setenv(SECRET_ENV, s3_server.secret_key)
-    patch.delenv("VESSEL_CONFIG", raising=False)
-    bus = Bus(source="/clusters/test/gateway-protection")
-    await bus.connect(nats_server.url, name="gateway-protection")
-    w = await build_world(N, bus, s3_server, pki)
-    try:
+    async with open_world(N, "gateway-protection", nats_server, s3_server, pki) as w:
         yield w
-    finally:
-        await w.gateway.close()
-        await bus.close()
-        patch.undo()
 
 
 def snapshots(w: World) -> prpc.SnapshotServiceStub:

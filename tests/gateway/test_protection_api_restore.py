@@ -17,12 +17,11 @@ import pytest
 from services.gateway import restore_options
 from tests.gateway.harness import Pki, bearer, unique
 from tests.gateway.protection_harness import (
-    ACCESS_ENV,
-    SECRET_ENV,
     Names,
     World,
-    build_world,
+    answering,
     last_command,
+    open_world,
     reason,
     violations,
 )
@@ -30,12 +29,11 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
 from vessel.contracts.commands import CreateRestore
 from vessel.contracts.events import TransferProgress
 from vessel.contracts.operations import Operation, VolumeWork
-from vessel.contracts.protection import PreflightResult, PreflightViolation
+from vessel.contracts.protection import PreflightViolation
 from vessel.rig.processes import NatsServer, S3Server
 
 N = Names()
@@ -43,34 +41,16 @@ N = Names()
 
 @pytest.fixture(scope="module")
 async def world(nats_server: NatsServer, s3_server: S3Server, pki: Pki) -> AsyncIterator[World]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv(ACCESS_ENV, s3_server.access_key)
-    patch.setenv(SECRET_ENV, s3_server.secret_key)
-    patch.delenv("VESSEL_CONFIG", raising=False)
-    bus = Bus(source="/clusters/test/gateway-protection-restore")
-    await bus.connect(nats_server.url, name="gateway-protection-restore")
-    w = await build_world(N, bus, s3_server, pki)
-    await w.serve_preflight()
-    try:
+    async with open_world(
+        N, "gateway-protection-restore", nats_server, s3_server, pki, preflight=True
+    ) as w:
         yield w
-    finally:
-        await w.stop_preflight()
-        await w.gateway.close()
-        await bus.close()
-        patch.undo()
 
 
 @pytest.fixture(autouse=True)
 def accept(world: World) -> None:
     """Each test starts with a preflight that accepts everything."""
     world.answer = None
-
-
-def answering(*found: PreflightViolation) -> Any:
-    async def answer(request: dict[str, Any]) -> PreflightResult:
-        return PreflightResult(ok=not found, violations=list(found))
-
-    return answer
 
 
 def restore_request(**fields: Any) -> pb.CreateRestoreRequest:

@@ -12,16 +12,13 @@ import pytest
 
 from tests.gateway.harness import Pki, bearer, unique
 from tests.gateway.protection_harness import (
-    ACCESS_ENV,
-    SECRET_ENV,
     Names,
     World,
-    build_world,
+    open_world,
     reason,
 )
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
-from vessel.bus.nats_port import Bus
 from vessel.rig.processes import NatsServer, S3Server
 
 N = Names()
@@ -29,19 +26,8 @@ N = Names()
 
 @pytest.fixture(scope="module")
 async def world(nats_server: NatsServer, s3_server: S3Server, pki: Pki) -> AsyncIterator[World]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv(ACCESS_ENV, s3_server.access_key)
-    patch.setenv(SECRET_ENV, s3_server.secret_key)
-    patch.delenv("VESSEL_CONFIG", raising=False)
-    bus = Bus(source="/clusters/test/gateway-protection-roles")
-    await bus.connect(nats_server.url, name="gateway-protection-roles")
-    w = await build_world(N, bus, s3_server, pki)
-    try:
+    async with open_world(N, "gateway-protection-roles", nats_server, s3_server, pki) as w:
         yield w
-    finally:
-        await w.gateway.close()
-        await bus.close()
-        patch.undo()
 
 
 Call = Callable[[World, list[tuple[str, str]] | None], Awaitable[Any]]

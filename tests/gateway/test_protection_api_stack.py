@@ -15,22 +15,19 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from tests.support import IN_CI, require
+from tests.support import full_stack
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.kube.client import KubeCluster
-from vessel.rig.btrfs import btrfs_available
 from vessel.rig.scenario import (
     APP,
     CLAIM,
     NAMESPACE,
-    app_objects,
     bound_volume_path,
-    create_all,
+    create_app_with_data,
     tree_digest,
-    write_data,
 )
 from vessel.rig.stack import Stack
 
@@ -40,11 +37,8 @@ APP_ID = f"cluster-a.{NAMESPACE}.{APP}"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if IN_CI:
-        require(btrfs_available())
-    with Stack(tmp_path_factory.mktemp("stack")) as running:
+    with full_stack(tmp_path_factory.mktemp("stack")) as running:
         yield running
-        print(running.logs())
 
 
 async def _wait(ops: rpc.OperationServiceStub, op: pb.Operation) -> pb.Operation:
@@ -69,10 +63,7 @@ async def test_snapshot_backup_watch_list_restore_delete(stack: Stack) -> None:
     b = KubeCluster(stack.kubeconfigs["cluster-b"], "cluster-b")
     for kube in (a, b):
         await kube.create(stack.storage_class())
-    await create_all(a, app_objects())
-    source = await bound_volume_path(a, NAMESPACE, CLAIM)
-    write_data(source)
-    before = tree_digest(source)
+    before = await create_app_with_data(a)
 
     async with grpc.aio.insecure_channel(stack.gateway) as channel:
         ops = rpc.OperationServiceStub(channel)

@@ -23,6 +23,7 @@ from tests.gateway.harness import (
     ADMIN_TOKEN,
     Pki,
     Running,
+    app_record,
     bearer,
     issue,
     make_settings,
@@ -59,18 +60,6 @@ class World:
     """principal label -> bearer token (None: no token at all)."""
 
 
-def _app(cluster: str, namespace: str, name: str, **extra: Any) -> AppRecord:
-    return AppRecord(
-        cluster=cluster,
-        namespace=namespace,
-        name=name,
-        grouping="label",
-        selector={"app": name},
-        state="Available",
-        **extra,
-    )
-
-
 @pytest.fixture(scope="module")
 async def world(
     nats_server: NatsServer, s3_server: S3Server, pki: Pki, tmp_path_factory: pytest.TempPathFactory
@@ -93,12 +82,12 @@ async def world(
     await bus.connect(nats_server.url, name="gateway-roles")
     inventory = await bus.kv("inventory")
     apps = [
-        _app(EAST, "shop", "web"),
-        _app(EAST, "books", "api"),
-        _app(WEST, "shop", "web"),
+        app_record(EAST, "shop", "web"),
+        app_record(EAST, "books", "api"),
+        app_record(WEST, "shop", "web"),
     ]
     if USER_APPS:
-        apps.append(_app(EAST, "shop", "spread", namespaces=["shop", "books"]))
+        apps.append(app_record(EAST, "shop", "spread", namespaces=["shop", "books"]))
     for app in apps:
         await inventory.put(f"apps.{app.id}", app.model_dump_json().encode())
     operations = await bus.kv("operations")

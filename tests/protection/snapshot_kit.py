@@ -14,15 +14,20 @@ from typing import Any
 
 import pytest
 
-from tests.support import IN_CI, require
+from tests.support import full_stack
 from vessel.bus.nats_port import Bus
 from vessel.contracts.events import AppRecord
 from vessel.contracts.hooks import ExecHook, HookStage
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import AppSnapshotRecord
 from vessel.kube.client import KubeCluster
-from vessel.rig.btrfs import btrfs_available
-from vessel.rig.scenario import bound_volume_path, create_all, tree_digest
+from vessel.rig.scenario import (
+    bound_volume_path,
+    claim_object,
+    create_all,
+    deployment_object,
+    tree_digest,
+)
 from vessel.rig.stack import STORAGE_CLASS, Stack
 
 NAMESPACE = "inventory"
@@ -35,11 +40,8 @@ Obj = dict[str, Any]
 
 def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One stack for a test module (use as a module-scoped fixture)."""
-    if IN_CI:
-        require(btrfs_available())
-    with Stack(tmp_path_factory.mktemp("stack")) as running:
+    with full_stack(tmp_path_factory.mktemp("stack")) as running:
         yield running
-        print(running.logs())
 
 
 async def connected_bus(stack: Stack) -> AsyncIterator[Bus]:
@@ -55,21 +57,8 @@ def cluster(stack: Stack, cluster_id: str) -> KubeCluster:
 
 def app_objects() -> list[Obj]:
     labels = {"app": APP}
-    claims: list[Obj] = [
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": STORAGE_CLASS,
-                "resources": {"requests": {"storage": "32Mi"}},
-            },
-        }
-        for name in CLAIMS
-    ]
     mounts = [{"name": n, "mountPath": f"/data/{n}"} for n in CLAIMS]
-    volumes = [{"name": n, "persistentVolumeClaim": {"claimName": n}} for n in CLAIMS]
+    db = {"name": "db", "image": "db:1", "volumeMounts": mounts}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         {
@@ -78,23 +67,8 @@ def app_objects() -> list[Obj]:
             "metadata": {"name": "inv-config", "namespace": NAMESPACE, "labels": labels},
             "data": {"mode": "strict"},
         },
-        *claims,
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "inv-db", "namespace": NAMESPACE, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [{"name": "db", "image": "db:1", "volumeMounts": mounts}],
-                        "volumes": volumes,
-                    },
-                },
-            },
-        },
+        *(claim_object(name, NAMESPACE, labels, "32Mi") for name in CLAIMS),
+        deployment_object("inv-db", NAMESPACE, labels, db, {n: n for n in CLAIMS}),
     ]
 
 

@@ -22,11 +22,9 @@ from vessel.rig.scenario import (
     APP,
     CLAIM,
     NAMESPACE,
-    app_objects,
     bound_volume_path,
-    create_all,
+    create_app_with_data,
     tree_digest,
-    write_data,
 )
 from vessel.rig.stack import Stack
 
@@ -39,10 +37,7 @@ async def back_up_in_a_first_install(workdir: Path, s3: S3Server) -> tuple[str, 
     with Stack(workdir, shared_s3=s3, repository_password=PASSWORD) as first:
         a = KubeCluster(first.kubeconfigs["cluster-a"], "cluster-a")
         await a.create(first.storage_class())
-        await create_all(a, app_objects())
-        path = await bound_volume_path(a, NAMESPACE, CLAIM)
-        write_data(path)
-        digest = tree_digest(path)
+        digest = await create_app_with_data(a)
         with grpc.insecure_channel(first.gateway) as channel:
             apps = rpc.AppServiceStub(channel)
             for _ in range(300):

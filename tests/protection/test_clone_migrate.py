@@ -10,22 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import IN_CI, require
+from tests.support import full_stack, source_app
 from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
 from vessel.contracts.operations import Operation
-from vessel.contracts.protection import CreateClone, CreateMigration
+from vessel.contracts.protection import CreateAppSnapshot, CreateClone, CreateMigration
 from vessel.kube.client import KubeCluster
-from vessel.rig.btrfs import btrfs_available
 from vessel.rig.scenario import (
     APP,
     CLAIM,
     NAMESPACE,
-    app_objects,
     bound_volume_path,
-    create_all,
     tree_digest,
-    write_data,
 )
 from vessel.rig.stack import Stack
 
@@ -35,24 +31,14 @@ APP_ID = f"cluster-a.{NAMESPACE}.{APP}"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if IN_CI:
-        require(btrfs_available())
-    with Stack(tmp_path_factory.mktemp("compose")) as running:
+    with full_stack(tmp_path_factory.mktemp("compose")) as running:
         yield running
-        print(running.logs())
 
 
 @pytest.fixture(scope="module")
 async def source(stack: Stack) -> dict[str, str]:
     """The app in cluster A with data; its digest."""
-    a = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
-    b = KubeCluster(stack.kubeconfigs["cluster-b"], "cluster-b")
-    for kube in (a, b):
-        await kube.create(stack.storage_class())
-    await create_all(a, app_objects())
-    path = await bound_volume_path(a, NAMESPACE, CLAIM)
-    write_data(path)
-    return tree_digest(path)
+    return await source_app(stack)
 
 
 @pytest.fixture
@@ -137,6 +123,38 @@ async def test_clone_from_a_backup_only_restores(
     assert op.phase == "Completed", op.message
     assert [i.name for i in op.items] == ["restore"]
     assert tree_digest(await copied(stack, "shop-from-backup")) == source
+
+
+async def test_clone_from_an_app_snapshot_copies_the_snapshot_not_the_live_volume(
+    stack: Stack, source: dict[str, str], bus: Bus
+) -> None:
+    await app_discovered(bus)
+    await bus.publish(
+        catalog.CREATE_SNAPSHOT,
+        CreateAppSnapshot(operation_id="snap-for-clone", app_id=APP_ID, bucket="default"),
+    )
+    snapshot = await finished(bus, "snap-for-clone")
+    assert snapshot.phase == "Completed", snapshot.message
+    a = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
+    live = await bound_volume_path(a, NAMESPACE, CLAIM)
+    (live / "written-after-the-snapshot").write_text("not in the clone")
+    await bus.publish(
+        catalog.CREATE_CLONE,
+        CreateClone(
+            operation_id="clone-from-snapshot",
+            app_id=APP_ID,
+            source="snapshot",
+            snapshot_id="snap-for-clone",
+            bucket="default",
+            target_cluster="cluster-b",
+            namespace_mapping={NAMESPACE: "shop-from-snapshot"},
+        ),
+    )
+    op = await finished(bus, "clone-from-snapshot")
+    assert op.phase == "Completed", op.message
+    assert [i.name for i in op.items] == ["backup", "restore"]
+    assert tree_digest(await copied(stack, "shop-from-snapshot")) == source
+    (live / "written-after-the-snapshot").unlink()
 
 
 async def test_clone_from_a_snapshot_without_its_id_fails_at_once(bus: Bus) -> None:

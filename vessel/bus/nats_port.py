@@ -429,7 +429,13 @@ class Bus:
             async for msg in sub.messages:
                 yield msg.subject, CloudEvent.model_validate_json(msg.data)
         finally:
-            await sub.unsubscribe()
+            # Delete the ordered consumer now rather than when it times out: callers that
+            # tail per request would otherwise pile up against the server's consumer limit.
+            with contextlib.suppress(Exception):
+                info = await sub.consumer_info()
+                await self.js.delete_consumer(info.stream_name, info.name)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def close(self) -> None:
         for task in self._tasks:

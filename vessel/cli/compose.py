@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,7 +17,7 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.cli.output import COLUMNS
 from vessel.cli.protection import LIST_PAGE, watch
-from vessel.cli.protection_requests import parse_filter
+from vessel.cli.protection_requests import restore_fields, restore_flags
 from vessel.contracts.hooks import STAGES
 
 COLUMNS.update(
@@ -33,38 +32,6 @@ Parsers = Any
 """The `add_subparsers` object of the `vessel` parser."""
 
 
-def pairs(values: list[str], flag: str) -> dict[str, str]:
-    """`SOURCE:TARGET` flags as a mapping."""
-    mapping = {}
-    for pair in values:
-        source, sep, target = pair.partition(":")
-        if not sep or not source or not target:
-            raise SystemExit(f"error: {flag} {pair!r} is not SOURCE:TARGET")
-        mapping[source] = target
-    return mapping
-
-
-def _transforms(path: str | None) -> str:
-    if path is None:
-        return ""
-    try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise SystemExit(f"error: --transform {path}: {exc.strerror}") from None
-
-
-def _restore_fields(a: argparse.Namespace) -> dict[str, Any]:
-    """What a clone or migration restores, with which options (as `vessel restore` has)."""
-    return {
-        "namespace_mapping": pairs(a.namespace_map, "--namespace-map"),
-        "storage_class_mapping": pairs(a.sc_map, "--sc-map"),
-        "include": [parse_filter(f) for f in a.include],
-        "exclude": [parse_filter(f) for f in a.exclude],
-        "transforms_json": _transforms(a.transform),
-        "existing": a.existing,
-    }
-
-
 def clone_request(a: argparse.Namespace) -> ppb.CreateCloneRequest:
     source = "snapshot" if a.from_snapshot else "backup" if a.from_backup else "live"
     return ppb.CreateCloneRequest(
@@ -75,7 +42,7 @@ def clone_request(a: argparse.Namespace) -> ppb.CreateCloneRequest:
         bucket=a.bucket,
         target_cluster=a.to_cluster,
         request_id=a.request_id,
-        **_restore_fields(a),
+        **restore_fields(a),
     )
 
 
@@ -86,7 +53,7 @@ def migration_request(a: argparse.Namespace) -> ppb.CreateMigrationRequest:
         target_cluster=a.to_cluster,
         keep_source_running=a.keep_source_running,
         request_id=a.request_id,
-        **_restore_fields(a),
+        **restore_fields(a),
     )
 
 
@@ -146,21 +113,7 @@ def _copy_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("app", help="app id <cluster>.<namespace>.<name>")
     p.add_argument("--to-cluster", required=True, help="the cluster the copy goes to")
     p.add_argument("--bucket", required=True, help="where the backup step writes")
-    p.add_argument("--namespace-map", action="append", default=[], metavar="SOURCE:TARGET")
-    p.add_argument(
-        "--sc-map", action="append", default=[], metavar="SOURCE:TARGET", help="StorageClass map"
-    )
-    filters = "kind=K,name=N,namespace=NS,label.KEY=V (terms of one filter, all must match)"
-    p.add_argument("--include", action="append", default=[], metavar="FILTER", help=filters)
-    p.add_argument("--exclude", action="append", default=[], metavar="FILTER")
-    transform = 'JSON array of {"match": FILTER, "patch": [RFC 6902 operations]}'
-    p.add_argument("--transform", metavar="FILE.json", help=transform)
-    p.add_argument(
-        "--existing",
-        choices=["skip", "update", "fail"],
-        default="skip",
-        help="objects already in the target (default skip)",
-    )
+    restore_flags(p)
     p.add_argument("--request-id", default="", help="idempotency key: a retry returns the same")
     p.add_argument("--wait", action="store_true", help=f"follow the {what} live until it ends")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to follow (--wait)")

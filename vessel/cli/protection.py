@@ -19,7 +19,12 @@ from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.cli.output import COLUMNS
 from vessel.cli.progress import ProgressView
-from vessel.cli.protection_requests import parse_at, restore_request, schedule_message
+from vessel.cli.protection_requests import (
+    parse_at,
+    restore_flags,
+    restore_request,
+    schedule_message,
+)
 
 COLUMNS.update(
     {
@@ -280,21 +285,7 @@ def add_parsers(resources: Parsers) -> None:
     p.add_argument("backup", nargs="+", metavar="BACKUP", help="backup id (or: create BACKUP)")
     p.add_argument("--bucket", required=True)
     p.add_argument("--to-cluster", required=True)
-    p.add_argument("--namespace-map", action="append", default=[], metavar="SOURCE:TARGET")
-    p.add_argument(
-        "--sc-map", action="append", default=[], metavar="SOURCE:TARGET", help="StorageClass map"
-    )
-    filters = "kind=K,name=N,namespace=NS,label.KEY=V (terms of one filter, all must match)"
-    p.add_argument("--include", action="append", default=[], metavar="FILTER", help=filters)
-    p.add_argument("--exclude", action="append", default=[], metavar="FILTER")
-    transform = 'JSON array of {"match": FILTER, "patch": [RFC 6902 operations]}'
-    p.add_argument("--transform", metavar="FILE.json", help=transform)
-    p.add_argument(
-        "--existing",
-        choices=["skip", "update", "fail"],
-        default="skip",
-        help="objects already in the target (default skip)",
-    )
+    restore_flags(p)
     p.add_argument("--in-place", action="store_true", help="replace the app where it runs")
     p.add_argument("--yes", action="store_true", help="confirm --in-place without asking")
     _long_running(p, "restore")

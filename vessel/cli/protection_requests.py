@@ -7,6 +7,7 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import vessel_pb2 as pb
@@ -15,7 +16,8 @@ WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 AT = re.compile(r"^(?:(\d{1,2}))?:(\d{2})$")
 
 
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
+def pairs(values: list[str], flag: str) -> dict[str, str]:
+    """`SOURCE:TARGET` flags as a mapping."""
     mapping = {}
     for pair in values:
         source, sep, target = pair.partition(":")
@@ -68,6 +70,37 @@ def _transforms(path: str | None) -> str:
         raise SystemExit(f"error: --transform {path}: {exc.strerror}") from None
 
 
+def restore_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of what a restore (or a clone or migration) restores, and how."""
+    p.add_argument("--namespace-map", action="append", default=[], metavar="SOURCE:TARGET")
+    p.add_argument(
+        "--sc-map", action="append", default=[], metavar="SOURCE:TARGET", help="StorageClass map"
+    )
+    filters = "kind=K,name=N,namespace=NS,label.KEY=V (terms of one filter, all must match)"
+    p.add_argument("--include", action="append", default=[], metavar="FILTER", help=filters)
+    p.add_argument("--exclude", action="append", default=[], metavar="FILTER")
+    transform = 'JSON array of {"match": FILTER, "patch": [RFC 6902 operations]}'
+    p.add_argument("--transform", metavar="FILE.json", help=transform)
+    p.add_argument(
+        "--existing",
+        choices=["skip", "update", "fail"],
+        default="skip",
+        help="objects already in the target (default skip)",
+    )
+
+
+def restore_fields(a: argparse.Namespace) -> dict[str, Any]:
+    """The request fields `restore_flags` set: mappings, filters, transforms, existing."""
+    return {
+        "namespace_mapping": pairs(a.namespace_map, "--namespace-map"),
+        "storage_class_mapping": pairs(a.sc_map, "--sc-map"),
+        "include": [parse_filter(f) for f in a.include],
+        "exclude": [parse_filter(f) for f in a.exclude],
+        "transforms_json": _transforms(a.transform),
+        "existing": a.existing,
+    }
+
+
 def backup_id(words: list[str]) -> str:
     """`vessel restore BACKUP`, or `vessel restore create BACKUP` as earlier versions had it."""
     if len(words) == 2 and words[0] == "create":
@@ -83,12 +116,7 @@ def restore_request(a: argparse.Namespace) -> pb.CreateRestoreRequest:
         backup_id=backup,
         bucket=a.bucket,
         target_cluster=a.to_cluster,
-        namespace_mapping=_pairs(a.namespace_map, "--namespace-map"),
-        storage_class_mapping=_pairs(a.sc_map, "--sc-map"),
-        include=[parse_filter(f) for f in a.include],
-        exclude=[parse_filter(f) for f in a.exclude],
-        transforms_json=_transforms(a.transform),
-        existing=a.existing,
+        **restore_fields(a),
         in_place=a.in_place,
         confirm=_confirmed(a),
         request_id=a.request_id,

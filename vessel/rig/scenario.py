@@ -18,8 +18,56 @@ APP = "shop"
 CLAIM = "shop-data"
 
 
+def claim_object(name: str, namespace: str, labels: dict[str, str], size: str) -> dict[str, Any]:
+    """A ReadWriteOnce claim of the rig's StorageClass."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": STORAGE_CLASS,
+            "resources": {"requests": {"storage": size}},
+        },
+    }
+
+
+def deployment_object(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    container: dict[str, Any],
+    claims: dict[str, str],
+) -> dict[str, Any]:
+    """One replica of `container`, with a volume for each claim (`{volume: claim}`)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [container],
+                    "volumes": [
+                        {"name": volume, "persistentVolumeClaim": {"claimName": claim}}
+                        for volume, claim in claims.items()
+                    ],
+                },
+            },
+        },
+    }
+
+
 def app_objects(namespace: str = NAMESPACE, size: str = "64Mi") -> list[dict[str, Any]]:
     labels = {"app": APP}
+    db = {
+        "name": "db",
+        "image": "postgres:17",
+        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/data"}],
+    }
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         {
@@ -28,40 +76,8 @@ def app_objects(namespace: str = NAMESPACE, size: str = "64Mi") -> list[dict[str
             "metadata": {"name": "shop-config", "namespace": namespace, "labels": labels},
             "data": {"greeting": "hello from cluster a"},
         },
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": CLAIM, "namespace": namespace, "labels": labels},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": STORAGE_CLASS,
-                "resources": {"requests": {"storage": size}},
-            },
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "shop-db", "namespace": namespace, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "db",
-                                "image": "postgres:17",
-                                "volumeMounts": [{"name": "data", "mountPath": "/var/lib/data"}],
-                            }
-                        ],
-                        "volumes": [
-                            {"name": "data", "persistentVolumeClaim": {"claimName": CLAIM}}
-                        ],
-                    },
-                },
-            },
-        },
+        claim_object(CLAIM, namespace, labels, size),
+        deployment_object("shop-db", namespace, labels, db, {"data": CLAIM}),
     ]
 
 
@@ -83,6 +99,14 @@ async def bound_volume_path(
             return Path(pv["spec"]["hostPath"]["path"])
         await asyncio.sleep(0.1)
     raise TimeoutError(f"claim {namespace}/{claim} not bound after {within:.0f}s")
+
+
+async def create_app_with_data(kube: KubeCluster) -> dict[str, str]:
+    """The app created in `kube`, its bound volume filled by `write_data`; the tree's digest."""
+    await create_all(kube, app_objects())
+    path = await bound_volume_path(kube, NAMESPACE, CLAIM)
+    write_data(path)
+    return tree_digest(path)
 
 
 def write_data(root: Path, seed: int = 7) -> None:
