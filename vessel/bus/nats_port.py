@@ -273,7 +273,7 @@ class Bus:
         while True:
             try:
                 msgs = await sub.fetch(10, timeout=1.0)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nothing arrived within the poll
                 continue
             except Exception:  # connection loss: the client reconnects; keep polling
                 log.warning("fetch failed; retrying", exc_info=True)

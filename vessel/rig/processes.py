@@ -25,13 +25,19 @@ class MissingComponent(RuntimeError):
     """A binary or privilege the rig needs is absent (a skip for users, a failure in CI)."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(below: int = 65536) -> int:
-    """A free loopback port (below `below`, for servers that derive other ports from it)."""
+    """A free loopback port (below `below`, for servers that derive other ports from it),
+    never one this process handed out before: the ports are bound later, by other
+    processes, and the kernel may offer a port again until then."""
     while True:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port < below:
+        if port < below and port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
             return port
 
 

@@ -9,6 +9,7 @@ import os
 import secrets
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,12 @@ class Stack:
             proc.start()
             self.services.append(proc)
         port = int(self.gateway.rsplit(":", 1)[1])
-        wait_until(lambda: port_open(port) or self._crashed() is not None, 60, "gateway")
+
+        def up() -> bool:
+            ready = all(_ready(address) for address in self.metrics.values())
+            return (ready and port_open(port)) or self._crashed() is not None
+
+        wait_until(up, 60, "every service connected and the gateway listening")
         if crashed := self._crashed():
             raise RuntimeError(f"service {crashed.name} exited:\n{crashed.tail()}")
 
@@ -201,6 +207,15 @@ class Stack:
             with contextlib.suppress(OSError):
                 out.write(f"--- {proc.name}\n{proc.tail(40)}\n")
         return out.getvalue()
+
+
+def _ready(address: str) -> bool:
+    """The service's /readyz answers 200: it is connected to NATS."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/readyz", timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 def wait_for(check: Any, timeout: float, what: str) -> Any:
