@@ -62,4 +62,12 @@ def operation_message(op: Operation) -> pb.Operation:
             )
             for w in op.volumes
         ],
+        items=[
+            pb.OperationItem(
+                kind=i.kind, name=i.name, namespace=i.namespace, state=i.state, message=i.message
+            )
+            for i in op.items
+        ],
+        snapshot_id=op.snapshot_id,
+        source_cluster=op.source_cluster,
     )

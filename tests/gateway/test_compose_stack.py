@@ -92,6 +92,8 @@ async def test_clone_then_migrate_through_the_cli(
     assert code == 0, err
     moved = json.loads(out)
     assert (moved["kind"], moved["phase"]) == ("migrate", "Completed"), moved
+    steps = [(i["name"], i["state"]) for i in moved["items"]]
+    assert steps == [("backup", "Completed"), ("restore", "Completed"), ("scale-down", "Completed")]
     assert await copy_in_b(stack, "shop-cli-moved") == source
     a = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
     deployment = await a.get("apps/v1", "Deployment", "shop-db", NAMESPACE)

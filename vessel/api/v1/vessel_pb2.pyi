@@ -252,6 +252,41 @@ class VolumeProgress(_message.Message):
 Global___VolumeProgress: _TypeAlias = VolumeProgress  # noqa: Y015
 
 @_typing.final
+class OperationItem(_message.Message):
+    """One item of an operation: a step (clone, migrate), a volume, a restored object, a hook run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """step, PersistentVolumeClaim, Deployment, hook, ..."""
+    name: _builtins.str
+    namespace: _builtins.str
+    state: _builtins.str
+    """Pending, InProgress, Completed, Failed, Skipped"""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        state: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "message", b"message", "name", b"name", "namespace", b"namespace", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OperationItem: _TypeAlias = OperationItem  # noqa: Y015
+
+@_typing.final
 class Operation(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -288,17 +323,22 @@ class Operation(_message.Message):
     REQUESTED_BY_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_CLUSTER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     kind: _builtins.str
-    """backup, restore"""
+    """backup, restore, snapshot, clone, migrate, delete-backup, ..."""
     phase: _builtins.str
-    """New, InProgress, Completed, PartiallyFailed, Failed"""
+    """New, InProgress, Completed, PartiallyFailed, Failed, Canceled"""
     message: _builtins.str
     app_id: _builtins.str
     backup_id: _builtins.str
     bucket: _builtins.str
     target_cluster: _builtins.str
     requested_by: _builtins.str
+    snapshot_id: _builtins.str
+    source_cluster: _builtins.str
     @_builtins.property
     def namespace_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -307,6 +347,8 @@ class Operation(_message.Message):
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperationItem]: ...
     def __init__(
         self,
         *,
@@ -323,10 +365,13 @@ class Operation(_message.Message):
         requested_by: _builtins.str = ...,
         created: _timestamp_pb2.Timestamp | None = ...,
         updated: _timestamp_pb2.Timestamp | None = ...,
+        items: _abc.Iterable[Global___OperationItem] | None = ...,
+        snapshot_id: _builtins.str = ...,
+        source_cluster: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "updated", b"updated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "backup_id", b"backup_id", "bucket", b"bucket", "created", b"created", "id", b"id", "kind", b"kind", "message", b"message", "namespace_mapping", b"namespace_mapping", "phase", b"phase", "requested_by", b"requested_by", "target_cluster", b"target_cluster", "updated", b"updated", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "backup_id", b"backup_id", "bucket", b"bucket", "created", b"created", "id", b"id", "items", b"items", "kind", b"kind", "message", b"message", "namespace_mapping", b"namespace_mapping", "phase", b"phase", "requested_by", b"requested_by", "snapshot_id", b"snapshot_id", "source_cluster", b"source_cluster", "target_cluster", b"target_cluster", "updated", b"updated", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
