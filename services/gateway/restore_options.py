@@ -174,7 +174,7 @@ def refuse(result: PreflightResult) -> None:
         text = "; ".join(m for _, m in conflicts)
         raise ApiError(
             grpc.StatusCode.FAILED_PRECONDITION,
-            f"restore refused: {len(conflicts)} conflicting object(s): {text}",
+            f"restore refused, objects already in the target: {text}",
             violations=conflicts,
             reason="RESTORE_CONFLICT",
             metadata={"conflicts": str(len(conflicts))},
