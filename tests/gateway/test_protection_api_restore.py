@@ -162,7 +162,7 @@ async def test_conflicts_fail_the_precondition_and_are_listed(world: World) -> N
         await restore(world, restore_request(existing="fail"))
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     text = error.value.details() or ""
-    assert "2 conflicting" in text and "ConfigMap shop-copy/settings" in text
+    assert "already in the target" in text and "ConfigMap shop-copy/settings" in text
     assert "PersistentVolumeClaim shop-copy/data" in text
     assert reason(error.value) == "RESTORE_CONFLICT"
 
