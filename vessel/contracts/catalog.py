@@ -8,65 +8,19 @@ Subjects: events `vessel.evt.<domain>.<entity>.<verb>`, commands
 
 from __future__ import annotations
 
-import builtins
-from dataclasses import dataclass
-from typing import Literal
-
 from vessel.contracts import buckets as bkt
 from vessel.contracts import commands as cmd
 from vessel.contracts import events as evt
 from vessel.contracts import group_snapshots as grp
 from vessel.contracts import hooks
 from vessel.contracts import protection as prot
-from vessel.contracts.models import Payload
+from vessel.contracts.message import Message as Message  # re-exported: the catalog's type
+from vessel.contracts.message import _command, _event
 
 EVENTS_STREAM = "VESSEL_EVENTS"
 COMMANDS_STREAM = "VESSEL_COMMANDS"
 EVENT_SUBJECTS = "vessel.evt.>"
 COMMAND_SUBJECTS = "vessel.cmd.>"
-
-
-@dataclass(frozen=True)
-class Message:
-    kind: Literal["event", "command"]
-    type: str
-    subject: str
-    """Subject, possibly with a `{cluster}` placeholder."""
-    model: builtins.type[Payload]
-    description: str
-
-    def subject_for(self, cluster: str | None = None) -> str:
-        if "{cluster}" in self.subject:
-            if not cluster:
-                raise ValueError(f"{self.type} needs a cluster for its subject")
-            return self.subject.format(cluster=cluster)
-        return self.subject
-
-    @property
-    def filter_subject(self) -> str:
-        """The subject with placeholders as wildcards, for consumers of every cluster."""
-        return self.subject.replace("{cluster}", "*")
-
-
-def _event(domain_entity_verb: str, model: type[Payload], description: str) -> Message:
-    return Message(
-        "event",
-        f"io.vessel.{domain_entity_verb}.v1",
-        f"vessel.evt.{domain_entity_verb}",
-        model,
-        description,
-    )
-
-
-def _command(
-    service: str, verb: str, model: type[Payload], description: str, per_cluster: bool
-) -> Message:
-    subject = (
-        f"vessel.cmd.{service}.{{cluster}}.{verb}"
-        if per_cluster
-        else f"vessel.cmd.{service}.{verb}"
-    )
-    return Message("command", f"io.vessel.cmd.{service}.{verb}.v1", subject, model, description)
 
 
 VOLUME_PROVISIONED = _event(

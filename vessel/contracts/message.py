@@ -1,0 +1,53 @@
+"""A message of the catalog: an event or a command, its CloudEvents type, its subject and
+its payload model, and the naming rules every entry follows."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import Literal
+
+from vessel.contracts.models import Payload
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: Literal["event", "command"]
+    type: str
+    subject: str
+    """Subject, possibly with a `{cluster}` placeholder."""
+    model: builtins.type[Payload]
+    description: str
+
+    def subject_for(self, cluster: str | None = None) -> str:
+        if "{cluster}" in self.subject:
+            if not cluster:
+                raise ValueError(f"{self.type} needs a cluster for its subject")
+            return self.subject.format(cluster=cluster)
+        return self.subject
+
+    @property
+    def filter_subject(self) -> str:
+        """The subject with placeholders as wildcards, for consumers of every cluster."""
+        return self.subject.replace("{cluster}", "*")
+
+
+def _event(domain_entity_verb: str, model: type[Payload], description: str) -> Message:
+    return Message(
+        "event",
+        f"io.vessel.{domain_entity_verb}.v1",
+        f"vessel.evt.{domain_entity_verb}",
+        model,
+        description,
+    )
+
+
+def _command(
+    service: str, verb: str, model: type[Payload], description: str, per_cluster: bool
+) -> Message:
+    subject = (
+        f"vessel.cmd.{service}.{{cluster}}.{verb}"
+        if per_cluster
+        else f"vessel.cmd.{service}.{verb}"
+    )
+    return Message("command", f"io.vessel.cmd.{service}.{verb}.v1", subject, model, description)
