@@ -2,8 +2,8 @@
 
 Reads the rendered objects for security contexts, resource limits, host access, mounts,
 service account tokens and RBAC (least privilege, no wildcards, what the services call);
-for the configuration, which is loaded the way the services load it; and for
-NetworkPolicies, PodDisruptionBudgets and the ServiceMonitor.
+and for the configuration, which is loaded the way the services load it (network
+policies, disruption budgets and monitoring: `test_helm_network.py`).
 Rendering and shared helpers: `tests/deploy/chart_support.py`.
 """
 
