@@ -30,6 +30,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
+    AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
     RetentionPolicy,
@@ -117,23 +118,37 @@ class KeyValue:
         await self._kv.delete(key)
 
     async def keys(self) -> list[str]:
-        """Current keys. nats-py's own `keys()` leaves its ordered consumer behind until it
-        times out, so frequent listing hits the server's consumer limit; this one deletes
-        the consumer as soon as the keys are read."""
-        watcher = await self._kv.watchall(ignore_deletes=True, meta_only=True)
+        """Current keys, read through a pull consumer delivering the last message of every
+        key: the server says at creation how many there are, so none can be missed (a push
+        watcher can signal "done" before every key arrived when they race its setup). The
+        consumer is deleted at once, so frequent listing never nears the server's limit."""
+        js, stream, prefix = self._kv._js, self._kv._stream, self._kv._pre
+        sub = await js.pull_subscribe(
+            f"{prefix}>",
+            stream=stream,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                ack_policy=AckPolicy.NONE,
+                headers_only=True,
+                inactive_threshold=30.0,
+            ),
+        )
         keys: list[str] = []
         try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                keys.append(entry.key)
-        finally:
-            sub = watcher._sub
-            assert sub is not None  # set by watchall
             info = await sub.consumer_info()
-            await sub.unsubscribe()
-            with contextlib.suppress(nats.js.errors.NotFoundError):
-                await self._kv._js.delete_consumer(info.stream_name, info.name)
+            remaining = info.num_pending or 0
+            while remaining > 0:
+                for msg in await sub.fetch(min(remaining, 256), timeout=5.0):
+                    remaining -= 1
+                    operation = (msg.headers or {}).get("KV-Operation")
+                    if operation not in ("DEL", "PURGE"):
+                        keys.append(msg.subject[len(prefix) :])
+        finally:
+            with contextlib.suppress(Exception):
+                info = await sub.consumer_info()
+                await js.delete_consumer(info.stream_name, info.name)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
         return keys
 
 
