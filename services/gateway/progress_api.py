@@ -72,9 +72,10 @@ class ProgressService(prpc.ProgressServiceServicer):
                     )
                 except TimeoutError:
                     event = None
-                if event is not None:
-                    yield ppb.OperationUpdate(progress=progress_message(event, op))
+                # The operation as it is now names the claim of a transfer that just started.
                 latest = await self.gw.operation(op.id) or op
+                if event is not None:
+                    yield ppb.OperationUpdate(progress=progress_message(event, latest))
                 if latest.model_dump() == op.model_dump():
                     continue
                 op = latest
