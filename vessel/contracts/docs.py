@@ -1,4 +1,5 @@
-"""Generates docs/events.md and docs/schemas/<type>.json from the catalog.
+"""Generates docs/events.md, docs/schemas/<type>.json and docs/asyncapi.json from the
+catalog.
 
 `python -m vessel.contracts.docs` writes them; `--check` fails when they are stale.
 """
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vessel.contracts import catalog
+from vessel.contracts import asyncapi, catalog
 from vessel.contracts.envelope import CloudEvent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,8 @@ Envelope: `id` (also the `Nats-Msg-Id` header, so JetStream drops a re-published
 duplicate within 2 minutes), `source` (`/clusters/<id>/<service>`), `type`
 (`io.vessel.<domain>.<entity>.<verb>.v1`), `subject` (resource path, when there is one),
 `time`, `traceparent` (W3C trace context, also a NATS header) and `data` (the payload
-below, JSON Schema in `docs/schemas/`).
+below, JSON Schema in `docs/schemas/`). The same catalog as an AsyncAPI 3.0 document:
+`docs/asyncapi.json`.
 
 Guarantees: at-least-once delivery; order is preserved per subject; consumers
 de-duplicate on `id` (commands also carry an `operation_id`, their idempotency key).
@@ -90,6 +92,9 @@ def render() -> dict[Path, str]:
         json.dumps(CloudEvent.model_json_schema(), indent=2, sort_keys=True) + "\n"
     )
     out[ROOT / "docs" / "events.md"] = "\n".join(lines).rstrip() + "\n"
+    out[ROOT / "docs" / "asyncapi.json"] = (
+        json.dumps(asyncapi.document(), indent=2, sort_keys=True) + "\n"
+    )
     return out
 
 
