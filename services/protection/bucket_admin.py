@@ -20,6 +20,7 @@ from vessel.contracts.buckets import (
     BucketChanged,
     BucketRecord,
     BucketRejected,
+    BucketSpec,
     CatalogRead,
     CatalogReply,
     PutBucket,
@@ -54,15 +55,11 @@ class BucketAdmin:
         record = BucketRecord(spec=spec, registered=now(), registered_by=cmd.requested_by)
         await self.kv.put(spec.name, record.model_dump_json().encode())
         log.info("bucket %s registered (%s/%s)", spec.name, spec.endpoint, spec.bucket)
-        await self.bus.publish(
+        await self._announce(
             catalog.BUCKET_UPDATED if existed else catalog.BUCKET_ADDED,
-            BucketChanged(
-                operation_id=cmd.operation_id,
-                name=spec.name,
-                endpoint=spec.endpoint,
-                bucket=spec.bucket,
-                requested_by=cmd.requested_by,
-            ),
+            spec,
+            cmd.operation_id,
+            cmd.requested_by,
         )
 
     async def on_remove(self, cmd: RemoveBucket) -> None:
@@ -75,17 +72,21 @@ class BucketAdmin:
         if found is None:
             return  # already gone: removal is idempotent
         await self.kv.delete(cmd.name)
-        spec = found[1].spec
-        await self.bus.publish(
-            catalog.BUCKET_REMOVED,
-            BucketChanged(
-                operation_id=cmd.operation_id,
-                name=spec.name,
-                endpoint=spec.endpoint,
-                bucket=spec.bucket,
-                requested_by=cmd.requested_by,
-            ),
+        await self._announce(
+            catalog.BUCKET_REMOVED, found[1].spec, cmd.operation_id, cmd.requested_by
         )
+
+    async def _announce(
+        self, message: catalog.Message, spec: BucketSpec, op_id: str, requested_by: str
+    ) -> None:
+        changed = BucketChanged(
+            operation_id=op_id,
+            name=spec.name,
+            endpoint=spec.endpoint,
+            bucket=spec.bucket,
+            requested_by=requested_by,
+        )
+        await self.bus.publish(message, changed)
 
     async def _reject(self, op_id: str, name: str, error: str) -> None:
         log.warning("bucket %s rejected: %s", name, error)

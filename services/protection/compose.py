@@ -42,6 +42,12 @@ def parent_of(child: str, step: str) -> str | None:
     return child[: -len(suffix)] if child.endswith(suffix) else None
 
 
+def with_step(items: list[ItemResult], step: str, state: str, message: str) -> list[ItemResult]:
+    """The items with step `step` in `state`, saying `message`."""
+    changed = {"state": state, "message": message}
+    return [i.model_copy(update=changed) if i.name == step else i for i in items]
+
+
 class CompositeFlow:
     def __init__(self, p: Protection) -> None:
         self.p = p
@@ -166,12 +172,7 @@ class CompositeFlow:
     async def _mark(self, op_id: str, step: str, state: str, message: str = "") -> Operation:
         def mark(o: Operation) -> None:
             o.phase = "InProgress"
-            o.items = [
-                ItemResult.model_validate({**i.model_dump(), "state": state, "message": message})
-                if i.name == step
-                else i
-                for i in o.items
-            ]
+            o.items = with_step(o.items, step, state, message)
             o.message = f"{step}: {state}"
 
         return await self.p.operations.change(op_id, mark)
@@ -187,12 +188,7 @@ class CompositeFlow:
     async def _fail(self, op: Operation, step: str, message: str) -> None:
         def fail(o: Operation) -> None:
             o.phase, o.message = "Failed", message
-            o.items = [
-                ItemResult.model_validate({**i.model_dump(), "state": "Failed", "message": message})
-                if i.name == step
-                else i
-                for i in o.items
-            ]
+            o.items = with_step(o.items, step, "Failed", message)
 
         op = await self.p.operations.change(op.id, fail)
         log.warning("%s %s failed at %s: %s", op.kind, op.id, step, message)
