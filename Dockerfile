@@ -41,8 +41,14 @@ RUN groupadd --system --gid 10001 vessel \
 
 WORKDIR /usr/src/vessel
 COPY . .
-RUN pip install --no-cache-dir . \
-    && rm -rf build ./*.egg-info
+# Exactly the locked runtime packages (hash-checked), then Vessel itself without
+# resolving anything: a new upstream release never changes what the image holds.
+RUN pip install --no-cache-dir "uv==$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)" \
+    && uv export --frozen --no-emit-project --format requirements-txt -o /tmp/requirements.txt \
+    && uv pip install --system --no-cache --require-hashes -r /tmp/requirements.txt \
+    && uv pip install --system --no-cache --no-deps . \
+    && pip uninstall -y -q uv \
+    && rm -rf build ./*.egg-info /tmp/requirements.txt
 
 WORKDIR /var/lib/vessel
 USER 10001:10001

@@ -3,11 +3,11 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint docs proto
+.PHONY: setup demo test lint docs proto lock
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml scripts/setup.sh
+$(VENV)/.installed: pyproject.toml uv.lock scripts/setup.sh
 	scripts/setup.sh $(VENV)
 	touch $@
 
@@ -30,3 +30,9 @@ docs: setup
 
 proto: setup
 	PATH=$(BIN):$$PATH scripts/gen-proto.sh
+
+# Re-resolve every dependency to the newest versions pyproject.toml allows, then set up
+# again from the new lock. Commit uv.lock together with any regenerated code.
+lock: setup
+	$(BIN)/uv lock --upgrade
+	scripts/setup.sh $(VENV)

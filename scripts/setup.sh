@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine: a virtualenv with Vessel and its development tools, and, when
-# running as root on Debian/Ubuntu, btrfs-progs for the btrfs backend (the `dir` backend
-# is used without it).
+# Sets up a fresh machine: a virtualenv holding exactly the versions in uv.lock (Vessel,
+# its runtime and its development tools), and, when running as root on Debian/Ubuntu,
+# the system tools the tests use: btrfs-progs for the btrfs backend (the `dir` backend is
+# used without it) and kubectl (Debian's kubernetes-client) for the kubectl tests.
 set -euo pipefail
 venv=${1:-.venv}
 cd "$(dirname "$0")/.."
-if [[ $(id -u) -eq 0 ]] && ! command -v mkfs.btrfs >/dev/null && command -v apt-get >/dev/null; then
-  echo "installing btrfs-progs"
-  (apt-get install -y -qq btrfs-progs >/dev/null 2>&1) \
-    || (apt-get update -qq >/dev/null && apt-get install -y -qq btrfs-progs >/dev/null)
+missing=()
+command -v mkfs.btrfs >/dev/null || missing+=(btrfs-progs)
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
+if [[ $(id -u) -eq 0 && ${#missing[@]} -gt 0 ]] && command -v apt-get >/dev/null; then
+  echo "installing ${missing[*]}"
+  (apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1) \
+    || (apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null)
 fi
-python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e '.[dev]'
+# uv installs the lock; its own version comes from the lock too, so nothing floats.
+uv_version=$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)
+[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "uv==$uv_version"
+if ! UV_PROJECT_ENVIRONMENT="$venv" "$venv/bin/uv" sync -q --locked --extra dev; then
+  echo "setup failed: if uv says the lock needs updating, pyproject.toml and uv.lock" \
+    "disagree: run 'make lock' and commit uv.lock" >&2
+  exit 1
+fi

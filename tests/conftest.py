@@ -16,13 +16,18 @@ from vessel.bus.nats_port import Bus
 from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
+from vessel.rig import servers
 from vessel.rig.btrfs import LoopBtrfs, btrfs_available
-from vessel.rig.processes import MissingComponent, NatsServer, S3Server
+from vessel.rig.processes import MissingComponent
+
+
+def pytest_report_header() -> str:
+    return f"vessel servers: {servers.describe()}"
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path_factory.mktemp("nats"))
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Nats]:
+    server = servers.new_nats(tmp_path_factory.mktemp("nats"))
     try:
         server.start()
     except MissingComponent as exc:
@@ -32,8 +37,8 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = S3Server(tmp_path_factory.mktemp("s3"))
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.S3]:
+    server = servers.new_s3(tmp_path_factory.mktemp("s3"))
 
     def ready() -> bool:
         store = MinioStore(server.endpoint, "vessel-ready", server.access_key, server.secret_key)
@@ -50,7 +55,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture
-def bucket(s3_server: S3Server) -> MinioStore:
+def bucket(s3_server: servers.S3) -> MinioStore:
     """A fresh, empty bucket on the session's S3 server."""
     store = MinioStore(
         s3_server.endpoint, f"t-{uuid.uuid4().hex[:12]}", s3_server.access_key, s3_server.secret_key
@@ -60,7 +65,7 @@ def bucket(s3_server: S3Server) -> MinioStore:
 
 
 @pytest.fixture
-async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
+async def bus(nats_server: servers.Nats) -> AsyncIterator[Bus]:
     bus = Bus(source="/clusters/test/tests")
     await bus.connect(nats_server.url, name="vessel-tests")
     yield bus

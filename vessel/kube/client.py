@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +43,26 @@ _BY_STATUS: dict[int, type[errors.KubeError]] = {
     410: errors.Gone,
     422: errors.Invalid,
 }
+
+
+_cache_dir: tempfile.TemporaryDirectory[str] | None = None
+_cache_lock = threading.Lock()
+
+
+def _discovery_cache_file() -> str:
+    """A discovery cache file of this client's own.
+
+    The client's default is one file per server URL in the shared temp directory: two
+    processes talking to one server race on it (one truncates it while the other reads,
+    logging `load cache error`), and a server restarted on the same port inherits a
+    cache that lists another server's kinds. A file per client in a directory of this
+    process, removed when the process ends, has neither problem.
+    """
+    global _cache_dir
+    with _cache_lock:
+        if _cache_dir is None:
+            _cache_dir = tempfile.TemporaryDirectory(prefix="vessel-kube-discovery-")
+        return f"{_cache_dir.name}/{uuid.uuid4().hex}.json"
 
 
 def _translate(exc: Exception, what: str) -> errors.KubeError:
@@ -74,7 +96,7 @@ class KubeCluster:
     def _resource(self, api_version: str, kind: str) -> Any:
         with self._lock:
             if self._dyn is None:
-                self._dyn = DynamicClient(self._api)
+                self._dyn = DynamicClient(self._api, cache_file=_discovery_cache_file())
         return self._dyn.resources.get(api_version=api_version, kind=kind)
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:

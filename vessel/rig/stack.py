@@ -20,7 +20,8 @@ from vessel.config import PROVISIONER_NAME
 from vessel.emulators.kube import KubeEmulator
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.btrfs import LoopBtrfs, btrfs_available
-from vessel.rig.processes import NatsServer, Process, S3Server, free_port, port_open, wait_until
+from vessel.rig.processes import Process, free_port, port_open, wait_until
+from vessel.rig.servers import S3, Nats, new_nats, new_s3
 
 CLUSTERS = ("cluster-a", "cluster-b")
 BUCKET = "vessel-backups"
@@ -32,10 +33,10 @@ class Stack:
     workdir: Path
     btrfs: bool | None = None
     """True: btrfs required; False: dir backends only; None: btrfs for cluster-a when possible."""
-    nats: NatsServer = field(init=False)
-    shared_s3: S3Server | None = None
+    nats: Nats = field(init=False)
+    shared_s3: S3 | None = None
     """An S3 server started elsewhere (kept running at stop): two Vessels, one bucket."""
-    s3: S3Server = field(init=False)
+    s3: S3 = field(init=False)
     clusters: dict[str, KubeEmulator] = field(default_factory=dict)
     kubeconfigs: dict[str, Path] = field(default_factory=dict)
     backend_types: dict[str, str] = field(default_factory=dict)
@@ -64,13 +65,13 @@ class Stack:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.nats = NatsServer(self.workdir)
+        self.nats = new_nats(self.workdir)
         self.nats.start()
         if self.shared_s3 is not None:
             self.s3 = self.shared_s3
             self._bucket_ready()
         else:
-            self.s3 = S3Server(self.workdir)
+            self.s3 = new_s3(self.workdir)
             self.s3.start(ready=self._bucket_ready)
         backends = {cid: self._backend(cid, i) for i, cid in enumerate(CLUSTERS)}
         for cid in CLUSTERS:

@@ -6,7 +6,7 @@ import warnings
 from vessel.api.v1 import protection_pb2 as vessel_dot_api_dot_v1_dot_protection__pb2
 from vessel.api.v1 import vessel_pb2 as vessel_dot_api_dot_v1_dot_vessel__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
