@@ -33,6 +33,6 @@ proto: setup
 
 # Re-resolve every dependency to the newest versions pyproject.toml allows, then set up
 # again from the new lock. Commit uv.lock together with any regenerated code.
-lock: setup
-	$(BIN)/uv lock --upgrade
-	scripts/setup.sh $(VENV)
+lock:
+	scripts/setup.sh $(VENV) --upgrade
+	touch $(VENV)/.installed

@@ -3,8 +3,14 @@
 # its runtime and its development tools), and, when running as root on Debian/Ubuntu,
 # the system tools the tests use: btrfs-progs for the btrfs backend (the `dir` backend is
 # used without it) and kubectl (Debian's kubernetes-client) for the kubectl tests.
+#
+#   scripts/setup.sh [VENV [UV-LOCK-ARGS...]]
+#
+# With UV-LOCK-ARGS (e.g. `--upgrade`, `--upgrade-package grpcio`) the lock is re-resolved
+# with them first: `make lock` uses this, and it works when the lock no longer matches.
 set -euo pipefail
 venv=${1:-.venv}
+shift || true
 cd "$(dirname "$0")/.."
 missing=()
 command -v mkfs.btrfs >/dev/null || missing+=(btrfs-progs)
@@ -18,8 +24,12 @@ fi
 uv_version=$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check "uv==$uv_version"
+if [[ $# -gt 0 ]]; then
+  "$venv/bin/uv" lock "$@"
+fi
 if ! UV_PROJECT_ENVIRONMENT="$venv" "$venv/bin/uv" sync -q --locked --extra dev; then
-  echo "setup failed: if uv says the lock needs updating, pyproject.toml and uv.lock" \
-    "disagree: run 'make lock' and commit uv.lock" >&2
+  echo "setup failed. If uv says the lock needs updating, pyproject.toml and uv.lock" \
+    "disagree: run 'scripts/setup.sh $venv --upgrade-package NAME' for the package you" \
+    "added or changed (or 'make lock' to upgrade everything), then commit uv.lock." >&2
   exit 1
 fi
