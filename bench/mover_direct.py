@@ -15,7 +15,7 @@ from pathlib import Path
 
 from services.mover.receive import Receiver
 from services.mover.repo.copy import copy_snapshot
-from services.mover.repo.crypto import PasswordKey
+from vessel.sealed.keys import PasswordKey
 from services.mover.repo.repository import Repository
 from services.mover.send import Sender
 from services.mover.volumes import RepositoryData

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from vessel.kube.client import KubeCluster
+from vessel.objectstore.base import ObjectStore
 from vessel.rig.btrfs import btrfs_available
 from vessel.rig.scenario import create_app_with_data
 from vessel.rig.stack import Stack
+from vessel.sealed.documents import SealedStore
+from vessel.sealed.keys import MasterKey
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -44,3 +47,8 @@ async def source_app(stack: Stack) -> dict[str, str]:
     for kube in (a, b):
         await kube.create(stack.storage_class())
     return await create_app_with_data(a)
+
+
+def sealed(store: ObjectStore) -> SealedStore:
+    """`store` with a fresh master key, as protection opens a bucket."""
+    return SealedStore(store, MasterKey.generate())

@@ -1,8 +1,11 @@
 """Reading the backup catalog a bucket holds (`backups/<id>/backup.json`).
 
 The gateway lists backups from the bucket alone, so a fresh Vessel sees every backup any
-Vessel wrote there. It reads the documented format (`vessel.backup/1`, docs/formats.md)
-leniently: one unreadable catalog becomes one item with an error, never a failed list.
+Vessel wrote there. It reads the listing entries (`vessel.backup/2`, and `vessel.backup/1`
+of backups written before sealing; docs/formats.md) leniently: one unreadable entry
+becomes one item with an error, never a failed list. Listing entries are not sealed (the
+gateway holds no repository key); protection checks them against the sealed record
+before it restores anything, so a modified entry cannot widen what a scope reaches.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vessel.objectstore.base import ObjectNotFound, ObjectStore
 
-FORMAT = "vessel.backup/1"
+FORMATS = ("vessel.backup/2", "vessel.backup/1")
 PREFIX = "backups/"
 CATALOG = "backup.json"
 
@@ -33,7 +36,7 @@ class CatalogView(BaseModel):
     writers stay readable."""
 
     model_config = ConfigDict(extra="ignore")
-    format: str = FORMAT
+    format: str = FORMATS[0]
     backup_id: str = ""
     app_id: str = ""
     cluster: str = Field(min_length=1)
@@ -77,7 +80,7 @@ def read_entry(store: ObjectStore, backup_id: str) -> CatalogEntry | None:
         view = CatalogView.model_validate(json.loads(raw))
     except ValueError as exc:  # JSONDecodeError and ValidationError are ValueErrors
         return CatalogEntry(backup_id, error=f"{key}: {_problem(exc)}")
-    if view.format != FORMAT:
+    if view.format not in FORMATS:
         return CatalogEntry(backup_id, error=f"{key}: unknown format {view.format!r}")
     if view.backup_id and view.backup_id != backup_id:
         return CatalogEntry(

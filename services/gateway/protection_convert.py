@@ -57,6 +57,7 @@ def backup_message(bucket: str, entry: CatalogEntry) -> ppb.Backup:
         created=timestamp(view.created),
         completed=timestamp(view.completed),
         bytes=sum(v.bytes for v in view.volumes),
+        format=view.format,
         volumes=[
             ppb.BackupVolume(
                 namespace=v.namespace, claim=v.claim, snapshot_id=v.snapshot_id, bytes=v.bytes

@@ -99,6 +99,7 @@ def restore_options(request: pb.CreateRestoreRequest) -> tuple[RestoreOptions, V
         "existing": existing,
         "in_place": request.in_place,
         "confirm": request.confirm,
+        "trust_unsealed": request.trust_unsealed,
     }
     try:
         options = RestoreOptions.model_validate(fields)

@@ -224,6 +224,8 @@ class RestoreService(rpc.RestoreServiceServicer):
         cluster, namespaces = await self.gw.backup_source(request.bucket, request.backup_id)
         mapping = dict(request.namespace_mapping)
         principal = authz.current()  # reads the source, writes each (mapped) namespace
+        if options.trust_unsealed:  # vouching for what anyone with bucket access could write
+            authz.require_role(principal, authz.Role.ADMIN, "trust_unsealed")
         authz.require_scope(principal, [(cluster, ns) for ns in namespaces])
         authz.require_scope(
             principal, authz.restore_targets(request.target_cluster, mapping, namespaces)

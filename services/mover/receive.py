@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from services.mover.repo.crypto import MasterKey
 from services.mover.repo.errors import CorruptObject, RepositoryError, RepositoryMissing
 from services.mover.repo.format import SnapshotDoc
 from services.mover.repo.locks import Held
@@ -48,6 +47,7 @@ from vessel.bus.errors import PermanentError
 from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
 from vessel.objectstore.base import ObjectStoreError
+from vessel.sealed.keys import MasterKey
 
 log = logging.getLogger("vessel.mover")
 Prepare = Callable[[str], Awaitable[RepositoryData]]

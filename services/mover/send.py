@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from itertools import islice
 
 from services.mover.cancels import CANCELED, Cancels
-from services.mover.repo.crypto import MasterKey
 from services.mover.repo.errors import CorruptObject, RepositoryError
 from services.mover.repo.format import SnapshotDoc
 from services.mover.repo.repository import Repository
@@ -46,6 +45,7 @@ from vessel.contracts import catalog
 from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferProgress, TransferResult
 from vessel.objectstore.base import ObjectNotFound, ObjectStoreError, StoreUnavailable
+from vessel.sealed.keys import MasterKey
 
 log = logging.getLogger("vessel.mover")
 BATCH_IDS = (FRAME_BYTES - 64) // ID

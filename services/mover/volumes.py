@@ -22,13 +22,13 @@ from typing import Protocol
 from services.mover.repo.archiver import Archiver
 from services.mover.repo.btrfs_changes import ChangeTrackingUnavailable, changed_paths
 from services.mover.repo.copy import CopyStats, copy_snapshot
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.errors import RepositoryMissing
 from services.mover.repo.format import SnapshotDoc
 from services.mover.repo.progress import Progress
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer, Stats
 from vessel.objectstore.base import ObjectStore
+from vessel.sealed.keys import PasswordKey
 
 ProgressFn = Callable[[Progress], None]
 log = logging.getLogger("vessel.mover")

@@ -1,10 +1,11 @@
 """Backup of an app: copy an app snapshot into the bucket, then write the catalog and
-announce completion, in that order (a backup is complete only when `backup.json` is
-stored).
+announce completion, in that order (a backup is complete only when its listing entry
+`backup.json` is stored, after its sealed record).
 
 A backup naming `snapshot_id` copies that app snapshot; one without first takes a fresh
 snapshot inside its own operation (same steps as an app snapshot, its id the backup's).
-Copying means the snapshot's resource archive into `backups/<id>/resources.json` and,
+Copying means the snapshot's resource archive, opened and sealed again as the backup's
+(`backups/<id>/resources.sealed`), and,
 per volume, a mover transfer from the snapshot's read-only data, never from the live
 volume. When an earlier completed backup of the app in the same bucket came from a
 snapshot Vessel still keeps, each volume's transfer names that backup's repository
@@ -19,11 +20,10 @@ from pathlib import PurePath
 from services.protection.bucket_catalog import (
     BackupCatalog,
     VolumeEntry,
-    copy_resources,
-    prefix,
-    read_archive,
-    read_resources,
+    read_snapshot_resources,
+    read_written_resources,
     write_catalog,
+    write_resources,
 )
 from services.protection.context import Protection
 from services.protection.hook_runs import run_stage
@@ -118,10 +118,10 @@ class BackupFlow:
         await self._copy(op, record)
 
     async def _copy(self, op: Operation, record: AppSnapshotRecord) -> None:
-        archive = await self.p.in_bucket(
-            record.bucket, lambda s: read_archive(s, record.resources_key)
+        objects = await self.p.in_bucket(
+            record.bucket, lambda s: read_snapshot_resources(s, record.id, record.resources_key)
         )
-        await self.p.in_bucket(op.bucket, lambda s: copy_resources(s, op.id, archive))
+        await self.p.in_bucket(op.bucket, lambda s: write_resources(s, op.id, objects))
         missing = [f"{v.namespace}/{v.claim}" for v in record.volumes if not v.path]
         if missing:
             await self._fail(op, f"app snapshot {record.id} has no data path for {missing}")
@@ -215,8 +215,9 @@ class BackupFlow:
         await self._complete(op, record)
 
     async def _complete(self, op: Operation, record: AppSnapshotRecord) -> None:
-        resources_key = f"{prefix(op.id)}/resources.json"
-        objects = await self.p.in_bucket(op.bucket, lambda s: read_resources(s, resources_key))
+        objects, resources_digest = await self.p.in_bucket(
+            op.bucket, lambda s: read_written_resources(s, op.id)
+        )
         namespaces = {str((o.get("metadata") or {}).get("namespace") or "") for o in objects}
         namespaces |= {record.namespace} | {w.namespace for w in op.volumes}
         backup = BackupCatalog(
@@ -226,7 +227,7 @@ class BackupFlow:
             namespace=record.namespace,
             created=op.created,
             completed=now(),
-            resources_key=resources_key,
+            resources_digest=resources_digest,
             volumes=[
                 VolumeEntry(
                     namespace=w.namespace, claim=w.claim, snapshot_id=w.snapshot_id, bytes=w.bytes

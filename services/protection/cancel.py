@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import logging
 
+from services.protection.bucket_catalog import LISTING, prefix
 from services.protection.context import Protection
 from vessel.bus.errors import TemporaryError
 from vessel.contracts import catalog
 from vessel.contracts.events import BackupEvent
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import CancelOperation, OperationCanceled
-from vessel.objectstore.base import ObjectStore
+from vessel.sealed.documents import SealedStore
 
 log = logging.getLogger("vessel.protection.cancel")
 
 
-def _catalog_key(backup_id: str) -> str:
-    return f"backups/{backup_id}/backup.json"
-
-
-def _drop_catalog(store: ObjectStore, backup_id: str) -> None:
-    store.delete(_catalog_key(backup_id))
+def _drop_catalog(sb: SealedStore, backup_id: str) -> None:
+    sb.store.delete(f"{prefix(backup_id)}/{LISTING}")
 
 
 class CancelFlow:

@@ -13,8 +13,10 @@ from services.protection.operations import OperationStore
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.kube.client import KubeCluster
-from vessel.objectstore.base import AccessDenied, ObjectStore, StoreUnavailable
+from vessel.objectstore.base import AccessDenied, StoreUnavailable
 from vessel.objectstore.registry import BucketError
+from vessel.sealed.documents import SealedStore
+from vessel.sealed.errors import SealError
 
 T = TypeVar("T")
 
@@ -23,8 +25,8 @@ T = TypeVar("T")
 class Protection:
     bus: Bus
     clusters: dict[str, KubeCluster]
-    open_bucket: Callable[[str], ObjectStore | Awaitable[ObjectStore]]
-    """A bucket's store by name (the registry's, or a fixed one in tests)."""
+    open_bucket: Callable[[str], SealedStore | Awaitable[SealedStore]]
+    """A bucket's store and document key by name (the registry's, or fixed in tests)."""
     operations: OperationStore
     inventory: KeyValue
     waits: KeyValue
@@ -37,14 +39,14 @@ class Protection:
         except KeyError:
             raise PermanentError(f"cluster {cluster_id!r} is not registered") from None
 
-    async def in_bucket(self, bucket: str, fn: Callable[[ObjectStore], T]) -> T:
+    async def in_bucket(self, bucket: str, fn: Callable[[SealedStore], T]) -> T:
         """Run a blocking bucket call in a thread, mapping store errors to retry policy."""
         try:
             store = self.open_bucket(bucket)
             if inspect.isawaitable(store):
                 store = await store
             return await asyncio.to_thread(fn, store)
-        except BucketError as exc:
+        except (BucketError, SealError) as exc:  # unknown bucket, wrong password
             raise PermanentError(str(exc)) from exc
         except StoreUnavailable as exc:
             raise TemporaryError(str(exc), delay=5) from exc

@@ -2,8 +2,8 @@
 "delete-snapshot"); both idempotent: deleting what is already gone succeeds.
 
 A backup goes in the order that never shows a half-deleted backup as complete:
-`backup.json` first (the backup stops being listed and restorable), then
-`resources.json` and anything else under its prefix, then its volumes' repository
+`backup.json` first (the backup stops being listed and restorable), then its sealed
+record, resource archive and anything else under its prefix, then its volumes' repository
 snapshots, which the mover of the backup's cluster forgets and prunes
 (`mover.<cluster>.forget`); the operation completes on the mover's
 `mover.snapshots.forgotten` and `protection.backup.deleted` follows.
@@ -17,7 +17,17 @@ from __future__ import annotations
 
 import logging
 
-from services.protection.bucket_catalog import BackupCatalog, CatalogError, prefix, read_catalog
+from services.protection.bucket_catalog import (
+    LISTING,
+    RECORD,
+    RESOURCES,
+    Backup,
+    CatalogError,
+    UnsealedBackup,
+    prefix,
+    read_catalog,
+    read_legacy,
+)
 from services.protection.context import Protection
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import KeyValue
@@ -26,29 +36,41 @@ from vessel.contracts.commands import ForgetSnapshots
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent, SnapshotsForgotten
 from vessel.contracts.operations import Operation, Phase
 from vessel.contracts.protection import AppSnapshotRecord, DeleteAppSnapshot, DeleteBackup
-from vessel.objectstore.base import ObjectNotFound, ObjectStore
+from vessel.objectstore.base import ObjectNotFound
+from vessel.sealed.documents import SealedStore
 
 log = logging.getLogger("vessel.protection.deletion")
 SNAPSHOT_API = "snapshot.storage.k8s.io/v1"
 
 
-def read_catalog_if_any(store: ObjectStore, backup_id: str) -> BackupCatalog | None:
+def read_catalog_if_any(sb: SealedStore, backup_id: str) -> Backup | None:
     try:
-        return read_catalog(store, backup_id)
+        return read_catalog(sb, backup_id)
     except ObjectNotFound:
         return None
-    except CatalogError as exc:  # unreadable: the operation record says what to forget
+    except UnsealedBackup:
+        return _legacy_if_readable(sb, backup_id)
+    except CatalogError as exc:  # unverifiable: the operation record says what to forget
         log.warning("%s", exc)
         return None
 
 
-def delete_backup_objects(store: ObjectStore, backup_id: str) -> None:
-    """The catalog first, the resource archive next, then whatever else is left."""
+def _legacy_if_readable(sb: SealedStore, backup_id: str) -> Backup | None:
+    try:
+        return read_legacy(sb.store, backup_id)[0]
+    except (ObjectNotFound, CatalogError) as exc:
+        log.warning("backup %s: %s", backup_id, exc)
+        return None
+
+
+def delete_backup_objects(sb: SealedStore, backup_id: str) -> None:
+    """The listing entry first (the backup stops being listed and restorable), the sealed
+    record and resource archive next, then whatever else is left."""
     base = prefix(backup_id)
-    store.delete(f"{base}/backup.json")
-    store.delete(f"{base}/resources.json")
-    for key in store.list(f"{base}/"):
-        store.delete(key)
+    for name in (LISTING, RECORD, RESOURCES):
+        sb.store.delete(f"{base}/{name}")
+    for key in sb.store.list(f"{base}/"):
+        sb.store.delete(key)
 
 
 class DeletionFlow:
@@ -168,7 +190,7 @@ class DeletionFlow:
                 await kube.delete(
                     SNAPSHOT_API, "VolumeSnapshot", volume.volume_snapshot, volume.namespace
                 )
-            await self.p.in_bucket(record.bucket, lambda s: s.delete(record.resources_key))
+            await self.p.in_bucket(record.bucket, lambda s: s.store.delete(record.resources_key))
             await self.app_snapshots.delete(record.id)
         message = f"{len(record.volumes)} VolumeSnapshots deleted" if record else "already deleted"
         op = await self._finish(op.id, "Completed", message)

@@ -19,9 +19,10 @@ from vessel.contracts import catalog
 from vessel.contracts.events import TransferResult
 from vessel.contracts.group_snapshots import GroupSnapshotResult
 from vessel.kube.client import KubeCluster
-from vessel.objectstore.base import ObjectStore
 from vessel.objectstore.registry import BucketRegistry, kube_secret_reader
 from vessel.runtime import ServiceContext, run_service
+from vessel.sealed.documents import KeyCache, SealedStore
+from vessel.sealed.keys import PasswordKey
 
 
 async def serve(ctx: ServiceContext) -> None:
@@ -33,8 +34,21 @@ async def serve(ctx: ServiceContext) -> None:
         kube_secret_reader(clusters[home]) if home in clusters else None,
     )
 
-    async def open_bucket(name: str) -> ObjectStore:
-        return (await registry.open(name)).store
+    keys = KeyCache()
+
+    async def open_bucket(name: str) -> SealedStore:
+        opened = await registry.open(name)
+        like = (await open_bucket(opened.like)).master if opened.like else None
+        master = await asyncio.to_thread(
+            keys.master_key,
+            name,
+            id(opened),
+            opened.store,
+            opened.repository,
+            PasswordKey(opened.password()),
+            like,
+        )
+        return SealedStore(opened.store, master)
 
     p = Protection(
         bus=ctx.bus,

@@ -15,12 +15,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from services.protection.bucket_catalog import (
-    BackupCatalog,
-    CatalogError,
-    read_catalog,
-    read_resources,
-)
+from services.protection.bucket_catalog import Backup, CatalogError, UnsealedBackup, read_backup
 from services.protection.context import Protection
 from services.protection.restore_apply import existing, never_conflicts
 from services.protection.restore_plan import (
@@ -48,7 +43,7 @@ class Preflight:
     planned, `existing` holds the plan's objects the target already has."""
 
     violations: list[PreflightViolation] = field(default_factory=list)
-    backup: BackupCatalog | None = None
+    backup: Backup | None = None
     plan: RestorePlan | None = None
     existing: list[Obj] = field(default_factory=list)
 
@@ -103,8 +98,10 @@ async def preflight(p: Protection, req: RestorePreflight) -> Preflight:
 
 async def _read_backup(p: Protection, req: RestorePreflight, out: Preflight) -> None:
     try:
-        backup = await p.in_bucket(req.bucket, lambda s: read_catalog(s, req.backup_id))
-        objects = await p.in_bucket(req.bucket, lambda s: read_resources(s, backup.resources_key))
+        trust = req.options.trust_unsealed
+        backup, objects = await p.in_bucket(
+            req.bucket, lambda s: read_backup(s, req.backup_id, trust)
+        )
     except ConfigError as exc:
         out.add("bucket", "not_found", str(exc))
         return
@@ -115,8 +112,16 @@ async def _read_backup(p: Protection, req: RestorePreflight, out: Preflight) -> 
             f"backup {req.backup_id} is not in bucket {req.bucket} (or is incomplete)",
         )
         return
+    except UnsealedBackup as exc:
+        out.add(
+            "options.trust_unsealed",
+            "invalid",
+            f"{exc}; restore it only if you trust everyone who could write the bucket, "
+            "with options.trust_unsealed (admin)",
+        )
+        return
     except CatalogError as exc:
-        out.add("backup_id", "invalid", f"backup {req.backup_id} cannot be read: {exc}")
+        out.add("backup_id", "invalid", f"backup {req.backup_id} failed verification: {exc}")
         return
     out.backup = backup
     try:

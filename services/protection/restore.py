@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from services.protection import inplace
-from services.protection.bucket_catalog import read_catalog, read_resources
+from services.protection.bucket_catalog import read_backup
 from services.protection.context import Protection
 from services.protection.hook_runs import restored_app, run_stage
 from services.protection.preflight import preflight
@@ -189,9 +189,9 @@ class RestoreFlow:
 
     async def _plan(self, op: Operation) -> RestorePlan:
         """The plan again, from the bucket: the same inputs give the same plan."""
-        backup = await self.p.in_bucket(op.bucket, lambda s: read_catalog(s, op.backup_id))
-        objects = await self.p.in_bucket(
-            op.bucket, lambda s: read_resources(s, backup.resources_key)
+        trust = options_of(op).trust_unsealed
+        _, objects = await self.p.in_bucket(
+            op.bucket, lambda s: read_backup(s, op.backup_id, trust)
         )
         return build_plan(objects, op.namespace_mapping, options_of(op))
 

@@ -362,3 +362,21 @@ def test_nats_credentials_are_mounted_only_when_set(renderings: tuple[Rendering,
             directory, _, key = path.rpartition("/")
             assert key == nats["credentialsKey"], f"{r.case}: {component}"
             assert files.get(directory) == ("secret", secret), f"{r.case}: {component}"
+
+
+def test_the_repository_password_reaches_only_who_seals(renderings: tuple[Rendering, ...]) -> None:
+    """Protection seals backup documents and the mover the volume data; the gateway only
+    lists backups and gets the bucket's keys without the password."""
+    checked = 0
+    for r in renderings:
+        if not r.effective["s3"]["existingSecret"]:
+            continue
+        for component, _workload, pod in _pods(r):
+            (container,) = pod["spec"]["containers"]
+            env = _env(container)
+            sealing = component in ("mover", "protection")
+            assert ("VESSEL_REPOSITORY_PASSWORD" in env) is sealing, f"{r.case}: {component}"
+            if component == "gateway":
+                assert "VESSEL_S3_ACCESS_KEY" in env, r.case
+            checked += 1
+    assert checked, "no rendering sets s3.existingSecret"

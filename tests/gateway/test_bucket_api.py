@@ -15,6 +15,7 @@ import pytest
 from services.protection.bucket_admin import BucketAdmin
 from services.protection.bucket_catalog import BackupCatalog, write_catalog
 from tests.gateway.harness import ADMIN_TOKEN, Pki, Running, Starter, bearer, issue, make_settings
+from tests.support import sealed
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.bus.nats_port import Bus
@@ -95,7 +96,7 @@ async def test_a_registered_bucket_is_listed_and_its_backups_readable(
 
     stamp = datetime.now(UTC)
     write_catalog(
-        bucket,
+        sealed(bucket),
         BackupCatalog(
             backup_id="bk-1",
             app_id="east.shop.web",
@@ -103,7 +104,7 @@ async def test_a_registered_bucket_is_listed_and_its_backups_readable(
             namespace="shop",
             created=stamp,
             completed=stamp,
-            resources_key="backups/bk-1/resources.json",
+            resources_digest="0" * 64,
             volumes=[],
         ),
     )

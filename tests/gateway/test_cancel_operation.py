@@ -31,6 +31,7 @@ from services.protection.context import Protection
 from services.protection.operations import OperationStore
 from tests.gateway.harness import ADMIN_ENV, ADMIN_TOKEN, Pki, Running, bearer, issue, make_settings
 from tests.provisioner.lab import wait_for
+from tests.support import sealed
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
@@ -146,10 +147,11 @@ async def world(
     for cluster in (BUSY, IDLE):
         record = app(cluster, pv)
         await inventory.put(f"apps.{record.id}", record.model_dump_json().encode())
+    sb = sealed(store)
     p = Protection(
         bus=bus,
         clusters={BUSY: kube, IDLE: kube},
-        open_bucket=lambda name: store,
+        open_bucket=lambda name: sb,
         operations=OperationStore(
             await bus.kv("operations"), activity=await bus.kv(ACTIVITY_BUCKET)
         ),
@@ -239,7 +241,7 @@ async def start_backup(w: World, cluster: str, tag: str, requested_by: str) -> O
     """A backup copying a completed app snapshot (its resources archived, its volume's
     read-only data at `source`); the transfer is published at once."""
     op_id, snapshot_id = f"backup-{tag}-{RUN}", f"snap-{tag}-{RUN}"
-    key = write_snapshot_resources(w.store, snapshot_id, [])
+    key = write_snapshot_resources(w.p.open_bucket("default"), snapshot_id, [])
     record = AppSnapshotRecord(
         id=snapshot_id,
         app_id=f"{cluster}.shop.web",

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.format import IndexDoc, SnapshotDoc
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer, Stats
 from services.mover.repo.writer import BlobWriter
 from vessel.objectstore.base import ObjectStore
+from vessel.sealed.keys import PasswordKey
 
 PASSWORD = "correct horse battery staple"
 PREFIX = "repository"

@@ -14,11 +14,11 @@ from services.mover.repo.btrfs_changes import (
     changed_paths,
     dirty_directories,
 )
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from vessel.objectstore.local import LocalStore
 from vessel.rig.scenario import tree_digest
+from vessel.sealed.keys import PasswordKey
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.repository import Repository
 from services.mover.repo.stream import (
     FrameBuilder,
@@ -33,6 +32,7 @@ from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.processes import S3Server
+from vessel.sealed.keys import PasswordKey
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.repository import Repository
 from services.mover.volumes import RepositoryData
 from tests.mover.xferkit import write_files
@@ -20,6 +19,7 @@ from vessel.contracts import catalog
 from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferResult
 from vessel.rig.stack import Stack
+from vessel.sealed.keys import PasswordKey
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,12 +9,12 @@ import pytest
 
 from services.mover.repo.archiver import Archiver
 from services.mover.repo.copy import IncompatibleRepositories, copy_snapshot
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from tests.mover.repokit import PASSWORD
 from vessel.objectstore.local import LocalStore
 from vessel.rig.scenario import tree_digest
+from vessel.sealed.keys import PasswordKey
 
 
 def tree(root: Path, shared: bytes, own: bytes) -> Path:

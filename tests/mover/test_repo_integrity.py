@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from services.mover.repo.archiver import Archiver
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.errors import (
     CorruptObject,
     RepositoryError,
@@ -24,6 +23,7 @@ from services.mover.repo.restorer import Restorer
 from tests.mover.fstree import KIB, random_bytes
 from tests.mover.repokit import PASSWORD, PREFIX, index_docs, objects, reopen, restore_fresh
 from vessel.objectstore.base import ObjectNotFound, ObjectStore
+from vessel.sealed.keys import PasswordKey
 
 
 def _files(source: Path, count: int, size: int) -> dict[str, bytes]:

@@ -14,7 +14,6 @@ import pytest
 
 from services.mover.repo.archiver import Archiver
 from services.mover.repo.check import check
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.locks import Held
 from services.mover.repo.maintenance import forget, prune
 from services.mover.repo.repository import Repository
@@ -28,6 +27,7 @@ from tests.mover.repokit import (
 )
 from vessel.objectstore.local import LocalStore
 from vessel.rig.scenario import tree_digest
+from vessel.sealed.keys import PasswordKey
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,7 +15,6 @@ import pytest
 from services.mover import send
 from services.mover.receive import Receiver
 from services.mover.repo import stream
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.repository import Repository
 from services.mover.send import Sender
 from services.mover.volumes import RepositoryData
@@ -25,6 +24,7 @@ from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferResult
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.processes import S3Server
+from vessel.sealed.keys import PasswordKey
 
 PREFIX = "repository"
 SOURCE_PASSWORD, TARGET_PASSWORD = "source password", "target password"

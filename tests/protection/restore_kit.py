@@ -22,6 +22,7 @@ from services.protection.bucket_catalog import (
 from services.protection.context import Protection
 from services.protection.operations import OperationStore
 from services.protection.restore import RestoreFlow
+from tests.support import sealed
 from vessel.bus.nats_port import Bus
 from vessel.config import ConfigError
 from vessel.contracts.commands import CreateRestore
@@ -30,8 +31,8 @@ from vessel.contracts.operations import Operation
 from vessel.contracts.protection import RestoreOptions
 from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
-from vessel.objectstore.base import ObjectStore
 from vessel.objectstore.minio_port import MinioStore
+from vessel.sealed.documents import SealedStore
 
 Obj = dict[str, Any]
 SNAPSHOT = "ab" * 32
@@ -95,7 +96,7 @@ APP = [
 class Bench:
     p: Protection
     flow: RestoreFlow
-    store: ObjectStore
+    store: SealedStore
     bucket: str
     a: KubeCluster
     b: KubeCluster
@@ -109,7 +110,7 @@ class Bench:
         app: str = "shop",
     ) -> BackupCatalog:
         backup_id = f"backup-{uuid.uuid4().hex[:8]}"
-        key = write_resources(self.store, backup_id, objects)
+        digest = write_resources(self.store, backup_id, objects)
         stamp = datetime.now(UTC)
         catalog = BackupCatalog(
             backup_id=backup_id,
@@ -118,7 +119,7 @@ class Bench:
             namespace=namespace,
             created=stamp,
             completed=stamp,
-            resources_key=key,
+            resources_digest=digest,
             volumes=[
                 VolumeEntry(namespace=namespace, claim=c, snapshot_id=SNAPSHOT, bytes=10)
                 for c in claims
@@ -200,10 +201,12 @@ async def bench(bus: Bus, bucket: MinioStore, tmp_path: Path) -> AsyncIterator[B
         suffix = uuid.uuid4().hex[:8]
         bucket_name = "backups"
 
-        def open_bucket(name: str) -> ObjectStore:
+        sb = sealed(bucket)
+
+        def open_bucket(name: str) -> SealedStore:
             if name != bucket_name:
                 raise ConfigError(f"bucket {name!r} is not configured")
-            return bucket
+            return sb
 
         p = Protection(
             bus=bus,
@@ -214,7 +217,7 @@ async def bench(bus: Bus, bucket: MinioStore, tmp_path: Path) -> AsyncIterator[B
             waits=await bus.kv(f"waits-{suffix}"),
         )
         yield Bench(
-            p, RestoreFlow(p), bucket, bucket_name, clusters["cluster-a"], clusters["cluster-b"]
+            p, RestoreFlow(p), sb, bucket_name, clusters["cluster-a"], clusters["cluster-b"]
         )
     finally:
         for emulator in emulators:

@@ -5,7 +5,6 @@ waits on operations and records over the bus."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from services.protection.bucket_catalog import read_snapshot_resources
 from tests.support import full_stack
 from vessel.bus.nats_port import Bus
 from vessel.contracts.events import AppRecord
@@ -140,10 +140,9 @@ async def snapshot_record(bus: Bus, snapshot_id: str) -> AppSnapshotRecord | Non
     return AppSnapshotRecord.model_validate_json(entry.value) if entry else None
 
 
-def archive_kinds(stack: Stack, key: str) -> list[tuple[str, str]]:
-    doc = json.loads(stack.store().get_bytes(key))
-    assert doc["format"] == "vessel.resources/1"
-    return sorted((o["kind"], o["metadata"]["name"]) for o in doc["items"])
+def archive_kinds(stack: Stack, snapshot_id: str, key: str) -> list[tuple[str, str]]:
+    objects = read_snapshot_resources(stack.sealed(), snapshot_id, key)
+    return sorted((o["kind"], o["metadata"]["name"]) for o in objects)
 
 
 POD = "inv-db-0"

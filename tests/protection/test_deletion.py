@@ -39,6 +39,8 @@ from vessel.contracts.protection import (
 )
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
+from vessel.sealed.documents import SealedStore, open_or_create_master_key
+from vessel.sealed.keys import PasswordKey
 
 pytestmark = pytest.mark.timeout(120)
 SNAPSHOT_API = "snapshot.storage.k8s.io/v1"
@@ -66,6 +68,7 @@ class World:
     operations: OperationStore
     app_snapshots: KeyValue
     store: MinioStore
+    sealed: SealedStore
     data: RepositoryData
     cluster: str
     kube: KubeCluster
@@ -98,11 +101,13 @@ class World:
 async def world(bus: Bus, bucket: MinioStore, kube: KubeCluster) -> AsyncIterator[World]:
     suffix = uuid.uuid4().hex[:8]
     cluster = f"c-{suffix}"
+    # Documents sealed under the repository's own key, as protection opens the bucket.
+    sb = SealedStore(bucket, open_or_create_master_key(bucket, "repository", PasswordKey("pw")))
     operations = OperationStore(await bus.kv(f"t_ops_{suffix}"))
     p = Protection(
         bus=bus,
         clusters={cluster: kube},
-        open_bucket={"default": bucket}.__getitem__,
+        open_bucket={"default": sb}.__getitem__,
         operations=operations,
         inventory=await bus.kv(f"t_inv_{suffix}"),
         waits=await bus.kv(f"t_waits_{suffix}"),
@@ -125,7 +130,7 @@ async def world(bus: Bus, bucket: MinioStore, kube: KubeCluster) -> AsyncIterato
         ),
     ]
     yield World(
-        bus, flow, operations, app_snapshots, bucket, data, cluster, kube, datetime.now(UTC)
+        bus, flow, operations, app_snapshots, bucket, sb, data, cluster, kube, datetime.now(UTC)
     )
     for task in tasks:
         task.cancel()
@@ -141,9 +146,11 @@ async def backed_up_volume(world: World, tmp_path: Path, name: str) -> tuple[str
 
 async def complete_backup(world: World, tmp_path: Path, backup_id: str) -> str:
     snapshot_id, size = await backed_up_volume(world, tmp_path, backup_id)
-    write_resources(world.store, backup_id, [{"kind": "ConfigMap", "metadata": {"name": "x"}}])
+    digest = write_resources(
+        world.sealed, backup_id, [{"kind": "ConfigMap", "metadata": {"name": "x"}}]
+    )
     write_catalog(
-        world.store,
+        world.sealed,
         BackupCatalog(
             backup_id=backup_id,
             app_id=f"{world.cluster}.shop.web",
@@ -151,7 +158,7 @@ async def complete_backup(world: World, tmp_path: Path, backup_id: str) -> str:
             namespace="shop",
             created=world.started,
             completed=world.started,
-            resources_key=f"backups/{backup_id}/resources.json",
+            resources_digest=digest,
             volumes=[
                 VolumeEntry(namespace="shop", claim="data", snapshot_id=snapshot_id, bytes=size)
             ],
@@ -173,14 +180,15 @@ async def test_backup_catalog_goes_first_then_resources_then_repository_data(
     op = await world.finished("del-1")
 
     assert (op.kind, op.phase, op.backup_id) == ("delete-backup", "Completed", "bk-1"), op.message
-    assert deletes[:2] == ["backups/bk-1/backup.json", "backups/bk-1/resources.json"]
+    assert deletes[:3] == [
+        "backups/bk-1/backup.json",
+        "backups/bk-1/backup.sealed",
+        "backups/bk-1/resources.sealed",
+    ]
     repository_deletes = [k for k in deletes if k.startswith("repository/")]
     assert f"repository/snapshots/{doomed}" in repository_deletes
     assert any(k.startswith("repository/data/") for k in repository_deletes)  # pruned
-    assert set(deletes) - set(repository_deletes) == {
-        "backups/bk-1/backup.json",
-        "backups/bk-1/resources.json",
-    }
+    assert set(deletes) - set(repository_deletes) == set(deletes[:3])
     assert world.store.list("backups/bk-1/") == []
     assert world.store.exists("backups/bk-2/backup.json")
     assert world.store.exists(f"repository/snapshots/{kept}")
@@ -209,7 +217,7 @@ async def test_a_failed_backup_without_catalog_forgets_what_its_operation_record
     world: World, tmp_path: Path
 ) -> None:
     snapshot_id, _ = await backed_up_volume(world, tmp_path, "partial")
-    write_resources(world.store, "bk-failed", [])
+    write_resources(world.sealed, "bk-failed", [])
     await world.operations.create(
         Operation(
             id="bk-failed",
@@ -250,14 +258,14 @@ async def test_app_snapshot_deletion_removes_volume_snapshots_archive_and_record
                 "spec": {"source": {"persistentVolumeClaimName": name}},
             }
         )
-    world.store.put_bytes("snapshots/snap-a/resources.json", b"{}")
+    world.store.put_bytes("snapshots/snap-a/resources.sealed", b"{}")
     record = AppSnapshotRecord(
         id="snap-a",
         app_id=f"{world.cluster}.shop.web",
         cluster=world.cluster,
         namespace="shop",
         bucket="default",
-        resources_key="snapshots/snap-a/resources.json",
+        resources_key="snapshots/snap-a/resources.sealed",
         phase="Completed",
         volumes=[
             SnapshotVolume(namespace="shop", claim=c, volume_snapshot=f"snap-a-{c}")
@@ -276,7 +284,7 @@ async def test_app_snapshot_deletion_removes_volume_snapshots_archive_and_record
 
     left, _ = await world.kube.list(SNAPSHOT_API, "VolumeSnapshot", namespace="shop")
     assert [o["metadata"]["name"] for o in left] == ["other"]
-    assert not world.store.exists("snapshots/snap-a/resources.json")
+    assert not world.store.exists("snapshots/snap-a/resources.sealed")
     assert await world.app_snapshots.get("snap-a") is None
     first, second = await world.operations.get("ds-1"), await world.operations.get("ds-2")
     assert first is not None and (first.phase, first.message) == (

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from services.protection.bucket_catalog import read_backup
 from services.provisioner.group_snapshots import GROUP_LABEL
 from tests.protection import snapshot_kit as kit
 from vessel.bus.nats_port import Bus
@@ -95,9 +96,9 @@ async def test_an_app_snapshot_groups_every_claim_with_the_resources(
     record = await kit.snapshot_record(bus, "snap-1")
     assert record is not None and record.phase == "Completed" and record.completed
     assert (record.cluster, record.namespace) == ("cluster-a", kit.NAMESPACE)
-    assert record.resources_key == "snapshots/snap-1/resources.json"
-    assert ("ConfigMap", "inv-config") in kit.archive_kinds(stack, record.resources_key)
-    assert ("Deployment", "inv-db") in kit.archive_kinds(stack, record.resources_key)
+    assert record.resources_key == "snapshots/snap-1/resources.sealed"
+    kinds = kit.archive_kinds(stack, "snap-1", record.resources_key)
+    assert ("ConfigMap", "inv-config") in kinds and ("Deployment", "inv-db") in kinds
     assert sorted(v.claim for v in record.volumes) == sorted(kit.CLAIMS)
 
     kit.write_generation(app.paths, 2)  # the live volumes move on; the snapshot does not
@@ -133,9 +134,9 @@ async def test_a_backup_copies_an_existing_snapshot_not_the_live_volumes(
 
     done = await backup(bus, "backup-of-snap-2", "snap-2")
     assert done.snapshot_id == "snap-2"
-    catalog_doc = stack.store().get_bytes("backups/backup-of-snap-2/backup.json")
-    assert b'"snapshot_id":"snap-2"' in catalog_doc and b'"namespaces":["inventory"]' in catalog_doc
-    assert stack.store().exists("backups/backup-of-snap-2/resources.json")
+    record, objects = read_backup(stack.sealed(), "backup-of-snap-2")
+    assert record.snapshot_id == "snap-2" and record.namespaces == ["inventory"]
+    assert ("ConfigMap", "inv-config") in [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert await restore(stack, bus, "backup-of-snap-2", "inv-from-snapshot") == frozen
 
 

@@ -169,6 +169,11 @@ class RestoreOptions(Payload):
         False, description="Replace the app where it runs; requires `confirm`, pauses schedules"
     )
     confirm: bool = False
+    trust_unsealed: bool = Field(
+        False,
+        description="Restore a backup written before sealing (vessel.backup/1), which "
+        "cannot be verified; the gateway allows it to admins only",
+    )
 
 
 class RestorePreflight(Payload):

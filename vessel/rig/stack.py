@@ -22,6 +22,8 @@ from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.btrfs import LoopBtrfs, btrfs_available
 from vessel.rig.processes import Process, free_port, port_open, wait_until
 from vessel.rig.servers import S3, Nats, new_nats, new_s3
+from vessel.sealed.documents import SealedStore
+from vessel.sealed.keys import PasswordKey, open_master_key
 
 CLUSTERS = ("cluster-a", "cluster-b")
 BUCKET = "vessel-backups"
@@ -189,6 +191,13 @@ class Stack:
 
     def store(self) -> MinioStore:
         return MinioStore(self.s3.endpoint, BUCKET, self.s3.access_key, self.s3.secret_key)
+
+    def sealed(self) -> SealedStore:
+        """The default bucket with its master key, to read what Vessel sealed there."""
+        store = self.store()
+        return SealedStore(
+            store, open_master_key(store, "repository", PasswordKey(self.repository_password))
+        )
 
     def stop(self) -> None:
         for proc in reversed(self.services):

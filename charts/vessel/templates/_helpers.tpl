@@ -151,9 +151,10 @@ capabilities:
 {{- end -}}
 
 {{/*
-Environment of a service container. Call with (dict "root" $ "component" NAME "s3" BOOL):
-the configuration file, the OTLP collector if set, the bucket keys if the service opens
-buckets, the NATS credentials path if a Secret is set for it.
+Environment of a service container. Call with (dict "root" $ "component" NAME "s3" BOOL
+"sealing" BOOL): the configuration file, the OTLP collector if set, the bucket keys if the
+service opens buckets, the repository password if it also seals or opens what is in them
+(mover, protection; the gateway only lists), the NATS credentials path if a Secret is set.
 */}}
 {{- define "vessel.env" -}}
 {{- $v := .root.Values -}}
@@ -178,11 +179,13 @@ buckets, the NATS credentials path if a Secret is set for it.
     secretKeyRef:
       name: {{ $v.s3.existingSecret }}
       key: {{ $v.s3.secretKeyKey }}
+{{- if .sealing }}
 - name: VESSEL_REPOSITORY_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ $v.s3.existingSecret }}
       key: {{ $v.s3.repositoryPasswordKey }}
+{{- end }}
 {{- end }}
 {{- if get $v.nats.credentialsSecret .component }}
 - name: VESSEL_NATS_CREDENTIALS

@@ -15,13 +15,13 @@ from pathlib import Path
 from services.mover.repo.archiver import Archiver
 from services.mover.repo.check import check, repair_index
 from services.mover.repo.copy import copy_snapshot
-from services.mover.repo.crypto import PasswordKey
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.maintenance import forget, prune
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from vessel.objectstore.base import ObjectStore, ObjectStoreError
 from vessel.objectstore.local import LocalStore
+from vessel.sealed.keys import PasswordKey
 
 
 def open_store(args: argparse.Namespace) -> ObjectStore:

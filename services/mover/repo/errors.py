@@ -1,22 +1,23 @@
-"""Repository errors: each names the object or path it is about."""
+"""Repository errors: each names the object or path it is about.
+
+The key and sealing errors come from `vessel.sealed`, whose base class is the
+repository's too, so one `except RepositoryError` covers a wrong password as before.
+"""
 
 from __future__ import annotations
 
+from vessel.sealed.errors import CorruptObject, UnknownFormat, WrongPassword
+from vessel.sealed.errors import SealError as RepositoryError
 
-class RepositoryError(Exception):
-    """Base class."""
-
-
-class WrongPassword(RepositoryError):
-    pass
-
-
-class CorruptObject(RepositoryError):
-    """An object failed authentication or does not parse: never used, never crashes."""
-
-
-class UnknownFormat(RepositoryError):
-    pass
+__all__ = [
+    "CorruptObject",
+    "RepositoryError",
+    "RepositoryExists",
+    "RepositoryMissing",
+    "UnknownFormat",
+    "UnsafeTree",
+    "WrongPassword",
+]
 
 
 class UnsafeTree(RepositoryError):

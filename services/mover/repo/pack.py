@@ -12,9 +12,9 @@ from typing import NamedTuple
 import blake3
 import zstandard
 
-from services.mover.repo.crypto import MasterKey
 from services.mover.repo.errors import CorruptObject
 from services.mover.repo.format import BlobEntry
+from vessel.sealed.keys import MasterKey
 
 HEADER_AAD = b"vessel-pack-header"
 

@@ -17,18 +17,16 @@ import blake3
 import zstandard
 from pydantic import BaseModel, ValidationError
 
-from services.mover.repo.crypto import KeyProvider, MasterKey
 from services.mover.repo.errors import (
     CorruptObject,
-    RepositoryError,
     RepositoryExists,
     RepositoryMissing,
     UnknownFormat,
-    WrongPassword,
 )
 from services.mover.repo.format import FORMAT, IndexDoc, RepoConfig, SnapshotDoc, Tree
 from services.mover.repo.pack import Location
 from vessel.objectstore.base import ObjectNotFound, ObjectStore
+from vessel.sealed.keys import KeyProvider, MasterKey, open_master_key, write_key_file
 
 M = TypeVar("M", bound=BaseModel)
 _local = threading.local()
@@ -87,10 +85,21 @@ class Repository:
         prefix = prefix.strip("/")
         if store.exists(f"{prefix}/config"):
             raise RepositoryExists(f"a repository exists at {store.bucket}/{prefix}")
-        key = MasterKey.generate()
         if like is not None:
-            key = MasterKey(key.encryption, like.key.chunk_id)
             chunk_avg = like.config.chunk_avg
+        if store.list(f"{prefix}/keys/"):
+            # Sealed documents (protection) came first and made the key: adopt it.
+            key = open_master_key(store, prefix, provider)
+            if like is not None and key.chunk_id != like.key.chunk_id:
+                raise RepositoryExists(
+                    f"{store.bucket}/{prefix} already has a master key that was not made "
+                    f"like {like.store.bucket}/{like.prefix}"
+                )
+        else:
+            key = MasterKey.generate()
+            if like is not None:
+                key = MasterKey(key.encryption, like.key.chunk_id)
+            write_key_file(store, prefix, provider, key)
         config = RepoConfig(
             format=FORMAT,
             id=uuid.uuid4().hex,
@@ -100,8 +109,6 @@ class Repository:
             pack_size=pack_size,
             created=datetime.now(UTC),
         )
-        document = json.dumps(provider.wrap(key)).encode()
-        store.put_bytes(f"{prefix}/keys/{blake3.blake3(document).hexdigest()}", document)
         repo = cls(store, prefix, key, config)
         store.put_bytes(f"{prefix}/config", key.seal(config.model_dump_json().encode(), b"config"))
         return repo
@@ -113,24 +120,7 @@ class Repository:
             sealed_config = store.get_bytes(f"{prefix}/config")
         except ObjectNotFound:
             raise RepositoryMissing(f"no repository at {store.bucket}/{prefix}") from None
-        key = None
-        unreadable: list[str] = []
-        for name in store.list(f"{prefix}/keys/"):
-            try:
-                document = json.loads(store.get_bytes(name))
-                if not isinstance(document, dict):
-                    raise ValueError("not a JSON object")
-                key = provider.unwrap(document)
-                break
-            except WrongPassword:
-                continue
-            except (ValueError, RepositoryError) as exc:
-                unreadable.append(f"{name} ({exc})")  # another provider's key, or damaged
-        if key is None:
-            skipped = f"; unreadable key files: {', '.join(unreadable)}" if unreadable else ""
-            raise WrongPassword(
-                f"no key of {store.bucket}/{prefix} opens with this password{skipped}"
-            )
+        key = open_master_key(store, prefix, provider)
         plain = key.open(sealed_config, b"config", f"{prefix}/config")
         try:
             config = RepoConfig.model_validate_json(plain)

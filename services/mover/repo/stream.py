@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import blake3
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.mover.repo.crypto import MasterKey
 from services.mover.repo.errors import CorruptObject, RepositoryError
 from services.mover.repo.repository import Repository, decompressor
+from vessel.sealed.keys import MasterKey
 
 PROTOCOL = "vessel.xfer/1"
 FRAME_BYTES = 512 << 10

@@ -244,8 +244,9 @@ class BackupVolume(_message.Message):
     namespace: _builtins.str
     claim: _builtins.str
     snapshot_id: _builtins.str
-    """the repository snapshot holding the volume's files"""
+    """the repository snapshot holding the volume's files (vessel.backup/1"""
     bytes: _builtins.int
+    """only: a sealed backup keeps it in its sealed record)"""
     def __init__(
         self,
         *,
@@ -278,6 +279,7 @@ class Backup(_message.Message):
     VOLUMES_FIELD_NUMBER: _builtins.int
     BYTES_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     bucket: _builtins.str
     app_id: _builtins.str
@@ -285,6 +287,10 @@ class Backup(_message.Message):
     bytes: _builtins.int
     error: _builtins.str
     """set when the catalog object cannot be read; fields above empty"""
+    format: _builtins.str
+    """vessel.backup/2: sealed, verified before restore; vessel.backup/1: written unsealed by
+    an older Vessel, restored only with trust_unsealed.
+    """
     @_builtins.property
     def namespaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """the app's namespace first"""
@@ -308,10 +314,11 @@ class Backup(_message.Message):
         volumes: _abc.Iterable[Global___BackupVolume] | None = ...,
         bytes: _builtins.int = ...,
         error: _builtins.str = ...,
+        format: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completed", b"completed", "created", b"created"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "bucket", b"bucket", "bytes", b"bytes", "cluster", b"cluster", "completed", b"completed", "created", b"created", "error", b"error", "id", b"id", "namespaces", b"namespaces", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "bucket", b"bucket", "bytes", b"bytes", "cluster", b"cluster", "completed", b"completed", "created", b"created", "error", b"error", "format", b"format", "id", b"id", "namespaces", b"namespaces", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

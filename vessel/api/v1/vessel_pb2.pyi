@@ -520,6 +520,7 @@ class CreateRestoreRequest(_message.Message):
     EXISTING_FIELD_NUMBER: _builtins.int
     IN_PLACE_FIELD_NUMBER: _builtins.int
     CONFIRM_FIELD_NUMBER: _builtins.int
+    TRUST_UNSEALED_FIELD_NUMBER: _builtins.int
     backup_id: _builtins.str
     bucket: _builtins.str
     target_cluster: _builtins.str
@@ -531,6 +532,10 @@ class CreateRestoreRequest(_message.Message):
     in_place: _builtins.bool
     """replace the app where it runs; needs confirm"""
     confirm: _builtins.bool
+    trust_unsealed: _builtins.bool
+    """Restore a backup written before sealing (vessel.backup/1), which cannot be verified.
+    Admin only.
+    """
     @_builtins.property
     def namespace_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -556,10 +561,11 @@ class CreateRestoreRequest(_message.Message):
         existing: _builtins.str = ...,
         in_place: _builtins.bool = ...,
         confirm: _builtins.bool = ...,
+        trust_unsealed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_id", b"backup_id", "bucket", b"bucket", "confirm", b"confirm", "exclude", b"exclude", "existing", b"existing", "in_place", b"in_place", "include", b"include", "namespace_mapping", b"namespace_mapping", "request_id", b"request_id", "storage_class_mapping", b"storage_class_mapping", "target_cluster", b"target_cluster", "transforms_json", b"transforms_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_id", b"backup_id", "bucket", b"bucket", "confirm", b"confirm", "exclude", b"exclude", "existing", b"existing", "in_place", b"in_place", "include", b"include", "namespace_mapping", b"namespace_mapping", "request_id", b"request_id", "storage_class_mapping", b"storage_class_mapping", "target_cluster", b"target_cluster", "transforms_json", b"transforms_json", "trust_unsealed", b"trust_unsealed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

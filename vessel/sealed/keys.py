@@ -1,4 +1,4 @@
-"""Keys and authenticated encryption.
+"""The master key of a bucket and the providers that wrap it.
 
 The master key (two random 32-byte keys: AES-256-GCM encryption and keyed-BLAKE3 chunk
 ids) is stored wrapped by a key derived from the password with scrypt. Every sealed
@@ -19,7 +19,8 @@ import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from services.mover.repo.errors import CorruptObject, UnknownFormat, WrongPassword
+from vessel.objectstore.base import ObjectStore
+from vessel.sealed.errors import CorruptObject, SealError, UnknownFormat, WrongPassword
 
 SEAL_VERSION = 1
 NONCE = 12
@@ -58,7 +59,14 @@ class MasterKey:
 
 
 class KeyProvider(Protocol):
-    """Where the key that wraps the master key comes from (a password today, a KMS later)."""
+    """Where the key that wraps the master key comes from.
+
+    `wrap` returns a JSON document holding the master key sealed under the provider's key,
+    with a `format` naming the provider; it may be called many times (each call may give a
+    different document). `unwrap` returns the master key, or raises `WrongPassword` when
+    the document is the provider's kind but its key does not open it, `UnknownFormat` when
+    it is another provider's document, `CorruptObject` when it is damaged.
+    """
 
     def wrap(self, master: MasterKey) -> dict[str, object]: ...
     def unwrap(self, document: dict[str, object]) -> MasterKey: ...
@@ -112,3 +120,30 @@ class PasswordKey:
         return MasterKey(
             base64.b64decode(secret["encryption"]), base64.b64decode(secret["chunk_id"])
         )
+
+
+def write_key_file(store: ObjectStore, prefix: str, provider: KeyProvider, key: MasterKey) -> str:
+    """Store `key` wrapped by `provider` under `<prefix>/keys/`; the object's name."""
+    document = json.dumps(provider.wrap(key)).encode()
+    name = f"{prefix}/keys/{blake3.blake3(document).hexdigest()}"
+    store.put_bytes(name, document)
+    return name
+
+
+def open_master_key(store: ObjectStore, prefix: str, provider: KeyProvider) -> MasterKey:
+    """The master key from the first key file under `<prefix>/keys/` that `provider`
+    opens. Key files of other providers or damaged ones are skipped and named in the
+    error when none opens."""
+    unreadable: list[str] = []
+    for name in store.list(f"{prefix}/keys/"):
+        try:
+            document = json.loads(store.get_bytes(name))
+            if not isinstance(document, dict):
+                raise ValueError("not a JSON object")
+            return provider.unwrap(document)
+        except WrongPassword:
+            continue
+        except (ValueError, SealError) as exc:
+            unreadable.append(f"{name} ({exc})")
+    skipped = f"; unreadable key files: {', '.join(unreadable)}" if unreadable else ""
+    raise WrongPassword(f"no key of {store.bucket}/{prefix} opens with this password{skipped}")

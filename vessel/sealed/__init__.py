@@ -1,0 +1,1 @@
+"""Keys and authenticated encryption for everything Vessel writes into a bucket."""
