@@ -309,3 +309,18 @@ async def test_watch_refuses_what_it_cannot_watch(world: World) -> None:
     )
     updates = [u async for u in finished]  # already done: one update, then the end
     assert [u.operation.phase for u in updates] == ["Completed"]
+
+
+async def test_trusting_an_unsealed_backup_needs_an_admin(world: World) -> None:
+    """Restoring a backup nothing can verify vouches for whoever could write the bucket."""
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await restore(world, restore_request(trust_unsealed=True), token="owner")
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "trust_unsealed needs role admin" in (refused.value.details() or "")
+    asked = len(world.preflight_requests)
+    op = await restore(world, restore_request(trust_unsealed=True), token="admin")
+    assert op.kind == "restore"
+    (query,) = world.preflight_requests[asked:]
+    assert query["options"]["trust_unsealed"] is True
+    command = await last_command(world.bus, catalog.CREATE_RESTORE)
+    assert isinstance(command, CreateRestore) and command.options.trust_unsealed
