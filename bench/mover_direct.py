@@ -15,7 +15,6 @@ from pathlib import Path
 
 from services.mover.receive import Receiver
 from services.mover.repo.copy import copy_snapshot
-from vessel.sealed.keys import PasswordKey
 from services.mover.repo.repository import Repository
 from services.mover.send import Sender
 from services.mover.volumes import RepositoryData
@@ -23,6 +22,7 @@ from vessel.bus.nats_port import Bus
 from vessel.contracts.commands import SendSnapshot
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.processes import NatsServer, S3Server
+from vessel.sealed.keys import PasswordKey
 
 PASSWORD = "bench-password"
 PREFIX = "repository"

@@ -6,6 +6,7 @@ import grpc
 
 from services.gateway.activity import ActivityLog, ActivityService, AuditedTokenService
 from services.gateway.backends_api import BackendService
+from services.gateway.events_api import EventService
 from services.gateway.infra_api import (
     ClusterService,
     Infra,
@@ -21,8 +22,8 @@ from vessel.contracts.activity import BUCKET as ACTIVITY_BUCKET
 
 
 async def add_infra_services(gw: Gateway, server: grpc.aio.Server, store: TokenStore) -> Infra:
-    """Backends, StorageClasses, volumes, volume snapshots, clusters, activity, and the
-    token service (whose changes enter the activity log)."""
+    """Backends, StorageClasses, volumes, volume snapshots, clusters, activity, events, and
+    the token service (whose changes enter the activity log)."""
     log = ActivityLog(await gw.bus.kv(ACTIVITY_BUCKET))
     infra = Infra(
         gw,
@@ -37,5 +38,6 @@ async def add_infra_services(gw: Gateway, server: grpc.aio.Server, store: TokenS
     irpc.add_VolumeSnapshotServiceServicer_to_server(VolumeSnapshotService(infra), server)
     irpc.add_ClusterServiceServicer_to_server(ClusterService(infra), server)
     irpc.add_ActivityServiceServicer_to_server(ActivityService(log), server)
+    irpc.add_EventServiceServicer_to_server(EventService(gw), server)
     trpc.add_TokenServiceServicer_to_server(AuditedTokenService(store, log), server)
     return infra

@@ -140,6 +140,7 @@ POLICIES: dict[str, Policy] = {
     method("ClusterService", "RegisterCluster"): Policy(Role.ADMIN),
     method("ClusterService", "RemoveCluster"): Policy(Role.ADMIN),
     method("ActivityService", "ListActivity"): Policy(Role.VIEWER),
+    method("EventService", "WatchEvents"): Policy(Role.VIEWER),  # filtered by scope per event
     method("TokenService", "CreateToken"): Policy(Role.ADMIN),
     method("TokenService", "ListTokens"): Policy(Role.ADMIN),
     method("TokenService", "RevokeToken"): Policy(Role.ADMIN),

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType, web
+from aiohttp import ClientSession, ClientWebSocketResponse, TCPConnector, WSMsgType, web
 
 from tests.deploy.chart_support import NAMESPACE, PREFIX, Rendering
 
@@ -107,8 +108,13 @@ def grants_of(rendering: Rendering, component: str) -> Grants:
 class AuthorizingProxy:
     """Serves on 127.0.0.1 (a random port) for one service account, forwarding to `upstream`."""
 
-    def __init__(self, upstream: str, grants: Grants) -> None:
+    def __init__(
+        self, upstream: str, grants: Grants, upstream_ssl: ssl.SSLContext | None = None
+    ) -> None:
+        """`upstream_ssl`: trust for an HTTPS upstream (the emulator's own CA); the proxy
+        itself serves plain HTTP."""
         self.upstream, self.grants = upstream.rstrip("/"), grants
+        self._upstream_ssl = upstream_ssl
         self.denied: list[Access] = []
         self.allowed: list[Access] = []
         self._runner: web.AppRunner | None = None
@@ -124,7 +130,7 @@ class AuthorizingProxy:
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
-        self._session = ClientSession()
+        self._session = ClientSession(connector=TCPConnector(ssl=self._upstream_ssl or True))
 
     async def stop(self) -> None:
         if self._session is not None:
@@ -133,7 +139,8 @@ class AuthorizingProxy:
             await self._runner.cleanup()
 
     def kubeconfig(self, emulator_kubeconfig: Path, target: Path) -> Path:
-        """The emulator's kubeconfig (its token), pointed at this proxy."""
+        """The emulator's kubeconfig (its token), pointed at this proxy (plain HTTP, where
+        the emulator's CA is unused)."""
         config = json.loads(emulator_kubeconfig.read_text(encoding="utf-8"))
         config["clusters"][0]["cluster"]["server"] = self.url
         target.write_text(json.dumps(config), encoding="utf-8")

@@ -55,7 +55,8 @@ async def as_service(kube_emulator: tuple[KubeEmulator, Path], tmp_path: Path) -
     proxies: list[AuthorizingProxy] = []
 
     async def make(component: str) -> tuple[KubeCluster, AuthorizingProxy]:
-        proxy = AuthorizingProxy(emulator.url, grants_of(_default(), component))
+        grants = grants_of(_default(), component)
+        proxy = AuthorizingProxy(emulator.url, grants, emulator.client_ssl_context())
         await proxy.start()
         proxies.append(proxy)
         config = proxy.kubeconfig(kubeconfig, tmp_path / f"{component}.kubeconfig")

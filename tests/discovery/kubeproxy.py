@@ -6,9 +6,11 @@ watch requests per resource, so tests can tell a resumed watch from a relist."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import socket
+import ssl
 from collections import Counter
 from typing import Any
 
@@ -28,8 +30,11 @@ def resource_of(path: str) -> str:
 
 
 class KubeProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, upstream_ssl: ssl.SSLContext | None = None) -> None:
+        """`upstream_ssl`: trust for an HTTPS upstream (the emulator's own CA); the proxy
+        itself serves plain HTTP."""
         self.upstream = upstream.rstrip("/")
+        self._upstream_ssl = upstream_ssl
         self.forbidden: set[str] = set()
         self.lists: Counter[str] = Counter()
         self.watches: Counter[str] = Counter()
@@ -47,7 +52,10 @@ class KubeProxy:
         with socket.socket() as probe:  # a free port, kept across down() and up()
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        connector = aiohttp.TCPConnector(ssl=self._upstream_ssl or True)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+        )
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
@@ -124,13 +132,17 @@ class KubeProxy:
             self._open.discard(task)
 
 
-def kubeconfig_text(server: str, token: str, *, name: str = "c") -> str:
-    """A kubeconfig (JSON, which is YAML) for `server` with a bearer token."""
+def kubeconfig_text(server: str, token: str, *, name: str = "c", ca: str | None = None) -> str:
+    """A kubeconfig (JSON, which is YAML) for `server` with a bearer token; `ca`: the PEM
+    certificate of the CA an HTTPS server's certificate is checked against."""
+    cluster = {"server": server}
+    if ca is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca.encode()).decode()
     return json.dumps(
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": name, "cluster": {"server": server}}],
+            "clusters": [{"name": name, "cluster": cluster}],
             "users": [{"name": name, "user": {"token": token}}],
             "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
             "current-context": name,

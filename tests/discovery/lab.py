@@ -94,7 +94,7 @@ class Lab:
         emulator.write_kubeconfig(direct)
         kubeconfig, front = direct, None
         if proxy:
-            front = KubeProxy(emulator.url)
+            front = KubeProxy(emulator.url, emulator.client_ssl_context())
             await front.start()
             kubeconfig = self.tmp / f"{cid}.kubeconfig"
             kubeconfig.write_text(kubeconfig_text(front.url, token))

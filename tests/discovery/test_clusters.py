@@ -61,7 +61,7 @@ async def test_register_update_remove_and_restart(lab: Lab) -> None:
     assert stat.S_IMODE((stored / f"{b.id}.path").stat().st_mode) == 0o600
 
     # Update: b now points at another server (inline text): its apps follow the server.
-    text = kubeconfig_text(b2.emulator.url, b2.token)
+    text = kubeconfig_text(b2.emulator.url, b2.token, ca=b2.emulator.ca_pem)
     await lab.bus.publish(catalog.UPDATE_CLUSTER, register(b.id, text=text))
     await eventually(lambda: lab.app(f"{b.id}.blog.blog"), what="the new server's app")
     await eventually(lambda: lab.of("app.removed", f"{b.id}.shop.web"), what="old app removed")
@@ -118,7 +118,10 @@ async def test_each_bad_input_is_a_clear_condition_and_others_keep_working(lab: 
         "down": register(
             f"{lab.prefix}-down", text=kubeconfig_text(f"http://127.0.0.1:{port}", token)
         ),
-        "401": register(f"{lab.prefix}-401", text=kubeconfig_text(good.emulator.url, "wrong")),
+        "401": register(
+            f"{lab.prefix}-401",
+            text=kubeconfig_text(good.emulator.url, "wrong", ca=good.emulator.ca_pem),
+        ),
         "rbac": register(rbac.id, path=str(rbac.kubeconfig)),
     }
     for cmd in cases.values():
@@ -159,7 +162,10 @@ async def test_each_bad_input_is_a_clear_condition_and_others_keep_working(lab: 
     for value in await lab.values():
         assert token.encode() not in value
 
-    fixed = register(cases["yaml"].cluster, text=kubeconfig_text(good.emulator.url, token))
+    fixed = register(
+        cases["yaml"].cluster,
+        text=kubeconfig_text(good.emulator.url, token, ca=good.emulator.ca_pem),
+    )
     await lab.bus.publish(catalog.UPDATE_CLUSTER, fixed)
     await eventually(partial(lab.of, "cluster.recovered", fixed.cluster), what="fixed by update")
     await eventually(lambda: lab.app(f"{fixed.cluster}.shop.web"), what="its app")

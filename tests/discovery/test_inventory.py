@@ -70,7 +70,7 @@ async def test_two_clusters_every_kind_and_grouping(lab: Lab) -> None:
         RegisterCluster(
             operation_id="reg-b",
             cluster=b.id,
-            kubeconfig=kubeconfig_text(b.emulator.url, b.token),
+            kubeconfig=kubeconfig_text(b.emulator.url, b.token, ca=b.emulator.ca_pem),
         ),
     )
     ids = [f"{a.id}.shop.web", f"{a.id}.shop.api", f"{a.id}.batch.batch", f"{b.id}.blog.blog"]

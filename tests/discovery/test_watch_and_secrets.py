@@ -87,9 +87,9 @@ async def test_nothing_secret_reaches_kv_events_or_logs(
     broken = f"users:\n- name: u\n  user:\n    token: {c.token}\n  bad: [\n"
     wrong = f"wrong-{uuid.uuid4().hex}"
     commands = {
-        c.id: kubeconfig_text(c.emulator.url, c.token),
+        c.id: kubeconfig_text(c.emulator.url, c.token, ca=c.emulator.ca_pem),
         f"{lab.prefix}-broken": broken,
-        f"{lab.prefix}-wrong": kubeconfig_text(c.emulator.url, wrong),
+        f"{lab.prefix}-wrong": kubeconfig_text(c.emulator.url, wrong, ca=c.emulator.ca_pem),
     }
     for cid, text in commands.items():
         await lab.bus.publish(

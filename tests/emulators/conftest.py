@@ -10,12 +10,19 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.emulators.support import running
+from vessel.emulators.kube import KubeEmulator
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[ApiClient]:
-    with running(tmp_path, allow_exec=True) as (_, api_client):
-        yield api_client
+def emulated(tmp_path: Path) -> Iterator[tuple[KubeEmulator, ApiClient]]:
+    """A fresh emulator and an official client connected through its kubeconfig."""
+    with running(tmp_path, allow_exec=True) as pair:
+        yield pair
+
+
+@pytest.fixture
+def api(emulated: tuple[KubeEmulator, ApiClient]) -> ApiClient:
+    return emulated[1]
 
 
 @pytest.fixture

@@ -229,7 +229,7 @@ def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
-    assert b"kube emulator serving http://127.0.0.1:" in out
+    assert b"kube emulator serving https://127.0.0.1:" in out
 
 
 def test_create_throughput(core: client.CoreV1Api) -> None:

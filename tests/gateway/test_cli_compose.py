@@ -72,8 +72,8 @@ async def test_clone_from_the_live_app_a_snapshot_or_a_backup(run: Any, world: W
     )  # fmt: skip
     assert code == 0, err
     header, row = out.splitlines()
-    assert header.split() == ["ID", "KIND", "PHASE", "MESSAGE", "REQUESTED_BY"]
-    assert row.split()[1:3] == ["clone", "New"]
+    assert header.split() == ["ID", "KIND", "TARGET", "PHASE", "PROGRESS", "AGE", "DURATION"]
+    assert row.split()[1:5] == ["clone", N.shop_app, "New", "-"]
     (query,) = world.preflight_requests[asked:]
     assert query["backup_id"] == N.backup(3)
     assert query["options"]["storage_class_mapping"] == {"fast": "gold"}

@@ -150,7 +150,7 @@ async def test_buckets_backups_and_snapshots_in_every_format(run: Any) -> None:
     code, out, _ = await run(
         "backup", "list", "--bucket", "default", "--namespace", "books", "--limit", "5"
     )
-    assert code == 0 and out.splitlines()[0].split()[:3] == ["ID", "APP_ID", "CLUSTER"]
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["ID", "APP", "CLUSTER"]
     assert [line.split()[0] for line in out.splitlines()[1:]] == [N.backup(9)]
     code, out, _ = await run("-o", "yaml", "backup", "get", N.backup(2), "--bucket", "default")
     doc = yaml.safe_load(out)

@@ -11,8 +11,11 @@ Each setting comes from, in order: a flag, an environment variable, the config f
     tls_key: alice.key
     otlp_endpoint: http://collector:4317   # export the CLI's spans (OTLP/gRPC)
 
-Every call is traced (a CLIENT span whose context the gateway continues); the standard
-TRACEPARENT environment variable puts the calls in the caller's trace.
+Every call carries W3C trace context that the gateway continues; the standard TRACEPARENT
+environment variable puts the calls in the caller's trace. With an OTLP endpoint (or when
+the CLI runs inside a program that traces) each call is an OpenTelemetry CLIENT span;
+without one a span would be dropped unseen, so only its context is sent and OpenTelemetry
+is not loaded (it costs more to import than the call takes).
 """
 
 from __future__ import annotations
@@ -20,20 +23,18 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import grpc
-import yaml
 
-from vessel import tracing
-from vessel.rpc_tracing import ClientTracing
+from vessel.cli.options import DEFAULT_ENDPOINT
 
-DEFAULT_ENDPOINT = "127.0.0.1:50051"
 SETTINGS = {
     # name: (flag attribute, environment variable)
     "endpoint": ("endpoint", "VESSEL_ENDPOINT"),
@@ -46,6 +47,9 @@ SETTINGS = {
 }
 PATHS = ("tls_ca", "tls_cert", "tls_key")
 OTLP_ENDPOINT = re.compile(r"^https?://[^/\s:]+(:[0-9]{1,5})?/?$")
+OTEL_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+"""`vessel.tracing.OTEL_ENDPOINT_VARIABLES`, repeated so that deciding costs no import."""
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 class CliConfigError(Exception):
@@ -69,24 +73,6 @@ class Connection:
         return self.tls or any(p is not None for p in (self.tls_ca, self.tls_cert, self.tls_key))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Connection flags; each defaults to None so that env and file can fill it in."""
-    group = parser.add_argument_group("connection (flag > env > config file)")
-    group.add_argument(
-        "--endpoint", help=f"gateway host:port [$VESSEL_ENDPOINT] (default {DEFAULT_ENDPOINT})"
-    )
-    group.add_argument("--token", help="bearer token [$VESSEL_TOKEN]")
-    group.add_argument(
-        "--tls",
-        action="store_const",
-        const=True,
-        help="use TLS with the system's CAs [$VESSEL_TLS=1]; implied by any --tls-* file",
-    )
-    group.add_argument("--tls-ca", help="PEM CA bundle to verify the gateway [$VESSEL_TLS_CA]")
-    group.add_argument("--tls-cert", help="PEM client certificate, for mTLS [$VESSEL_TLS_CERT]")
-    group.add_argument("--tls-key", help="PEM key of --tls-cert [$VESSEL_TLS_KEY]")
-
-
 def config_path(environ: Mapping[str, str]) -> Path:
     if environ.get("VESSEL_CLI_CONFIG"):
         return Path(environ["VESSEL_CLI_CONFIG"]).expanduser()
@@ -97,6 +83,8 @@ def config_path(environ: Mapping[str, str]) -> Path:
 def read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    import yaml  # only when there is a file: most calls have none to read
+
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -160,14 +148,14 @@ class _CallDetails(NamedTuple):
     compression: Any
 
 
-class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    """Adds `authorization: Bearer <token>` to every call."""
+class _Metadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds the entries `entries()` gives to every call (a bearer token, trace context)."""
 
-    def __init__(self, token: str) -> None:
-        self.header = ("authorization", f"Bearer {token}")
+    def __init__(self, entries: Callable[[], list[tuple[str, str]]]) -> None:
+        self.entries = entries
 
     def _details(self, d: Any) -> _CallDetails:
-        metadata = [*(d.metadata or ()), self.header]
+        metadata = [*(d.metadata or ()), *self.entries()]
         return _CallDetails(
             d.method, d.timeout, metadata, d.credentials, d.wait_for_ready, d.compression
         )
@@ -177,6 +165,27 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
 
     def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return continuation(self._details(details), request)
+
+
+def trace_context(traceparent: str | None) -> Callable[[], list[tuple[str, str]]]:
+    """A `traceparent` entry per call, as an untraced CLIENT span would send it: a new span
+    id in the trace `traceparent` names (keeping its sampled flag), else in a new trace."""
+    found = TRACEPARENT.match(traceparent.strip().lower()) if traceparent else None
+    if found and found[1] != "0" * 32 and found[2] != "0" * 16:
+        trace_id, flags = found[1], found[3]
+    else:
+        trace_id, flags = secrets.token_hex(16), "01"
+    return lambda: [("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-{flags}")]
+
+
+def _spans_wanted(connection: Connection) -> bool:
+    """Whether calls become OpenTelemetry spans: when they can be exported, or when the
+    program running the CLI traces (its current span is then the calls' parent)."""
+    return bool(
+        connection.otlp_endpoint
+        or any(os.environ.get(name) for name in OTEL_ENDPOINT_VARIABLES)
+        or "vessel.tracing" in sys.modules
+    )
 
 
 def _read(path: Path | None, what: str) -> bytes | None:
@@ -191,8 +200,6 @@ def _read(path: Path | None, what: str) -> bytes | None:
 def open_channel(connection: Connection) -> tuple[grpc.Channel, grpc.Channel]:
     """(channel to close, channel to call through). Sets up the CLI's tracing unless the
     program it runs in already did; buffered spans are exported when the process exits."""
-    if not tracing.configured():
-        tracing.configure("cli", connection.otlp_endpoint)
     if connection.secure:
         credentials = grpc.ssl_channel_credentials(
             root_certificates=_read(connection.tls_ca, "CA bundle"),
@@ -209,7 +216,17 @@ def open_channel(connection: Connection) -> tuple[grpc.Channel, grpc.Channel]:
                 "(use --tls-ca or --tls)",
                 file=sys.stderr,
             )
-    interceptors: list[Any] = [ClientTracing(connection.traceparent)]
+    interceptors: list[Any] = []
+    if _spans_wanted(connection):
+        from vessel import tracing
+        from vessel.rpc_tracing import ClientTracing
+
+        if not tracing.configured():
+            tracing.configure("cli", connection.otlp_endpoint)
+        interceptors.append(ClientTracing(connection.traceparent))
+    else:
+        interceptors.append(_Metadata(trace_context(connection.traceparent)))
     if connection.token:
-        interceptors.append(_Bearer(connection.token))
+        bearer = [("authorization", f"Bearer {connection.token}")]
+        interceptors.append(_Metadata(lambda: bearer))
     return channel, grpc.intercept_channel(channel, *interceptors)

@@ -1,47 +1,57 @@
-"""`vessel events tail`: Vessel's events straight from NATS (no gateway involved)."""
+"""`vessel events tail`: Vessel's events as they happen, or replayed from a time.
+
+By default through the gateway (`EventService.WatchEvents`), which shows a token only the
+events its scope covers. `--nats URL` reads the bus directly instead: an administrator's
+and integrator's path, with NATS credentials of its own and no filtering.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
 from datetime import datetime
 from typing import Any
 
-from vessel.bus.nats_port import Bus
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from vessel.api.v1 import infra_pb2 as ipb
+from vessel.api.v1 import infra_pb2_grpc as irpc
 
 
-def add_parser(resources: Any) -> None:
-    events = resources.add_parser("events", help="Vessel's events, from NATS").add_subparsers(
-        dest="verb", required=True
-    )
-    p = events.add_parser("tail", help="print events as they happen, or replay from a time")
-    p.add_argument(
-        "--type",
-        action="append",
-        default=[],
-        metavar="PREFIX",
-        help="only types starting with this, e.g. io.vessel.protection (repeatable)",
-    )
-    p.add_argument("--since", type=datetime.fromisoformat, help="replay from this ISO time")
-    p.add_argument("--count", type=int, default=0, help="stop after this many (0: never)")
-    p.add_argument(
-        "--nats",
-        default=os.environ.get("VESSEL_NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS URL (default $VESSEL_NATS_URL or nats://127.0.0.1:4222)",
-    )
-    p.set_defaults(direct=tail)
+def _show(args: argparse.Namespace, time: datetime, event: dict[str, Any]) -> None:
+    if args.output == "table":
+        print(f"{time.isoformat()}  {event['type']}  {event.get('subject') or ''}", flush=True)
+    else:
+        print(json.dumps(event), flush=True)
 
 
-def tail(args: argparse.Namespace) -> int:
+def tail(ch: grpc.Channel, args: argparse.Namespace) -> list[Any]:
+    """Through the gateway; prints as events arrive (nothing is left to render after)."""
+    request = ipb.WatchEventsRequest(types=args.type, max_events=args.count)
+    if args.since is not None:
+        request.since.FromDatetime(args.since)
     try:
-        return asyncio.run(_tail(args))
+        for event in irpc.EventServiceStub(ch).WatchEvents(request):
+            shown = MessageToDict(event, preserving_proto_field_name=True)
+            shown = {"specversion": "1.0", **shown, "data": shown.get("data", {})}
+            _show(args, event.time.ToDatetime().astimezone(), shown)
+    except KeyboardInterrupt:
+        pass
+    return []
+
+
+def tail_nats(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_tail_nats(args))
     except KeyboardInterrupt:
         return 0
 
 
-async def _tail(args: argparse.Namespace) -> int:
+async def _tail_nats(args: argparse.Namespace) -> int:
+    from vessel.bus.nats_port import Bus
+
     bus = Bus(source="/cli")
     try:
         await bus.connect(args.nats, name="vessel-cli", attempts=3)
@@ -53,10 +63,7 @@ async def _tail(args: argparse.Namespace) -> int:
         async for _, event in bus.tail(since=args.since):
             if args.type and not any(event.type.startswith(t) for t in args.type):
                 continue
-            if args.output == "table":
-                print(f"{event.time.isoformat()}  {event.type}  {event.subject or ''}", flush=True)
-            else:
-                print(json.dumps(event.model_dump(mode="json", exclude_none=True)), flush=True)
+            _show(args, event.time, event.model_dump(mode="json", exclude_none=True))
             shown += 1
             if args.count and shown >= args.count:
                 break

@@ -9,24 +9,11 @@ from typing import TextIO
 
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import vessel_pb2 as pb
+from vessel.cli.units import duration as duration  # re-exported: the ETA clock
+from vessel.cli.units import size as size
 
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 UP_AND_CLEAR = "\x1b[{n}F"
 CLEAR_LINE = "\x1b[2K"
-
-
-def size(n: float) -> str:
-    for unit in UNITS:
-        if abs(n) < 1024 or unit == UNITS[-1]:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def duration(seconds: float) -> str:
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def progress_line(p: ppb.TransferProgress) -> str:

@@ -17,30 +17,12 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.cli.output import COLUMNS
 from vessel.cli.progress import ProgressView
-from vessel.cli.protection_requests import (
-    parse_at,
-    restore_flags,
-    restore_request,
-    schedule_message,
-)
+from vessel.cli.protection_requests import restore_request, schedule_message
 
-COLUMNS.update(
-    {
-        "Snapshot": ["id", "app_id", "phase", "bucket", "schedule", "created", "volumes"],
-        "Backup": ["id", "app_id", "cluster", "namespaces", "completed", "bytes", "error"],
-        "Schedule": [
-            "id", "app_id", "kind", "bucket", "frequency", "cron", "hour", "minute",
-            "retention.hourly", "retention.daily", "retention.weekly", "retention.monthly",
-            "retention.yearly", "retention.floor", "paused",
-        ],
-        "Bucket": ["name", "endpoint", "bucket", "repository", "secure"],
-    }
-)  # fmt: skip
 LIST_PAGE = 500
-Parsers = Any
-"""The `add_subparsers` object of the `vessel` parser."""
+LAST_RUN_WINDOW = 200
+"""How many of an app's newest operations are searched for a schedule's last run."""
 
 
 def watch(ch: grpc.Channel, op: pb.Operation, a: argparse.Namespace) -> pb.Operation:
@@ -170,7 +152,29 @@ def schedule_list(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
         )
         return list(reply.schedules), reply.next_page_token
 
-    return _all_pages(fetch, a.limit)
+    schedules = _all_pages(fetch, a.limit)
+    if a.output == "table":  # JSON and YAML show the schedules exactly as the API has them
+        a.related = last_runs(ch, schedules)
+    return schedules
+
+
+def last_runs(ch: grpc.Channel, schedules: list[ppb.Schedule]) -> dict[str, pb.Operation]:
+    """Each schedule's newest run among its app's recent operations of its kind (a run is
+    requested by `schedule/<id>`), by schedule id; one call per app and kind."""
+    found: dict[str, pb.Operation] = {}
+    stub = rpc.OperationServiceStub(ch)
+    for app_id, kind in sorted({(s.app_id, s.kind) for s in schedules}):
+        try:
+            reply = stub.ListOperations(
+                pb.ListOperationsRequest(app_id=app_id, kind=kind, page_size=LAST_RUN_WINDOW)
+            )
+        except grpc.RpcError:  # e.g. a token that may not read operations: no last run shown
+            continue
+        for op in reply.operations:  # newest first
+            owner = op.requested_by.removeprefix("schedule/")
+            if op.requested_by.startswith("schedule/") and owner not in found:
+                found[owner] = op
+    return found
 
 
 def schedule_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
@@ -221,124 +225,3 @@ def bucket_remove(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
     before = stub.GetBucket(ppb.GetBucketRequest(name=a.name))
     stub.RemoveBucket(ppb.RemoveBucketRequest(name=a.name, request_id=a.request_id))
     return [before]
-
-
-# ---- the verbs ----
-
-
-def _long_running(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--request-id", default="", help="idempotency key: a retry returns the same")
-    p.add_argument("--wait", action="store_true", help=f"follow the {what} live until it ends")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to follow (--wait)")
-
-
-def _listing(p: argparse.ArgumentParser, *filters: str) -> None:
-    for name in filters:
-        p.add_argument(f"--{name}", default="", help=f"only this {name}")
-    p.add_argument("--limit", type=int, default=0, help="at most this many (0: all)")
-
-
-def _verbs(resources: Parsers, name: str, help_text: str) -> Any:
-    return resources.add_parser(name, help=help_text).add_subparsers(dest="verb", required=True)
-
-
-def add_parsers(resources: Parsers) -> None:
-    snapshot = _verbs(resources, "snapshot", "app snapshots (resources + volume snapshots)")
-    p = snapshot.add_parser("create", help="snapshot an app")
-    p.add_argument("app", help="app id <cluster>.<namespace>.<name>")
-    p.add_argument("--bucket", required=True, help="where the resource archive is kept")
-    _long_running(p, "snapshot")
-    p.set_defaults(run=snapshot_create)
-    p = snapshot.add_parser("list")
-    _listing(p, "app", "cluster", "namespace")
-    p.set_defaults(run=snapshot_list)
-    p = snapshot.add_parser("get")
-    p.add_argument("id")
-    p.set_defaults(run=snapshot_get)
-    p = snapshot.add_parser("delete", help="delete a snapshot and its VolumeSnapshots")
-    p.add_argument("id")
-    _long_running(p, "deletion")
-    p.set_defaults(run=snapshot_delete)
-
-    backup = _verbs(resources, "backup", "app backups in a bucket")
-    p = backup.add_parser("create", help="back up an app (or one of its snapshots)")
-    p.add_argument("app", help="app id <cluster>.<namespace>.<name>")
-    p.add_argument("--bucket", required=True)
-    p.add_argument("--snapshot", default="", help="copy this existing snapshot")
-    _long_running(p, "backup")
-    p.set_defaults(run=backup_create)
-    p = backup.add_parser("list", help="every backup the bucket's catalog holds")
-    p.add_argument("--bucket", required=True)
-    _listing(p, "app", "cluster", "namespace")
-    p.set_defaults(run=backup_list)
-    p = backup.add_parser("get")
-    p.add_argument("id")
-    p.add_argument("--bucket", required=True)
-    p.set_defaults(run=backup_get)
-    p = backup.add_parser("delete", help="delete a backup from its bucket")
-    p.add_argument("id")
-    p.add_argument("--bucket", required=True)
-    _long_running(p, "deletion")
-    p.set_defaults(run=backup_delete)
-
-    p = resources.add_parser("restore", help="restore a backup (`restore create` also works)")
-    p.add_argument("backup", nargs="+", metavar="BACKUP", help="backup id (or: create BACKUP)")
-    p.add_argument("--bucket", required=True)
-    p.add_argument("--to-cluster", required=True)
-    restore_flags(p)
-    p.add_argument("--in-place", action="store_true", help="replace the app where it runs")
-    p.add_argument("--yes", action="store_true", help="confirm --in-place without asking")
-    _long_running(p, "restore")
-    p.set_defaults(run=restore_create)
-
-    schedule = _verbs(resources, "schedule", "protection schedules with GFS retention")
-    p = schedule.add_parser("create")
-    p.add_argument("app", help="app id <cluster>.<namespace>.<name>")
-    p.add_argument("--kind", choices=["snapshot", "backup"], default="backup")
-    p.add_argument("--bucket", required=True)
-    p.add_argument("--id", default="", help="schedule id (default: chosen by Vessel)")
-    when = p.add_mutually_exclusive_group()
-    for frequency in ("hourly", "daily", "weekly", "monthly"):
-        when.add_argument(f"--{frequency}", dest="frequency", action="store_const", const=frequency)
-    when.add_argument("--cron", help="5-field cron expression, UTC")
-    p.add_argument("--at", type=parse_at, help="HH:MM UTC (hourly: :MM)")
-    p.add_argument("--day", default="", help="weekly: sun..sat; monthly: 1..28")
-    for tier in ("hourly", "daily", "weekly", "monthly", "yearly"):
-        p.add_argument(f"--keep-{tier}", type=int, default=0, metavar="N")
-    p.add_argument("--floor", type=int, help="never delete the newest N good runs (default 1)")
-    p.add_argument("--paused", action="store_true")
-    p.add_argument("--request-id", default="")
-    p.set_defaults(run=schedule_create)
-    p = schedule.add_parser("list")
-    _listing(p, "app")
-    p.set_defaults(run=schedule_list)
-    p = schedule.add_parser("get")
-    p.add_argument("id")
-    p.set_defaults(run=schedule_get)
-    p = schedule.add_parser("delete")
-    p.add_argument("id")
-    p.set_defaults(run=schedule_delete)
-
-    bucket = _verbs(resources, "bucket", "backup buckets (configured or registered)")
-    bucket.add_parser("list").set_defaults(run=bucket_list)
-    p = bucket.add_parser("get")
-    p.add_argument("name")
-    p.set_defaults(run=bucket_get)
-    p = bucket.add_parser("register", help="register (or re-point) a bucket at run time")
-    p.add_argument("name")
-    # Not `endpoint`: that destination is the gateway's (the connection flag).
-    p.add_argument("--endpoint", dest="s3_endpoint", required=True, metavar="HOST:PORT")
-    p.add_argument("--bucket", required=True, help="the bucket's name in the object store")
-    p.add_argument("--secret", required=True, metavar="NS/NAME", help="Secret with the keys")
-    p.add_argument("--access-key-key", default="access_key", metavar="KEY")
-    p.add_argument("--secret-key-key", default="secret_key", metavar="KEY")
-    p.add_argument("--password-key", default="password", metavar="KEY", help="repository's")
-    p.add_argument("--secure", action="store_true", help="reach the endpoint over TLS")
-    p.add_argument("--repository", default="", help="path in the bucket (default repository)")
-    p.add_argument("--like", default="", help="create the repository like this bucket's")
-    p.add_argument("--request-id", default="")
-    p.set_defaults(run=bucket_register)
-    p = bucket.add_parser("remove", help="forget a registered bucket (its objects stay)")
-    p.add_argument("name")
-    p.add_argument("--request-id", default="")
-    p.set_defaults(run=bucket_remove)

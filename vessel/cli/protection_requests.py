@@ -4,16 +4,13 @@ mappings, resource filters, transforms, confirmation, frequencies and retention.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import vessel_pb2 as pb
-
-WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-AT = re.compile(r"^(?:(\d{1,2}))?:(\d{2})$")
+from vessel.cli.options import WEEKDAYS
 
 
 def pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -70,25 +67,6 @@ def _transforms(path: str | None) -> str:
         raise SystemExit(f"error: --transform {path}: {exc.strerror}") from None
 
 
-def restore_flags(p: argparse.ArgumentParser) -> None:
-    """The flags of what a restore (or a clone or migration) restores, and how."""
-    p.add_argument("--namespace-map", action="append", default=[], metavar="SOURCE:TARGET")
-    p.add_argument(
-        "--sc-map", action="append", default=[], metavar="SOURCE:TARGET", help="StorageClass map"
-    )
-    filters = "kind=K,name=N,namespace=NS,label.KEY=V (terms of one filter, all must match)"
-    p.add_argument("--include", action="append", default=[], metavar="FILTER", help=filters)
-    p.add_argument("--exclude", action="append", default=[], metavar="FILTER")
-    transform = 'JSON array of {"match": FILTER, "patch": [RFC 6902 operations]}'
-    p.add_argument("--transform", metavar="FILE.json", help=transform)
-    p.add_argument(
-        "--existing",
-        choices=["skip", "update", "fail"],
-        default="skip",
-        help="objects already in the target (default skip)",
-    )
-
-
 def restore_fields(a: argparse.Namespace) -> dict[str, Any]:
     """The request fields `restore_flags` set: mappings, filters, transforms, existing."""
     return {
@@ -119,16 +97,9 @@ def restore_request(a: argparse.Namespace) -> pb.CreateRestoreRequest:
         **restore_fields(a),
         in_place=a.in_place,
         confirm=_confirmed(a),
+        trust_unsealed=a.trust_unsealed,
         request_id=a.request_id,
     )
-
-
-def parse_at(text: str) -> tuple[int, int]:
-    """`02:30` -> (2, 30); `:15` (hourly) -> (0, 15)."""
-    match = AT.match(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HH:MM (or :MM for hourly)")
-    return int(match[1] or 0), int(match[2])
 
 
 def _day(frequency: str, text: str) -> dict[str, int]:

@@ -2,7 +2,8 @@
 
 Every step is real: NATS JetStream, an S3 server, volumes on btrfs (as root with
 btrfs-progs) or plain directories, and every Vessel service as its own process. Only the
-Kubernetes API servers are emulated (over real HTTP, driven by the official client).
+Kubernetes API servers are emulated (over real HTTPS, driven by the official client; kubectl
+works against them too).
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def serve_until_interrupted(stack: Stack) -> None:
     step("Running for the CLI (Ctrl-C stops everything)")
     print(f"export VESSEL_ENDPOINT={stack.gateway}")
     print(f"export VESSEL_NATS_URL={stack.nats.url}")
+    for cluster, kubeconfig in stack.kubeconfigs.items():
+        print(f"export KUBECONFIG={kubeconfig}  # kubectl against {cluster}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

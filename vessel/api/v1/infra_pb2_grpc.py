@@ -843,3 +843,77 @@ class ActivityService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class EventServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.WatchEvents = channel.unary_stream(
+                '/vessel.api.v1.EventService/WatchEvents',
+                request_serializer=vessel_dot_api_dot_v1_dot_infra__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_infra__pb2.Event.FromString,
+                _registered_method=True)
+
+
+class EventServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def WatchEvents(self, request, context):
+        """Vessel's events under the API's access rules: only events about what the caller's
+        scope covers (events naming no cluster and namespace reach unscoped callers only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EventServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_infra__pb2.WatchEventsRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_infra__pb2.Event.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vessel.api.v1.EventService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vessel.api.v1.EventService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class EventService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vessel.api.v1.EventService/WatchEvents',
+            vessel_dot_api_dot_v1_dot_infra__pb2.WatchEventsRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_infra__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -249,3 +249,34 @@ class ActivityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Newest first; only records in the caller's scope."""
 
 def add_ActivityServiceServicer_to_server(servicer: ActivityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class EventServiceStub:
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> EventServiceAsyncStub: ...
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_infra_pb2.WatchEventsRequest, _infra_pb2.Event]
+    """Vessel's events under the API's access rules: only events about what the caller's
+    scope covers (events naming no cluster and namespace reach unscoped callers only).
+    """
+
+@_typing.type_check_only
+class EventServiceAsyncStub(EventServiceStub):
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    WatchEvents: _aio.UnaryStreamMultiCallable[_infra_pb2.WatchEventsRequest, _infra_pb2.Event]  # type: ignore[assignment]
+    """Vessel's events under the API's access rules: only events about what the caller's
+    scope covers (events naming no cluster and namespace reach unscoped callers only).
+    """
+
+class EventServiceServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _infra_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_infra_pb2.Event], _abc.AsyncIterator[_infra_pb2.Event]]:
+        """Vessel's events under the API's access rules: only events about what the caller's
+        scope covers (events naming no cluster and namespace reach unscoped callers only).
+        """
+
+def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,6 +26,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--no-controllers", action="store_true")
+    parser.add_argument(
+        "--plain-http", action="store_true", help="serve HTTP (kubectl sends no token over it)"
+    )
     return parser.parse_args(argv)
 
 
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         controllers=not args.no_controllers,
         history=args.history,
         allow_exec=args.allow_exec,
+        tls=not args.plain_http,
     )
     url = emulator.start(args.host, args.port)
     try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import json
 import os
 import secrets
 import socket
+import ssl
 import tempfile
 import threading
 from pathlib import Path
@@ -17,6 +19,7 @@ from aiohttp import web
 from vessel.emulators.kube import controllers
 from vessel.emulators.kube.server import ApiServer
 from vessel.emulators.kube.store import Store
+from vessel.emulators.kube.tls import Certificates, generate_certificates
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 30.0
@@ -25,7 +28,7 @@ _SHUTDOWN_GRACE = 2.0
 
 
 class KubeEmulator:
-    """An in-process Kubernetes API server that the official client talks to over HTTP."""
+    """An in-process Kubernetes API server that the official client talks to over HTTPS."""
 
     def __init__(
         self,
@@ -34,11 +37,16 @@ class KubeEmulator:
         controllers: bool = True,
         history: int = 10_000,
         allow_exec: bool = False,
+        tls: bool = True,
     ) -> None:
         """`token`: the bearer token clients must present (default: a random one, written
         into the kubeconfig). `allow_exec`: serve `pods/exec` by running the command on
-        this host as this process's user — only for tests and the embedded demo."""
+        this host as this process's user — only for tests and the embedded demo.
+        `tls`: serve HTTPS with a CA of this instance's own (see ``tls.py``); False serves
+        plain HTTP, which kubectl will not send a token over."""
         self._token = token or secrets.token_urlsafe(24)
+        self._tls = tls
+        self._certificates: Certificates | None = None
         self._allow_exec = allow_exec
         self._controllers = controllers
         self._history = history
@@ -54,10 +62,22 @@ class KubeEmulator:
             raise RuntimeError("the emulator has not been started")
         return self._url
 
+    @property
+    def ca_pem(self) -> str | None:
+        """The PEM certificate of the CA that signed the serving certificate (None: HTTP)."""
+        return self._certificates.ca_pem.decode() if self._certificates else None
+
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """For code reaching ``url`` without the kubeconfig: trusts this instance's CA."""
+        return self._certificates.client_context() if self._certificates else None
+
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         with self._lock:
             if self._thread is not None:
                 raise RuntimeError("the emulator is already running")
+            if self._tls and self._certificates is None:
+                # Kept across restarts, so kubeconfigs already written stay valid.
+                self._certificates = generate_certificates((host,))
             sock = _bind(host, port)
             loop = asyncio.new_event_loop()
             ready: concurrent.futures.Future[web.AppRunner] = concurrent.futures.Future()
@@ -73,7 +93,8 @@ class KubeEmulator:
                 raise
             self._thread, self._loop = thread, loop
             bound_port = sock.getsockname()[1]
-            self._url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
+            scheme = "https" if self._certificates else "http"
+            self._url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{bound_port}"
             return self._url
 
     def stop(self) -> None:
@@ -87,10 +108,14 @@ class KubeEmulator:
 
     def write_kubeconfig(self, path: str | os.PathLike[str], *, context: str = "emulator") -> None:
         """Write a kubeconfig for this emulator atomically (JSON, which is valid YAML)."""
+        cluster: dict[str, str] = {"server": self.url}
+        if self._certificates is not None:
+            ca = base64.b64encode(self._certificates.ca_pem).decode()
+            cluster["certificate-authority-data"] = ca
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "clusters": [{"name": context, "cluster": cluster}],
             "users": [{"name": context, "user": {"token": self._token}}],
             "contexts": [
                 {
@@ -148,7 +173,8 @@ class KubeEmulator:
             shutdown_timeout=_SHUTDOWN_GRACE,
         )
         await runner.setup()
-        await web.SockSite(runner, sock).start()
+        context = self._certificates.server_context() if self._certificates else None
+        await web.SockSite(runner, sock, ssl_context=context).start()
         return runner
 
     async def _close(self, runner: web.AppRunner) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -10,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vessel.emulators.kube import errors, kinds
+from vessel.emulators.kube import errors, kinds, openapi, tables
 from vessel.emulators.kube import exec as pod_exec
 from vessel.emulators.kube.errors import ApiError
 from vessel.emulators.kube.kinds import Kind
@@ -118,6 +119,8 @@ class ApiServer:
             if request.path in _HEALTH_PATHS:
                 return web.Response(text="ok")
             self._authenticate(request)
+            if request.path == "/openapi/v2" and request.method == "GET":
+                return _openapi(request)
             document = discovery(request.path, request.host)
             if document is not None:
                 if request.method != "GET":
@@ -162,6 +165,7 @@ class ApiServer:
 
     async def _collection(self, request: web.Request, target: Target) -> web.StreamResponse:
         query = request.query
+        table = tables.requested(request.headers.get("Accept", ""), query)
         label_selector = query.get("labelSelector", "")
         field_selector = query.get("fieldSelector", "")
         predicate = build_predicate(
@@ -175,6 +179,7 @@ class ApiServer:
                 query.get("resourceVersion", ""),
                 float(timeout) if timeout and timeout.isdigit() else None,
                 query.get("allowWatchBookmarks", "").lower() in _TRUE,
+                None if table is None else functools.partial(table.of_object, target.kind),
             )
             return await serve_watch(request, self.store, watch, self._watch_backlog)
         limit = query.get("limit", "0")
@@ -185,10 +190,15 @@ class ApiServer:
             query.get("continue", ""),
             count_remaining=not (label_selector or field_selector),
         )
-        return json_response(list_document(target.kind, page))
+        document = list_document(target.kind, page)
+        if table is not None:
+            document = table.of_list(target.kind, page.items, document["metadata"])
+        return json_response(document)
 
     async def _get(self, request: web.Request, target: Target, name: str) -> web.StreamResponse:
-        return json_response(self.store.get(target.kind, target.namespace or "", name))
+        obj = self.store.get(target.kind, target.namespace or "", name)
+        table = tables.requested(request.headers.get("Accept", ""), request.query)
+        return json_response(obj if table is None else table.of_object(target.kind, obj))
 
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.subresource is not None:
@@ -250,6 +260,12 @@ class ApiServer:
             dry_run=_dry_run(request),
         )
         return json_response(deleted)
+
+
+def _openapi(request: web.BaseRequest) -> web.Response:
+    if "protobuf" in request.headers.get("Accept", ""):
+        return web.Response(body=openapi.protobuf(), content_type=openapi.PROTOBUF)
+    return json_response(openapi.document())
 
 
 def _dry_run(request: web.BaseRequest) -> bool:

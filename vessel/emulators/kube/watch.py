@@ -15,6 +15,7 @@ from vessel.emulators.kube.history import ADDED, Watcher
 from vessel.emulators.kube.kinds import Kind
 from vessel.emulators.kube.selectors import Predicate
 from vessel.emulators.kube.store import Store
+from vessel.emulators.kube.tables import Render
 
 Obj = dict[str, Any]
 # Below the one-second cadence promised to informers, so a bookmark is never late.
@@ -28,6 +29,10 @@ class WatchRequest:
     resource_version: str
     timeout: float | None
     bookmarks: bool
+    render: Render | None = None  # e.g. a Table per object, when kubectl asks for one
+
+    def line(self, event_type: str, obj: Obj) -> bytes:
+        return event_line(event_type, obj if self.render is None else self.render(obj))
 
 
 def event_line(event_type: str, obj: Obj) -> bytes:
@@ -69,7 +74,7 @@ async def serve_watch(
             await response.write(event_line("ERROR", expired.status()))
         else:
             for event_type, obj in initial:
-                await response.write(event_line(event_type, obj))
+                await response.write(watch.line(event_type, obj))
             await _pump(response, watcher, watch, store)
         await response.write_eof()
     except ConnectionResetError:
@@ -98,7 +103,7 @@ async def _pump(
             continue
         if item is None:
             return
-        await response.write(event_line(*item))
+        await response.write(watch.line(*item))
 
 
 def _bookmark(kind: Kind, rv: int) -> Obj:
