@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vessel.humanize import age
+
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -22,29 +24,5 @@ def duration(seconds: float) -> str:
 
 
 def human(seconds: float) -> str:
-    """A span as kubectl's AGE column shows it: `45s`, `3m12s`, `17m`, `2h5m`, `30h`,
-    `4d6h`, `120d`, `3y10d`; coarser as it grows, two units at most."""
-    s = int(seconds)
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 3 * 60:
-        return f"{m}m"
-    h = m // 60
-    if h < 8:
-        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
-    if h < 48:
-        return f"{h}h"
-    d = h // 24
-    if h < 8 * 24:
-        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
-    if d < 2 * 365:
-        return f"{d}d"
-    y = d // 365
-    if d < 8 * 365:
-        return f"{y}y{d % 365}d" if d % 365 else f"{y}y"
-    return f"{y}y"
+    """A span as kubectl's AGE column shows it (a negative one as `0s`)."""
+    return age(max(seconds, 0.0))
