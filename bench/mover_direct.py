@@ -22,7 +22,7 @@ from vessel.bus.nats_port import Bus
 from vessel.contracts.commands import SendSnapshot
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.processes import NatsServer, S3Server
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 PASSWORD = "bench-password"
 PREFIX = "repository"
@@ -75,11 +75,11 @@ def direct_transfer_seconds(work: Path, data: Path) -> tuple[float, float]:
         origin = Repository.init(a, PREFIX, key)
         Repository.init(b, PREFIX, key, like=origin)
         Repository.init(c, PREFIX, key, like=origin)
-        source = RepositoryData(a, PREFIX, PASSWORD)
+        source = RepositoryData(a, PREFIX, PasswordKey(PASSWORD))
         snapshot, _ = source.backup(data, None, {}, None)
 
         started = time.monotonic()
-        asyncio.run(_send(nats, source, RepositoryData(b, PREFIX, PASSWORD), snapshot))
+        asyncio.run(_send(nats, source, RepositoryData(b, PREFIX, PasswordKey(PASSWORD)), snapshot))
         direct = time.monotonic() - started
 
         started = time.monotonic()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sealed.kmskit import REGION, Kms
 from tests.support import require
 from vessel.bus.nats_port import Bus
 from vessel.emulators.kube import KubeEmulator
@@ -18,7 +19,7 @@ from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig import servers
 from vessel.rig.btrfs import LoopBtrfs, btrfs_available
-from vessel.rig.processes import MissingComponent
+from vessel.rig.processes import KmsServer, MissingComponent
 
 
 def pytest_report_header() -> str:
@@ -52,6 +53,32 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.S3]:
         require(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmsServer]:
+    """A KMS-protocol server (moto) for the aws-kms key provider; tests that use it take
+    the `kms` fixture (tests/sealed/kmskit.py), which also sets the AWS environment."""
+    server = KmsServer(tmp_path_factory.mktemp("kms"))
+    try:
+        server.start()
+    except MissingComponent as exc:
+        require(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kms(kms_server: KmsServer, monkeypatch: pytest.MonkeyPatch) -> Kms:
+    """The session's KMS server, with the standard AWS environment pointing at it (so
+    providers built from configuration or the command line reach it too)."""
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "vessel-tests")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "vessel-tests-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", kms_server.endpoint_url)
+    return Kms(kms_server.endpoint_url)
 
 
 @pytest.fixture

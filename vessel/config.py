@@ -126,6 +126,50 @@ class ClusterConfig(_Strict):
     )
 
 
+class PasswordKeyConfig(_Strict):
+    """The master key wrapped under a password (scrypt), read from the bucket's
+    `password_env`."""
+
+    provider: Literal["password"] = Field("password", description="Key provider")
+
+
+class SecretKeyConfig(_Strict):
+    """The master key wrapped under a random 32-byte key, base64 in a Kubernetes Secret
+    key (protection reads it in `secrets_cluster`, a mover in its own cluster)."""
+
+    provider: Literal["kubernetes-secret"] = Field(description="Key provider")
+    namespace: str = Field(min_length=1, description="Namespace of the Secret")
+    name: str = Field(min_length=1, description="Name of the Secret")
+    key: str = Field(min_length=1, description="Key in the Secret holding the base64 key")
+
+
+class KmsKeyConfig(_Strict):
+    """The master key encrypted by AWS KMS (or any server speaking its API); credentials
+    come from the standard AWS environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    AWS_SESSION_TOKEN, AWS_PROFILE, web identity), never from this file."""
+
+    provider: Literal["aws-kms"] = Field(description="Key provider")
+    key_id: str = Field(min_length=1, description="KMS key id, key ARN or alias (alias/NAME)")
+    region: str | None = Field(None, description="KMS region; default: AWS_DEFAULT_REGION")
+    endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="KMS endpoint URL; default: AWS_ENDPOINT_URL_KMS, else AWS's own",
+    )
+    bound_to: str | None = Field(
+        None,
+        min_length=1,
+        description="What key files are bound to (KMS encryption context); default "
+        "`<bucket>/<repository>`. Set it to the original's to open a copy of a bucket "
+        "under another name",
+    )
+
+
+KeyConfig = Annotated[
+    PasswordKeyConfig | SecretKeyConfig | KmsKeyConfig, Field(discriminator="provider")
+]
+
+
 class BucketConfig(_Strict):
     name: Identifier = Field(description="Name Vessel knows the bucket by")
     endpoint: str = Field(description="S3 endpoint host:port")
@@ -137,7 +181,13 @@ class BucketConfig(_Strict):
         "repository", pattern=r"^[A-Za-z0-9._-]+$", description="Prefix of the backup repository"
     )
     password_env: str = Field(
-        "VESSEL_REPOSITORY_PASSWORD", description="Env var with the repository password"
+        "VESSEL_REPOSITORY_PASSWORD",
+        description="Env var with the repository password (key provider `password`)",
+    )
+    key: KeyConfig = Field(
+        default_factory=PasswordKeyConfig,
+        description="What wraps the bucket's master key: `password` (default), "
+        "`kubernetes-secret` or `aws-kms` (docs/design/0004-key-providers.md)",
     )
     like: Identifier | None = Field(
         None,

@@ -1,5 +1,6 @@
-"""The buckets a mover writes to: configured ones and registered ones, whose credentials
-and password are Secret keys in the mover's own cluster.
+"""The buckets a mover writes to: configured ones (their key provider from the settings)
+and registered ones, whose credentials and password are Secret keys in the mover's own
+cluster.
 
 Opening a registered bucket reads Kubernetes Secrets (async), while the repository work
 runs in threads, so handlers first `prepare` the buckets a command names; the threads then
@@ -31,7 +32,7 @@ class MoverBuckets:
             if kept is not None and kept[0] is opened:
                 return kept[1]
             like = await self.prepare(opened.like) if opened.like else None
-            data = RepositoryData(opened.store, opened.repository, opened.password(), like)
+            data = RepositoryData(opened.store, opened.repository, opened.key_provider(), like)
         except BucketError as exc:
             raise PermanentError(str(exc)) from exc
         self._data[name] = (opened, data)

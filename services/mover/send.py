@@ -45,6 +45,7 @@ from vessel.contracts import catalog
 from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferProgress, TransferResult
 from vessel.objectstore.base import ObjectNotFound, ObjectStoreError, StoreUnavailable
+from vessel.sealed.errors import KeyServiceUnreachable
 from vessel.sealed.keys import MasterKey
 
 log = logging.getLogger("vessel.mover")
@@ -120,7 +121,7 @@ class Sender(TransferWorker):
         with transfer_span(base) as span:
             try:
                 result = await self._send(cmd, base)
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, KeyServiceUnreachable) as exc:
                 raise TemporaryError(str(exc), delay=5) from exc
             except Canceled:
                 result = base.model_copy(update={"error": CANCELED})

@@ -28,6 +28,7 @@ from vessel.contracts import catalog
 from vessel.contracts.commands import CopySnapshot, MoveFromBucket, MoveToBucket, SendSnapshot
 from vessel.contracts.events import TransferProgress, TransferResult
 from vessel.objectstore.base import ObjectStoreError, StoreUnavailable
+from vessel.sealed.errors import KeyServiceUnreachable
 
 log = logging.getLogger("vessel.mover")
 DataFor = Callable[[str], VolumeData]
@@ -159,7 +160,7 @@ class Mover(TransferWorker):
                     result = await asyncio.to_thread(work)
                 else:
                     result = await self.cancels.run(cmd.operation_id, work) or canceled
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, KeyServiceUnreachable) as exc:
                 raise TemporaryError(str(exc), delay=5) from exc
             except (ObjectStoreError, RepositoryError, OSError) as exc:
                 log.warning("transfer %s failed: %s", cmd.transfer_id, exc)
@@ -222,7 +223,7 @@ class Mover(TransferWorker):
                 result = base.model_copy(
                     update={"snapshot_id": snapshot_id, "bytes": stats.copied_bytes}
                 )
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, KeyServiceUnreachable) as exc:
                 raise TemporaryError(str(exc), delay=5) from exc
             except (ObjectStoreError, RepositoryError) as exc:
                 result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})

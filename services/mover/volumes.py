@@ -7,8 +7,9 @@ Contract of `VolumeData`:
   the repository (also from an interrupted attempt) are not uploaded again.
 - `restore(snapshot_id, target, progress)` writes the tree into `target`, verifying every
   chunk, never writing outside `target`.
-- Errors: `RepositoryError` subclasses (permanent: wrong password, corruption, unknown
-  format, unsafe tree) and object-store errors (`StoreUnavailable` is temporary).
+- Errors: `RepositoryError` subclasses (permanent: wrong password, key source unavailable,
+  corruption, unknown format, unsafe tree) and object-store errors (`StoreUnavailable` is
+  temporary).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from services.mover.repo.progress import Progress
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer, Stats
 from vessel.objectstore.base import ObjectStore
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.keys import KeyProvider
 
 ProgressFn = Callable[[Progress], None]
 log = logging.getLogger("vessel.mover")
@@ -51,11 +52,15 @@ class RepositoryData:
     """`VolumeData` on a `vessel.repo/1` repository, created on first use."""
 
     def __init__(
-        self, store: ObjectStore, prefix: str, password: str, like: RepositoryData | None = None
+        self,
+        store: ObjectStore,
+        prefix: str,
+        key: KeyProvider,
+        like: RepositoryData | None = None,
     ) -> None:
         self.store = store
         self.prefix = prefix
-        self.key = PasswordKey(password)
+        self.key = key
         self.like = like
         self._repo: Repository | None = None
         self._lock = threading.Lock()

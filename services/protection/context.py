@@ -16,7 +16,7 @@ from vessel.kube.client import KubeCluster
 from vessel.objectstore.base import AccessDenied, StoreUnavailable
 from vessel.objectstore.registry import BucketError
 from vessel.sealed.documents import SealedStore
-from vessel.sealed.errors import SealError
+from vessel.sealed.errors import KeyServiceUnreachable, SealError
 
 T = TypeVar("T")
 
@@ -46,7 +46,9 @@ class Protection:
             if inspect.isawaitable(store):
                 store = await store
             return await asyncio.to_thread(fn, store)
-        except (BucketError, SealError) as exc:  # unknown bucket, wrong password
+        except KeyServiceUnreachable as exc:  # like an unreachable store: retried
+            raise TemporaryError(str(exc), delay=5) from exc
+        except (BucketError, SealError) as exc:  # unknown bucket, wrong or unavailable key
             raise PermanentError(str(exc)) from exc
         except StoreUnavailable as exc:
             raise TemporaryError(str(exc), delay=5) from exc

@@ -6,6 +6,7 @@ import asyncio
 
 from services.protection.backup import BackupFlow
 from services.protection.bucket_admin import BucketAdmin
+from services.protection.bucket_keys import bucket_opener
 from services.protection.cancel import CancelFlow
 from services.protection.compose import CompositeFlow
 from services.protection.context import Protection
@@ -21,8 +22,6 @@ from vessel.contracts.group_snapshots import GroupSnapshotResult
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.registry import BucketRegistry, kube_secret_reader
 from vessel.runtime import ServiceContext, run_service
-from vessel.sealed.documents import KeyCache, SealedStore
-from vessel.sealed.keys import PasswordKey
 
 
 async def serve(ctx: ServiceContext) -> None:
@@ -34,26 +33,10 @@ async def serve(ctx: ServiceContext) -> None:
         kube_secret_reader(clusters[home]) if home in clusters else None,
     )
 
-    keys = KeyCache()
-
-    async def open_bucket(name: str) -> SealedStore:
-        opened = await registry.open(name)
-        like = (await open_bucket(opened.like)).master if opened.like else None
-        master = await asyncio.to_thread(
-            keys.master_key,
-            name,
-            id(opened),
-            opened.store,
-            opened.repository,
-            PasswordKey(opened.password()),
-            like,
-        )
-        return SealedStore(opened.store, master)
-
     p = Protection(
         bus=ctx.bus,
         clusters=clusters,
-        open_bucket=open_bucket,
+        open_bucket=bucket_opener(registry),
         operations=OperationStore(
             await ctx.bus.kv("operations"), activity=await ctx.bus.kv("activity")
         ),

@@ -47,6 +47,7 @@ from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.processes import NatsServer, S3Server
+from vessel.sealed.providers.password import PasswordKey
 
 RUN = uuid.uuid4().hex[:6]
 BUSY, IDLE = f"busy-{RUN}", f"idle-{RUN}"
@@ -169,7 +170,7 @@ async def world(
         if event.operation_id.endswith(RUN):
             await cancels.on_backup_completed(event)
 
-    data = SlowData(RepositoryData(store, "repository", "test-password"))
+    data = SlowData(RepositoryData(store, "repository", PasswordKey("test-password")))
     mover = Mover(
         BUSY, bus, await bus.kv("transfers"), lambda _: data, Cancels(await bus.kv(CANCELS_BUCKET))
     )

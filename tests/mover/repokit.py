@@ -16,7 +16,7 @@ from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer, Stats
 from services.mover.repo.writer import BlobWriter
 from vessel.objectstore.base import ObjectStore
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 PASSWORD = "correct horse battery staple"
 PREFIX = "repository"

@@ -18,7 +18,7 @@ from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from vessel.objectstore.local import LocalStore
 from vessel.rig.scenario import tree_digest
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 pytestmark = pytest.mark.timeout(120)
 

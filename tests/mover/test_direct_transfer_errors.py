@@ -32,7 +32,7 @@ from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.processes import S3Server
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.timeout(60)
 async def backed_up(a: MinioStore, tmp_path: Path) -> str:
     data = tmp_path / "data"
     write_files(data, {"a.bin": 300_000, "b.bin": 200_000})
-    source = RepositoryData(a, PREFIX, SOURCE_PASSWORD)
+    source = RepositoryData(a, PREFIX, PasswordKey(SOURCE_PASSWORD))
     snapshot, _ = await asyncio.to_thread(source.backup, data, None, {}, None)
     return snapshot
 

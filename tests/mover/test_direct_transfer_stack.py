@@ -19,7 +19,7 @@ from vessel.contracts import catalog
 from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferResult
 from vessel.rig.stack import Stack
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,7 +34,7 @@ async def test_the_send_command_reaches_the_other_clusters_mover(
     stack: Stack, tmp_path: Path
 ) -> None:
     store = stack.store()
-    source = RepositoryData(store, "repository", stack.repository_password)
+    source = RepositoryData(store, "repository", PasswordKey(stack.repository_password))
     write_files(tmp_path / "data", {"a.bin": 400_000, "b/c.bin": 300_000})
     snapshot, _ = await asyncio.to_thread(source.backup, tmp_path / "data", None, {}, None)
     bus = Bus("/clusters/test/tests")

@@ -13,6 +13,7 @@ from services.mover.volumes import RepositoryData
 from tests.mover.fstree import compare_trees
 from tests.mover.repokit import PASSWORD
 from vessel.objectstore.local import LocalStore
+from vessel.sealed.providers.password import PasswordKey
 
 pytestmark = pytest.mark.root
 
@@ -43,7 +44,7 @@ def test_change_through_one_name_of_a_hard_linked_file(
     _btrfs("subvolume", "snapshot", "-r", volume, snaps / "s1")
     _change_through_one_name(volume / "x/a.txt", change)
     _btrfs("subvolume", "snapshot", "-r", volume, snaps / "s2")
-    data = RepositoryData(LocalStore(tmp_path / "bucket"), "volumes", PASSWORD)
+    data = RepositoryData(LocalStore(tmp_path / "bucket"), "volumes", PasswordKey(PASSWORD))
     parent, _ = data.backup(snaps / "s1", None, {}, None)
 
     snapshot_id, _ = data.backup(snaps / "s2", parent, {}, None, parent_source=snaps / "s1")

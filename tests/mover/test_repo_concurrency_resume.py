@@ -33,6 +33,7 @@ from tests.mover.repokit import (
 )
 from vessel.objectstore.base import ObjectStore, StoreUnavailable
 from vessel.objectstore.local import LocalStore
+from vessel.sealed.providers.password import PasswordKey
 
 
 def _tree(root: Path, seed: int, shared: bytes) -> Path:
@@ -203,8 +204,8 @@ def test_concurrent_chunk_writes_keep_file_metadata(
 def test_volume_data_restores_what_another_mover_stored_later(
     store: ObjectStore, tmp_path: Path
 ) -> None:
-    ours = RepositoryData(store, "volumes", PASSWORD)
-    theirs = RepositoryData(store, "volumes", PASSWORD)  # another cluster's mover
+    ours = RepositoryData(store, "volumes", PasswordKey(PASSWORD))
+    theirs = RepositoryData(store, "volumes", PasswordKey(PASSWORD))  # another cluster's mover
     ours.backup(_tree(tmp_path / "ours", 1, b"ours"), None, {}, None)
     source = _tree(tmp_path / "theirs", 2, b"theirs")
     snapshot_id, _ = theirs.backup(source, None, {}, None)

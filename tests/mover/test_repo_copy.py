@@ -14,7 +14,7 @@ from services.mover.repo.restorer import Restorer
 from tests.mover.repokit import PASSWORD
 from vessel.objectstore.local import LocalStore
 from vessel.rig.scenario import tree_digest
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 
 def tree(root: Path, shared: bytes, own: bytes) -> Path:

@@ -23,7 +23,7 @@ from services.mover.repo.restorer import Restorer
 from tests.mover.fstree import KIB, random_bytes
 from tests.mover.repokit import PASSWORD, PREFIX, index_docs, objects, reopen, restore_fresh
 from vessel.objectstore.base import ObjectNotFound, ObjectStore
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 
 def _files(source: Path, count: int, size: int) -> dict[str, bytes]:

@@ -27,7 +27,7 @@ from tests.mover.repokit import (
 )
 from vessel.objectstore.local import LocalStore
 from vessel.rig.scenario import tree_digest
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 pytestmark = pytest.mark.timeout(120)
 

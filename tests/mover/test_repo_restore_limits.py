@@ -16,7 +16,7 @@ RESTORE = """
 import resource, sys
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from vessel.objectstore.local import LocalStore

@@ -13,6 +13,7 @@ from services.mover.volumes import RepositoryData
 from tests.mover.fstree import MIB, OLD_NS, OWNER, RichTree, compare_trees, set_times
 from tests.mover.repokit import PASSWORD, objects, reopen, restore_fresh
 from vessel.objectstore.base import ObjectStore
+from vessel.sealed.providers.password import PasswordKey
 
 
 def test_full_fidelity_roundtrip(repo: Repository, rich_tree: RichTree, tmp_path: Path) -> None:
@@ -143,12 +144,14 @@ def test_volume_data_creates_the_repository_and_ignores_a_pruned_parent(
     source = tmp_path / "source"
     (source / "d").mkdir(parents=True)
     (source / "d/f.txt").write_bytes(b"volume content")
-    data = RepositoryData(store, "volumes", PASSWORD)
+    data = RepositoryData(store, "volumes", PasswordKey(PASSWORD))
     snapshot_id, doc = data.backup(source, "0" * 64, {"claim": "data"}, None)
     assert doc.parent is None  # the named parent does not exist: a full backup
     assert store.exists(f"volumes/snapshots/{snapshot_id}")
 
     target = tmp_path / "target"
-    stats = RepositoryData(store, "volumes", PASSWORD).restore(snapshot_id, target, None)
+    stats = RepositoryData(store, "volumes", PasswordKey(PASSWORD)).restore(
+        snapshot_id, target, None
+    )
     assert (stats.files, stats.bytes) == (1, len(b"volume content"))
     assert compare_trees(source, target) == []

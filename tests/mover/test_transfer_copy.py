@@ -20,6 +20,7 @@ from vessel.contracts.commands import CopySnapshot
 from vessel.contracts.events import TransferResult
 from vessel.objectstore.local import LocalStore
 from vessel.rig.scenario import tree_digest
+from vessel.sealed.providers.password import PasswordKey
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,8 +28,10 @@ pytestmark = pytest.mark.timeout(60)
 async def test_copy_command_moves_only_missing_data_and_announces_it(
     bus: Bus, tmp_path: Path
 ) -> None:
-    source = RepositoryData(LocalStore(tmp_path / "a"), "repository", "pw-a")
-    target = RepositoryData(LocalStore(tmp_path / "b"), "repository", "pw-b", like=source)
+    source = RepositoryData(LocalStore(tmp_path / "a"), "repository", PasswordKey("pw-a"))
+    target = RepositoryData(
+        LocalStore(tmp_path / "b"), "repository", PasswordKey("pw-b"), like=source
+    )
     data = tmp_path / "data"
     data.mkdir()
     shared = os.urandom(2 << 20)

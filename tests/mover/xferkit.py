@@ -24,7 +24,7 @@ from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferResult
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.processes import S3Server
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 PREFIX = "repository"
 SOURCE_PASSWORD, TARGET_PASSWORD = "source password", "target password"
@@ -109,8 +109,8 @@ class running:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Clusters:
-        source = RepositoryData(self.a, PREFIX, self.passwords[0])
-        target = RepositoryData(self.b, PREFIX, self.passwords[1])
+        source = RepositoryData(self.a, PREFIX, PasswordKey(self.passwords[0]))
+        target = RepositoryData(self.b, PREFIX, PasswordKey(self.passwords[1]))
         suffix = uuid.uuid4().hex[:8]
         transfers = await self.bus.kv(f"transfers_{suffix}")
 

@@ -25,6 +25,7 @@ from vessel.objectstore.base import ObjectNotFound
 from vessel.objectstore.minio_port import MinioStore
 from vessel.objectstore.registry import BucketError, BucketRegistry, kube_secret_reader
 from vessel.rig.processes import S3Server
+from vessel.sealed.providers.password import PasswordKey
 
 PASSWORD = "repository-password-for-tests"
 
@@ -99,7 +100,9 @@ async def test_a_bucket_with_resolvable_secrets_is_registered_by_reference(
     raw = (await (await bus.kv(kv_name)).get("offsite")).value  # type: ignore[union-attr]
     assert b"s3-creds" in raw and PASSWORD.encode() not in raw
     opened = await registry.open("offsite")
-    assert opened.password() == PASSWORD and opened.repository == "repository"
+    key = opened.key_provider()
+    assert isinstance(key, PasswordKey) and key.password == PASSWORD.encode()
+    assert opened.repository == "repository"
     opened.store.put_bytes("backups/b1/backup.json", b"{}")
     assert bucket.get_bytes("backups/b1/backup.json") == b"{}"
     assert await registry.names() == ["configured", "offsite"]

@@ -40,7 +40,7 @@ from vessel.contracts.protection import (
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.documents import SealedStore, open_or_create_master_key
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
 
 pytestmark = pytest.mark.timeout(120)
 SNAPSHOT_API = "snapshot.storage.k8s.io/v1"
@@ -114,7 +114,7 @@ async def world(bus: Bus, bucket: MinioStore, kube: KubeCluster) -> AsyncIterato
     )
     app_snapshots = await bus.kv(f"t_snaps_{suffix}")
     flow = DeletionFlow(p, app_snapshots)
-    data = RepositoryData(bucket, "repository", "pw")
+    data = RepositoryData(bucket, "repository", PasswordKey("pw"))
     forgetter = Forgetter(cluster, bus, {"default": data}.__getitem__)
     # The mover of the cluster and protection's answer consumer, as the services run them.
     tasks = [

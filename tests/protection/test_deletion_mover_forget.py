@@ -21,6 +21,7 @@ from vessel.contracts.commands import ForgetSnapshots
 from vessel.contracts.events import SnapshotsForgotten
 from vessel.objectstore.minio_port import MinioStore
 from vessel.rig.scenario import tree_digest
+from vessel.sealed.providers.password import PasswordKey
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,7 +50,7 @@ async def answers(
 async def test_forget_removes_snapshots_and_prunes_only_their_data(
     bus: Bus, bucket: MinioStore, tmp_path: Path
 ) -> None:
-    data = RepositoryData(bucket, "repository", "pw")
+    data = RepositoryData(bucket, "repository", PasswordKey("pw"))
     gone_src, kept_src = volume(tmp_path, "gone", 3 << 20), volume(tmp_path, "kept", 2 << 20)
     gone, _ = await asyncio.to_thread(data.backup, gone_src, None, {}, None)
     kept, _ = await asyncio.to_thread(data.backup, kept_src, None, {}, None)
@@ -74,7 +75,7 @@ async def test_forget_removes_snapshots_and_prunes_only_their_data(
     assert not bucket.exists(f"repository/snapshots/{gone}")
     assert bucket.exists(f"repository/snapshots/{kept}")
     assert len(bucket.list("repository/data/")) == len(packs_before) - first.deleted_packs
-    fresh = RepositoryData(bucket, "repository", "pw")  # what another process sees
+    fresh = RepositoryData(bucket, "repository", PasswordKey("pw"))  # what another process sees
     await asyncio.to_thread(Restorer(fresh.repository()).restore, kept, tmp_path / "out")
     assert tree_digest(tmp_path / "out") == tree_digest(kept_src)
 
@@ -82,7 +83,9 @@ async def test_forget_removes_snapshots_and_prunes_only_their_data(
 async def test_forget_in_a_bucket_without_a_repository_creates_none(
     bus: Bus, bucket: MinioStore
 ) -> None:
-    forgetter = Forgetter("c1", bus, {"default": RepositoryData(bucket, "repository", "pw")}.get)
+    forgetter = Forgetter(
+        "c1", bus, {"default": RepositoryData(bucket, "repository", PasswordKey("pw"))}.get
+    )
     op_id = f"del-{uuid.uuid4().hex[:8]}"
     since = datetime.now(UTC)
     await forgetter.on_forget(
@@ -96,11 +99,13 @@ async def test_forget_in_a_bucket_without_a_repository_creates_none(
 async def test_an_unreadable_repository_is_answered_with_the_error(
     bus: Bus, bucket: MinioStore, tmp_path: Path
 ) -> None:
-    written = RepositoryData(bucket, "repository", "right")
+    written = RepositoryData(bucket, "repository", PasswordKey("right"))
     snapshot, _ = await asyncio.to_thread(
         written.backup, volume(tmp_path, "v", 1024), None, {}, None
     )
-    forgetter = Forgetter("c1", bus, {"default": RepositoryData(bucket, "repository", "wrong")}.get)
+    forgetter = Forgetter(
+        "c1", bus, {"default": RepositoryData(bucket, "repository", PasswordKey("wrong"))}.get
+    )
     op_id = f"del-{uuid.uuid4().hex[:8]}"
     since = datetime.now(UTC)
     await forgetter.on_forget(

@@ -1,5 +1,6 @@
-"""Opens buckets by name: those in the settings (credentials from environment variables)
-and those registered at run time (KV `buckets`, credentials from Kubernetes Secret keys).
+"""Opens buckets by name: those in the settings (credentials from environment variables,
+the master key's provider from their `key` block) and those registered at run time (KV
+`buckets`, credentials and the repository password from Kubernetes Secret keys).
 
 A registered bucket is reopened when its record changes (its KV revision), so a re-pointed
 bucket or rotated credentials apply without a restart; Secret values live only in memory.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -21,9 +21,12 @@ from vessel.kube.client import KubeCluster
 from vessel.kube.errors import KubeError
 from vessel.objectstore.base import ObjectStore
 from vessel.objectstore.minio_port import MinioStore
+from vessel.sealed.errors import KeyUnavailable
+from vessel.sealed.keys import KeyProvider
+from vessel.sealed.providers.factory import SecretReader, configured_key
+from vessel.sealed.providers.password import PasswordKey
 
-SecretReader = Callable[[str, str], Awaitable[dict[str, str] | None]]
-"""(namespace, name) -> the Secret's decoded data, or None when it does not exist."""
+__all__ = ["BucketError", "BucketRegistry", "OpenBucket", "SecretReader", "kube_secret_reader"]
 
 
 class BucketError(Exception):
@@ -36,14 +39,17 @@ class OpenBucket:
     store: ObjectStore
     repository: str
     like: str | None
-    secret: str = field(default="", repr=False)
-    secret_error: str = ""
+    key: KeyProvider | None = field(default=None, repr=False)
+    key_error: str = ""
+    key_retry: bool = False
+    """The key source refused or was out of reach: open the bucket afresh next time."""
 
-    def password(self) -> str:
-        """The repository password; catalog readers (the gateway) never need it."""
-        if not self.secret:
-            raise BucketError(self.secret_error or f"bucket {self.name!r}: no password")
-        return self.secret
+    def key_provider(self) -> KeyProvider:
+        """What opens the bucket's master key; catalog readers (the gateway) never need
+        it, so a bucket whose key cannot be had still opens, and this raises."""
+        if self.key is None:
+            raise BucketError(self.key_error or f"bucket {self.name!r}: no key provider")
+        return self.key
 
 
 def kube_secret_reader(kube: KubeCluster) -> SecretReader:
@@ -93,7 +99,12 @@ class BucketRegistry:
     async def open(self, name: str) -> OpenBucket:
         config = self.configured(name)
         if config is not None:
-            return self._cached(name, 0) or self._keep(name, 0, self._open_config(config))
+            cached = self._cached(name, 0)
+            if cached is not None and not cached.key_retry:
+                return cached
+            # Not kept while its key cannot be had: a Secret created or a KMS key
+            # enabled later applies without a restart.
+            return self._keep(name, 0, await self._open_config(config))
         found = await self.record(name)
         if found is None:
             raise BucketError(f"bucket {name!r} is neither configured nor registered")
@@ -107,7 +118,7 @@ class BucketRegistry:
         secret = await self._secret(spec.name, "secret_key", spec.secret_key)
         password = await self._secret(spec.name, "password", spec.password)
         store = MinioStore(spec.endpoint, spec.bucket, access, secret, secure=spec.secure)
-        return OpenBucket(spec.name, store, spec.repository, spec.like, password)
+        return OpenBucket(spec.name, store, spec.repository, spec.like, PasswordKey(password))
 
     async def _secret(self, bucket: str, what: str, ref: SecretKeyRef) -> str:
         if self.read_secret is None:
@@ -124,18 +135,23 @@ class BucketRegistry:
             raise BucketError(f"bucket {bucket!r}: {what}: {where} has no key {ref.key!r}")
         return value
 
-    @staticmethod
-    def _open_config(config: BucketConfig) -> OpenBucket:
+    async def _open_config(self, config: BucketConfig) -> OpenBucket:
         try:
             access, secret = config.credentials()
         except ConfigError as exc:
             raise BucketError(str(exc)) from exc
+        key: KeyProvider | None = None
+        error, retry = "", False
         try:
-            password, error = config.password(), ""
-        except ConfigError as exc:
-            password, error = "", str(exc)
+            key = await configured_key(config, self.read_secret)
+        except (ConfigError, ValueError) as exc:
+            error = f"bucket {config.name!r}: {exc}" if isinstance(exc, ValueError) else str(exc)
+        except KeyUnavailable as exc:
+            error, retry = f"bucket {config.name!r}: {exc}", True
         store = MinioStore(config.endpoint, config.bucket, access, secret, secure=config.secure)
-        return OpenBucket(config.name, store, config.repository, config.like, password, error)
+        return OpenBucket(
+            config.name, store, config.repository, config.like, key, error, key_retry=retry
+        )
 
     def _cached(self, name: str, revision: int) -> OpenBucket | None:
         kept = self._opened.get(name)

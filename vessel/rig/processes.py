@@ -1,4 +1,5 @@
-"""Local server processes: NATS with JetStream and SeaweedFS S3, on free loopback ports.
+"""Local server processes: NATS with JetStream, SeaweedFS S3 and a KMS-protocol server
+(moto, for tests of the aws-kms key provider), on free loopback ports.
 
 Each server is started by pid and stopped by pid (terminate, then kill), also when the
 caller fails half-way, so nothing outlives a test run.
@@ -57,13 +58,13 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def find_binary(name: str) -> str:
+def find_binary(name: str, package: str = "vessel[embedded]") -> str:
     """The binary beside this interpreter (a virtualenv's bin, where pip puts the servers
     of `vessel[embedded]`), else on PATH."""
     beside = Path(sys.executable).parent / name
     path = str(beside) if os.access(beside, os.X_OK) else shutil.which(name)
     if path is None:
-        raise MissingComponent(f"{name!r} is not on PATH (pip install vessel[embedded])")
+        raise MissingComponent(f"{name!r} is not on PATH (pip install {package})")
     return path
 
 
@@ -223,6 +224,30 @@ class S3Server:
         if ready is not None:
             # The S3 port opens before the filer accepts writes.
             wait_until(ready, 60, "SeaweedFS S3 writes")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+@dataclass
+class KmsServer:
+    """moto's server, of which only the KMS API is used: keys live in its memory, so
+    they are gone when it stops. Any access key and region are accepted."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: Process | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = [find_binary("moto_server", "moto[server]"), "-H", "127.0.0.1", "-p", str(self.port)]
+        self.process = Process("kms", argv, self.workdir / "kms.log")
+        self.process.start()
+        wait_until(lambda: port_open(self.port), 30, "moto_server (KMS)")
 
     def stop(self) -> None:
         if self.process:

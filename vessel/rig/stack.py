@@ -23,7 +23,8 @@ from vessel.rig.btrfs import LoopBtrfs, btrfs_available
 from vessel.rig.processes import Process, free_port, port_open, wait_until
 from vessel.rig.servers import S3, Nats, new_nats, new_s3
 from vessel.sealed.documents import SealedStore
-from vessel.sealed.keys import PasswordKey, open_master_key
+from vessel.sealed.keys import open_master_key
+from vessel.sealed.providers.password import PasswordKey
 
 CLUSTERS = ("cluster-a", "cluster-b")
 BUCKET = "vessel-backups"

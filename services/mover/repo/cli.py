@@ -1,7 +1,9 @@
 """`python -m services.mover.repo.cli`: operate a repository by hand (and from benchmarks).
 
-The password comes from VESSEL_REPOSITORY_PASSWORD; S3 keys from VESSEL_S3_ACCESS_KEY /
-VESSEL_S3_SECRET_KEY.
+The repository opens with `--key` (default `password`: VESSEL_REPOSITORY_PASSWORD; the
+other providers: services/mover/repo/keyspec.py); S3 keys come from VESSEL_S3_ACCESS_KEY /
+VESSEL_S3_SECRET_KEY. `rotate-key --to SPEC` re-wraps the master key under another
+provider and deletes the key files `--key` opens; no data is rewritten.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from services.mover.repo.archiver import Archiver
 from services.mover.repo.check import check, repair_index
 from services.mover.repo.copy import copy_snapshot
 from services.mover.repo.errors import RepositoryError
+from services.mover.repo.keyspec import key_provider
 from services.mover.repo.maintenance import forget, prune
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from vessel.objectstore.base import ObjectStore, ObjectStoreError
 from vessel.objectstore.local import LocalStore
-from vessel.sealed.keys import PasswordKey
+from vessel.sealed.providers.password import PasswordKey
+from vessel.sealed.rotation import rotate_key
 
 
 def open_store(args: argparse.Namespace) -> ObjectStore:
@@ -47,18 +51,33 @@ def location(text: str) -> ObjectStore:
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     store = open_store(args)
-    key = PasswordKey(os.environ.get("VESSEL_REPOSITORY_PASSWORD", ""))
+    key = key_provider(args.key, store, args.prefix)
     if args.command == "init":
         store.ensure_bucket()
-        like = Repository.open(location(args.like), args.prefix, key) if args.like else None
+        like_store = location(args.like) if args.like else None
+        like = (
+            Repository.open(
+                like_store, args.prefix, key_provider(args.key, like_store, args.prefix)
+            )
+            if like_store is not None
+            else None
+        )
         repo = Repository.init(store, args.prefix, key, like=like)
         return {"id": repo.config.id}
+    if args.command == "rotate-key":
+        new = key_provider(args.to, store, args.prefix, new=True)
+        rotation = rotate_key(store, args.prefix, key, new)
+        return {"written": rotation.written, "removed": rotation.removed}
     repo = Repository.open(store, args.prefix, key)
     if args.command == "copy":
-        target_key = PasswordKey(
-            os.environ.get("VESSEL_TARGET_REPOSITORY_PASSWORD") or key.password.decode()
+        target_store = location(args.to)
+        target_password = os.environ.get("VESSEL_TARGET_REPOSITORY_PASSWORD")
+        target_key = (
+            PasswordKey(target_password)
+            if target_password
+            else key_provider(args.key, target_store, args.prefix)
         )
-        target = Repository.open(location(args.to), args.prefix, target_key)
+        target = Repository.open(target_store, args.prefix, target_key)
         snapshot_id, copied = copy_snapshot(repo, target, args.snapshot)
         return {
             "snapshot": snapshot_id,
@@ -106,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--s3", help="S3 endpoint host:port")
     parser.add_argument("--bucket", default="vessel-backups")
     parser.add_argument("--prefix", default="repository")
+    parser.add_argument(
+        "--key",
+        default="password",
+        metavar="SPEC",
+        help="what opens the repository: password (default), aws-kms:KEY, "
+        "kubernetes-secret:NAMESPACE/NAME/KEY",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser("init")
     init.add_argument(
@@ -130,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     copier = commands.add_parser("copy", help="copy a snapshot into a repository made --like")
     copier.add_argument("snapshot")
     copier.add_argument("--to", required=True, metavar="LOCATION")
+    rotator = commands.add_parser(
+        "rotate-key",
+        help="wrap the master key under another provider, then delete the old key files",
+    )
+    rotator.add_argument("--to", required=True, metavar="SPEC", help="the new key provider")
     args = parser.parse_args(argv)
     try:
         print(json.dumps(run(args)))
