@@ -41,10 +41,10 @@ RUN groupadd --system --gid 10001 vessel \
 
 WORKDIR /usr/src/vessel
 COPY . .
-# Exactly the locked runtime packages (hash-checked), then Vessel itself without
-# resolving anything: a new upstream release never changes what the image holds.
+# Exactly the locked runtime packages with the KMS key provider (hash-checked), then Vessel
+# itself without resolving anything: a new upstream release never changes the image.
 RUN pip install --no-cache-dir "uv==$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)" \
-    && uv export --frozen --no-emit-project --format requirements-txt -o /tmp/requirements.txt \
+    && uv export --frozen --no-emit-project --extra kms --format requirements-txt -o /tmp/requirements.txt \
     && uv pip install --system --no-cache --require-hashes -r /tmp/requirements.txt \
     && uv pip install --system --no-cache --no-deps . \
     && pip uninstall -y -q uv \
