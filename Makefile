@@ -23,7 +23,7 @@ lint: setup
 	$(BIN)/python -m vessel.contracts.docs --check
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 docs: setup
 	$(BIN)/python -m vessel.contracts.docs
