@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,7 +74,8 @@ async def test_clone_from_the_live_app_a_snapshot_or_a_backup(run: Any, world: W
     assert code == 0, err
     header, row = out.splitlines()
     assert header.split() == ["ID", "KIND", "TARGET", "PHASE", "PROGRESS", "AGE", "DURATION"]
-    assert row.split()[1:5] == ["clone", N.shop_app, "New", "-"]
+    cells = re.split(r"\s{2,}", row.strip())
+    assert cells[1:5] == ["clone", f"{N.shop_app} -> {N.west}/shop-copy", "New", "-"]
     (query,) = world.preflight_requests[asked:]
     assert query["backup_id"] == N.backup(3)
     assert query["options"]["storage_class_mapping"] == {"fast": "gold"}

@@ -68,7 +68,8 @@ async def test_operation_list_shows_target_progress_age_and_duration(
         Operation(id=f"cl-{N.run}", kind="clone", app_id=app, phase="InProgress", items=steps,
                   message="restoring into east", created=now - timedelta(minutes=10)),
         Operation(id=f"rs-{N.run}", kind="restore", app_id=app, phase="Completed",
-                  target_cluster=N.east, created=now - timedelta(days=2),
+                  target_cluster=N.east, namespace_mapping={"shop": "shop-copy"},
+                  created=now - timedelta(days=2),
                   updated=now - timedelta(days=2) + timedelta(seconds=125)),
     ]  # fmt: skip
     for op in ops:
@@ -90,6 +91,7 @@ async def test_operation_list_shows_target_progress_age_and_duration(
         "restoring into east",
     )
     assert (restore["PROGRESS"], restore["AGE"], restore["DURATION"]) == ("-", "2d", "2m5s")
+    assert restore["TARGET"] == f"{app} -> {N.east}/shop-copy"  # where the restore wrote
 
     code, out, _ = await run("operation", "list", "--app", app, "--kind", "restore")
     assert code == 0 and "MESSAGE" not in headers(out)  # an empty column is left out

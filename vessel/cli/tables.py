@@ -77,8 +77,14 @@ def since(attribute: str) -> Callable[[Item], str]:
 
 
 def _target(item: Item) -> str:
+    """What an operation works on; for one that writes elsewhere, where to (`app -> cluster/ns`)."""
     op = item.message
-    return op.app_id or op.backup_id or op.snapshot_id or op.target_cluster or op.bucket or "-"
+    source = op.app_id or op.backup_id or op.snapshot_id
+    if op.target_cluster and op.kind in ("restore", "clone", "migrate"):
+        namespaces = ",".join(sorted(set(op.namespace_mapping.values())))
+        where = op.target_cluster + (f"/{namespaces}" if namespaces else "")
+        return f"{source} -> {where}" if source else where
+    return source or op.target_cluster or op.bucket or "-"
 
 
 def _progress(item: Item) -> str:
