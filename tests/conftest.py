@@ -92,6 +92,16 @@ def bucket(s3_server: servers.S3) -> MinioStore:
 
 
 @pytest.fixture
+def lock_bucket(s3_server: servers.S3) -> MinioStore:
+    """A fresh, empty bucket with S3 Object Lock (hence versioning) enabled."""
+    store = MinioStore(
+        s3_server.endpoint, f"l-{uuid.uuid4().hex[:12]}", s3_server.access_key, s3_server.secret_key
+    )
+    store.ensure_bucket(object_lock=True)
+    return store
+
+
+@pytest.fixture
 async def bus(nats_server: servers.Nats) -> AsyncIterator[Bus]:
     bus = Bus(source="/clusters/test/tests")
     await bus.connect(nats_server.url, name="vessel-tests")

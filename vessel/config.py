@@ -170,6 +170,22 @@ KeyConfig = Annotated[
 ]
 
 
+class ObjectLockConfig(_Strict):
+    """S3 Object Lock on a bucket's backups (docs/design/0005-object-lock.md)."""
+
+    mode: Literal["governance", "compliance"] = Field(
+        description="`governance`: principals allowed to bypass governance retention can "
+        "still delete locked objects; `compliance`: no one can, not even the root account, "
+        "until the retention ends"
+    )
+    retain_days: int = Field(
+        ge=1,
+        description="Days every backup object stays locked after it is written (plus a "
+        "one-day margin); data an incremental backup reuses is locked as long as the new "
+        "backup. The bucket must have been created with object lock (Vessel creates it so)",
+    )
+
+
 class BucketConfig(_Strict):
     name: Identifier = Field(description="Name Vessel knows the bucket by")
     endpoint: str = Field(description="S3 endpoint host:port")
@@ -193,6 +209,11 @@ class BucketConfig(_Strict):
         None,
         description="Another bucket whose repository this one's is created like (same blob "
         "ids), so copies between them move only missing data",
+    )
+    object_lock: ObjectLockConfig | None = Field(
+        None,
+        description="Lock everything a backup writes with S3 Object Lock, so the bucket's "
+        "own write keys cannot delete or overwrite it; unset: no lock",
     )
 
     def password(self) -> str:

@@ -22,7 +22,7 @@ from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
 from vessel.contracts.commands import ForgetSnapshots
 from vessel.contracts.events import SnapshotsForgotten
-from vessel.objectstore.base import ObjectStoreError, StoreUnavailable
+from vessel.objectstore.base import ObjectLocked, ObjectStoreError, StoreUnavailable
 
 log = logging.getLogger("vessel.mover.forget")
 PRUNE_WAIT_SECONDS = 600.0
@@ -40,7 +40,15 @@ class Forgetter:
             repo = Repository.open(data.store, data.prefix, data.key)
         except RepositoryMissing:
             return PruneReport(notes=["no repository in this bucket"])
-        forget(repo, list(cmd.snapshot_ids))
+        locked = forget(repo, list(cmd.snapshot_ids))
+        if locked:
+            # Protection deletes a backup only once its documents are free, and they were
+            # written after its snapshots: this is a clock far off, or a manual call.
+            raise ObjectLocked(
+                repo.path("snapshots", min(locked, key=locked.__getitem__)),
+                "snapshots",
+                max(locked.values()),
+            )
         if not cmd.prune:
             return PruneReport()
         return prune(repo, wait_limit=PRUNE_WAIT_SECONDS)

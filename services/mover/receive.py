@@ -26,6 +26,7 @@ from services.mover.repo.errors import CorruptObject, RepositoryError, Repositor
 from services.mover.repo.format import SnapshotDoc
 from services.mover.repo.locks import Held
 from services.mover.repo.repository import Repository
+from services.mover.repo.retention import save_snapshot
 from services.mover.repo.stream import (
     Assembler,
     NotLike,
@@ -119,7 +120,7 @@ class Session:
         if existing:
             return existing.encode()
         copied = doc.model_copy(update={"tags": {**doc.tags, "copied_from": snapshot_id}})
-        return self.repo.save_doc("snapshots", copied).encode()
+        return save_snapshot(self.repo, copied, self.writer.retain).encode()
 
 
 def find_copy(repo: Repository, snapshot_id: str, tree: str) -> str:

@@ -11,11 +11,16 @@ snapshots, which the mover of the backup's cluster forgets and prunes
 An app snapshot goes VolumeSnapshots first (the provisioner frees their data), then its
 resource archive, then its record in KV `app_snapshots`, so a retry after a crash still
 finds the record that says what is left.
+
+Under object lock a backup is deleted only once none of its documents is locked any more:
+before that the operation fails naming the date, and nothing of the backup is touched.
+Documents are deleted with all their versions (a plain delete frees nothing there).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from services.protection.bucket_catalog import (
     LISTING,
@@ -36,7 +41,8 @@ from vessel.contracts.commands import ForgetSnapshots
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent, SnapshotsForgotten
 from vessel.contracts.operations import Operation, Phase
 from vessel.contracts.protection import AppSnapshotRecord, DeleteAppSnapshot, DeleteBackup
-from vessel.objectstore.base import ObjectNotFound
+from vessel.objectstore.base import ObjectNotFound, ObjectStore
+from vessel.objectstore.lock import locked_until, purge
 from vessel.sealed.documents import SealedStore
 
 log = logging.getLogger("vessel.protection.deletion")
@@ -63,14 +69,37 @@ def _legacy_if_readable(sb: SealedStore, backup_id: str) -> Backup | None:
         return None
 
 
+class BackupLocked(Exception):
+    """A backup's documents are under object lock: it cannot be deleted yet."""
+
+
+def _locked_until(store: ObjectStore, keys: list[str]) -> datetime | None:
+    dates = []
+    for key in keys:
+        try:
+            until = locked_until(store, key)
+        except ObjectNotFound:
+            continue
+        if until is not None:
+            dates.append(until)
+    return max(dates, default=None)
+
+
 def delete_backup_objects(sb: SealedStore, backup_id: str) -> None:
     """The listing entry first (the backup stops being listed and restorable), the sealed
-    record and resource archive next, then whatever else is left."""
+    record and resource archive next, then whatever else is left. Raises `BackupLocked`,
+    deleting nothing, while any of them is locked."""
     base = prefix(backup_id)
-    for name in (LISTING, RECORD, RESOURCES):
-        sb.store.delete(f"{base}/{name}")
-    for key in sb.store.list(f"{base}/"):
-        sb.store.delete(key)
+    keys = [f"{base}/{name}" for name in (LISTING, RECORD, RESOURCES)]
+    keys += [key for key in sb.store.list(f"{base}/") if key not in keys]
+    until = _locked_until(sb.store, keys)
+    if until is not None:
+        raise BackupLocked(
+            f"backup {backup_id} is locked (object lock) until {until.isoformat()}: it can "
+            "be deleted after that date; nothing was deleted"
+        )
+    for key in keys:
+        purge(sb.store, key)
 
 
 class DeletionFlow:
@@ -117,7 +146,12 @@ class DeletionFlow:
             backup_op.source_cluster if backup_op else ""
         )
         app_id = (found.app_id if found else "") or (backup_op.app_id if backup_op else "")
-        await self.p.in_bucket(cmd.bucket, lambda s: delete_backup_objects(s, cmd.backup_id))
+        try:
+            await self.p.in_bucket(cmd.bucket, lambda s: delete_backup_objects(s, cmd.backup_id))
+        except BackupLocked as exc:
+            op = await self._finish(op.id, "Failed", str(exc))
+            log.warning("deleting backup %s refused: %s", op.backup_id, op.message)
+            return
         if not snapshot_ids:
             await self._backup_deleted(op.id, app_id, 0)
             return
@@ -185,12 +219,21 @@ class DeletionFlow:
         if record is not None:
             if record.phase == "InProgress":
                 raise TemporaryError(f"app snapshot {record.id} is still being taken", delay=10)
+            key = record.resources_key
+            until = await self.p.in_bucket(record.bucket, lambda s: _locked_until(s.store, [key]))
+            if until is not None:
+                message = (
+                    f"app snapshot {record.id} is locked (object lock) until "
+                    f"{until.isoformat()}: it can be deleted after that date"
+                )
+                await self._finish(op.id, "Failed", message)
+                return
             kube = self.p.cluster(record.cluster)
             for volume in record.volumes:
                 await kube.delete(
                     SNAPSHOT_API, "VolumeSnapshot", volume.volume_snapshot, volume.namespace
                 )
-            await self.p.in_bucket(record.bucket, lambda s: s.store.delete(record.resources_key))
+            await self.p.in_bucket(record.bucket, lambda s: purge(s.store, record.resources_key))
             await self.app_snapshots.delete(record.id)
         message = f"{len(record.volumes)} VolumeSnapshots deleted" if record else "already deleted"
         op = await self._finish(op.id, "Completed", message)

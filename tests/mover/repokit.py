@@ -15,7 +15,7 @@ from services.mover.repo.format import IndexDoc, SnapshotDoc
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer, Stats
 from services.mover.repo.writer import BlobWriter
-from vessel.objectstore.base import ObjectStore
+from vessel.objectstore.base import ObjectStore, Retain
 from vessel.sealed.providers.password import PasswordKey
 
 PASSWORD = "correct horse battery staple"
@@ -72,8 +72,8 @@ def count_puts(monkeypatch: pytest.MonkeyPatch, store: ObjectStore) -> list[str]
     lock = threading.Lock()
     real = store.put_bytes
 
-    def put_bytes(key: str, data: bytes) -> None:
-        real(key, data)
+    def put_bytes(key: str, data: bytes, retain: Retain | None = None) -> None:
+        real(key, data, retain)
         with lock:
             keys.append(key)
 

@@ -31,7 +31,7 @@ from tests.mover.repokit import (
     reopen,
     restore_fresh,
 )
-from vessel.objectstore.base import ObjectStore, StoreUnavailable
+from vessel.objectstore.base import ObjectStore, Retain, StoreUnavailable
 from vessel.objectstore.local import LocalStore
 from vessel.sealed.providers.password import PasswordKey
 
@@ -85,13 +85,13 @@ def test_interrupted_backup_is_resumed(
     lock = threading.Lock()
     real_put = repo.store.put_bytes
 
-    def failing_put(key: str, data: bytes) -> None:
+    def failing_put(key: str, data: bytes, retain: Retain | None = None) -> None:
         if "/data/" in key:
             with lock:
                 if len(stored) >= 2:
                     raise StoreUnavailable(f"{key}: injected outage")
                 stored.append(key)
-        real_put(key, data)
+        real_put(key, data, retain)
 
     monkeypatch.setattr(repo.store, "put_bytes", failing_put)
     with pytest.raises(StoreUnavailable, match="injected outage"):

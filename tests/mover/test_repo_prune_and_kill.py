@@ -25,6 +25,7 @@ from tests.mover.repokit import (
     pack_ids,
     restore_fresh,
 )
+from vessel.objectstore.base import Retain
 from vessel.objectstore.local import LocalStore
 from vessel.rig.scenario import tree_digest
 from vessel.sealed.providers.password import PasswordKey
@@ -48,11 +49,11 @@ class SlowStore(LocalStore):
         self.gate.set()
         self.waiting = threading.Event()
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, retain: Retain | None = None) -> None:
         if "/data/" in key and not self.gate.is_set():
             self.waiting.set()
             self.gate.wait(30)
-        super().put_bytes(key, data)
+        super().put_bytes(key, data, retain)
 
 
 def open_repo(store: LocalStore) -> Repository:

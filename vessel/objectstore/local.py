@@ -1,7 +1,8 @@
 """`ObjectStore` on a local directory: for single-machine repositories and benchmarks.
 
 Writes go to a temporary file in the same directory and are renamed into place, so a
-reader sees the old or the new object, never a mix, as with S3.
+reader sees the old or the new object, never a mix, as with S3. A directory keeps no
+versions and cannot lock: `locking()` is False and asking for a retention is refused.
 """
 
 from __future__ import annotations
@@ -9,9 +10,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
-from vessel.objectstore.base import ObjectNotFound, check_key
+from vessel.objectstore.base import (
+    NULL_VERSION,
+    LockUnsupported,
+    ObjectNotFound,
+    ObjectVersion,
+    Retain,
+    Versions,
+    check_key,
+)
 
 
 class LocalStore:
@@ -22,8 +32,13 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def ensure_bucket(self) -> None:
+    def ensure_bucket(self, object_lock: bool = False) -> None:
+        if object_lock:
+            raise self._no_lock()
         self.root.mkdir(parents=True, exist_ok=True)
+
+    def _no_lock(self) -> LockUnsupported:
+        return LockUnsupported(f"{self.bucket}: a local directory cannot lock objects")
 
     def _write(self, key: str, fill: object) -> None:
         path = self._path(key)
@@ -43,10 +58,14 @@ class LocalStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, retain: Retain | None = None) -> None:
+        if retain is not None:
+            raise self._no_lock()
         self._write(key, data)
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, retain: Retain | None = None) -> None:
+        if retain is not None:
+            raise self._no_lock()
         self._write(key, path)
 
     def _missing(self, key: str) -> ObjectNotFound:
@@ -96,3 +115,28 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def locking(self) -> bool:
+        return False
+
+    def retention(self, key: str, version_id: str | None = None) -> Retain | None:
+        if not self._path(key).is_file() or version_id not in (None, NULL_VERSION):
+            raise self._missing(key)
+        return None
+
+    def extend_retention(self, key: str, retain: Retain) -> None:
+        raise self._no_lock()
+
+    def versions(self, prefix: str) -> Versions:
+        return [
+            ObjectVersion(
+                key,
+                NULL_VERSION,
+                datetime.fromtimestamp(self._path(key).stat().st_mtime, UTC),
+            )
+            for key in self.list(prefix)
+        ]
+
+    def delete_version(self, key: str, version_id: str) -> None:
+        if version_id == NULL_VERSION:
+            self.delete(key)

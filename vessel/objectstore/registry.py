@@ -20,6 +20,7 @@ from vessel.contracts.buckets import BucketRecord, BucketSpec, SecretKeyRef
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import KubeError
 from vessel.objectstore.base import ObjectStore
+from vessel.objectstore.lock import LockPolicy, locked
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.errors import KeyUnavailable
 from vessel.sealed.keys import KeyProvider
@@ -149,8 +150,16 @@ class BucketRegistry:
         except KeyUnavailable as exc:
             error, retry = f"bucket {config.name!r}: {exc}", True
         store = MinioStore(config.endpoint, config.bucket, access, secret, secure=config.secure)
+        lock = config.object_lock
+        policy = LockPolicy(lock.mode, lock.retain_days) if lock is not None else None
         return OpenBucket(
-            config.name, store, config.repository, config.like, key, error, key_retry=retry
+            config.name,
+            locked(store, policy, config.repository),
+            config.repository,
+            config.like,
+            key,
+            error,
+            key_retry=retry,
         )
 
     def _cached(self, name: str, revision: int) -> OpenBucket | None:

@@ -9,8 +9,10 @@ stopped half-way leaves both keys working, and running it again finishes it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from vessel.objectstore.base import ObjectStore
+from vessel.objectstore.base import ObjectLocked, ObjectStore
+from vessel.objectstore.lock import purge
 from vessel.sealed.errors import CorruptObject
 from vessel.sealed.keys import (
     KeyProvider,
@@ -27,6 +29,9 @@ class Rotation:
     """The new key file; None when one the new provider opens was already there."""
     removed: list[str] = field(default_factory=list)
     """The key files the old provider opened, deleted."""
+    locked: dict[str, datetime] = field(default_factory=dict)
+    """Of `removed`, those under object lock: hidden behind a delete marker, their locked
+    version (still opened by the old provider) stays until the date."""
 
 
 def rotate_key(store: ObjectStore, prefix: str, old: KeyProvider, new: KeyProvider) -> Rotation:
@@ -54,6 +59,11 @@ def rotate_key(store: ObjectStore, prefix: str, old: KeyProvider, new: KeyProvid
         for name, key in key_files_opened_by(store, prefix, old)
         if key == master and name not in present
     ]
+    locked = {}
     for name in removed:
-        store.delete(name)
-    return Rotation(written, removed)
+        try:
+            purge(store, name)
+        except ObjectLocked as exc:
+            store.delete(name)
+            locked[name] = exc.until
+    return Rotation(written, removed, locked)

@@ -27,6 +27,7 @@ from services.mover.repo.format import Node, SnapshotDoc
 from services.mover.repo.locks import Held
 from services.mover.repo.progress import Progress, Report, reporting
 from services.mover.repo.repository import Repository
+from services.mover.repo.retention import save_snapshot
 from services.mover.repo.writer import BlobWriter
 
 BATCH = 64
@@ -122,7 +123,7 @@ class Archiver:
                 files=files,
                 bytes=size,
             )
-            return self.repo.save_doc("snapshots", doc), doc
+            return save_snapshot(self.repo, doc, writer.retain), doc
         finally:
             writer.close()
             lock.release()

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from services.mover.repo.archiver import Archiver
@@ -24,6 +25,9 @@ from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from vessel.objectstore.base import ObjectStore, ObjectStoreError
 from vessel.objectstore.local import LocalStore
+from vessel.objectstore.lock import LockPolicy, locked
+from vessel.objectstore.recovery import recover
+from vessel.sealed.keys import KeyProvider
 from vessel.sealed.providers.password import PasswordKey
 from vessel.sealed.rotation import rotate_key
 
@@ -33,9 +37,16 @@ def open_store(args: argparse.Namespace) -> ObjectStore:
         return LocalStore(Path(args.local))
     from vessel.objectstore.minio_port import MinioStore  # only S3 users pay its import
 
-    return MinioStore(
+    store = MinioStore(
         args.s3, args.bucket, os.environ["VESSEL_S3_ACCESS_KEY"], os.environ["VESSEL_S3_SECRET_KEY"]
     )
+    lock = getattr(args, "lock", None)
+    if not lock:
+        return store
+    mode, _, days = lock.partition(":")
+    if mode not in ("governance", "compliance") or not days.isdigit() or int(days) < 1:
+        raise SystemExit(f"error: --lock {lock!r} is not governance:DAYS or compliance:DAYS")
+    return locked(store, LockPolicy(mode, int(days)), args.prefix)
 
 
 def location(text: str) -> ObjectStore:
@@ -47,6 +58,20 @@ def location(text: str) -> ObjectStore:
         endpoint, bucket = rest.rsplit("/", 1)
         return open_store(argparse.Namespace(local=None, s3=endpoint, bucket=bucket))
     raise SystemExit(f"error: {text!r} is not local:/DIR or s3:HOST:PORT/BUCKET")
+
+
+def recover_bucket(store: ObjectStore, prefix: str, key: KeyProvider) -> dict[str, object]:
+    """Undo deletions and overwrites (vessel/objectstore/recovery.py) of the repository and
+    protection's documents, then index packs whose index objects were not locked."""
+    prefix = prefix.strip("/")
+    done = recover(
+        store,
+        ["backups/", "snapshots/", f"{prefix}/"],
+        key_files=f"{prefix}/keys/",
+        skip=(f"{prefix}/locks/",),
+    )
+    repaired = repair_index(Repository.open(store, prefix, key))
+    return {**asdict(done), "repaired_packs": repaired}
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -67,7 +92,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if args.command == "rotate-key":
         new = key_provider(args.to, store, args.prefix, new=True)
         rotation = rotate_key(store, args.prefix, key, new)
-        return {"written": rotation.written, "removed": rotation.removed}
+        return {
+            "written": rotation.written,
+            "removed": rotation.removed,
+            "locked_until": {k: until.isoformat() for k, until in rotation.locked.items()},
+        }
+    if args.command == "recover":
+        return recover_bucket(store, args.prefix, key)
     repo = Repository.open(store, args.prefix, key)
     if args.command == "copy":
         target_store = location(args.to)
@@ -100,8 +131,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "bytes_read": report.bytes_read,
         }
     if args.command == "forget":
-        forget(repo, args.snapshots)
-        return {"forgotten": args.snapshots}
+        locked = forget(repo, args.snapshots)
+        return {
+            "forgotten": [s for s in args.snapshots if s not in locked],
+            "locked_until": {s: until.isoformat() for s, until in locked.items()},
+        }
     if args.command == "prune":
         pruned = prune(repo)
         return {
@@ -109,6 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "deleted_bytes": pruned.deleted_bytes,
             "partly_used_packs": pruned.partly_used_packs,
             "kept_packs": pruned.kept_packs,
+            "locked_packs": pruned.locked_packs,
         }
     if args.command == "repair-index":
         return {"repaired_packs": repair_index(repo)}
@@ -125,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--s3", help="S3 endpoint host:port")
     parser.add_argument("--bucket", default="vessel-backups")
     parser.add_argument("--prefix", default="repository")
+    parser.add_argument(
+        "--lock",
+        metavar="MODE:DAYS",
+        help="write with S3 Object Lock (governance or compliance) for DAYS days, as the "
+        "bucket setting `object_lock` does",
+    )
     parser.add_argument(
         "--key",
         default="password",
@@ -161,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         help="wrap the master key under another provider, then delete the old key files",
     )
     rotator.add_argument("--to", required=True, metavar="SPEC", help="the new key provider")
+    commands.add_parser(
+        "recover",
+        help="after deletions or overwrites by someone holding the bucket's write keys: make "
+        "each object's oldest (locked) version current again",
+    )
     args = parser.parse_args(argv)
     try:
         print(json.dumps(run(args)))

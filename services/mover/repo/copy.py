@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.locks import Held
 from services.mover.repo.repository import Repository
+from services.mover.repo.retention import save_snapshot
 from services.mover.repo.writer import BlobWriter
 
 
@@ -59,7 +60,7 @@ def copy_snapshot(
             _copy_blob(source, writer, bytes.fromhex(tree_id), "tree", stats)
         writer.flush()
         copied = doc.model_copy(update={"tags": {**doc.tags, "copied_from": snapshot_id}})
-        return target.save_doc("snapshots", copied), stats
+        return save_snapshot(target, copied, writer.retain), stats
     finally:
         writer.close()
         lock.release()

@@ -23,6 +23,7 @@ from typing import Literal
 
 from services.mover.repo.errors import CorruptObject
 from services.mover.repo.repository import Repository
+from vessel.objectstore.lock import purge
 
 STALE_AFTER = 30 * 60.0
 REFRESH_EVERY = 60.0
@@ -88,4 +89,5 @@ class Held:
 
     def release(self) -> None:
         self._stop.set()
-        self.repo.store.delete(_key(self.repo, self.doc.id))
+        # Every refresh left a version in a versioned (lock-enabled) bucket: free them all.
+        purge(self.repo.store, _key(self.repo, self.doc.id))

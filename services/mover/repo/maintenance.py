@@ -6,6 +6,12 @@ Order of writes, so a crash at any point loses nothing referenced: the new index
 written before the old index objects are deleted, and packs are deleted last. An
 interrupted prune leaves at most unindexed packs (`check` warns, the next prune or
 `repair-index` handles them).
+
+Under object lock nothing locked is deleted: a locked snapshot is not forgotten (the caller
+learns until when it is locked), a locked pack stays indexed for a later prune, and an
+index object is locked no longer than the packs it names (so when a pack may be deleted,
+so may every index object naming it). What is deleted is deleted with all its versions:
+in a lock-enabled bucket a plain delete frees nothing.
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.format import BlobEntry, IndexDoc, PackEntry
 from services.mover.repo.locks import Held
 from services.mover.repo.repository import Repository
+from services.mover.repo.retention import known_until
+from vessel.objectstore.base import ObjectLocked, Retain
+from vessel.objectstore.lock import NO_LOCK, lock_policy, locked_until, purge
 
 INDEX_PACKS_PER_DOC = 1000
 
@@ -32,13 +42,21 @@ class PruneReport:
     deleted_bytes: int = 0
     partly_used_packs: int = 0
     kept_packs: int = 0
+    locked_packs: int = 0
+    """Unreferenced packs kept because their retention has not ended yet."""
     waited_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
-def forget(repo: Repository, snapshot_ids: list[str]) -> None:
+def forget(repo: Repository, snapshot_ids: list[str]) -> dict[str, datetime]:
+    """Delete snapshot documents; those still locked stay, returned with their date."""
+    locked: dict[str, datetime] = {}
     for snapshot_id in snapshot_ids:
-        repo.store.delete(repo.path("snapshots", snapshot_id))
+        try:
+            purge(repo.store, repo.path("snapshots", snapshot_id))
+        except ObjectLocked as exc:
+            locked[snapshot_id] = exc.until
+    return locked
 
 
 def referenced_blobs(repo: Repository) -> set[bytes]:
@@ -112,9 +130,18 @@ def prune(repo: Repository, *, wait_limit: float = 3600.0, poll: float = 1.0) ->
         referenced = referenced_blobs(repo)
         keep = packs_to_keep(contents, referenced, avoid=set(doomed))
         doomed = [p for p in doomed if p not in keep]
-        _rewrite_index(repo, {p: b for p, b in contents.items() if p not in doomed})
+        free = [p for p in doomed if locked_until(repo.store, repo.pack_key(p)) is None]
+        report.locked_packs = len(doomed) - len(free)
+        doomed = free
+        stuck = _rewrite_index(repo, {p: b for p, b in contents.items() if p not in doomed})
+        for name in stuck:  # a retention ending later than we computed (clock skew)
+            named = repo.load_doc("index", name.rsplit("/", 1)[1], IndexDoc).packs
+            doomed = [p for p in doomed if p not in {e.pack for e in named}]
         for pack in doomed:
-            repo.store.delete(repo.pack_key(pack))
+            try:
+                purge(repo.store, repo.pack_key(pack))
+            except ObjectLocked as exc:
+                report.notes.append(f"{exc}; unindexed until the next prune or repair-index")
         repo.load_index()
         report.deleted_packs = len(doomed)
         report.deleted_bytes = sum(b.length for p in doomed for b in contents[p])
@@ -129,15 +156,35 @@ def prune(repo: Repository, *, wait_limit: float = 3600.0, poll: float = 1.0) ->
     return report
 
 
-def _rewrite_index(repo: Repository, contents: dict[str, list[BlobEntry]]) -> None:
+def _rewrite_index(repo: Repository, contents: dict[str, list[BlobEntry]]) -> list[str]:
     """Write one index naming exactly `contents`, then drop the index objects it replaces
-    (never ones written since the listing: those belong to running backups)."""
+    (never ones written since the listing: those belong to running backups). Returns the
+    old index objects still locked, which stay."""
     old_docs = repo.store.list(repo.path("index") + "/")
     names = sorted(contents)
     for start in range(0, len(names), INDEX_PACKS_PER_DOC):
         chunk = names[start : start + INDEX_PACKS_PER_DOC]
         repo.save_doc(
-            "index", IndexDoc(packs=[PackEntry(pack=p, blobs=contents[p]) for p in chunk])
+            "index",
+            IndexDoc(packs=[PackEntry(pack=p, blobs=contents[p]) for p in chunk]),
+            _index_retention(repo, chunk),
         )
+    stuck = []
     for name in old_docs:
-        repo.store.delete(name)
+        try:
+            purge(repo.store, name)
+        except ObjectLocked:
+            stuck.append(name)
+    return stuck
+
+
+def _index_retention(repo: Repository, packs: list[str]) -> Retain | None:
+    """Locked until the earliest retention of the packs it names, unlocked when that has
+    passed: an index object must never outlive a pack it names (see the module doc)."""
+    policy = lock_policy(repo.store)
+    if policy is None:
+        return None
+    until = min((known_until(repo, p) for p in packs), default=None)
+    if until is None or until <= datetime.now(UTC):
+        return NO_LOCK
+    return Retain(policy.mode, until)

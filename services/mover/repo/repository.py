@@ -25,7 +25,8 @@ from services.mover.repo.errors import (
 )
 from services.mover.repo.format import FORMAT, IndexDoc, RepoConfig, SnapshotDoc, Tree
 from services.mover.repo.pack import Location
-from vessel.objectstore.base import ObjectNotFound, ObjectStore
+from vessel.objectstore.base import ObjectNotFound, ObjectStore, Retain
+from vessel.objectstore.lock import lock_policy
 from vessel.sealed.keys import KeyProvider, MasterKey, open_master_key, write_key_file
 
 M = TypeVar("M", bound=BaseModel)
@@ -58,6 +59,11 @@ class Repository:
         self._loaded: set[str] = set()
         self.excluded_packs: set[str] = set()
         """Packs a running prune may delete: a backup must not reuse their blobs."""
+        self.pack_until: dict[str, datetime] = {}
+        """Retentions this process set or read, by pack (object lock; services/mover/repo/
+        retention.py): retentions only grow, so a remembered date is a safe lower bound."""
+        self.tree_until: dict[str, datetime] = {}
+        """Trees every pack under which is known to stay locked at least until the date."""
         self._lock = threading.Lock()
 
     # --- object names -------------------------------------------------------------------
@@ -133,12 +139,17 @@ class Repository:
         return repo
 
     # --- sealed JSON documents ------------------------------------------------------------
-    def save_doc(self, kind: str, doc: BaseModel) -> str:
+    def retain(self) -> Retain | None:
+        """The retention of what is written now, when the bucket's setting locks objects."""
+        policy = lock_policy(self.store)
+        return policy.retain() if policy is not None else None
+
+    def save_doc(self, kind: str, doc: BaseModel, retain: Retain | None = None) -> str:
         """Documents are zstd-compressed JSON, sealed with their kind as associated data."""
         plain = zstandard.ZstdCompressor(level=3).compress(doc.model_dump_json().encode())
         sealed = self.key.seal(plain, kind.encode())
         doc_id = blake3.blake3(sealed).hexdigest()
-        self.store.put_bytes(self.path(kind, doc_id), sealed)
+        self.store.put_bytes(self.path(kind, doc_id), sealed, retain)
         return doc_id
 
     def load_doc(self, kind: str, doc_id: str, model: type[M]) -> M:
@@ -174,9 +185,9 @@ class Repository:
                         pack.pack, b.type, b.offset, b.length, b.raw_length, b.compressed
                     )
 
-    def save_index(self, doc: IndexDoc) -> None:
+    def save_index(self, doc: IndexDoc, retain: Retain | None = None) -> None:
         """Store an index object and take its entries into the in-memory index."""
-        name = self.path("index", self.save_doc("index", doc))
+        name = self.path("index", self.save_doc("index", doc, retain))
         self.add_index(doc)
         with self._lock:
             self._loaded.add(name)

@@ -6,6 +6,9 @@ A full pack is uploaded by a small pool, followed by an index object naming only
 pack — so an interrupted backup leaves every uploaded pack indexed, and the next backup
 finds and reuses its blobs instead of uploading them again. At most `uploads` finished
 packs wait for the network at a time; producers block beyond that.
+
+Under object lock, every pack and index object of one writer gets the retention fixed when
+the writer is made (`retain`), which the snapshot naming them is then written with too.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class BlobWriter:
         self._futures_lock = threading.Lock()
         self.uploaded_bytes = 0
         self.new_blobs = 0
+        self.retain = repo.retain()
 
     def add(self, blob_id: bytes, type_: str, data: bytes | memoryview) -> bool:
         """Store the blob unless the repository has it; True when it was new."""
@@ -84,7 +88,9 @@ class BlobWriter:
     def _store(self, pack: PackBuilder) -> None:
         try:
             pack_id, data, locations = pack.finish()
-            self.repo.store.put_bytes(self.repo.pack_key(pack_id), data)
+            self.repo.store.put_bytes(self.repo.pack_key(pack_id), data, self.retain)
+            if self.retain is not None:
+                self.repo.pack_until[pack_id] = self.retain.until
             entries = [
                 BlobEntry(
                     id=i,
@@ -96,7 +102,11 @@ class BlobWriter:
                 )
                 for i, loc in locations.items()
             ]
-            self.repo.save_index(IndexDoc(packs=[PackEntry(pack=pack_id, blobs=entries)]))
+            # The index object expires with its pack, never later: a prune that may delete
+            # the pack may then delete every index object naming it (maintenance.py).
+            self.repo.save_index(
+                IndexDoc(packs=[PackEntry(pack=pack_id, blobs=entries)]), self.retain
+            )
             with self._lock:
                 self._pending.difference_update(bytes.fromhex(i) for i in locations)
                 self.uploaded_bytes += len(data)
