@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import PurePath
 
+from services.protection import catalog_head
 from services.protection.bucket_catalog import (
     BackupCatalog,
     VolumeEntry,
@@ -237,6 +238,8 @@ class BackupFlow:
             snapshot_id=record.id,
             namespaces=sorted(namespaces - {""}),
         )
+        # In the head before the listing entry makes the backup complete (catalog_head.py).
+        await catalog_head.change(self.p, op.bucket, add=op.id)
         await self.p.in_bucket(op.bucket, lambda s: write_catalog(s, backup))
         post = await self._hooks(op, "post-backup")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from services.protection.hook_store import HookStore
@@ -32,6 +32,10 @@ class Protection:
     waits: KeyValue
     hooks: HookStore | None = None
     """Execution hooks (KV `hooks`); None where a flow runs without them."""
+    heads: KeyValue | None = None
+    """The newest catalog head number seen per bucket (KV `catalog_heads`); None: a
+    restore checks the head's contents but cannot tell a rolled-back one."""
+    head_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def cluster(self, cluster_id: str) -> KubeCluster:
         try:

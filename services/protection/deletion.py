@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from services.protection import catalog_head
 from services.protection.bucket_catalog import (
     LISTING,
     RECORD,
@@ -152,6 +153,7 @@ class DeletionFlow:
             op = await self._finish(op.id, "Failed", str(exc))
             log.warning("deleting backup %s refused: %s", op.backup_id, op.message)
             return
+        await catalog_head.change(self.p, cmd.bucket, remove=cmd.backup_id)
         if not snapshot_ids:
             await self._backup_deleted(op.id, app_id, 0)
             return

@@ -42,6 +42,7 @@ async def serve(ctx: ServiceContext) -> None:
         ),
         inventory=await ctx.bus.kv("inventory"),
         waits=await ctx.bus.kv("restore_waits"),
+        heads=await ctx.bus.kv("catalog_heads"),
     )
     p.hooks, hook_commands = await start_hooks(ctx.bus)
     snapshots = SnapshotFlow(p)

@@ -15,7 +15,14 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from services.protection.bucket_catalog import Backup, CatalogError, UnsealedBackup, read_backup
+from services.protection import catalog_head
+from services.protection.bucket_catalog import (
+    Backup,
+    BackupCatalog,
+    CatalogError,
+    UnsealedBackup,
+    read_backup,
+)
 from services.protection.context import Protection
 from services.protection.restore_apply import existing, never_conflicts
 from services.protection.restore_plan import (
@@ -123,6 +130,12 @@ async def _read_backup(p: Protection, req: RestorePreflight, out: Preflight) -> 
     except CatalogError as exc:
         out.add("backup_id", "invalid", f"backup {req.backup_id} failed verification: {exc}")
         return
+    if isinstance(backup, BackupCatalog):  # a trusted unsealed backup has no head to check
+        try:
+            await catalog_head.verify(p, req.bucket, req.backup_id)
+        except CatalogError as exc:
+            out.add("backup_id", "invalid", f"backup {req.backup_id} failed verification: {exc}")
+            return
     out.backup = backup
     try:
         out.plan = build_plan(objects, dict(req.namespace_mapping), req.options)

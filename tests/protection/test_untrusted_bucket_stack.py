@@ -16,6 +16,7 @@ import nats
 import pytest
 
 from services.protection.bucket_catalog import read_backup
+from services.protection.catalog_head import HEAD
 from tests.protection import snapshot_kit as kit
 from vessel.bus.nats_port import Bus
 from vessel.contracts import catalog
@@ -28,6 +29,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 stack = pytest.fixture(scope="module")(kit.running_stack)
 bus = pytest.fixture(scope="module")(kit.connected_bus)
 SECRET_VALUE = "s3cr3t-value-never-outside-the-cluster"
+
+
+HEADS: dict[str, bytes] = {}
+"""The catalog head as it was after each backup."""
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +68,7 @@ async def backups(stack: Stack, bus: Bus) -> tuple[str, str]:
         )
         done = await kit.finished(bus, backup_id)
         assert done.phase == "Completed", done.message
+        HEADS[backup_id] = stack.store().get_bytes(HEAD)
     return ids
 
 
@@ -167,3 +173,41 @@ async def test_a_tampered_backup_is_refused_before_anything_is_written(
     finally:
         for key, data in saved.items():
             stack.store().put_bytes(key, data)
+
+
+async def restore_refused(stack: Stack, bus: Bus, backup_id: str, case: str) -> str:
+    """Restore into a new namespace of cluster B; the failure message, once nothing was
+    written there."""
+    target = f"refused-{case}"
+    await bus.publish(
+        catalog.CREATE_RESTORE,
+        CreateRestore(
+            operation_id=f"restore-{case}",
+            backup_id=backup_id,
+            bucket="default",
+            target_cluster="cluster-b",
+            namespace_mapping={kit.NAMESPACE: target},
+        ),
+    )
+    done = await kit.finished(bus, f"restore-{case}")
+    assert done.phase == "Failed" and "nothing written" in done.message, done.message
+    assert await kit.cluster(stack, "cluster-b").get("v1", "Namespace", target) is None
+    return done.message
+
+
+async def test_a_rolled_back_catalog_is_refused(
+    stack: Stack, bus: Bus, backups: tuple[str, str]
+) -> None:
+    """The bucket as it was after the first backup (its head put back): protection saw
+    a newer head, so it refuses to restore from it."""
+    store = stack.store()
+    current = store.get_bytes(HEAD)
+    store.put_bytes(HEAD, HEADS[backups[0]])
+    try:
+        message = await restore_refused(stack, bus, backups[0], "rolled-back")
+        assert "catalog/head.sealed: catalog head 1 is older than head 2" in message
+        store.delete(HEAD)
+        message = await restore_refused(stack, bus, backups[0], "head-deleted")
+        assert "missing, though this Vessel saw catalog head 2" in message
+    finally:
+        store.put_bytes(HEAD, current)

@@ -22,7 +22,7 @@ import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from vessel.objectstore.base import ObjectStore
+from vessel.objectstore.base import ObjectStore, Retain
 from vessel.sealed.errors import CorruptObject, UnknownFormat
 from vessel.sealed.keys import (
     NONCE,
@@ -98,10 +98,13 @@ class SealedStore:
         self.master = master
         self.documents = DocumentKey(master)
 
-    def put(self, name: str, role: str, owner: str, document: Any) -> str:
-        """Seal and store a document; the digest of what was stored."""
+    def put(
+        self, name: str, role: str, owner: str, document: Any, retain: Retain | None = None
+    ) -> str:
+        """Seal and store a document (`retain`: as `ObjectStore.put_bytes`); the digest of
+        what was stored."""
         sealed = self.documents.seal(role, owner, document)
-        self.store.put_bytes(name, sealed)
+        self.store.put_bytes(name, sealed, retain)
         return digest(sealed)
 
     def get(self, name: str, role: str, owner: str, expect_digest: str | None = None) -> Any:
