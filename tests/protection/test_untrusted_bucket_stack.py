@@ -150,26 +150,8 @@ async def test_a_tampered_backup_is_refused_before_anything_is_written(
     else:
         _swap(stack, f"backups/{other}/backup.sealed", f"backups/{victim}/backup.sealed")
     try:
-        target = f"tampered-{case}"
-        await bus.publish(
-            catalog.CREATE_RESTORE,
-            CreateRestore(
-                operation_id=f"restore-{case}",
-                backup_id=victim,
-                bucket="default",
-                target_cluster="cluster-b",
-                namespace_mapping={kit.NAMESPACE: target},
-            ),
-        )
-        done = await kit.finished(bus, f"restore-{case}")
-        assert done.phase == "Failed"
-        assert "nothing written" in done.message and expected in done.message
-        assert f"backups/{victim}/" in done.message
-        b = kit.cluster(stack, "cluster-b")
-        assert await b.get("v1", "Namespace", target) is None
-        for kind in ("Secret", "ConfigMap", "PersistentVolumeClaim"):
-            found, _ = await b.list("v1", kind, namespace=target)
-            assert found == [], kind
+        message = await restore_refused(stack, bus, victim, f"tampered-{case}")
+        assert expected in message and f"backups/{victim}/" in message
     finally:
         for key, data in saved.items():
             stack.store().put_bytes(key, data)
@@ -191,7 +173,11 @@ async def restore_refused(stack: Stack, bus: Bus, backup_id: str, case: str) -> 
     )
     done = await kit.finished(bus, f"restore-{case}")
     assert done.phase == "Failed" and "nothing written" in done.message, done.message
-    assert await kit.cluster(stack, "cluster-b").get("v1", "Namespace", target) is None
+    b = kit.cluster(stack, "cluster-b")
+    assert await b.get("v1", "Namespace", target) is None
+    for kind in ("Secret", "ConfigMap", "PersistentVolumeClaim"):
+        found, _ = await b.list("v1", kind, namespace=target)
+        assert found == [], kind
     return done.message
 
 
