@@ -114,6 +114,17 @@ def test_rendering_fails_for_a_secrets_cluster_the_release_does_not_configure() 
     assert "secrets_cluster: east" in files[f"{CHART.name}/templates/configmap.yaml"]
 
 
+def test_rendering_fails_for_a_lock_without_days_or_kms_without_a_key() -> None:
+    require(MISSING)
+    with pytest.raises(helm_python.HelmRenderError, match=r"s3\.objectLock\.retainDays"):
+        _render_files({"s3": {"objectLock": {"mode": "compliance", "retainDays": 0}}})
+    with pytest.raises(helm_python.HelmRenderError, match=r"s3\.awsKms\.keyId"):
+        _render_files({"s3": {"keyProvider": "awsKms"}})
+    files = _render_files({"s3": {"objectLock": {"mode": "governance", "retainDays": 7}}})
+    config = files[f"{CHART.name}/templates/configmap.yaml"]
+    assert "mode: governance" in config and "retain_days: 7" in config
+
+
 def test_rendering_fails_for_duplicate_backends() -> None:
     require(MISSING)
     backends = [

@@ -291,6 +291,19 @@ def test_config_loads_as_the_services_load_it(
             s3["secure"],
         )
         assert bucket.access_key_env == BucketConfig.model_fields["access_key_env"].default
+        lock = s3["objectLock"]
+        assert (bucket.object_lock.model_dump() if bucket.object_lock else None) == (
+            {"mode": lock["mode"], "retain_days": lock["retainDays"]} if lock["mode"] else None
+        )
+        assert (
+            bucket.key.provider == {"password": "password", "awsKms": "aws-kms"}[s3["keyProvider"]]
+        )
+        if s3["keyProvider"] == "awsKms":
+            assert bucket.key.model_dump(exclude_none=True) == {
+                "provider": "aws-kms",
+                "key_id": s3["awsKms"]["keyId"],
+                **({"region": s3["awsKms"]["region"]} if s3["awsKms"]["region"] else {}),
+            }
         protection = values["protection"]
         assert settings.schedule_grace_seconds == protection["scheduleGraceSeconds"]
         assert settings.secrets_cluster == (protection["secretsCluster"] or None)
@@ -375,7 +388,13 @@ def test_the_repository_password_reaches_only_who_seals(renderings: tuple[Render
             (container,) = pod["spec"]["containers"]
             env = _env(container)
             sealing = component in ("mover", "protection")
-            assert ("VESSEL_REPOSITORY_PASSWORD" in env) is sealing, f"{r.case}: {component}"
+            password = sealing and r.effective["s3"]["keyProvider"] == "password"
+            assert ("VESSEL_REPOSITORY_PASSWORD" in env) is password, f"{r.case}: {component}"
+            kms = r.effective["s3"]["awsKms"]["credentialsSecret"]
+            if sealing and r.effective["s3"]["keyProvider"] == "awsKms" and kms:
+                assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == kms
+            else:
+                assert "AWS_ACCESS_KEY_ID" not in env, f"{r.case}: {component}"
             if component == "gateway":
                 assert "VESSEL_S3_ACCESS_KEY" in env, r.case
             checked += 1

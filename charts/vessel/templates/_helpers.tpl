@@ -179,12 +179,21 @@ service opens buckets, the repository password if it also seals or opens what is
     secretKeyRef:
       name: {{ $v.s3.existingSecret }}
       key: {{ $v.s3.secretKeyKey }}
-{{- if .sealing }}
+{{- if and .sealing (eq $v.s3.keyProvider "password") }}
 - name: VESSEL_REPOSITORY_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ $v.s3.existingSecret }}
       key: {{ $v.s3.repositoryPasswordKey }}
+{{- end }}
+{{- end }}
+{{- if and .sealing (eq $v.s3.keyProvider "awsKms") $v.s3.awsKms.credentialsSecret }}
+{{- range list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.s3.awsKms.credentialsSecret }}
+      key: {{ . }}
 {{- end }}
 {{- end }}
 {{- if get $v.nats.credentialsSecret .component }}
