@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vessel.objectstore.base import ObjectStore
-from vessel.sealed.documents import SealedStore, digest
+from vessel.sealed.documents import SealedStore
 from vessel.sealed.errors import SealError
 
 FORMAT = "vessel.backup/2"
@@ -136,10 +136,10 @@ def read_written_resources(sb: SealedStore, backup_id: str) -> tuple[list[dict[s
     """A backup's resources as this backup stored them, and their digest (for its record)."""
     key = f"{prefix(backup_id)}/{RESOURCES}"
     try:
-        sealed = sb.store.get_bytes(key)
-        return _items(key, sb.documents.open("resources", backup_id, sealed, key)), digest(sealed)
+        document, found = sb.get_with_digest(key, "resources", backup_id)
     except SealError as exc:
         raise CatalogError(str(exc)) from exc
+    return _items(key, document), found
 
 
 def write_catalog(sb: SealedStore, catalog: BackupCatalog) -> None:

@@ -22,7 +22,6 @@ from pydantic import BaseModel, Field, ValidationError
 from services.protection.bucket_catalog import LISTING, CatalogError
 from services.protection.context import Protection
 from vessel.objectstore.base import ObjectNotFound
-from vessel.objectstore.lock import NO_LOCK, lock_policy
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.errors import SealError
 
@@ -72,8 +71,7 @@ def change_head(sb: SealedStore, add: str | None = None, remove: str | None = No
         backups=sorted(ids),
         updated=datetime.now(UTC),
     )
-    unlocked = NO_LOCK if lock_policy(sb.store) is not None else None  # rewritten: never locked
-    sb.put(HEAD, ROLE, OWNER, new.model_dump(mode="json"), retain=unlocked)
+    sb.put(HEAD, ROLE, OWNER, new.model_dump(mode="json"))  # never locked (lock.REWRITTEN)
     return new.seq
 
 

@@ -205,7 +205,20 @@ def test_an_unsealed_backup_is_restored_only_when_trusted(bucket: MinioStore) ->
         read_backup(sb, "b-old")
     record, objects = read_backup(sb, "b-old", trust_unsealed=True)
     assert record.cluster == "cluster-a" and record.volumes[0].snapshot_id == "a" * 64
+    assert record.snapshot_id is None and record.namespaces == []  # fields added later
     assert objects == OBJECTS
+
+
+def test_fields_a_reader_does_not_know_are_ignored(bucket: MinioStore) -> None:
+    """Fields added to vessel.backup/2 later stay readable by this reader."""
+    sb = sealed(bucket)
+    written = backup(sb, "b-new")
+    record = {**written.model_dump(mode="json"), "field_from_the_future": True}
+    sb.put("backups/b-new/backup.sealed", "backup", "b-new", record)
+    key = "backups/b-new/backup.json"
+    listing = {**json.loads(bucket.get_bytes(key)), "field_from_the_future": True}
+    bucket.put_bytes(key, json.dumps(listing).encode())
+    assert read_backup(sb, "b-new")[0] == written
 
 
 @pytest.mark.parametrize(

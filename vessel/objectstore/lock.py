@@ -110,11 +110,16 @@ def lock_policy(store: ObjectStore) -> LockPolicy | None:
     return store.policy if isinstance(store, LockedStore) else None
 
 
+REWRITTEN = ("catalog/",)
+"""Objects Vessel rewrites outside the repository (protection's catalog head): never locked."""
+
+
 def locked(store: ObjectStore, policy: LockPolicy | None, repository: str) -> ObjectStore:
-    """`store`, locking writes when `policy` is set (never the repository's `locks/`)."""
+    """`store`, locking writes when `policy` is set (never what is rewritten: the
+    repository's `locks/` and `REWRITTEN`)."""
     if policy is None:
         return store
-    return LockedStore(store, policy, never=(f"{repository.strip('/')}/locks/",))
+    return LockedStore(store, policy, never=(f"{repository.strip('/')}/locks/", *REWRITTEN))
 
 
 def purge(store: ObjectStore, key: str) -> None:

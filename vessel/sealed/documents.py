@@ -115,6 +115,11 @@ class SealedStore:
             )
         return self.documents.open(role, owner, sealed, name)
 
+    def get_with_digest(self, name: str, role: str, owner: str) -> tuple[Any, str]:
+        """The document, and the digest of its stored bytes (for a record naming it)."""
+        sealed = self.store.get_bytes(name)
+        return self.documents.open(role, owner, sealed, name), digest(sealed)
+
 
 @dataclass
 class KeyCache:

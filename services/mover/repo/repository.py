@@ -27,7 +27,8 @@ from services.mover.repo.format import FORMAT, IndexDoc, RepoConfig, SnapshotDoc
 from services.mover.repo.pack import Location
 from vessel.objectstore.base import ObjectNotFound, ObjectStore, Retain
 from vessel.objectstore.lock import lock_policy
-from vessel.sealed.keys import KeyProvider, MasterKey, open_master_key, write_key_file
+from vessel.sealed.documents import open_or_create_master_key
+from vessel.sealed.keys import KeyProvider, MasterKey, open_master_key
 
 M = TypeVar("M", bound=BaseModel)
 _local = threading.local()
@@ -93,19 +94,13 @@ class Repository:
             raise RepositoryExists(f"a repository exists at {store.bucket}/{prefix}")
         if like is not None:
             chunk_avg = like.config.chunk_avg
-        if store.list(f"{prefix}/keys/"):
-            # Sealed documents (protection) came first and made the key: adopt it.
-            key = open_master_key(store, prefix, provider)
-            if like is not None and key.chunk_id != like.key.chunk_id:
-                raise RepositoryExists(
-                    f"{store.bucket}/{prefix} already has a master key that was not made "
-                    f"like {like.store.bucket}/{like.prefix}"
-                )
-        else:
-            key = MasterKey.generate()
-            if like is not None:
-                key = MasterKey(key.encryption, like.key.chunk_id)
-            write_key_file(store, prefix, provider, key)
+        # Sealed documents (protection) may have come first and made the key: adopt it.
+        key = open_or_create_master_key(store, prefix, provider, like.key if like else None)
+        if like is not None and key.chunk_id != like.key.chunk_id:
+            raise RepositoryExists(
+                f"{store.bucket}/{prefix} already has a master key that was not made "
+                f"like {like.store.bucket}/{like.prefix}"
+            )
         config = RepoConfig(
             format=FORMAT,
             id=uuid.uuid4().hex,
