@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vessel.kube.client import KubeCluster  # noqa: E402
-from vessel.rig.scenario import APP, NAMESPACE, app_objects, create_all  # noqa: E402
-from vessel.rig.stack import Stack, wait_for  # noqa: E402
+from vessel_dev.rig.scenario import APP, NAMESPACE, app_objects, create_all  # noqa: E402
+from vessel_dev.rig.stack import Stack, wait_for  # noqa: E402
 
 GOAL_SECONDS = 0.25
 CLIENT_VARIABLES = ("VESSEL_TOKEN", "VESSEL_TLS", "VESSEL_TLS_CA", "VESSEL_TLS_CERT")
@@ -46,7 +46,7 @@ def log(text: str) -> None:
 def vessel_command() -> list[str]:
     """The installed `vessel` script next to this interpreter, as a user runs it."""
     script = Path(sys.executable).parent / "vessel"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "vessel.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "vessel_cli.main"]
 
 
 def timed(argv: list[str], env: dict[str, str], runs: int) -> float:

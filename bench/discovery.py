@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vessel.bus.nats_port import Bus  # noqa: E402
-from vessel.emulators.kube import KubeEmulator  # noqa: E402
-from vessel.rig.processes import NatsServer  # noqa: E402
+from vessel_dev.emulators.kube import KubeEmulator  # noqa: E402
+from vessel_dev.rig.processes import NatsServer  # noqa: E402
 
 TOKEN = "bench-token"
 NAMESPACES = 10

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bench.mover_direct import direct_transfer_seconds  # noqa: E402
 from bench.sealing import documents_seconds  # noqa: E402
 from vessel.objectstore.minio_port import MinioStore  # noqa: E402
-from vessel.rig.processes import S3Server  # noqa: E402
+from vessel_dev.rig.processes import S3Server  # noqa: E402
 
 PASSWORD = "bench-password"
 SEALED_APP_OBJECTS = 500

@@ -21,8 +21,8 @@ from services.mover.volumes import RepositoryData
 from vessel.bus.nats_port import Bus
 from vessel.contracts.commands import SendSnapshot
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import NatsServer, S3Server
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 PASSWORD = "bench-password"
 PREFIX = "repository"

@@ -36,16 +36,16 @@ sys.path.insert(0, str(ROOT))
 from vessel.api.v1 import vessel_pb2 as pb  # noqa: E402
 from vessel.api.v1 import vessel_pb2_grpc as rpc  # noqa: E402
 from vessel.bus.nats_port import Bus  # noqa: E402
-from vessel.contracts import catalog  # noqa: E402
+from vessel.contracts import subjects  # noqa: E402
 from vessel.contracts.protection import PutSchedule, ScheduleSpec  # noqa: E402
 from vessel.kube.client import KubeCluster  # noqa: E402
-from vessel.rig.scenario import (  # noqa: E402
+from vessel_dev.rig.scenario import (  # noqa: E402
     bound_volume_path,
     claim_object,
     deployment_object,
     tree_digest,
 )
-from vessel.rig.stack import Stack  # noqa: E402
+from vessel_dev.rig.stack import Stack  # noqa: E402
 
 NAMESPACE, APP = "bench", "bench"
 CLAIMS = ("bench-db", "bench-files", "bench-logs")
@@ -201,12 +201,12 @@ async def schedules_fire_on_time(stack: Stack, apps: int) -> list[dict[str, Any]
                 cron=f"{due.minute} * * * *",
             )
             await bus.publish(
-                catalog.PUT_SCHEDULE, PutSchedule(operation_id=f"put-{spec.id}", schedule=spec)
+                subjects.PUT_SCHEDULE, PutSchedule(operation_id=f"put-{spec.id}", schedule=spec)
             )
         log(f"{apps} schedules due at {due:%H:%M:%S}; waiting")
         lags: dict[str, float] = {}
         async with asyncio.timeout((due - datetime.now(UTC)).total_seconds() + 60):
-            async for _, event in bus.tail(catalog.SCHEDULE_FIRED.subject):
+            async for _, event in bus.tail(subjects.SCHEDULE_FIRED.subject):
                 data = event.data or {}
                 if str(data.get("schedule_id", "")).startswith("bench-"):
                     lags[data["schedule_id"]] = (event.time - due).total_seconds()

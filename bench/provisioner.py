@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from services.provisioner.backends.btrfs import BtrfsBackend  # noqa: E402
 from vessel.config import PROVISIONER_NAME  # noqa: E402
-from vessel.emulators.kube import KubeEmulator  # noqa: E402
 from vessel.kube.client import KubeCluster  # noqa: E402
 from vessel.kube.informer import Informer  # noqa: E402
-from vessel.rig.btrfs import LoopBtrfs, btrfs_available  # noqa: E402
-from vessel.rig.processes import NatsServer, Process  # noqa: E402
+from vessel_dev.emulators.kube import KubeEmulator  # noqa: E402
+from vessel_dev.rig.btrfs import LoopBtrfs, btrfs_available  # noqa: E402
+from vessel_dev.rig.processes import NatsServer, Process  # noqa: E402
 
 Obj = dict[str, Any]
 MiB, GiB = 1 << 20, 1 << 30

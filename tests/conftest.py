@@ -14,12 +14,12 @@ import pytest
 from tests.sealed.kmskit import REGION, Kms
 from tests.support import require
 from vessel.bus.nats_port import Bus
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig import servers
-from vessel.rig.btrfs import LoopBtrfs, btrfs_available
-from vessel.rig.processes import KmsServer, MissingComponent
+from vessel_dev.emulators.kube import KubeEmulator
+from vessel_dev.rig import servers
+from vessel_dev.rig.btrfs import LoopBtrfs, btrfs_available
+from vessel_dev.rig.processes import KmsServer, MissingComponent
 
 
 def pytest_report_header() -> str:

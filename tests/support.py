@@ -11,11 +11,11 @@ import pytest
 
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.base import ObjectStore
-from vessel.rig.btrfs import btrfs_available
-from vessel.rig.scenario import create_app_with_data
-from vessel.rig.stack import Stack
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.keys import MasterKey
+from vessel_dev.rig.btrfs import btrfs_available
+from vessel_dev.rig.scenario import create_app_with_data
+from vessel_dev.rig.stack import Stack
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -12,10 +12,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from vessel import metrics, tracing
 from vessel.bus.nats_port import Bus
 from vessel.config import ConfigError, VesselSettings, load_settings
-from vessel.telemetry import setup_logging
+from vessel.telemetry import metrics, tracing
+from vessel.telemetry.logs import setup_logging
 
 
 @dataclass

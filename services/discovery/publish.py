@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from services.discovery.diff import app_diff, changed_fields
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import AppChanged, AppRecord
 
 
@@ -22,10 +22,10 @@ class AppPublisher:
     async def put(self, record: AppRecord, previous: AppRecord | None) -> None:
         await self.kv.put(inventory_key(record.id), record.model_dump_json().encode())
         payload = AppChanged(app=record)
-        message = catalog.APP_DISCOVERED
+        message = subjects.APP_DISCOVERED
         if previous is not None:
             became_removed = record.state == "Removed" and previous.state != "Removed"
-            message = catalog.APP_REMOVED if became_removed else catalog.APP_CHANGED
+            message = subjects.APP_REMOVED if became_removed else subjects.APP_CHANGED
             payload = AppChanged(
                 app=record,
                 changed=changed_fields(previous, record),
@@ -38,7 +38,7 @@ class AppPublisher:
         gone = previous.model_copy(update={"state": "Removed"})
         changed = [] if previous.state == "Removed" else ["state"]
         await self.bus.publish(
-            catalog.APP_REMOVED, AppChanged(app=gone, changed=changed), subject=self.subject(gone)
+            subjects.APP_REMOVED, AppChanged(app=gone, changed=changed), subject=self.subject(gone)
         )
 
     @staticmethod

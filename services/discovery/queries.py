@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pydantic import ValidationError
 
 from services.discovery.selectors import parse_label_filter
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import (
     AppDetail,
     AppLookup,
@@ -102,11 +102,11 @@ def answer(
     reply: Payload
     try:
         text = body.strip() or b"{}"
-        if subject == catalog.QUERY_APPS:
+        if subject == subjects.QUERY_APPS:
             reply = list_apps(apps().values(), AppQuery.model_validate_json(text))
-        elif subject == catalog.QUERY_APP:
+        elif subject == subjects.QUERY_APP:
             reply = get_app(apps(), AppLookup.model_validate_json(text))
-        elif subject == catalog.QUERY_CLUSTERS:
+        elif subject == subjects.QUERY_CLUSTERS:
             reply = list_clusters(clusters(), ClusterQuery.model_validate_json(text))
         else:
             raise QueryError(f"no query is served on {subject}")

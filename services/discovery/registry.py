@@ -27,7 +27,7 @@ from services.discovery.userapps import definition_id
 from vessel.bus.errors import PermanentError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.config import ClusterConfig
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import DefineApp, RegisterCluster, RemoveCluster, UndefineApp
 from vessel.contracts.events import AppRecord, ClusterRecord
 
@@ -190,7 +190,7 @@ class ClusterRegistry:
         self.store.forget(runtime.id)
         self._fingerprints.pop(runtime.id, None)
         await self.kv.clusters.delete(runtime.id)
-        await runtime.announce(catalog.CLUSTER_REMOVED)
+        await runtime.announce(subjects.CLUSTER_REMOVED)
         log.info("cluster %s removed", runtime.id)
 
     async def define(self, cmd: DefineApp) -> None:

@@ -22,7 +22,7 @@ from services.discovery.health import ClusterHealth
 from services.discovery.inventory import ClusterInventory
 from services.discovery.publish import AppPublisher
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import DefineApp
 from vessel.contracts.events import AppRecord, ClusterChanged, ClusterRecord
 from vessel.kube.client import KubeCluster
@@ -177,20 +177,20 @@ class ClusterRuntime:
         self.record = record
         if registered:
             log.info("cluster %s registered (%s)", self.id, record.server or "no server")
-            await self.announce(catalog.CLUSTER_REGISTERED)
+            await self.announce(subjects.CLUSTER_REGISTERED)
         before = self._known
         if record.state != "Connecting":
             self._known = record.state
         if record.state == "Unreachable" and before != "Unreachable":
             log.warning("cluster %s unreachable: %s", self.id, record.reason)
-            await self.announce(catalog.CLUSTER_UNREACHABLE)
+            await self.announce(subjects.CLUSTER_UNREACHABLE)
         elif record.state == "Available" and before == "Unreachable":
             log.info("cluster %s recovered", self.id)
-            await self.announce(catalog.CLUSTER_RECOVERED)
+            await self.announce(subjects.CLUSTER_RECOVERED)
         elif record.reason != (previous.reason if previous else ""):
             log.info("cluster %s: %s", self.id, record.reason or "all kinds listed")
 
-    async def announce(self, message: catalog.Message) -> None:
+    async def announce(self, message: subjects.Message) -> None:
         record = self.record or self.current()
         await self.bus.publish(
             message, ClusterChanged(cluster=record), cluster=None, subject=f"/clusters/{self.id}"

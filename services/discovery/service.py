@@ -13,7 +13,7 @@ from services.discovery.rpc import QueryServer
 from services.discovery.runtime import Tuning
 from vessel.bus.nats_port import Bus
 from vessel.config import VesselSettings
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import DefineApp, RegisterCluster, RemoveCluster, UndefineApp
 
 log = logging.getLogger("vessel.discovery")
@@ -79,11 +79,11 @@ class DiscoveryService:
         self._consumer = await self.bus.consume(
             self.durable,
             {
-                catalog.REGISTER_CLUSTER: register,
-                catalog.UPDATE_CLUSTER: register,
-                catalog.REMOVE_CLUSTER: remove,
-                catalog.DEFINE_APP: define,
-                catalog.UNDEFINE_APP: undefine,
+                subjects.REGISTER_CLUSTER: register,
+                subjects.UPDATE_CLUSTER: register,
+                subjects.REMOVE_CLUSTER: remove,
+                subjects.DEFINE_APP: define,
+                subjects.UNDEFINE_APP: undefine,
             },
         )
 

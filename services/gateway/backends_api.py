@@ -26,7 +26,7 @@ from services.gateway.validation import DNS_LABEL, IDENTIFIER, Checker
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
 from vessel.config import BackendConfig
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import PutBackend, RemoveBackend
 from vessel.contracts.operations import now
 
@@ -119,7 +119,7 @@ class BackendService(irpc.BackendServiceServicer):
             if await first_time(gw, op_id, since.isoformat()):
                 await publish(op_id)
         event = await outcome(gw.bus, cluster, op_id, since, self.infra.apply_timeout)
-        rejected = event.type == catalog.BACKEND_REJECTED.type
+        rejected = event.type == subjects.BACKEND_REJECTED.type
         error = str(event.data.get("error", ""))
         if earlier is None:
             await self.infra.activity.record(
@@ -156,7 +156,7 @@ class BackendService(irpc.BackendServiceServicer):
                 raise not_found(f"backend {name} in cluster {cluster}")
 
         async def publish(op_id: str) -> None:
-            message = catalog.ADD_BACKEND if action == "add" else catalog.UPDATE_BACKEND
+            message = subjects.ADD_BACKEND if action == "add" else subjects.UPDATE_BACKEND
             command = PutBackend(operation_id=op_id, backend=raw)
             await self.infra.gw.bus.publish(message, command, cluster=cluster)
 
@@ -192,6 +192,6 @@ class BackendService(irpc.BackendServiceServicer):
 
         async def publish(op_id: str) -> None:
             command = RemoveBackend(operation_id=op_id, name=name)
-            await self.infra.gw.bus.publish(catalog.REMOVE_BACKEND, command, cluster=cluster)
+            await self.infra.gw.bus.publish(subjects.REMOVE_BACKEND, command, cluster=cluster)
 
         return await self._apply(cluster, name, "remove", request.request_id, precheck, publish)

@@ -25,7 +25,7 @@ from services.gateway.servicers import Gateway
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.config import BucketConfig
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.buckets import BucketRecord, BucketSpec, PutBucket, RemoveBucket, SecretKeyRef
 from vessel.contracts.envelope import CloudEvent
 from vessel.contracts.operations import now
@@ -137,7 +137,7 @@ class BucketService(prpc.BucketServiceServicer):
             )
         op_id = operation_id("bucket-put", request.request_id)
         command = PutBucket(operation_id=op_id, bucket=spec, requested_by=authz.current().name)
-        await self._decide(op_id, lambda: self.gw.bus.publish(catalog.PUT_BUCKET, command))
+        await self._decide(op_id, lambda: self.gw.bus.publish(subjects.PUT_BUCKET, command))
         return registered_message(spec)
 
     @guard
@@ -157,7 +157,7 @@ class BucketService(prpc.BucketServiceServicer):
         command = RemoveBucket(
             operation_id=op_id, name=request.name, requested_by=authz.current().name
         )
-        await self._decide(op_id, lambda: self.gw.bus.publish(catalog.REMOVE_BUCKET, command))
+        await self._decide(op_id, lambda: self.gw.bus.publish(subjects.REMOVE_BUCKET, command))
         return ppb.RemoveBucketResponse()
 
     async def _decide(self, op_id: str, publish: Callable[[], Awaitable[object]]) -> None:
@@ -175,7 +175,7 @@ class BucketService(prpc.BucketServiceServicer):
             ) from None
         finally:
             verdict.cancel()
-        if event.type == catalog.BUCKET_REJECTED.type:
+        if event.type == subjects.BUCKET_REJECTED.type:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, str(event.data.get("error")))
 
     async def _verdict(self, op_id: str, since: datetime) -> CloudEvent:

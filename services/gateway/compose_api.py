@@ -26,7 +26,7 @@ from services.gateway.validation import APP_ID, IDENTIFIER, Checker, Violations
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.infra_queries import StorageClassList, StorageClassQuery
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import (
@@ -109,7 +109,7 @@ async def check_storage_classes(gw: Gateway, cluster: str, mapping: dict[str, st
         reply = await ask(
             gw.bus,
             cluster,
-            catalog.QUERY_PROVISIONER_STORAGECLASSES,
+            subjects.QUERY_PROVISIONER_STORAGECLASSES,
             StorageClassQuery(),
             StorageClassList,
             CLASSES_SECONDS,
@@ -208,7 +208,7 @@ class CloneService(prpc.CloneServiceServicer):
         return await self.gw.start(
             op,
             request.request_id,
-            catalog.CREATE_CLONE,
+            subjects.CREATE_CLONE,
             lambda op: CreateClone(
                 operation_id=op.id,
                 app_id=op.app_id,
@@ -265,7 +265,7 @@ class MigrationService(prpc.MigrationServiceServicer):
         return await self.gw.start(
             op,
             request.request_id,
-            catalog.CREATE_MIGRATION,
+            subjects.CREATE_MIGRATION,
             lambda op: CreateMigration(
                 operation_id=op.id,
                 app_id=op.app_id,

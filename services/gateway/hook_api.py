@@ -23,7 +23,7 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.hooks import ExecHook, PutHook, RemoveHook, hook_key
 
 HOOKS_KV = "hooks"
@@ -129,7 +129,7 @@ class HookService(prpc.HookServiceServicer):
                 if (first := await self._earlier(rid)) is not None:
                     return hook_message(first)
         await self.gw.bus.publish(
-            catalog.PUT_HOOK,
+            subjects.PUT_HOOK,
             PutHook(
                 operation_id=f"hook-put-{rid}" if rid else new_id("hook-put"),
                 hook=hook,
@@ -180,7 +180,7 @@ class HookService(prpc.HookServiceServicer):
             except KeyExistsError:  # a retry racing the first call: that one removes it
                 return hook_message(hook)
         await self.gw.bus.publish(
-            catalog.REMOVE_HOOK,
+            subjects.REMOVE_HOOK,
             RemoveHook(
                 operation_id=f"hook-remove-{rid}" if rid else new_id("hook-remove"),
                 app_id=hook.app_id,

@@ -34,7 +34,7 @@ from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import RegisterCluster, RemoveCluster
 from vessel.contracts.events import ClusterRecord
 from vessel.contracts.infra_queries import (
@@ -85,7 +85,7 @@ class Infra:
         reply = await ask(
             self.gw.bus,
             cluster,
-            catalog.QUERY_PROVISIONER_BACKENDS,
+            subjects.QUERY_PROVISIONER_BACKENDS,
             BackendQuery(name=name),
             BackendList,
             self.query_timeout,
@@ -123,7 +123,7 @@ class StorageClassService(irpc.StorageClassServiceServicer):
             reply = await ask(
                 self.infra.gw.bus,
                 cluster,
-                catalog.QUERY_PROVISIONER_STORAGECLASSES,
+                subjects.QUERY_PROVISIONER_STORAGECLASSES,
                 StorageClassQuery(),
                 StorageClassList,
                 self.infra.query_timeout,
@@ -145,7 +145,7 @@ class VolumeService(irpc.VolumeServiceServicer):
         reply = await ask(
             self.infra.gw.bus,
             cluster,
-            catalog.QUERY_PROVISIONER_VOLUMES,
+            subjects.QUERY_PROVISIONER_VOLUMES,
             VolumeUsageQuery(volume_ids=volume_ids),
             VolumeUsage,
             self.infra.query_timeout,
@@ -321,7 +321,7 @@ class ClusterService(irpc.ClusterServiceServicer):
         except ValidationError as exc:
             raise invalid([("request", str(exc.errors()[0]["msg"]))]) from None
         if await first_time(self.infra.gw, op_id, f"register {request.id}"):
-            await self.infra.gw.bus.publish(catalog.REGISTER_CLUSTER, command)
+            await self.infra.gw.bus.publish(subjects.REGISTER_CLUSTER, command)
             await self.infra.activity.record(
                 "cluster.register",
                 f"cluster/{request.id}",
@@ -347,7 +347,7 @@ class ClusterService(irpc.ClusterServiceServicer):
             raise not_found(f"registered cluster {request.id}")
         if await first_time(self.infra.gw, op_id, f"remove {request.id}"):
             await self.infra.gw.bus.publish(
-                catalog.REMOVE_CLUSTER, RemoveCluster(operation_id=op_id, cluster=request.id)
+                subjects.REMOVE_CLUSTER, RemoveCluster(operation_id=op_id, cluster=request.id)
             )
             await self.infra.activity.record(
                 "cluster.remove",

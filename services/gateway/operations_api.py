@@ -16,7 +16,7 @@ from services.gateway import authz, paging
 from services.gateway.errors import ApiError, invalid
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.bus.nats_port import KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import CancelOperation
 
@@ -80,7 +80,7 @@ async def cancel_operation(gw: Gateway, op: Operation, wait: float = CANCEL_WAIT
     if op.phase == "Canceled":
         return op
     await gw.bus.publish(
-        catalog.CANCEL_OPERATION,
+        subjects.CANCEL_OPERATION,
         CancelOperation(operation_id=op.id, requested_by=authz.current().name),
     )
     loop = asyncio.get_running_loop()

@@ -22,7 +22,7 @@ from services.gateway.servicers import Context, Gateway
 from services.gateway.validation import IDENTIFIER
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import TransferProgress
 from vessel.contracts.operations import Operation
 
@@ -88,8 +88,8 @@ class ProgressService(prpc.ProgressServiceServicer):
 
     async def _pump(self, op_id: str, queue: asyncio.Queue[TransferProgress]) -> None:
         since = datetime.now(UTC) - REPLAY
-        async for _, event in self.gw.bus.tail(catalog.TRANSFER_PROGRESS.subject, since=since):
-            if event.type != catalog.TRANSFER_PROGRESS.type:
+        async for _, event in self.gw.bus.tail(subjects.TRANSFER_PROGRESS.subject, since=since):
+            if event.type != subjects.TRANSFER_PROGRESS.type:
                 continue
             try:
                 progress = TransferProgress.model_validate(event.data)

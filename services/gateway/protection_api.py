@@ -20,7 +20,7 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.bus.nats_port import KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import AppSnapshotRecord, CreateAppSnapshot, DeleteAppSnapshot
 from vessel.contracts.protection import DeleteBackup as DeleteBackupCommand
@@ -91,7 +91,7 @@ class SnapshotService(prpc.SnapshotServiceServicer):
         return await self.gw.start(
             op,
             request.request_id,
-            catalog.CREATE_SNAPSHOT,
+            subjects.CREATE_SNAPSHOT,
             lambda op: CreateAppSnapshot(
                 operation_id=op.id,
                 app_id=op.app_id,
@@ -150,7 +150,7 @@ class SnapshotService(prpc.SnapshotServiceServicer):
         return await self.gw.start(
             op,
             request.request_id,
-            catalog.DELETE_SNAPSHOT,
+            subjects.DELETE_SNAPSHOT,
             lambda op: DeleteAppSnapshot(
                 operation_id=op.id, snapshot_id=record.id, requested_by=op.requested_by
             ),
@@ -227,7 +227,7 @@ class BackupCatalogService(prpc.BackupCatalogServiceServicer):
         return await self.gw.start(
             op,
             request.request_id,
-            catalog.DELETE_BACKUP,
+            subjects.DELETE_BACKUP,
             lambda op: DeleteBackupCommand(
                 operation_id=op.id,
                 backup_id=op.backup_id,

@@ -22,7 +22,7 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.protection import PutSchedule, RemoveSchedule, ScheduleSpec
 from vessel.contracts.schedule_rules import validate_schedule
 
@@ -68,7 +68,7 @@ class ScheduleService(prpc.ScheduleServiceServicer):
 
     async def _put(self, spec: ScheduleSpec, operation_id: str) -> None:
         await self.gw.bus.publish(
-            catalog.PUT_SCHEDULE,
+            subjects.PUT_SCHEDULE,
             PutSchedule(
                 operation_id=operation_id, schedule=spec, requested_by=authz.current().name
             ),
@@ -150,7 +150,7 @@ class ScheduleService(prpc.ScheduleServiceServicer):
     ) -> ppb.Schedule:
         spec = await self._existing(request.id)
         await self.gw.bus.publish(
-            catalog.REMOVE_SCHEDULE,
+            subjects.REMOVE_SCHEDULE,
             RemoveSchedule(
                 operation_id=new_id("schedule-remove"),
                 schedule_id=spec.id,

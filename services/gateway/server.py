@@ -25,7 +25,7 @@ from services.gateway.tokens import Authenticator, TokenStore
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
 from vessel.config import ConfigError, GatewayTLSConfig, VesselSettings
-from vessel.rpc_tracing import ServerTracing
+from vessel.telemetry.rpc_tracing import ServerTracing
 
 log = logging.getLogger("vessel.gateway")
 

@@ -21,7 +21,7 @@ from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.config import VesselSettings
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.events import AppRecord
 from vessel.contracts.models import Payload
@@ -75,7 +75,7 @@ class Gateway:
         self,
         op: Operation,
         request_id: str,
-        message: catalog.Message,
+        message: subjects.Message,
         command: Callable[[Operation], Payload],
     ) -> pb.Operation:
         """Submit `op` and send `command(op)` on `message`, unless this request id was seen
@@ -192,7 +192,7 @@ class BackupService(rpc.BackupServiceServicer):
         return await self.gw.start(
             op,
             request.request_id,
-            catalog.CREATE_BACKUP,
+            subjects.CREATE_BACKUP,
             lambda op: CreateBackup(
                 operation_id=op.id,
                 app_id=op.app_id,
@@ -253,7 +253,7 @@ class RestoreService(rpc.RestoreServiceServicer):
         return await self.gw.start(
             op,
             request.request_id,
-            catalog.CREATE_RESTORE,
+            subjects.CREATE_RESTORE,
             lambda op: CreateRestore(
                 operation_id=op.id,
                 backup_id=op.backup_id,

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from services.mover.volumes import RepositoryData
+from vessel.buckets import BucketError, BucketRegistry, OpenBucket
 from vessel.bus.errors import PermanentError
-from vessel.objectstore.registry import BucketError, BucketRegistry, OpenBucket
 
 C = TypeVar("C")
 

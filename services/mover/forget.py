@@ -19,7 +19,7 @@ from services.mover.repo.repository import Repository
 from services.mover.volumes import RepositoryData, VolumeData
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import ForgetSnapshots
 from vessel.contracts.events import SnapshotsForgotten
 from vessel.objectstore.base import ObjectLocked, ObjectStoreError, StoreUnavailable
@@ -85,7 +85,7 @@ class Forgetter:
                 report.deleted_bytes,
             )
         await self.bus.publish(
-            catalog.SNAPSHOTS_FORGOTTEN,
+            subjects.SNAPSHOTS_FORGOTTEN,
             answer,
             subject=f"/clusters/{self.cluster_id}/buckets/{cmd.bucket}/forget/{cmd.operation_id}",
         )

@@ -13,11 +13,11 @@ from services.mover.forget import Forgetter
 from services.mover.receive import Receiver
 from services.mover.send import Sender
 from services.mover.transfers import Mover
-from vessel.contracts import catalog
+from vessel.buckets import BucketRegistry, kube_secret_reader
+from vessel.contracts import subjects
 from vessel.contracts.commands import ForgetSnapshots
 from vessel.contracts.events import SnapshotsForgotten, TransferResult
 from vessel.kube.client import KubeCluster
-from vessel.objectstore.registry import BucketRegistry, kube_secret_reader
 from vessel.runtime import ServiceContext, run_service
 
 Direction = Literal["backup", "restore", "copy"]
@@ -43,7 +43,7 @@ async def serve(ctx: ServiceContext) -> None:
                 direction=direction,
                 error=error,
             )
-            await ctx.bus.publish(catalog.TRANSFER_FAILED, result)
+            await ctx.bus.publish(subjects.TRANSFER_FAILED, result)
 
         return answer
 
@@ -55,7 +55,7 @@ async def serve(ctx: ServiceContext) -> None:
             snapshot_ids=list(cmd.snapshot_ids),
             error=error,
         )
-        await ctx.bus.publish(catalog.SNAPSHOTS_FORGOTTEN, answer)
+        await ctx.bus.publish(subjects.SNAPSHOTS_FORGOTTEN, answer)
 
     cancels = Cancels(await ctx.bus.kv(CANCELS_BUCKET))
     mover = Mover(ctx.cluster, ctx.bus, await ctx.bus.kv("transfers"), data_for, cancels)
@@ -64,18 +64,18 @@ async def serve(ctx: ServiceContext) -> None:
     receiving = await Receiver(ctx.cluster, ctx.bus, buckets.prepare).start()
     stopping = await ctx.bus.consume(
         f"mover-{ctx.cluster}-cancels",
-        {catalog.OPERATION_CANCELED: cancels.on_canceled},
+        {subjects.OPERATION_CANCELED: cancels.on_canceled},
         deliver_new=True,
     )
     task = await ctx.bus.consume(
         f"mover-{ctx.cluster}",
         {
-            catalog.MOVE_TO_BUCKET: prepared(mover.to_bucket, ("bucket",), refuse("backup")),
-            catalog.MOVE_FROM_BUCKET: prepared(mover.from_bucket, ("bucket",), refuse("restore")),
-            catalog.COPY_SNAPSHOT: prepared(
+            subjects.MOVE_TO_BUCKET: prepared(mover.to_bucket, ("bucket",), refuse("backup")),
+            subjects.MOVE_FROM_BUCKET: prepared(mover.from_bucket, ("bucket",), refuse("restore")),
+            subjects.COPY_SNAPSHOT: prepared(
                 mover.copy, ("source_bucket", "target_bucket"), refuse("copy")
             ),
-            catalog.SEND_SNAPSHOT: prepared(sender.send, ("source_bucket",), refuse("copy")),
+            subjects.SEND_SNAPSHOT: prepared(sender.send, ("source_bucket",), refuse("copy")),
         },
         cluster=ctx.cluster,
     )
@@ -83,7 +83,7 @@ async def serve(ctx: ServiceContext) -> None:
     forgetting = await ctx.bus.consume(
         f"mover-{ctx.cluster}-forget",
         {
-            catalog.FORGET_SNAPSHOTS: prepared(
+            subjects.FORGET_SNAPSHOTS: prepared(
                 Forgetter(ctx.cluster, ctx.bus, data_for).on_forget, ("bucket",), unforgotten
             )
         },

@@ -46,7 +46,7 @@ from services.mover.repo.writer import BlobWriter
 from services.mover.volumes import RepositoryData
 from vessel.bus.errors import PermanentError
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.objectstore.base import ObjectStoreError
 from vessel.sealed.keys import MasterKey
 
@@ -179,7 +179,7 @@ class Receiver:
 
     async def start(self) -> asyncio.Task[None]:
         """Serve `open` and end idle sessions; cancelling the task stops both."""
-        subject = catalog.XFER_OPEN.format(cluster=self.cluster_id)
+        subject = subjects.XFER_OPEN.format(cluster=self.cluster_id)
         # One replica takes each `open` and serves that session's subjects itself.
         serving = await self.bus.serve(subject, self._open, queue=f"mover-{self.cluster_id}")
 
@@ -231,7 +231,9 @@ class Receiver:
             return failed(f"{where}: {type(exc).__name__}: {exc}")
         self.sessions[session.id] = session
         self._by_transfer[request.transfer_id] = session
-        subject = catalog.XFER_SESSION.format(cluster=self.cluster_id, session=session.id, verb="*")
+        subject = subjects.XFER_SESSION.format(
+            cluster=self.cluster_id, session=session.id, verb="*"
+        )
         session.serving = await self.bus.serve(subject, self._verb)
         reply = OpenReply(
             session=session.id,

@@ -41,7 +41,7 @@ from services.mover.transfers import DataFor, TransferWorker, record, transfer_s
 from services.mover.volumes import RepositoryData
 from vessel.bus.errors import BusError, PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferProgress, TransferResult
 from vessel.objectstore.base import ObjectNotFound, ObjectStoreError, StoreUnavailable
@@ -78,7 +78,7 @@ class Session:
 
     async def request(self, verb: str, body: bytes, wait: float | None = None) -> bytes:
         sealed = self.key.seal(body, aad(self.cmd.transfer_id, verb))
-        subject = catalog.XFER_SESSION.format(
+        subject = subjects.XFER_SESSION.format(
             cluster=self.cmd.target_cluster, session=self.id, verb=verb
         )
         self.sent += len(sealed)
@@ -86,7 +86,7 @@ class Session:
         return answer(reply, f"{verb} by the mover of cluster {self.cmd.target_cluster}")
 
     async def close(self) -> None:
-        subject = catalog.XFER_SESSION.format(
+        subject = subjects.XFER_SESSION.format(
             cluster=self.cmd.target_cluster, session=self.id, verb="close"
         )
         with contextlib.suppress(BusError, TimeoutError):
@@ -169,7 +169,7 @@ class Sender(TransferWorker):
             tree=doc.tree,
             chunk_avg=repo.config.chunk_avg,
         )
-        subject = catalog.XFER_OPEN.format(cluster=cmd.target_cluster)
+        subject = subjects.XFER_OPEN.format(cluster=cmd.target_cluster)
         body = request.model_dump_json().encode()
         raw = answer(
             await ask(self.bus, cmd.target_cluster, subject, body, 60.0),
@@ -239,7 +239,7 @@ class Sender(TransferWorker):
             bytes=session.sent,
             bytes_per_second=session.sent / max(now - session.started, 1e-3),
         )
-        await self.bus.publish(catalog.TRANSFER_PROGRESS, progress)
+        await self.bus.publish(subjects.TRANSFER_PROGRESS, progress)
 
 
 def next_batch(blobs: Iterator[tuple[bytes, str]]) -> dict[bytes, str]:

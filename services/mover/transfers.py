@@ -21,14 +21,14 @@ from services.mover.cancels import CANCELED, Cancels
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.progress import Progress, TransferStopped
 from services.mover.volumes import ProgressFn, RepositoryData, VolumeData
-from vessel import metrics, tracing
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CopySnapshot, MoveFromBucket, MoveToBucket, SendSnapshot
 from vessel.contracts.events import TransferProgress, TransferResult
 from vessel.objectstore.base import ObjectStoreError, StoreUnavailable
 from vessel.sealed.errors import KeyServiceUnreachable
+from vessel.telemetry import metrics, tracing
 
 log = logging.getLogger("vessel.mover")
 DataFor = Callable[[str], VolumeData]
@@ -104,7 +104,7 @@ class TransferWorker:
         await self._announce(result)
 
     async def _announce(self, result: TransferResult) -> None:
-        message = catalog.TRANSFER_FAILED if result.error else catalog.TRANSFER_COMPLETED
+        message = subjects.TRANSFER_FAILED if result.error else subjects.TRANSFER_COMPLETED
         subject = f"/clusters/{self.cluster_id}/transfers/{result.transfer_id}"
         await self.bus.publish(message, result, subject=subject)
 
@@ -134,7 +134,7 @@ class Mover(TransferWorker):
                 eta_seconds=eta,
             )
             asyncio.run_coroutine_threadsafe(
-                self.bus.publish(catalog.TRANSFER_PROGRESS, event), loop
+                self.bus.publish(subjects.TRANSFER_PROGRESS, event), loop
             )
 
         return report

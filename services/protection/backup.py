@@ -30,7 +30,7 @@ from services.protection.context import Protection
 from services.protection.hook_runs import run_stage
 from services.protection.hooks import HookOutcome
 from services.protection.snapshot import CannotSnapshot, SnapshotFlow
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup, MoveToBucket
 from vessel.contracts.events import AppRecord, BackupEvent, TransferResult
 from vessel.contracts.group_snapshots import GroupSnapshotResult
@@ -98,7 +98,7 @@ class BackupFlow:
             o.phase, o.source_cluster = "InProgress", record.cluster
 
         op = await self.p.operations.change(op_id, start)
-        await self.p.bus.publish(catalog.BACKUP_STARTED, self._event(op))
+        await self.p.bus.publish(subjects.BACKUP_STARTED, self._event(op))
         return op
 
     async def on_group(self, result: GroupSnapshotResult) -> None:
@@ -146,7 +146,7 @@ class BackupFlow:
         for w, v in zip(work, record.volumes, strict=True):
             parent, parent_path = parents.get((v.namespace, v.claim), (None, None))
             await self.p.bus.publish(
-                catalog.MOVE_TO_BUCKET,
+                subjects.MOVE_TO_BUCKET,
                 MoveToBucket(
                     transfer_id=w.transfer_id,
                     operation_id=op.id,
@@ -250,7 +250,7 @@ class BackupFlow:
 
         op = await self.p.operations.change(op.id, finish)
         log.info("backup %s of %s completed", op.id, op.app_id)
-        await self.p.bus.publish(catalog.BACKUP_COMPLETED, self._event(op))
+        await self.p.bus.publish(subjects.BACKUP_COMPLETED, self._event(op))
 
     async def _hooks(self, op: Operation, stage: HookStage) -> HookOutcome:
         entry = await self.p.inventory.get(f"apps.{op.app_id}")
@@ -266,7 +266,7 @@ class BackupFlow:
         if op.snapshot_id == op.id:  # its own snapshot ends with it
             await self.snapshots.abandon(op.snapshot_id)
         log.warning("backup %s failed: %s", op.id, message)
-        await self.p.bus.publish(catalog.BACKUP_FAILED, self._event(op))
+        await self.p.bus.publish(subjects.BACKUP_FAILED, self._event(op))
 
     @staticmethod
     def _event(op: Operation) -> BackupEvent:

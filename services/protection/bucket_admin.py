@@ -14,8 +14,9 @@ import logging
 
 from pydantic import ValidationError
 
+from vessel.buckets import BucketError, BucketRegistry
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.buckets import (
     BucketChanged,
     BucketRecord,
@@ -29,7 +30,6 @@ from vessel.contracts.buckets import (
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.operations import now
 from vessel.objectstore.base import ObjectNotFound, ObjectStoreError
-from vessel.objectstore.registry import BucketError, BucketRegistry
 
 log = logging.getLogger("vessel.protection.buckets")
 
@@ -56,7 +56,7 @@ class BucketAdmin:
         await self.kv.put(spec.name, record.model_dump_json().encode())
         log.info("bucket %s registered (%s/%s)", spec.name, spec.endpoint, spec.bucket)
         await self._announce(
-            catalog.BUCKET_UPDATED if existed else catalog.BUCKET_ADDED,
+            subjects.BUCKET_UPDATED if existed else subjects.BUCKET_ADDED,
             spec,
             cmd.operation_id,
             cmd.requested_by,
@@ -73,11 +73,11 @@ class BucketAdmin:
             return  # already gone: removal is idempotent
         await self.kv.delete(cmd.name)
         await self._announce(
-            catalog.BUCKET_REMOVED, found[1].spec, cmd.operation_id, cmd.requested_by
+            subjects.BUCKET_REMOVED, found[1].spec, cmd.operation_id, cmd.requested_by
         )
 
     async def _announce(
-        self, message: catalog.Message, spec: BucketSpec, op_id: str, requested_by: str
+        self, message: subjects.Message, spec: BucketSpec, op_id: str, requested_by: str
     ) -> None:
         changed = BucketChanged(
             operation_id=op_id,
@@ -91,7 +91,7 @@ class BucketAdmin:
     async def _reject(self, op_id: str, name: str, error: str) -> None:
         log.warning("bucket %s rejected: %s", name, error)
         await self.bus.publish(
-            catalog.BUCKET_REJECTED, BucketRejected(operation_id=op_id, name=name, error=error)
+            subjects.BUCKET_REJECTED, BucketRejected(operation_id=op_id, name=name, error=error)
         )
 
     async def answer_catalog(self, subject: str, body: bytes) -> bytes:

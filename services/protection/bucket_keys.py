@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from vessel.objectstore.registry import BucketRegistry
+from vessel.buckets import BucketRegistry
 from vessel.sealed.documents import KeyCache, SealedStore
 
 

@@ -16,7 +16,7 @@ import logging
 from services.protection.bucket_catalog import LISTING, prefix
 from services.protection.context import Protection
 from vessel.bus.errors import TemporaryError
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import BackupEvent
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import CancelOperation, OperationCanceled
@@ -53,7 +53,7 @@ class CancelFlow:
             await self.p.in_bucket(op.bucket, lambda s: _drop_catalog(s, op.id))
         log.info("operation %s canceled by %s", op.id, who)
         await self.p.bus.publish(
-            catalog.OPERATION_CANCELED,
+            subjects.OPERATION_CANCELED,
             OperationCanceled(
                 operation_id=op.id,
                 kind=op.kind,

@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from services.protection.context import Protection
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.events import AppRecord, BackupEvent, RestoreEvent
 from vessel.contracts.operations import Operation
@@ -98,7 +98,7 @@ class CompositeFlow:
         request: dict[str, Any] = op.request
         if step == BACKUP_STEP:
             await self.p.bus.publish(
-                catalog.CREATE_BACKUP,
+                subjects.CREATE_BACKUP,
                 CreateBackup(
                     operation_id=step_id(op.id, BACKUP_STEP),
                     app_id=op.app_id,
@@ -109,7 +109,7 @@ class CompositeFlow:
             )
         elif step == RESTORE_STEP:
             await self.p.bus.publish(
-                catalog.CREATE_RESTORE,
+                subjects.CREATE_RESTORE,
                 CreateRestore(
                     operation_id=step_id(op.id, RESTORE_STEP),
                     backup_id=op.backup_id,
@@ -196,12 +196,12 @@ class CompositeFlow:
 
     async def _announce(self, op: Operation, verb: str, step: str) -> None:
         events = {
-            ("clone", "started"): catalog.CLONE_STARTED,
-            ("clone", "completed"): catalog.CLONE_COMPLETED,
-            ("clone", "failed"): catalog.CLONE_FAILED,
-            ("migrate", "started"): catalog.MIGRATION_STARTED,
-            ("migrate", "completed"): catalog.MIGRATION_COMPLETED,
-            ("migrate", "failed"): catalog.MIGRATION_FAILED,
+            ("clone", "started"): subjects.CLONE_STARTED,
+            ("clone", "completed"): subjects.CLONE_COMPLETED,
+            ("clone", "failed"): subjects.CLONE_FAILED,
+            ("migrate", "started"): subjects.MIGRATION_STARTED,
+            ("migrate", "completed"): subjects.MIGRATION_COMPLETED,
+            ("migrate", "failed"): subjects.MIGRATION_FAILED,
         }
         await self.p.bus.publish(
             events[(op.kind, verb)],

@@ -10,11 +10,11 @@ from typing import TypeVar
 
 from services.protection.hook_store import HookStore
 from services.protection.operations import OperationStore
+from vessel.buckets import BucketError
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.base import AccessDenied, StoreUnavailable
-from vessel.objectstore.registry import BucketError
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.errors import KeyServiceUnreachable, SealError
 

@@ -37,7 +37,7 @@ from services.protection.bucket_catalog import (
 from services.protection.context import Protection
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import ForgetSnapshots
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent, SnapshotsForgotten
 from vessel.contracts.operations import Operation, Phase
@@ -169,7 +169,7 @@ class DeletionFlow:
 
         await self.p.operations.change(op.id, forgetting)
         await self.p.bus.publish(
-            catalog.FORGET_SNAPSHOTS,
+            subjects.FORGET_SNAPSHOTS,
             ForgetSnapshots(
                 operation_id=op.id,
                 cluster=cluster,
@@ -194,7 +194,7 @@ class DeletionFlow:
         op = await self._finish(op_id, "Completed", f"{volumes} repository snapshots forgotten")
         log.info("backup %s deleted from %s", op.backup_id, op.bucket)
         await self.p.bus.publish(
-            catalog.BACKUP_DELETED,
+            subjects.BACKUP_DELETED,
             BackupEvent(
                 backup_id=op.backup_id,
                 operation_id=op.id,
@@ -240,7 +240,7 @@ class DeletionFlow:
         message = f"{len(record.volumes)} VolumeSnapshots deleted" if record else "already deleted"
         op = await self._finish(op.id, "Completed", message)
         await self.p.bus.publish(
-            catalog.APP_SNAPSHOT_DELETED,
+            subjects.APP_SNAPSHOT_DELETED,
             AppSnapshotEvent(
                 snapshot_id=cmd.snapshot_id,
                 operation_id=op.id,

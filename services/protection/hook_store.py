@@ -14,7 +14,7 @@ import logging
 from pydantic import ValidationError
 
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.hooks import ExecHook, HookStage, PutHook, RemoveHook, hook_key
 
 log = logging.getLogger("vessel.protection.hooks")
@@ -30,7 +30,7 @@ class HookStore:
         await self.kv.put(hook.key, hook.model_dump_json().encode())
         log.info("hook %s of %s put by %s", hook.id, hook.app_id, cmd.requested_by)
         await self.bus.publish(
-            catalog.HOOK_CHANGED, hook, subject=f"/apps/{hook.app_id}/hooks/{hook.id}"
+            subjects.HOOK_CHANGED, hook, subject=f"/apps/{hook.app_id}/hooks/{hook.id}"
         )
 
     async def on_remove(self, cmd: RemoveHook) -> None:
@@ -42,7 +42,7 @@ class HookStore:
         await self.kv.delete(key)
         log.info("hook %s of %s removed by %s", hook.id, hook.app_id, cmd.requested_by)
         await self.bus.publish(
-            catalog.HOOK_REMOVED, hook, subject=f"/apps/{hook.app_id}/hooks/{hook.id}"
+            subjects.HOOK_REMOVED, hook, subject=f"/apps/{hook.app_id}/hooks/{hook.id}"
         )
 
     async def get(self, app_id: str, hook_id: str) -> ExecHook | None:
@@ -74,6 +74,6 @@ async def start_hooks(bus: Bus) -> tuple[HookStore, asyncio.Task[None]]:
     store = HookStore(bus, await bus.kv("hooks"))
     task = await bus.consume(
         "protection-hooks",
-        {catalog.PUT_HOOK: store.on_put, catalog.REMOVE_HOOK: store.on_remove},
+        {subjects.PUT_HOOK: store.on_put, subjects.REMOVE_HOOK: store.on_remove},
     )
     return store, task

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from services.protection.hook_targets import app_pods, claim_mounts, matching_containers
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import AppRecord
 from vessel.contracts.hooks import ExecHook, HookFailed, HookStage
 from vessel.contracts.protection import ItemResult, ItemState
@@ -137,7 +137,7 @@ async def report(bus: Bus, outcome: HookOutcome, operation_id: str = "") -> None
     for failure in outcome.failures:
         event = failure.model_copy(update={"operation_id": operation_id or failure.operation_id})
         await bus.publish(
-            catalog.HOOK_FAILED,
+            subjects.HOOK_FAILED,
             event,
             subject=f"/apps/{failure.app_id}/hooks/{failure.hook_id}",
         )

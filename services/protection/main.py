@@ -16,11 +16,11 @@ from services.protection.preflight import serve_preflight
 from services.protection.restore import RestoreFlow
 from services.protection.schedules.wiring import start_schedules
 from services.protection.snapshot import SnapshotFlow
-from vessel.contracts import catalog
+from vessel.buckets import BucketRegistry, kube_secret_reader
+from vessel.contracts import subjects
 from vessel.contracts.events import TransferResult
 from vessel.contracts.group_snapshots import GroupSnapshotResult
 from vessel.kube.client import KubeCluster
-from vessel.objectstore.registry import BucketRegistry, kube_secret_reader
 from vessel.runtime import ServiceContext, run_service
 
 
@@ -66,23 +66,23 @@ async def serve(ctx: ServiceContext) -> None:
     events = await ctx.bus.consume(
         "protection-events",
         {
-            catalog.TRANSFER_COMPLETED: on_transfer,
-            catalog.TRANSFER_FAILED: on_transfer,
-            catalog.VOLUME_PROVISIONED: restores.on_volume,
-            catalog.OPERATION_CANCELED: restores.on_canceled,
-            catalog.GROUP_SNAPSHOT_CREATED: on_group,
-            catalog.GROUP_SNAPSHOT_FAILED: on_group,
-            catalog.BACKUP_COMPLETED: cancels.on_backup_completed,
+            subjects.TRANSFER_COMPLETED: on_transfer,
+            subjects.TRANSFER_FAILED: on_transfer,
+            subjects.VOLUME_PROVISIONED: restores.on_volume,
+            subjects.OPERATION_CANCELED: restores.on_canceled,
+            subjects.GROUP_SNAPSHOT_CREATED: on_group,
+            subjects.GROUP_SNAPSHOT_FAILED: on_group,
+            subjects.BACKUP_COMPLETED: cancels.on_backup_completed,
         },
         deliver_new=True,
     )
     composed = await ctx.bus.consume(
         "protection-composites",
         {
-            catalog.BACKUP_COMPLETED: composites.on_backup,
-            catalog.BACKUP_FAILED: composites.on_backup,
-            catalog.RESTORE_COMPLETED: composites.on_restore,
-            catalog.RESTORE_FAILED: composites.on_restore,
+            subjects.BACKUP_COMPLETED: composites.on_backup,
+            subjects.BACKUP_FAILED: composites.on_backup,
+            subjects.RESTORE_COMPLETED: composites.on_restore,
+            subjects.RESTORE_FAILED: composites.on_restore,
         },
         deliver_new=True,
     )
@@ -92,18 +92,18 @@ async def serve(ctx: ServiceContext) -> None:
         await ctx.bus.consume(
             "protection-commands",
             {
-                catalog.CREATE_BACKUP: backups.on_command,
-                catalog.CREATE_RESTORE: restores.on_command,
-                catalog.CREATE_SNAPSHOT: snapshots.on_command,
-                catalog.CANCEL_OPERATION: cancels.on_command,
-                catalog.CREATE_CLONE: composites.on_clone,
-                catalog.CREATE_MIGRATION: composites.on_migration,
-                catalog.PUT_BUCKET: bucket_admin.on_put,
-                catalog.REMOVE_BUCKET: bucket_admin.on_remove,
+                subjects.CREATE_BACKUP: backups.on_command,
+                subjects.CREATE_RESTORE: restores.on_command,
+                subjects.CREATE_SNAPSHOT: snapshots.on_command,
+                subjects.CANCEL_OPERATION: cancels.on_command,
+                subjects.CREATE_CLONE: composites.on_clone,
+                subjects.CREATE_MIGRATION: composites.on_migration,
+                subjects.PUT_BUCKET: bucket_admin.on_put,
+                subjects.REMOVE_BUCKET: bucket_admin.on_remove,
             },
         ),
         await ctx.bus.serve(
-            catalog.QUERY_CATALOG, bucket_admin.answer_catalog, queue="protection-queries"
+            subjects.QUERY_CATALOG, bucket_admin.answer_catalog, queue="protection-queries"
         ),
     ]
     tasks.append(await serve_preflight(p))

@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from vessel import metrics
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import KeyValue
 from vessel.contracts.activity import activity_key, for_operation
 from vessel.contracts.events import TransferResult
 from vessel.contracts.operations import Operation, now
+from vessel.telemetry import metrics
 
 
 class OperationStore:

@@ -33,7 +33,7 @@ from services.protection.restore_plan import (
     describe,
 )
 from vessel.config import ConfigError
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.protection import PreflightResult, PreflightViolation, RestorePreflight
 from vessel.kube.client import KubeCluster
@@ -191,7 +191,7 @@ async def answer(p: Protection, body: bytes) -> bytes:
             f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
         )
         reply = QueryFailed(
-            error=f"invalid request on {catalog.QUERY_RESTORE_PREFLIGHT}: {problems}"
+            error=f"invalid request on {subjects.QUERY_RESTORE_PREFLIGHT}: {problems}"
         )
         return reply.model_dump_json().encode()
     try:
@@ -208,4 +208,4 @@ async def serve_preflight(p: Protection) -> asyncio.Task[None]:
     async def handle(subject: str, body: bytes) -> bytes:
         return await answer(p, body)
 
-    return await p.bus.serve(catalog.QUERY_RESTORE_PREFLIGHT, handle, queue=QUEUE)
+    return await p.bus.serve(subjects.QUERY_RESTORE_PREFLIGHT, handle, queue=QUEUE)

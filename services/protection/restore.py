@@ -19,7 +19,7 @@ from services.protection.hook_runs import restored_app, run_stage
 from services.protection.preflight import preflight
 from services.protection.restore_apply import Policy, apply_all
 from services.protection.restore_plan import RestorePlan, build_plan
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateRestore, MoveFromBucket
 from vessel.contracts.events import RestoreEvent, TransferResult, VolumeProvisioned
 from vessel.contracts.operations import Operation, VolumeWork
@@ -118,7 +118,7 @@ class RestoreFlow:
             o.volumes = volumes
 
         op = await self.p.operations.change(op.id, start)
-        await self.p.bus.publish(catalog.RESTORE_STARTED, self._event(op))
+        await self.p.bus.publish(subjects.RESTORE_STARTED, self._event(op))
         for w in volumes:  # waits are recorded before the claims exist: no event can be missed
             await self.p.waits.put(
                 wait_key(op.target_cluster, w.namespace, w.claim), op.id.encode()
@@ -151,7 +151,7 @@ class RestoreFlow:
             w for w in op.volumes if w.namespace == event.namespace and w.claim == event.claim
         )
         await self.p.bus.publish(
-            catalog.MOVE_FROM_BUCKET,
+            subjects.MOVE_FROM_BUCKET,
             MoveFromBucket(
                 transfer_id=work.transfer_id,
                 operation_id=op.id,
@@ -219,7 +219,7 @@ class RestoreFlow:
         op = await self.p.operations.change(op.id, finish)
         log.info("restore %s ended %s in %s", op.id, op.phase, op.target_cluster)
         await self._release(op)
-        await self.p.bus.publish(catalog.RESTORE_COMPLETED, self._event(op))
+        await self.p.bus.publish(subjects.RESTORE_COMPLETED, self._event(op))
 
     async def _record(self, op: Operation, items: list[ItemResult]) -> Operation:
         def record(o: Operation) -> None:
@@ -239,7 +239,7 @@ class RestoreFlow:
         op = await self.p.operations.change(op.id, fail)
         log.warning("restore %s failed: %s", op.id, message)
         await self._release(op)
-        await self.p.bus.publish(catalog.RESTORE_FAILED, self._event(op))
+        await self.p.bus.publish(subjects.RESTORE_FAILED, self._event(op))
 
     @staticmethod
     def _event(op: Operation) -> RestoreEvent:

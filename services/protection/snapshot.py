@@ -20,7 +20,7 @@ from services.protection.hook_runs import run_stage
 from services.protection.hooks import HookOutcome
 from services.protection.resources import sanitize
 from vessel.bus.nats_port import KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import AppRecord, AppSnapshotEvent
 from vessel.contracts.group_snapshots import GroupClaim, GroupSnapshotResult, SnapshotGroup
 from vessel.contracts.hooks import HookStage
@@ -173,7 +173,7 @@ class SnapshotFlow:
 
         op = await self.p.operations.change(op.id, start)
         if op.kind == "snapshot":
-            await self.p.bus.publish(catalog.SNAPSHOT_STARTED, self._event(op, record))
+            await self.p.bus.publish(subjects.SNAPSHOT_STARTED, self._event(op, record))
         if not claims:
             return await self.settle(op, record, [], 0.0)
         pre = await self._hooks(op, app, "pre-snapshot")
@@ -181,7 +181,7 @@ class SnapshotFlow:
             failed = "; ".join(i.name for i in pre.items if i.state == "Failed")
             raise CannotSnapshot(f"pre-snapshot hook failed: {failed}")
         await self.p.bus.publish(
-            catalog.SNAPSHOT_GROUP,
+            subjects.SNAPSHOT_GROUP,
             SnapshotGroup(operation_id=op.id, group_id=snapshot_id, claims=claims),
             cluster=app.cluster,
         )
@@ -264,7 +264,7 @@ class SnapshotFlow:
         op = await self.p.operations.change(op.id, finish)
         log.info("app snapshot %s of %s: %s (%s)", record.id, record.app_id, phase, message)
         if op.kind == "snapshot":
-            done = catalog.SNAPSHOT_COMPLETED if phase == "Completed" else catalog.SNAPSHOT_FAILED
+            done = subjects.SNAPSHOT_COMPLETED if phase == "Completed" else subjects.SNAPSHOT_FAILED
             await self.p.bus.publish(done, self._event(op, record))
         return record
 
@@ -278,7 +278,7 @@ class SnapshotFlow:
         event = AppSnapshotEvent(
             snapshot_id=op.snapshot_id, operation_id=op.id, app_id=op.app_id, message=message
         )
-        await self.p.bus.publish(catalog.SNAPSHOT_FAILED, event)
+        await self.p.bus.publish(subjects.SNAPSHOT_FAILED, event)
 
     async def abandon(self, snapshot_id: str) -> None:
         """A snapshot whose operation failed before it ended is Failed too."""

@@ -14,13 +14,13 @@ from typing import Any
 
 from vessel.bus.codec import encode
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
-from vessel.contracts.catalog import Message
+from vessel.contracts import subjects
 from vessel.contracts.events import VolumeFailed
 from vessel.contracts.models import Payload
+from vessel.contracts.subjects import Message
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import KubeError
-from vessel.telemetry import child_traceparent
+from vessel.telemetry.logs import child_traceparent
 
 log = logging.getLogger("vessel.provisioner")
 Obj = dict[str, Any]
@@ -85,7 +85,7 @@ class Announcer:
             return
         meta = claim["metadata"]
         await self.bus.publish(
-            catalog.VOLUME_FAILED,
+            subjects.VOLUME_FAILED,
             VolumeFailed(
                 cluster=self.cluster,
                 namespace=meta["namespace"],

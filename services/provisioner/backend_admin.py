@@ -25,7 +25,7 @@ from services.provisioner.env import Env
 from services.provisioner.pools import DEFAULT_POOL, Pool, build_pools, check_backend_names
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.config import BackendConfig, ConfigError
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import PutBackend, RemoveBackend
 from vessel.contracts.events import BackendChanged, BackendRejected
 
@@ -128,9 +128,9 @@ class BackendAdmin:
         task = await self.bus.consume(
             f"provisioner-{self.env.cluster_id}-backends",
             {
-                catalog.ADD_BACKEND: self.add,
-                catalog.UPDATE_BACKEND: self.update,
-                catalog.REMOVE_BACKEND: self.remove,
+                subjects.ADD_BACKEND: self.add,
+                subjects.UPDATE_BACKEND: self.update,
+                subjects.REMOVE_BACKEND: self.remove,
             },
             cluster=self.env.cluster_id,
         )
@@ -150,7 +150,7 @@ class BackendAdmin:
         name = cmd.name
         stored = await self._stored(name)
         if stored is not None and stored.get("operation_id") == cmd.operation_id:
-            await self._changed(catalog.BACKEND_REMOVED, cmd.operation_id, name, None)
+            await self._changed(subjects.BACKEND_REMOVED, cmd.operation_id, name, None)
             return
         try:
             if name not in self.env.backends:
@@ -171,12 +171,12 @@ class BackendAdmin:
             self.env.pools[:] = [p for p in self.env.pools if p.backend != name]
             self.configs.pop(name, None)
         log.info("backend %s removed", name)
-        await self._changed(catalog.BACKEND_REMOVED, cmd.operation_id, name, None)
+        await self._changed(subjects.BACKEND_REMOVED, cmd.operation_id, name, None)
 
     async def _put(self, cmd: PutBackend, action: Literal["add", "update"]) -> None:
         given = str(cmd.backend.get("name", ""))
         stored = await self._stored(given) if given else None
-        event = catalog.BACKEND_ADDED if action == "add" else catalog.BACKEND_UPDATED
+        event = subjects.BACKEND_ADDED if action == "add" else subjects.BACKEND_UPDATED
         if stored is not None and stored.get("operation_id") == cmd.operation_id:
             config = self.configs.get(given)
             await self._changed(event, cmd.operation_id, given, config)
@@ -247,7 +247,7 @@ class BackendAdmin:
 
     async def _changed(
         self,
-        message: catalog.Message,
+        message: subjects.Message,
         operation_id: str,
         name: str,
         config: BackendConfig | None,
@@ -268,7 +268,7 @@ class BackendAdmin:
     async def _reject(self, operation_id: str, action: Action, name: str, error: str) -> None:
         log.warning("backend %s refused: %s", action, error)
         await self.env.announce.publish(
-            catalog.BACKEND_REJECTED,
+            subjects.BACKEND_REJECTED,
             BackendRejected(
                 cluster=self.env.cluster_id,
                 operation_id=operation_id,

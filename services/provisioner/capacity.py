@@ -15,7 +15,7 @@ from pathlib import Path
 from services.provisioner.backends.base import StorageBackend
 from services.provisioner.env import Env
 from services.provisioner.pools import Pool
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import PoolCapacityLow
 
 log = logging.getLogger("vessel.provisioner")
@@ -70,7 +70,7 @@ class CapacityWatch:
             pool.low_capacity_percent,
         )
         await self.env.announce.publish(
-            catalog.POOL_CAPACITY_LOW,
+            subjects.POOL_CAPACITY_LOW,
             PoolCapacityLow(
                 cluster=self.env.cluster_id,
                 backend=pool.backend,

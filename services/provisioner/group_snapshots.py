@@ -35,7 +35,7 @@ from services.provisioner.snapshots import (
 from services.provisioner.sources import snapshot_id_of
 from vessel.bus.errors import TemporaryError
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.group_snapshots import GroupMember, GroupSnapshotResult, SnapshotGroup
 from vessel.kube.errors import AlreadyExists, KubeError
 
@@ -89,7 +89,7 @@ class GroupSnapshots:
         await ready.wait()
         task = await bus.consume(
             f"provisioner-{self.env.cluster_id}-groups",
-            {catalog.SNAPSHOT_GROUP: self.take},
+            {subjects.SNAPSHOT_GROUP: self.take},
             cluster=self.env.cluster_id,
         )
         try:
@@ -100,7 +100,9 @@ class GroupSnapshots:
 
     async def take(self, cmd: SnapshotGroup) -> None:
         result = await self.snapshot(cmd)
-        message = catalog.GROUP_SNAPSHOT_FAILED if result.error else catalog.GROUP_SNAPSHOT_CREATED
+        message = (
+            subjects.GROUP_SNAPSHOT_FAILED if result.error else subjects.GROUP_SNAPSHOT_CREATED
+        )
         await self.env.announce.publish(message, result, f"{cmd.group_id}/{cmd.operation_id}")
 
     async def snapshot(self, cmd: SnapshotGroup) -> GroupSnapshotResult:
@@ -237,7 +239,7 @@ class GroupSnapshots:
                 annotations={SPREAD_ANNOTATION: f"{spread:.6f}"},
             )
             await self.env.announce.publish(
-                catalog.SNAPSHOT_CREATED, self.controller._payload(record), record.snapshot_id
+                subjects.SNAPSHOT_CREATED, self.controller._payload(record), record.snapshot_id
             )
             m.record = await self.env.snapshots.save(record)
         await self.controller._publish_status(m.vs, m.record)

@@ -10,9 +10,9 @@ from services.provisioner.backends.base import BackendError, StorageBackend
 from services.provisioner.controller import Provisioner
 from services.provisioner.queries import serve_queries
 from services.provisioner.records import VolumeRecord
-from vessel import metrics
 from vessel.kube.client import KubeCluster
 from vessel.runtime import ServiceContext, run_service
+from vessel.telemetry import metrics
 
 
 async def serve(ctx: ServiceContext) -> None:

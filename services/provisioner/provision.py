@@ -37,7 +37,7 @@ from services.provisioner.matching import NoCapacity, NoMatch, Requirements, mat
 from services.provisioner.pools import Pool
 from services.provisioner.records import VolumeRecord
 from services.provisioner.sources import Origin, clone_origin, import_origin
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import CloneCreated, VolumeImported, VolumeProvisioned
 from vessel.kube.errors import AlreadyExists
 
@@ -186,12 +186,12 @@ class Provisioning:
                 source_name=name,
             )
             await self.env.announce.publish(
-                catalog.CLONE_CREATED, payload, record.volume_id, subject
+                subjects.CLONE_CREATED, payload, record.volume_id, subject
             )
         elif record.origin == "import":
             imported = VolumeImported(**common, source=record.source)
             await self.env.announce.publish(
-                catalog.VOLUME_IMPORTED, imported, record.volume_id, subject
+                subjects.VOLUME_IMPORTED, imported, record.volume_id, subject
             )
 
     async def _ensure_pv(self, req: ClaimRequest, record: VolumeRecord) -> None:
@@ -223,7 +223,7 @@ class Provisioning:
         if record.state != "Provisioned":
             return
         await self.env.announce.publish(
-            catalog.VOLUME_PROVISIONED,
+            subjects.VOLUME_PROVISIONED,
             VolumeProvisioned(
                 cluster=record.cluster,
                 namespace=record.namespace,

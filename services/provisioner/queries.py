@@ -20,7 +20,7 @@ from services.provisioner.capacity import backend_total
 from services.provisioner.env import Env
 from vessel.bus.nats_port import Bus
 from vessel.config import PROVISIONER_NAME
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.infra_queries import (
     BackendInfo,
@@ -152,7 +152,7 @@ async def answer(env: Env, subject: str, body: bytes) -> bytes:
 async def serve_queries(env: Env, bus: Bus, ready: asyncio.Event) -> None:
     """Answer this cluster's queries once the provisioner's caches are filled."""
     await ready.wait()
-    prefix = catalog.QUERY_PROVISIONER_BACKENDS.format(cluster=env.cluster_id).rsplit(".", 1)[0]
+    prefix = subjects.QUERY_PROVISIONER_BACKENDS.format(cluster=env.cluster_id).rsplit(".", 1)[0]
 
     async def handler(subject: str, body: bytes) -> bytes:
         return await answer(env, subject, body)

@@ -17,7 +17,7 @@ from services.provisioner.backends.base import BackendError
 from services.provisioner.env import Env
 from services.provisioner.records import VolumeRecord
 from services.provisioner.workqueue import Retry
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import VolumeDeleted, VolumeRetained
 
 log = logging.getLogger("vessel.provisioner")
@@ -90,7 +90,7 @@ class Reclaimer:
             raise Retry(f"deleting volume {record.volume_id}: {exc}") from exc
         await self.env.kube.delete("v1", "PersistentVolume", record.volume_id)
         await self.env.announce.publish(
-            catalog.VOLUME_DELETED,
+            subjects.VOLUME_DELETED,
             VolumeDeleted(
                 cluster=self.env.cluster_id,
                 namespace=record.namespace,
@@ -111,7 +111,7 @@ class Reclaimer:
         if record.state == "Retained":
             return
         await self.env.announce.publish(
-            catalog.VOLUME_RETAINED,
+            subjects.VOLUME_RETAINED,
             VolumeRetained(
                 cluster=self.env.cluster_id,
                 namespace=record.namespace,

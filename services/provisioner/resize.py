@@ -19,7 +19,7 @@ from services.provisioner.classes import allows_expansion, class_policy
 from services.provisioner.env import Env
 from services.provisioner.records import VolumeRecord
 from services.provisioner.workqueue import Retry
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import VolumeExpanded, VolumeSizeReason
 from vessel.kube.client import quantity_bytes
 
@@ -114,7 +114,7 @@ class Resizer:
             status=True,
         )
         await self.env.announce.publish(
-            catalog.VOLUME_EXPANDED,
+            subjects.VOLUME_EXPANDED,
             VolumeExpanded(
                 cluster=record.cluster,
                 namespace=record.namespace,

@@ -27,7 +27,7 @@ from services.provisioner.env import Env
 from services.provisioner.records import VolumeRecord
 from services.provisioner.sources import snapshot_id_of
 from services.provisioner.workqueue import Retry
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import SnapshotReverted
 
 Obj = dict[str, Any]
@@ -133,7 +133,7 @@ class Reverter:
         meta = claim["metadata"]
         name = snapshot["metadata"]["name"]
         await self.env.announce.publish(
-            catalog.SNAPSHOT_REVERTED,
+            subjects.SNAPSHOT_REVERTED,
             SnapshotReverted(
                 cluster=self.env.cluster_id,
                 namespace=meta["namespace"],

@@ -25,7 +25,7 @@ from services.provisioner.records import SnapshotRecord
 from services.provisioner.sources import snapshot_id_of
 from services.provisioner.workqueue import Retry
 from vessel.config import PROVISIONER_NAME
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import SnapshotChanged
 from vessel.kube.errors import AlreadyExists
 
@@ -184,7 +184,7 @@ class Snapshots:
         )
         await self._ensure_content(vs, ready, vclass)
         await self.env.announce.publish(
-            catalog.SNAPSHOT_CREATED, self._payload(ready), ready.snapshot_id
+            subjects.SNAPSHOT_CREATED, self._payload(ready), ready.snapshot_id
         )
         ready = await self.env.snapshots.save(ready)
         await self._publish_status(vs, ready)
@@ -244,7 +244,7 @@ class Snapshots:
                     raise Retry(f"deleting snapshot {record.snapshot_id}: {exc}") from exc
                 await self.env.kube.delete(SNAPSHOT_API, "VolumeSnapshotContent", record.content)
                 await self.env.announce.publish(
-                    catalog.SNAPSHOT_DELETED, self._payload(record), record.snapshot_id
+                    subjects.SNAPSHOT_DELETED, self._payload(record), record.snapshot_id
                 )
             await self.env.snapshots.remove(record.snapshot_id)
         await self._drop_finalizer(vs)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from vessel import metrics
+from vessel.telemetry import metrics
 
 log = logging.getLogger("vessel.provisioner")
 Key = tuple[str, str]

@@ -15,12 +15,10 @@ from vessel.bus import nats_port
 from vessel.bus.codec import DecodeError, decode, for_dead_letter
 from vessel.bus.errors import BusError, KeyExistsError, PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus
-from vessel.cli.main import main as cli_main
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import MoveToBucket
 from vessel.contracts.envelope import CloudEvent, new_event
 from vessel.contracts.events import DeadLettered, TransferResult
-from vessel.rig.processes import NatsServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,7 +40,7 @@ def cluster_id() -> str:
 async def dead_letters(bus: Bus, since: datetime, count: int) -> list[DeadLettered]:
     found: list[DeadLettered] = []
     async with asyncio.timeout(20):
-        async for _, event in bus.tail(catalog.DEAD_LETTERED.subject, since=since):
+        async for _, event in bus.tail(subjects.DEAD_LETTERED.subject, since=since):
             found.append(DeadLettered.model_validate(event.data))
             if len(found) == count:
                 return found
@@ -50,18 +48,18 @@ async def dead_letters(bus: Bus, since: datetime, count: int) -> list[DeadLetter
 
 
 async def consume(bus: Bus, cluster: str, handler: Callable[[Any], Awaitable[None]]) -> None:
-    await bus.consume(f"test-{cluster}", {catalog.MOVE_TO_BUCKET: handler}, cluster=cluster)
+    await bus.consume(f"test-{cluster}", {subjects.MOVE_TO_BUCKET: handler}, cluster=cluster)
 
 
 async def test_publish_is_deduplicated_by_event_id(bus: Bus) -> None:
     cluster = cluster_id()
     event = new_event(
-        catalog.MOVE_TO_BUCKET.type, "/test", command(cluster).model_dump(), None, None
+        subjects.MOVE_TO_BUCKET.type, "/test", command(cluster).model_dump(), None, None
     )
-    before = (await bus.js.stream_info(catalog.COMMANDS_STREAM)).state.messages
+    before = (await bus.js.stream_info(subjects.COMMANDS_STREAM)).state.messages
     for _ in range(3):
-        await bus.publish_raw(catalog.MOVE_TO_BUCKET.subject_for(cluster), event)
-    after = (await bus.js.stream_info(catalog.COMMANDS_STREAM)).state.messages
+        await bus.publish_raw(subjects.MOVE_TO_BUCKET.subject_for(cluster), event)
+    after = (await bus.js.stream_info(subjects.COMMANDS_STREAM)).state.messages
     assert after - before == 1
 
 
@@ -75,7 +73,7 @@ async def test_handler_receives_model_with_trace_context_and_acks(bus: Bus) -> N
         done.set()
 
     await consume(bus, cluster, handler)
-    sent = await bus.publish(catalog.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
+    sent = await bus.publish(subjects.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
     await asyncio.wait_for(done.wait(), 10)
     await asyncio.sleep(0.5)  # an unacked message would be redelivered; give it the chance
     assert seen == [command(cluster)]
@@ -95,7 +93,7 @@ async def test_temporary_error_redelivers_until_success(bus: Bus) -> None:
         done.set()
 
     await consume(bus, cluster, handler)
-    await bus.publish(catalog.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
+    await bus.publish(subjects.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
     await asyncio.wait_for(done.wait(), 10)
     assert attempts == 3
 
@@ -113,12 +111,12 @@ async def test_invalid_payload_is_dead_lettered_with_the_field(bus: Bus) -> None
     bad = command(cluster).model_dump()
     del bad["source_path"]
     bad["cluster"] = "Not/A Cluster"
-    event = new_event(catalog.MOVE_TO_BUCKET.type, "/test", bad, None, None)
-    await bus.publish_raw(catalog.MOVE_TO_BUCKET.subject_for(cluster), event)
+    event = new_event(subjects.MOVE_TO_BUCKET.type, "/test", bad, None, None)
+    await bus.publish_raw(subjects.MOVE_TO_BUCKET.subject_for(cluster), event)
     [letter] = await dead_letters(bus, since, 1)
     assert letter.message_id == event.id
     assert "source_path" in letter.error and "cluster" in letter.error
-    assert letter.subject == catalog.MOVE_TO_BUCKET.subject_for(cluster)
+    assert letter.subject == subjects.MOVE_TO_BUCKET.subject_for(cluster)
     assert calls == 0
 
 
@@ -130,7 +128,7 @@ async def test_garbage_envelope_is_dead_lettered(bus: Bus) -> None:
 
     await consume(bus, cluster, handler)
     since = datetime.now(UTC)
-    await bus.js.publish(catalog.MOVE_TO_BUCKET.subject_for(cluster), b"{not json")
+    await bus.js.publish(subjects.MOVE_TO_BUCKET.subject_for(cluster), b"{not json")
     [letter] = await dead_letters(bus, since, 1)
     assert "invalid CloudEvent envelope" in letter.error
     assert letter.data == "{not json"
@@ -148,8 +146,8 @@ async def test_permanent_error_and_exhausted_retries_are_dead_lettered(bus: Bus)
 
     await consume(bus, cluster, handler)
     since = datetime.now(UTC)
-    await bus.publish(catalog.MOVE_TO_BUCKET, command(cluster, "permanent"), cluster=cluster)
-    await bus.publish(catalog.MOVE_TO_BUCKET, command(cluster, "flaky"), cluster=cluster)
+    await bus.publish(subjects.MOVE_TO_BUCKET, command(cluster, "permanent"), cluster=cluster)
+    await bus.publish(subjects.MOVE_TO_BUCKET, command(cluster, "flaky"), cluster=cluster)
     letters = await dead_letters(bus, since, 2)
     errors = sorted(letter.error for letter in letters)
     assert errors[0].startswith(f"gave up after {nats_port.MAX_DELIVER} deliveries")
@@ -187,7 +185,7 @@ def test_envelope_rejects_foreign_types() -> None:
 def test_dead_letters_never_copy_secret_fields() -> None:
     kubeconfig = "apiVersion: v1\nusers: [{name: u, user: {token: very-secret-token}}]"
     bad = {"operation_id": "op 1 is not an identifier", "cluster": "c1", "kubeconfig": kubeconfig}
-    event = new_event(catalog.REGISTER_CLUSTER.type, "/test", bad, None, None)
+    event = new_event(subjects.REGISTER_CLUSTER.type, "/test", bad, None, None)
     body = event.model_dump_json().encode()
     with pytest.raises(DecodeError) as raised:
         decode(body)
@@ -214,34 +212,26 @@ async def test_request_reply_is_answered_once_per_queue_group(bus: Bus) -> None:
         await bus.request(f"{subject}x.none", b"?", wait=1)
 
 
-async def test_cli_tails_events_from_a_point_in_time(
-    bus: Bus, nats_server: NatsServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    since = datetime.now(UTC)
+async def test_tail_replays_events_from_a_point_in_time(bus: Bus) -> None:
     cluster = cluster_id()
-    await bus.publish(
-        catalog.TRANSFER_FAILED,
-        TransferResult(
-            transfer_id="t9", operation_id="op9", cluster=cluster, direction="backup", error="boom"
-        ),
-    )
-    code = await asyncio.to_thread(
-        cli_main,
-        [
-            "-o",
-            "json",
-            "events",
-            "tail",
-            "--nats",
-            nats_server.url,
-            "--since",
-            since.isoformat(),
-            "--type",
-            "io.vessel.mover.transfer",
-            "--count",
-            "1",
-        ],
-    )
-    assert code == 0
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line["type"] == catalog.TRANSFER_FAILED.type and line["data"]["cluster"] == cluster
+
+    def failed(transfer_id: str) -> TransferResult:
+        return TransferResult(
+            transfer_id=transfer_id,
+            operation_id="op9",
+            cluster=cluster,
+            direction="backup",
+            error="boom",
+        )
+
+    await bus.publish(subjects.TRANSFER_FAILED, failed("before"))
+    await asyncio.sleep(0.05)
+    since = datetime.now(UTC)
+    await bus.publish(subjects.TRANSFER_FAILED, failed("after"))
+    seen = []
+    async for subject, event in bus.tail(subjects.TRANSFER_FAILED.subject, since=since):
+        seen.append((subject, event.type, event.data["transfer_id"]))
+        if event.data["cluster"] == cluster:
+            break
+    assert seen[-1] == (subjects.TRANSFER_FAILED.subject, subjects.TRANSFER_FAILED.type, "after")
+    assert all(transfer != "before" for *_, transfer in seen)

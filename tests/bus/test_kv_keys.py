@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import DeadLettered
 
 
@@ -33,16 +33,16 @@ async def test_a_key_nats_cannot_store_reads_as_absent(bus: Bus) -> None:
 
 async def test_tailing_events_leaves_no_consumer_behind(bus: Bus) -> None:
     await bus.ensure_streams()
-    before = (await bus.js.stream_info(catalog.EVENTS_STREAM)).state.consumer_count
+    before = (await bus.js.stream_info(subjects.EVENTS_STREAM)).state.consumer_count
     since = datetime.now(UTC) - timedelta(seconds=1)
-    await bus.publish(catalog.DEAD_LETTERED, _dead_letter())
+    await bus.publish(subjects.DEAD_LETTERED, _dead_letter())
     for _ in range(3):
-        async for _, _event in bus.tail(catalog.DEAD_LETTERED.subject, since=since):
+        async for _, _event in bus.tail(subjects.DEAD_LETTERED.subject, since=since):
             break
     # A broken-off tail is closed by the event loop right after; the server itself would
     # drop the consumer only after seconds of inactivity.
     for _ in range(20):
-        after = (await bus.js.stream_info(catalog.EVENTS_STREAM)).state.consumer_count
+        after = (await bus.js.stream_info(subjects.EVENTS_STREAM)).state.consumer_count
         if after == before:
             break
         await asyncio.sleep(0.1)

@@ -24,7 +24,7 @@ from tests.cli.doc_examples import (
     expand,
     strip_comment,
 )
-from vessel.cli.main import build_parser
+from vessel_cli.main import build_parser
 
 # ---- parsing ----
 

@@ -7,9 +7,9 @@ import argparse
 
 import pytest
 
-from vessel.cli.connection import resolve
-from vessel.cli.main import build_parser
-from vessel.cli.options import leaves
+from vessel_cli.connection import resolve
+from vessel_cli.main import build_parser
+from vessel_cli.options import leaves
 
 
 def parse(*argv: str) -> argparse.Namespace:

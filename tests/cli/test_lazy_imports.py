@@ -10,15 +10,15 @@ import re
 import subprocess
 import sys
 
-from vessel import tracing
-from vessel.cli import connection
-from vessel.cli.options import HOOK_STAGES
 from vessel.contracts.hooks import STAGES
+from vessel.telemetry import tracing
+from vessel_cli import connection
+from vessel_cli.options import HOOK_STAGES
 
 HEAVY = ("grpc", "vessel.api", "yaml", "pydantic", "opentelemetry", "google.protobuf", "nats")
 PROBE = """
 import json, sys
-import vessel.cli.main as cli
+import vessel_cli.main as cli
 args = cli.build_parser().parse_args(sys.argv[1:])
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"grpc", "yaml", "pydantic",
     "opentelemetry", "google", "nats"} or m.startswith("vessel.api"))
@@ -45,7 +45,7 @@ def test_parsing_a_command_imports_no_grpc_stubs_yaml_or_pydantic() -> None:
         run, loaded = loaded_after(*argv)
         heavy = [m for m in loaded if m.startswith(HEAVY)]
         assert not heavy, f"parsing {' '.join(argv)} imported {heavy}"
-        assert run is None or run.startswith("vessel.cli.")
+        assert run is None or run.startswith("vessel_cli.")
 
 
 def test_the_probe_would_see_a_heavy_import() -> None:

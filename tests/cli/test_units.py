@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vessel.cli.units import human, size
+from vessel_cli.units import human, size
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 

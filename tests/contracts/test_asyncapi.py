@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vessel.contracts import asyncapi, catalog
+from vessel.contracts import asyncapi, subjects
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -21,12 +21,12 @@ def test_every_message_is_a_channel_an_operation_and_a_message() -> None:
     doc = asyncapi.document()
     assert doc["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in doc["channels"].values()}
-    assert addresses == {m.subject for m in catalog.ALL}
+    assert addresses == {m.subject for m in subjects.ALL}
     named = {
         resolve(doc, next(iter(c["messages"].values()))["$ref"])["name"]: key
         for key, c in doc["channels"].items()
     }
-    for message in catalog.ALL:
+    for message in subjects.ALL:
         channel_id = named[message.type]
         channel = doc["channels"][channel_id]
         assert ("parameters" in channel) == ("{cluster}" in message.subject)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from vessel import tracing
 from vessel.config import BucketConfig, VesselSettings, load_settings
+from vessel.telemetry import tracing
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "pyproject.toml"

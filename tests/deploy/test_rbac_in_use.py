@@ -27,12 +27,12 @@ from tests.deploy.chart_support import NAMESPACE, Rendering, _renderings
 from tests.deploy.rbac_proxy import AuthorizingProxy, grants_of
 from tests.protection.hook_kit import app, container, deployment, hook, lines, record_to
 from tests.protection.hook_kit import running_pod as hook_pod
+from vessel.buckets import kube_secret_reader
 from vessel.bus.nats_port import Bus
 from vessel.contracts.protection import RestoreOptions
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import Forbidden
-from vessel.objectstore.registry import kube_secret_reader
+from vessel_dev.emulators.kube import KubeEmulator
 
 Obj = dict[str, Any]
 APP_NS = "shop"  # hook_kit's namespace

@@ -12,7 +12,7 @@ import pytest
 
 from tests.discovery.lab import Lab
 from vessel.bus.nats_port import Bus
-from vessel.rig.processes import NatsServer
+from vessel_dev.rig.processes import NatsServer
 
 
 @pytest.fixture

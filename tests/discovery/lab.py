@@ -18,8 +18,8 @@ from vessel.bus.nats_port import Bus, KeyValue
 from vessel.config import ClusterConfig, VesselSettings
 from vessel.contracts.envelope import CloudEvent
 from vessel.contracts.events import AppRecord, ClusterRecord
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
+from vessel_dev.emulators.kube import KubeEmulator
 
 FAST = Tuning(
     debounce=0.2,

@@ -14,7 +14,7 @@ import pytest
 from tests.discovery import objects as o
 from tests.discovery.kubeproxy import kubeconfig_text
 from tests.discovery.lab import Cluster, Lab, eventually
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import RegisterCluster, RemoveCluster
 from vessel.contracts.events import ClusterRecord
 
@@ -48,7 +48,7 @@ async def test_register_update_remove_and_restart(lab: Lab) -> None:
         await web_app(c)
     await b2.create(o.namespace("blog"), o.deployment("blog", "blog", {"app": "blog"}))
     await lab.discovery([a])
-    await lab.bus.publish(catalog.REGISTER_CLUSTER, register(b.id, path=str(b.kubeconfig)))
+    await lab.bus.publish(subjects.REGISTER_CLUSTER, register(b.id, path=str(b.kubeconfig)))
     record = await eventually(lambda: state_of(lab, b.id, "Available"), what="b Available")
     assert record.server == b.emulator.url and record.source == "registered"
     assert record.last_contact is not None and record.reason == "" and record.conditions == []
@@ -62,7 +62,7 @@ async def test_register_update_remove_and_restart(lab: Lab) -> None:
 
     # Update: b now points at another server (inline text): its apps follow the server.
     text = kubeconfig_text(b2.emulator.url, b2.token, ca=b2.emulator.ca_pem)
-    await lab.bus.publish(catalog.UPDATE_CLUSTER, register(b.id, text=text))
+    await lab.bus.publish(subjects.UPDATE_CLUSTER, register(b.id, text=text))
     await eventually(lambda: lab.app(f"{b.id}.blog.blog"), what="the new server's app")
     await eventually(lambda: lab.of("app.removed", f"{b.id}.shop.web"), what="old app removed")
     record = await eventually(lambda: state_of(lab, b.id, "Available"), what="b updated")
@@ -82,7 +82,7 @@ async def test_register_update_remove_and_restart(lab: Lab) -> None:
     assert len(lab.of("cluster.registered")) == before[1]
 
     # Remove: apps, record and kubeconfig are gone.
-    await lab.bus.publish(catalog.REMOVE_CLUSTER, RemoveCluster(operation_id="rm", cluster=b.id))
+    await lab.bus.publish(subjects.REMOVE_CLUSTER, RemoveCluster(operation_id="rm", cluster=b.id))
     await eventually(lambda: lab.of("cluster.removed", b.id), what="cluster.removed")
     assert await lab.record(b.id) is None
     assert await lab.app(f"{b.id}.blog.blog") is None and not inline.exists()
@@ -125,7 +125,7 @@ async def test_each_bad_input_is_a_clear_condition_and_others_keep_working(lab: 
         "rbac": register(rbac.id, path=str(rbac.kubeconfig)),
     }
     for cmd in cases.values():
-        await lab.bus.publish(catalog.REGISTER_CLUSTER, cmd)
+        await lab.bus.publish(subjects.REGISTER_CLUSTER, cmd)
     expected = {
         "yaml": ("InvalidKubeconfig", "not valid YAML at line 3, column 2"),
         "context": ("InvalidKubeconfig", "no current-context"),
@@ -166,7 +166,7 @@ async def test_each_bad_input_is_a_clear_condition_and_others_keep_working(lab: 
         cases["yaml"].cluster,
         text=kubeconfig_text(good.emulator.url, token, ca=good.emulator.ca_pem),
     )
-    await lab.bus.publish(catalog.UPDATE_CLUSTER, fixed)
+    await lab.bus.publish(subjects.UPDATE_CLUSTER, fixed)
     await eventually(partial(lab.of, "cluster.recovered", fixed.cluster), what="fixed by update")
     await eventually(lambda: lab.app(f"{fixed.cluster}.shop.web"), what="its app")
 

@@ -13,7 +13,7 @@ import pytest
 from tests.discovery import objects as o
 from tests.discovery.kubeproxy import kubeconfig_text
 from tests.discovery.lab import FAST, Cluster, Lab, eventually
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import RegisterCluster
 
 pytestmark = pytest.mark.timeout(60)
@@ -66,7 +66,7 @@ async def test_two_clusters_every_kind_and_grouping(lab: Lab) -> None:
     )
     await lab.discovery([a])  # a from the settings, b by command with inline text
     await lab.bus.publish(
-        catalog.REGISTER_CLUSTER,
+        subjects.REGISTER_CLUSTER,
         RegisterCluster(
             operation_id="reg-b",
             cluster=b.id,

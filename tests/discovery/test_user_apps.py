@@ -13,7 +13,7 @@ import pytest
 
 from tests.discovery import objects as o
 from tests.discovery.lab import Lab, eventually
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import DefineApp, UndefineApp
 from vessel.contracts.models import LabelRequirement, NamespaceSelection
 
@@ -58,7 +58,7 @@ async def test_define_update_and_undefine(lab: Lab) -> None:
         ),
         NamespaceSelection(namespace="shared", match_labels={"tier": "cache"}),
     )
-    await lab.bus.publish(catalog.DEFINE_APP, store)
+    await lab.bus.publish(subjects.DEFINE_APP, store)
     app = await eventually(lambda: lab.app(ids["shop.store"]), what="the user-defined app")
     assert app.grouping == "user" and app.namespaces == ["shared", "shop"]
     assert {(r.namespace, r.kind, r.name) for r in app.resources} == {
@@ -74,7 +74,7 @@ async def test_define_update_and_undefine(lab: Lab) -> None:
 
     # Update: the selector narrows; the cache goes back to its namespace's app.
     narrower = store.model_copy(update={"include": store.include[:1]})
-    await lab.bus.publish(catalog.DEFINE_APP, narrower)
+    await lab.bus.publish(subjects.DEFINE_APP, narrower)
     changed = await eventually(lambda: lab.of("app.changed", ids["shop.store"]), what="update")
     assert changed[-1]["diff"]["removed"] == [
         "ConfigMap/shared/cache-config",
@@ -83,7 +83,7 @@ async def test_define_update_and_undefine(lab: Lab) -> None:
 
     # Unmanage: the app is gone, its objects are grouped automatically again.
     undefine = UndefineApp(operation_id="u1", cluster=c.id, namespace="shop", name="store")
-    await lab.bus.publish(catalog.UNDEFINE_APP, undefine)
+    await lab.bus.publish(subjects.UNDEFINE_APP, undefine)
     await eventually(lambda: lab.of("app.removed", ids["shop.store"]), what="unmanaged")
     await eventually(lambda: len(lab.of("app.discovered", ids["shop.api"])) == 2, what="api back")
     assert await lab.app(ids["shop.store"]) is None
@@ -92,7 +92,7 @@ async def test_define_update_and_undefine(lab: Lab) -> None:
 async def test_an_app_selecting_nothing_is_removed_until_its_objects_come(lab: Lab) -> None:
     c = await lab.cluster("e")
     await lab.discovery([c])
-    await lab.bus.publish(catalog.DEFINE_APP, define(c.id, "later", ns="later"))
+    await lab.bus.publish(subjects.DEFINE_APP, define(c.id, "later", ns="later"))
     app_id = f"{c.id}.later.later"
     app = await eventually(lambda: lab.app(app_id), what="the defined app")
     assert (app.state, app.reasons) == ("Removed", ["selects no resources"])
@@ -112,7 +112,7 @@ async def test_defining_an_app_of_an_unknown_cluster_is_dead_lettered(lab: Lab) 
 
     task = asyncio.create_task(watch())
     try:
-        await lab.bus.publish(catalog.DEFINE_APP, define(f"{lab.prefix}-nowhere", "x"))
+        await lab.bus.publish(subjects.DEFINE_APP, define(f"{lab.prefix}-nowhere", "x"))
         await eventually(lambda: [e for e in letters if lab.prefix in e], what="dead letter")
     finally:
         task.cancel()

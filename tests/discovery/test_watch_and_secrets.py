@@ -16,7 +16,7 @@ import pytest
 from tests.discovery import objects as o
 from tests.discovery.kubeproxy import kubeconfig_text
 from tests.discovery.lab import Lab, eventually
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import RegisterCluster
 from vessel.contracts.envelope import new_event
 
@@ -93,7 +93,7 @@ async def test_nothing_secret_reaches_kv_events_or_logs(
     }
     for cid, text in commands.items():
         await lab.bus.publish(
-            catalog.REGISTER_CLUSTER,
+            subjects.REGISTER_CLUSTER,
             RegisterCluster(operation_id=uuid.uuid4().hex, cluster=cid, kubeconfig=text),
         )
     await eventually(lambda: lab.app(f"{c.id}.shop.web"), what="the app")
@@ -123,7 +123,7 @@ async def test_a_malformed_register_command_is_dead_lettered_without_its_kubecon
         "cluster": "Not A Cluster Id",  # fails validation: the command is dead-lettered
         "kubeconfig": kubeconfig_text("https://k:6443", token),
     }
-    event = new_event(catalog.REGISTER_CLUSTER.type, "/clusters/test/tests", data, None, None)
+    event = new_event(subjects.REGISTER_CLUSTER.type, "/clusters/test/tests", data, None, None)
     letters: list[str] = []
     since = datetime.now(UTC)
 
@@ -133,7 +133,7 @@ async def test_a_malformed_register_command_is_dead_lettered_without_its_kubecon
 
     task = asyncio.create_task(watch())
     try:
-        await lab.bus.publish_raw(catalog.REGISTER_CLUSTER.subject_for(), event)
+        await lab.bus.publish_raw(subjects.REGISTER_CLUSTER.subject_for(), event)
         await eventually(lambda: [x for x in letters if event.id in x], what="the dead letter")
     finally:
         task.cancel()

@@ -24,11 +24,11 @@ from tests.support import IN_CI, full_stack, require
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.envelope import CloudEvent, new_event
 from vessel.kube.client import KubeCluster
-from vessel.rig.btrfs import btrfs_available
-from vessel.rig.scenario import (
+from vessel_dev.rig.btrfs import btrfs_available
+from vessel_dev.rig.scenario import (
     APP,
     CLAIM,
     NAMESPACE,
@@ -38,7 +38,7 @@ from vessel.rig.scenario import (
     tree_digest,
     write_data,
 )
-from vessel.rig.stack import STORAGE_CLASS, Stack
+from vessel_dev.rig.stack import STORAGE_CLASS, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -129,17 +129,17 @@ async def test_app_travels_from_cluster_a_to_cluster_b(stack: Stack, bus: Bus) -
     config = await b.get("v1", "ConfigMap", "shop-config", "shop-copy")
     assert config is not None and config["data"] == {"greeting": "hello from cluster a"}
 
-    events = await events_until(bus, since, catalog.RESTORE_COMPLETED.type)
+    events = await events_until(bus, since, subjects.RESTORE_COMPLETED.type)
     order = [
-        (catalog.VOLUME_PROVISIONED.type, "cluster-a"),
-        (catalog.APP_DISCOVERED.type, "cluster-a"),
-        (catalog.BACKUP_STARTED.type, None),
-        (catalog.TRANSFER_COMPLETED.type, "cluster-a"),
-        (catalog.BACKUP_COMPLETED.type, None),
-        (catalog.RESTORE_STARTED.type, None),
-        (catalog.VOLUME_PROVISIONED.type, "cluster-b"),
-        (catalog.TRANSFER_COMPLETED.type, "cluster-b"),
-        (catalog.RESTORE_COMPLETED.type, None),
+        (subjects.VOLUME_PROVISIONED.type, "cluster-a"),
+        (subjects.APP_DISCOVERED.type, "cluster-a"),
+        (subjects.BACKUP_STARTED.type, None),
+        (subjects.TRANSFER_COMPLETED.type, "cluster-a"),
+        (subjects.BACKUP_COMPLETED.type, None),
+        (subjects.RESTORE_STARTED.type, None),
+        (subjects.VOLUME_PROVISIONED.type, "cluster-b"),
+        (subjects.TRANSFER_COMPLETED.type, "cluster-b"),
+        (subjects.RESTORE_COMPLETED.type, None),
     ]
     position = 0
     for event in events:
@@ -150,7 +150,7 @@ async def test_app_travels_from_cluster_a_to_cluster_b(stack: Stack, bus: Bus) -
             if position == len(order):
                 break
     assert position == len(order), f"missing {order[position]} in {[e.type for e in events]}"
-    progress = [e.data for e in events if e.type == catalog.TRANSFER_PROGRESS.type]
+    progress = [e.data for e in events if e.type == subjects.TRANSFER_PROGRESS.type]
     assert {p["direction"] for p in progress} == {"backup", "restore"}
     restored = [p for p in progress if p["direction"] == "restore"]
     assert restored[-1]["bytes"] == restored[-1]["total_bytes"] > 12 << 20
@@ -159,7 +159,7 @@ async def test_app_travels_from_cluster_a_to_cluster_b(stack: Stack, bus: Bus) -
     assert mover['vessel_mover_transfer_bytes_total{direction="backup"}'] > 12 << 20
     protection = scrape(stack, "protection")
     assert protection['vessel_protection_operations_total{kind="restore",phase="Completed"}'] >= 1
-    acked = f'vessel_bus_messages_total{{outcome="acked",type="{catalog.CREATE_BACKUP.type}"}}'
+    acked = f'vessel_bus_messages_total{{outcome="acked",type="{subjects.CREATE_BACKUP.type}"}}'
     assert protection[acked] >= 1
     free = scrape(stack, "provisioner-cluster-a")[
         'vessel_backend_free_bytes{backend="cluster-a-local"}'
@@ -167,7 +167,7 @@ async def test_app_travels_from_cluster_a_to_cluster_b(stack: Stack, bus: Bus) -
     assert free > 0
     reconciled = scrape(stack, "provisioner-cluster-b")
     assert reconciled['vessel_provisioner_reconciles_total{kind="claim",result="ok"}'] >= 1
-    traced = [e for e in events if e.type == catalog.BACKUP_COMPLETED.type]
+    traced = [e for e in events if e.type == subjects.BACKUP_COMPLETED.type]
     assert traced and traced[0].traceparent
 
 
@@ -191,10 +191,10 @@ async def test_invalid_command_is_dead_lettered_and_the_mover_survives(
     stack: Stack, bus: Bus
 ) -> None:
     since = datetime.now(UTC)
-    event = new_event(catalog.MOVE_TO_BUCKET.type, "/test", {"transfer_id": "x"}, None, None)
-    await bus.publish_raw(catalog.MOVE_TO_BUCKET.subject_for("cluster-a"), event)
+    event = new_event(subjects.MOVE_TO_BUCKET.type, "/test", {"transfer_id": "x"}, None, None)
+    await bus.publish_raw(subjects.MOVE_TO_BUCKET.subject_for("cluster-a"), event)
     async with asyncio.timeout(20):
-        async for _, seen in bus.tail(catalog.DEAD_LETTERED.subject, since=since):
+        async for _, seen in bus.tail(subjects.DEAD_LETTERED.subject, since=since):
             if seen.data["message_id"] == event.id:
                 assert "operation_id: Field required" in seen.data["error"]
                 break

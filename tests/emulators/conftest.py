@@ -10,7 +10,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.emulators.support import running
-from vessel.emulators.kube import KubeEmulator
+from vessel_dev.emulators.kube import KubeEmulator
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support import require
-from vessel.emulators.kube import KubeEmulator
+from vessel_dev.emulators.kube import KubeEmulator
 
 TIMEOUT = 60.0
 

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import config, watch
 from kubernetes.client import ApiClient, ApiException
 
-from vessel.emulators.kube import KubeEmulator
+from vessel_dev.emulators.kube import KubeEmulator
 
 Obj = dict[str, Any]
 NS = "default"

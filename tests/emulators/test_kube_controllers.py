@@ -205,7 +205,7 @@ def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "vessel.emulators.kube",
+            "vessel_dev.emulators.kube",
             "--port",
             "0",
             "--kubeconfig",

@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.emulators.support import NS, pv, pvc
-from vessel.humanize import age as human_duration
+from vessel_cli.humanize import age as human_duration
 
 pytestmark = pytest.mark.timeout(30)
 Obj = dict[str, Any]

@@ -20,7 +20,7 @@ from kubernetes.client import ApiClient
 
 from tests.emulators.kubectl import Kubectl, rows
 from tests.emulators.support import NS, deployment, pv, pvc
-from vessel.emulators.kube import KubeEmulator
+from vessel_dev.emulators.kube import KubeEmulator
 
 pytestmark = pytest.mark.timeout(120)
 Emulated = tuple[KubeEmulator, ApiClient]

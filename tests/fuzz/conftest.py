@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from vessel.rig.stack import Stack
+from vessel_dev.rig.stack import Stack
 
 
 @pytest.fixture(scope="package")

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from services.gateway import policy
 from tests.fuzz.messages import hostile_text, populate, tree
-from vessel.rig.stack import Stack
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

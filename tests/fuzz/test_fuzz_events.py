@@ -21,13 +21,13 @@ from tests.fuzz.messages import hostile_text, json_values
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.envelope import new_event
-from vessel.rig.stack import Stack
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-MESSAGES = sorted(catalog.ALL, key=lambda m: m.type)
+MESSAGES = sorted(subjects.ALL, key=lambda m: m.type)
 PER_TYPE = 25
 SENT: dict[str, int] = {}
 
@@ -66,7 +66,7 @@ bodies = st.one_of(
 
 
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.type)
-def test_hostile_messages_on_every_subject(wire: BusThread, message: catalog.Message) -> None:
+def test_hostile_messages_on_every_subject(wire: BusThread, message: subjects.Message) -> None:
     subject = (
         message.subject_for("cluster-a") if "{cluster}" in message.subject else (message.subject)
     )
@@ -106,7 +106,7 @@ async def test_services_survived_and_dead_lettered_the_commands(stack: Stack) ->
     try:
         async with asyncio.timeout(60):
             since = datetime(2000, 1, 1, tzinfo=UTC)
-            async for _, event in bus.tail(catalog.DEAD_LETTERED.subject, since=since):
+            async for _, event in bus.tail(subjects.DEAD_LETTERED.subject, since=since):
                 if event.data.get("type") in consumed:
                     seen.add(event.data["type"])
                 if seen >= consumed:

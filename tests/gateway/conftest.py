@@ -22,8 +22,8 @@ from tests.gateway.harness import (
 )
 from tests.gateway.protection_harness import World
 from vessel.bus.nats_port import Bus
-from vessel.cli.main import main as cli
 from vessel.config import VesselSettings
+from vessel_cli.main import main as cli
 
 
 @pytest.fixture(scope="session")

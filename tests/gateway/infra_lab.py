@@ -24,9 +24,9 @@ from tests.gateway.harness import ADMIN_ENV, ADMIN_TOKEN, Pki, Running, issue, m
 from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
 from vessel.bus.nats_port import Bus
 from vessel.config import PROVISIONER_NAME, BackendConfig
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
-from vessel.rig.processes import NatsServer
+from vessel_dev.emulators.kube import KubeEmulator
+from vessel_dev.rig.processes import NatsServer
 
 GiB = 1 << 30
 Obj = dict[str, Any]

@@ -34,7 +34,7 @@ from tests.gateway.harness import (
 )
 from vessel.bus.codec import decode
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.models import Payload
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import (
@@ -46,7 +46,7 @@ from vessel.contracts.protection import (
     SnapshotVolume,
 )
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 ACCESS_ENV, SECRET_ENV = "VESSEL_TEST_PROT_S3_ACCESS", "VESSEL_TEST_PROT_S3_SECRET"
 Answer = Callable[[dict[str, Any]], Awaitable[PreflightResult | None]]
@@ -112,7 +112,7 @@ class World:
             assert result is not None
             return result.model_dump_json().encode()
 
-        self._responder = await self.bus.serve(catalog.QUERY_RESTORE_PREFLIGHT, handle)
+        self._responder = await self.bus.serve(subjects.QUERY_RESTORE_PREFLIGHT, handle)
 
     async def stop_preflight(self) -> None:
         if self._responder is not None:
@@ -302,9 +302,9 @@ def reason(error: grpc.aio.AioRpcError) -> str:
     return ""
 
 
-async def last_command(bus: Bus, message: catalog.Message) -> Payload:
+async def last_command(bus: Bus, message: subjects.Message) -> Payload:
     """The newest command on `message`'s subject still in the work queue (nothing consumes
     protection's commands in these tests)."""
-    raw = await bus.js.get_last_msg(catalog.COMMANDS_STREAM, message.subject_for())
+    raw = await bus.js.get_last_msg(subjects.COMMANDS_STREAM, message.subject_for())
     _, payload = decode(raw.data or b"")
     return payload

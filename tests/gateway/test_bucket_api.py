@@ -18,13 +18,13 @@ from tests.gateway.harness import ADMIN_TOKEN, Pki, Running, Starter, bearer, is
 from tests.support import sealed
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
+from vessel.buckets import BucketRegistry, kube_secret_reader
 from vessel.bus.nats_port import Bus
 from vessel.config import VesselSettings
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
-from vessel.objectstore.registry import BucketRegistry, kube_secret_reader
-from vessel.rig.processes import S3Server
+from vessel_dev.rig.processes import S3Server
 
 ADMIN = bearer(ADMIN_TOKEN)
 
@@ -66,14 +66,14 @@ async def protection(bus: Bus, kube: KubeCluster, s3_server: S3Server) -> AsyncI
     admin = BucketAdmin(bus, kv, BucketRegistry(VesselSettings(), kv, kube_secret_reader(kube)))
     commands = await bus.consume(
         "tests-bucket-admin",
-        {catalog.PUT_BUCKET: admin.on_put, catalog.REMOVE_BUCKET: admin.on_remove},
+        {subjects.PUT_BUCKET: admin.on_put, subjects.REMOVE_BUCKET: admin.on_remove},
     )
-    query = await bus.serve(catalog.QUERY_CATALOG, admin.answer_catalog)
+    query = await bus.serve(subjects.QUERY_CATALOG, admin.answer_catalog)
     yield
     commands.cancel()
     query.cancel()
     # A work-queue stream gives each subject to one consumer: leave none behind.
-    await bus.js.delete_consumer(catalog.COMMANDS_STREAM, "tests-bucket-admin")
+    await bus.js.delete_consumer(subjects.COMMANDS_STREAM, "tests-bucket-admin")
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from tests.support import sealed
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.activity import BUCKET as ACTIVITY_BUCKET
 from vessel.contracts.activity import ActivityRecord
 from vessel.contracts.commands import CreateBackup
@@ -43,11 +43,11 @@ from vessel.contracts.events import AppRecord, BackupEvent, TransferResult
 from vessel.contracts.models import ClaimInfo
 from vessel.contracts.operations import Operation, now
 from vessel.contracts.protection import AppSnapshotRecord, SnapshotVolume
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import NatsServer, S3Server
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.emulators.kube import KubeEmulator
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 RUN = uuid.uuid4().hex[:6]
 BUSY, IDLE = f"busy-{RUN}", f"idle-{RUN}"
@@ -176,18 +176,18 @@ async def world(
     )
     assert mover.cancels is not None
     protection_events = {
-        catalog.TRANSFER_COMPLETED: on_transfer,
-        catalog.TRANSFER_FAILED: on_transfer,
-        catalog.BACKUP_COMPLETED: on_completed,
+        subjects.TRANSFER_COMPLETED: on_transfer,
+        subjects.TRANSFER_FAILED: on_transfer,
+        subjects.BACKUP_COMPLETED: on_completed,
     }
     durables: list[tuple[str, str, Any, str | None, bool]] = [
-        ("commands", f"tests-cancel-{RUN}", {catalog.CANCEL_OPERATION: cancels.on_command},
+        ("commands", f"tests-cancel-{RUN}", {subjects.CANCEL_OPERATION: cancels.on_command},
          None, False),
         ("events", f"tests-cancel-evt-{RUN}", protection_events, None, True),
-        ("commands", f"tests-cancel-mover-{RUN}", {catalog.MOVE_TO_BUCKET: mover.to_bucket},
+        ("commands", f"tests-cancel-mover-{RUN}", {subjects.MOVE_TO_BUCKET: mover.to_bucket},
          BUSY, False),
         ("events", f"tests-cancel-mover-evt-{RUN}",
-         {catalog.OPERATION_CANCELED: mover.cancels.on_canceled}, None, True),
+         {subjects.OPERATION_CANCELED: mover.cancels.on_canceled}, None, True),
     ]  # fmt: skip
     tasks = [
         await bus.consume(name, handlers, cluster=cluster, deliver_new=new)
@@ -228,7 +228,9 @@ async def world(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for stream, name, *_ in durables:
-            stream_name = catalog.COMMANDS_STREAM if stream == "commands" else catalog.EVENTS_STREAM
+            stream_name = (
+                subjects.COMMANDS_STREAM if stream == "commands" else subjects.EVENTS_STREAM
+            )
             await bus.js.delete_consumer(stream_name, name)
         tokens = await bus.kv("tokens")
         for key in await tokens.keys():
@@ -331,7 +333,7 @@ async def test_late_transfer_results_of_a_canceled_backup_change_nothing(world: 
     assert (await cancel(world, op.id, world.tokens["member"])).phase == "Canceled"
     assert (await cancel(world, op.id, world.tokens["member"])).phase == "Canceled"
     await world.bus.publish(
-        catalog.TRANSFER_COMPLETED,
+        subjects.TRANSFER_COMPLETED,
         TransferResult(
             transfer_id=f"{op.id}-data",
             operation_id=op.id,
@@ -370,7 +372,7 @@ async def test_a_catalog_written_as_the_cancel_won_is_removed(world: World) -> N
     finished = await world.p.operations.change(op.id, lambda o: setattr(o, "phase", "Completed"))
     assert finished.phase == "Canceled"  # the store keeps a canceled operation canceled
     await world.bus.publish(
-        catalog.BACKUP_COMPLETED,
+        subjects.BACKUP_COMPLETED,
         BackupEvent(backup_id=op.id, operation_id=op.id, app_id=op.app_id, bucket="default"),
     )
 

@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from tests.gateway.harness import ADMIN_TOKEN, Pki, Running, Starter, issue, make_settings
-from vessel.cli.connection import CliConfigError, Connection, resolve
-from vessel.cli.main import build_parser
-from vessel.cli.main import main as cli
-from vessel.cli.tokens import parse_ttl
+from vessel_cli.connection import CliConfigError, Connection, resolve
+from vessel_cli.main import build_parser
+from vessel_cli.main import main as cli
+from vessel_cli.tokens import parse_ttl
 
 pytestmark = pytest.mark.usefixtures("no_client_env")
 

@@ -21,13 +21,13 @@ from tests.gateway.protection_harness import (
     last_command,
     open_world,
 )
+from vessel.buckets import BucketRegistry, kube_secret_reader
 from vessel.config import VesselSettings
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.hooks import ExecHook, PutHook, RemoveHook
 from vessel.contracts.protection import CreateClone, CreateMigration
 from vessel.kube.client import KubeCluster
-from vessel.objectstore.registry import BucketRegistry, kube_secret_reader
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 N = Names()
 pytestmark = pytest.mark.usefixtures("no_client_env")
@@ -51,7 +51,7 @@ async def test_clone_from_the_live_app_a_snapshot_or_a_backup(run: Any, world: W
     assert code == 0, err
     op = json.loads(out)
     assert (op["id"], op["kind"], op["phase"]) == (f"clone-{rid}", "clone", "New")
-    command = await last_command(world.bus, catalog.CREATE_CLONE)
+    command = await last_command(world.bus, subjects.CREATE_CLONE)
     assert isinstance(command, CreateClone) and command.source == "live"
     assert command.namespace_mapping == {"shop": "shop-copy"} and command.operation_id == op["id"]
 
@@ -61,7 +61,7 @@ async def test_clone_from_the_live_app_a_snapshot_or_a_backup(run: Any, world: W
     )  # fmt: skip
     assert code == 0, err
     assert yaml.safe_load(out)["kind"] == "clone"
-    command = await last_command(world.bus, catalog.CREATE_CLONE)
+    command = await last_command(world.bus, subjects.CREATE_CLONE)
     assert isinstance(command, CreateClone)
     assert (command.source, command.snapshot_id) == ("snapshot", N.snapshot(0))
 
@@ -79,7 +79,7 @@ async def test_clone_from_the_live_app_a_snapshot_or_a_backup(run: Any, world: W
     (query,) = world.preflight_requests[asked:]
     assert query["backup_id"] == N.backup(3)
     assert query["options"]["storage_class_mapping"] == {"fast": "gold"}
-    command = await last_command(world.bus, catalog.CREATE_CLONE)
+    command = await last_command(world.bus, subjects.CREATE_CLONE)
     assert isinstance(command, CreateClone) and command.source == "backup"
     assert command.options.exclude[0].kinds == ["Service"] and command.options.existing == "update"
 
@@ -105,12 +105,12 @@ async def test_migrate_scales_down_unless_the_source_keeps_running(run: Any, wor
     code, out, err = await run("-o", "json", *base, "--namespace-map", "shop:shop-copy")
     assert code == 0, err
     assert json.loads(out)["kind"] == "migrate"
-    command = await last_command(world.bus, catalog.CREATE_MIGRATION)
+    command = await last_command(world.bus, subjects.CREATE_MIGRATION)
     assert isinstance(command, CreateMigration) and command.scale_down_source is True
     assert command.operation_id == json.loads(out)["id"]
     code, out, err = await run("-o", "yaml", *base, "--keep-source-running")
     assert code == 0, err
-    command = await last_command(world.bus, catalog.CREATE_MIGRATION)
+    command = await last_command(world.bus, subjects.CREATE_MIGRATION)
     assert isinstance(command, CreateMigration) and command.scale_down_source is False
     assert command.operation_id == yaml.safe_load(out)["id"] and command.namespace_mapping == {}
 
@@ -127,7 +127,7 @@ async def test_hook_put_list_get_delete(run: Any, world: World) -> None:
     assert code == 0, err
     answer = json.loads(out)
     assert answer["command"] == ["sh", "-c", "sync; sleep 1"] and answer["timeout_seconds"] == 12
-    command = await last_command(world.bus, catalog.PUT_HOOK)
+    command = await last_command(world.bus, subjects.PUT_HOOK)
     assert isinstance(command, PutHook)
     assert command.hook.command == ["sh", "-c", "sync; sleep 1"]
     assert (command.hook.container_name, command.hook.on_failure) == ("^db$", "continue")
@@ -136,7 +136,7 @@ async def test_hook_put_list_get_delete(run: Any, world: World) -> None:
         "--container-image", "postgres", "--fsfreeze",
     )  # fmt: skip
     assert code == 0, err
-    command = await last_command(world.bus, catalog.PUT_HOOK)
+    command = await last_command(world.bus, subjects.PUT_HOOK)
     assert isinstance(command, PutHook) and command.hook.builtin == "fsfreeze"
     code, _, err = await run("hook", "put", N.shop_app, "x", "--stage", "pre-backup")
     assert code == 2 and "--command" in err  # an action is required
@@ -166,7 +166,7 @@ async def test_hook_put_list_get_delete(run: Any, world: World) -> None:
     code, out, err = await run("hook", "delete", N.shop_app, "flush")
     assert code == 0, err
     assert "flush" in out
-    command = await last_command(world.bus, catalog.REMOVE_HOOK)
+    command = await last_command(world.bus, subjects.REMOVE_HOOK)
     assert isinstance(command, RemoveHook) and command.hook_id == "flush"
     code, _, err = await run("hook", "get", N.shop_app, "nothing")
     assert code == 1 and "NOT_FOUND" in err
@@ -194,7 +194,7 @@ async def bucket_admin(world: World, kube: KubeCluster, s3_server: S3Server) -> 
     admin = BucketAdmin(world.bus, kv, registry)
     commands = await world.bus.consume(
         f"tests-cli-bucket-admin-{N.run}",
-        {catalog.PUT_BUCKET: admin.on_put, catalog.REMOVE_BUCKET: admin.on_remove},
+        {subjects.PUT_BUCKET: admin.on_put, subjects.REMOVE_BUCKET: admin.on_remove},
     )
     yield namespace
     commands.cancel()

@@ -22,12 +22,12 @@ from tests.gateway.protection_harness import (
 )
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import vessel_pb2 as pb
-from vessel.cli.progress import CLEAR_LINE, ProgressView, duration, progress_line, size
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import TransferProgress
 from vessel.contracts.operations import Operation, VolumeWork
 from vessel.contracts.protection import PutSchedule
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_cli.progress import CLEAR_LINE, ProgressView, duration, progress_line, size
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 N = Names()
 pytestmark = pytest.mark.usefixtures("no_client_env")
@@ -176,7 +176,7 @@ async def test_snapshot_and_backup_create_send_their_commands(run: Any, world: W
         "--snapshot", N.snapshot(0),
     )  # fmt: skip
     assert code == 0, err
-    command = await last_command(world.bus, catalog.CREATE_BACKUP)
+    command = await last_command(world.bus, subjects.CREATE_BACKUP)
     assert command.snapshot_id == N.snapshot(0)  # type: ignore[attr-defined]
     code, out, err = await run("snapshot", "delete", N.snapshot(2))
     assert code == 0 and "delete-snapshot" in out
@@ -192,7 +192,7 @@ async def test_schedule_verbs(run: Any, world: World) -> None:
     assert code == 0, err
     made = json.loads(out)
     assert (made["frequency"], made["hour"], made["minute"]) == ("daily", 2, 30)
-    command = await last_command(world.bus, catalog.PUT_SCHEDULE)
+    command = await last_command(world.bus, subjects.PUT_SCHEDULE)
     assert isinstance(command, PutSchedule) and command.schedule.id == schedule_id
     assert (command.schedule.retention.daily, command.schedule.retention.floor) == (7, 3)
     code, out, err = await run(
@@ -275,7 +275,7 @@ async def test_backup_wait_shows_live_progress(run: Any, world: World) -> None:
         await asyncio.sleep(0.3)
         for files in (10, 20):
             await world.bus.publish(
-                catalog.TRANSFER_PROGRESS,
+                subjects.TRANSFER_PROGRESS,
                 TransferProgress(
                     transfer_id="t-live",
                     operation_id=op_id,

@@ -18,7 +18,7 @@ from tests.gateway.harness import Pki
 from tests.gateway.protection_harness import Names, World, open_world, schedule_spec
 from vessel.contracts.operations import Operation, VolumeWork
 from vessel.contracts.protection import ItemResult, Retention
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 N = Names()
 pytestmark = pytest.mark.usefixtures("no_client_env")

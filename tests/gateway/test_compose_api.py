@@ -31,14 +31,14 @@ from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.infra_queries import StorageClassInfo, StorageClassList
 from vessel.contracts.protection import (
     CreateClone,
     CreateMigration,
     PreflightViolation,
 )
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 N = Names()
 WEST_CLASSES = ("gold", "silver")
@@ -50,7 +50,7 @@ async def world(nats_server: NatsServer, s3_server: S3Server, pki: Pki) -> Async
         found = [StorageClassInfo(name=n, provisioner="vessel.io/local") for n in WEST_CLASSES]
         return StorageClassList(cluster=N.west, storage_classes=found).model_dump_json().encode()
 
-    subject = catalog.QUERY_PROVISIONER_STORAGECLASSES.format(cluster=N.west)
+    subject = subjects.QUERY_PROVISIONER_STORAGECLASSES.format(cluster=N.west)
     async with open_world(N, "gateway-compose", nats_server, s3_server, pki, preflight=True) as w:
         provisioner = await w.bus.serve(subject, classes)
         try:
@@ -105,10 +105,10 @@ async def refused(call: Any) -> grpc.aio.AioRpcError:
     return error.value
 
 
-async def last_seq(bus: Bus, message: catalog.Message) -> int:
+async def last_seq(bus: Bus, message: subjects.Message) -> int:
     """The stream sequence of the newest command on `message`'s subject (0: none)."""
     try:
-        raw = await bus.js.get_last_msg(catalog.COMMANDS_STREAM, message.subject_for())
+        raw = await bus.js.get_last_msg(subjects.COMMANDS_STREAM, message.subject_for())
     except Exception:  # no message on the subject yet
         return 0
     return int(raw.seq or 0)
@@ -124,17 +124,17 @@ async def test_a_live_clone_sends_the_command_and_a_retry_returns_the_same(world
     assert (op.id, op.kind, op.phase) == (f"clone-{rid}", "clone", "New")
     assert op.app_id == N.shop_app and op.target_cluster == N.west
     assert dict(op.namespace_mapping) == {"shop": "shop-copy"}
-    command = await last_command(world.bus, catalog.CREATE_CLONE)
+    command = await last_command(world.bus, subjects.CREATE_CLONE)
     assert isinstance(command, CreateClone)
     assert (command.operation_id, command.app_id, command.source) == (op.id, N.shop_app, "live")
     assert (command.bucket, command.target_cluster) == ("default", N.west)
     assert command.namespace_mapping == {"shop": "shop-copy"}
     assert command.snapshot_id is None and command.backup_id is None
     assert command.options.existing == "update" and command.requested_by != "anonymous"
-    sent = await last_seq(world.bus, catalog.CREATE_CLONE)
+    sent = await last_seq(world.bus, subjects.CREATE_CLONE)
     again = await clone(world, request)
     assert again.id == op.id and again.created == op.created
-    assert await last_seq(world.bus, catalog.CREATE_CLONE) == sent  # nothing sent twice
+    assert await last_seq(world.bus, subjects.CREATE_CLONE) == sent  # nothing sent twice
     got = await rpc.OperationServiceStub(world.channel).GetOperation(
         pb.GetOperationRequest(id=op.id), metadata=bearer(world.tokens["viewer"])
     )
@@ -143,7 +143,7 @@ async def test_a_live_clone_sends_the_command_and_a_retry_returns_the_same(world
 
 async def test_a_clone_from_a_snapshot_names_it(world: World) -> None:
     op = await clone(world, clone_request(snapshot_id=N.snapshot(1)))
-    command = await last_command(world.bus, catalog.CREATE_CLONE)
+    command = await last_command(world.bus, subjects.CREATE_CLONE)
     assert isinstance(command, CreateClone) and command.operation_id == op.id
     assert (command.source, command.snapshot_id) == ("snapshot", N.snapshot(1))
     for missing in ("snap-nowhere", N.snapshot(9)):  # unknown, and another app's
@@ -167,7 +167,7 @@ async def test_a_clone_from_a_backup_asks_the_preflight_with_its_options(world: 
     assert query["backup_id"] == N.backup(2) and query["target_cluster"] == N.west
     assert query["namespace_mapping"] == {"shop": "shop-copy"}
     assert query["options"]["storage_class_mapping"] == {"fast": "gold"}
-    command = await last_command(world.bus, catalog.CREATE_CLONE)
+    command = await last_command(world.bus, subjects.CREATE_CLONE)
     assert isinstance(command, CreateClone) and command.operation_id == op.id
     assert (command.source, command.backup_id) == ("backup", N.backup(2))
     assert command.options.model_dump(mode="json") == query["options"]
@@ -271,7 +271,7 @@ async def test_storage_class_mappings_are_checked_against_the_target(world: Worl
     error = await refused(migrate(world, migration_request(storage_class_mapping={"a": "lead"})))
     assert "storage_class_mapping[a]" in violations(error)
     op = await clone(world, clone_request(storage_class_mapping={"fast": "gold"}))
-    command = await last_command(world.bus, catalog.CREATE_CLONE)
+    command = await last_command(world.bus, subjects.CREATE_CLONE)
     assert isinstance(command, CreateClone) and command.operation_id == op.id
     assert command.options.storage_class_mapping == {"fast": "gold"}
     # No provisioner answers for the east cluster: accepted, the restore step checks later.
@@ -309,14 +309,14 @@ async def test_a_migration_scales_the_source_down_unless_asked_not_to(world: Wor
     request = migration_request(namespace_mapping={"shop": "shop-copy"}, request_id=rid)
     op = await migrate(world, request)
     assert (op.id, op.kind) == (f"migrate-{rid}", "migrate")
-    command = await last_command(world.bus, catalog.CREATE_MIGRATION)
+    command = await last_command(world.bus, subjects.CREATE_MIGRATION)
     assert isinstance(command, CreateMigration) and command.operation_id == op.id
     assert command.scale_down_source is True and command.namespace_mapping == {"shop": "shop-copy"}
-    sent = await last_seq(world.bus, catalog.CREATE_MIGRATION)
+    sent = await last_seq(world.bus, subjects.CREATE_MIGRATION)
     assert (await migrate(world, request)).id == op.id
-    assert await last_seq(world.bus, catalog.CREATE_MIGRATION) == sent
+    assert await last_seq(world.bus, subjects.CREATE_MIGRATION) == sent
     kept = await migrate(world, migration_request(keep_source_running=True, existing="fail"))
-    command = await last_command(world.bus, catalog.CREATE_MIGRATION)
+    command = await last_command(world.bus, subjects.CREATE_MIGRATION)
     assert isinstance(command, CreateMigration) and command.operation_id == kept.id
     assert command.scale_down_source is False and command.options.existing == "fail"
     assert command.app_id == N.shop_app and command.target_cluster == N.west

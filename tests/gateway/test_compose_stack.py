@@ -2,7 +2,7 @@
 talks to the gateway, which sends the commands protection composes into backups and
 restores that the mover runs; the copies hold the same bytes as the source.
 
-NEEDS THE FULL STACK (vessel/rig/stack.py): every service its own process, real NATS, real
+NEEDS THE FULL STACK (vessel_dev/rig/stack.py): every service its own process, real NATS, real
 S3, emulated Kubernetes API servers.
 """
 
@@ -16,16 +16,16 @@ from typing import Any
 import pytest
 
 from tests.support import full_stack, source_app
-from vessel.cli.main import main as cli
 from vessel.kube.client import KubeCluster
-from vessel.rig.scenario import (
+from vessel_cli.main import main as cli
+from vessel_dev.rig.scenario import (
     APP,
     CLAIM,
     NAMESPACE,
     bound_volume_path,
     tree_digest,
 )
-from vessel.rig.stack import Stack
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300), pytest.mark.usefixtures("no_client_env")]
 APP_ID = f"cluster-a.{NAMESPACE}.{APP}"

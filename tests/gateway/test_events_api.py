@@ -18,7 +18,7 @@ from tests.gateway.harness import Pki, bearer
 from tests.gateway.protection_harness import Names, World, open_world
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.buckets import BucketChanged
 from vessel.contracts.events import (
     BackupEvent,
@@ -27,7 +27,7 @@ from vessel.contracts.events import (
     RestoreEvent,
     VolumeProvisioned,
 )
-from vessel.rig.servers import S3, Nats
+from vessel_dev.rig.servers import S3, Nats
 
 N = Names()
 
@@ -82,7 +82,7 @@ async def test_each_caller_sees_only_the_events_its_scope_covers(world: World) -
     run = f"ev-{uuid.uuid4().hex[:6]}"
     published = {
         f"{run}-shop-backup": (
-            catalog.BACKUP_COMPLETED,
+            subjects.BACKUP_COMPLETED,
             BackupEvent(
                 backup_id="b",
                 operation_id=f"{run}-shop-backup",
@@ -91,7 +91,7 @@ async def test_each_caller_sees_only_the_events_its_scope_covers(world: World) -
             ),
         ),
         f"{run}-books-backup": (
-            catalog.BACKUP_COMPLETED,
+            subjects.BACKUP_COMPLETED,
             BackupEvent(
                 backup_id="b",
                 operation_id=f"{run}-books-backup",
@@ -100,7 +100,7 @@ async def test_each_caller_sees_only_the_events_its_scope_covers(world: World) -
             ),
         ),
         f"{run}-restore-copy": (
-            catalog.RESTORE_COMPLETED,
+            subjects.RESTORE_COMPLETED,
             RestoreEvent(
                 operation_id=f"{run}-restore-copy",
                 backup_id="b",
@@ -109,18 +109,18 @@ async def test_each_caller_sees_only_the_events_its_scope_covers(world: World) -
             ),
         ),
         f"{run}-bucket": (
-            catalog.BUCKET_ADDED,
+            subjects.BUCKET_ADDED,
             BucketChanged(operation_id=f"{run}-bucket", name="x", endpoint="e:1", bucket="x"),
         ),
     }
     for message, payload in published.values():
         await world.bus.publish(message, payload)
     # Events without an operation id: told apart by cluster and namespace.
-    await world.bus.publish(catalog.VOLUME_PROVISIONED, volume(N.east, "books"))
+    await world.bus.publish(subjects.VOLUME_PROVISIONED, volume(N.east, "books"))
     record = ClusterRecord(
         id=N.east, source="config", state="Available", registered=datetime.now(UTC)
     )
-    await world.bus.publish(catalog.CLUSTER_REGISTERED, ClusterChanged(cluster=record))
+    await world.bus.publish(subjects.CLUSTER_REGISTERED, ClusterChanged(cluster=record))
 
     admin, member, books = await asyncio.gather(
         watch(world, "admin", since),
@@ -131,11 +131,11 @@ async def test_each_caller_sees_only_the_events_its_scope_covers(world: World) -
     # member: clusters east and west, namespaces shop and shop-copy.
     assert ours(member, run) == {f"{run}-shop-backup", f"{run}-restore-copy"}
     assert ours(books, run) == {f"{run}-books-backup"}
-    provisioned = catalog.VOLUME_PROVISIONED.type
+    provisioned = subjects.VOLUME_PROVISIONED.type
     assert [data(e)["namespace"] for e in books if e.type == provisioned] == ["books"]
     assert not [e for e in member if e.type == provisioned and data(e)["cluster"] == N.east]
     # A cluster event may concern any namespace: not for namespace-limited tokens.
-    registered = catalog.CLUSTER_REGISTERED.type
+    registered = subjects.CLUSTER_REGISTERED.type
     assert [e for e in admin if e.type == registered and data(e)["cluster"]["id"] == N.east]
     assert not [e for e in member + books if e.type == registered]
 
@@ -144,7 +144,7 @@ async def test_type_filter_and_limit(world: World) -> None:
     since = Timestamp()
     since.FromDatetime(datetime.now(UTC))
     for n in range(3):
-        await world.bus.publish(catalog.VOLUME_PROVISIONED, volume(N.east, f"shop{n}"))
+        await world.bus.publish(subjects.VOLUME_PROVISIONED, volume(N.east, f"shop{n}"))
     stub = irpc.EventServiceStub(world.channel)
     call = stub.WatchEvents(
         ipb.WatchEventsRequest(since=since, types=["io.vessel.provisioner.volume"], max_events=2),
@@ -152,7 +152,7 @@ async def test_type_filter_and_limit(world: World) -> None:
         timeout=10,
     )
     events = [e async for e in call]
-    assert [e.type for e in events] == [catalog.VOLUME_PROVISIONED.type] * 2
+    assert [e.type for e in events] == [subjects.VOLUME_PROVISIONED.type] * 2
 
 
 async def test_a_negative_limit_is_invalid(world: World) -> None:
@@ -173,7 +173,7 @@ async def test_the_cli_tails_through_the_gateway_within_its_scope(world: World, 
     since = datetime.now(UTC)
     for app_id in (N.shop_app, N.books_app):
         await world.bus.publish(
-            catalog.BACKUP_STARTED,
+            subjects.BACKUP_STARTED,
             BackupEvent(backup_id="b", operation_id=f"cli-{app_id}", app_id=app_id, bucket="d"),
         )
     code, out, err = await run(
@@ -183,5 +183,5 @@ async def test_the_cli_tails_through_the_gateway_within_its_scope(world: World, 
     assert code == 0, err
     (line,) = out.strip().splitlines()
     event = json.loads(line)
-    assert event["type"] == catalog.BACKUP_STARTED.type
+    assert event["type"] == subjects.BACKUP_STARTED.type
     assert event["data"]["app_id"] == N.books_app and event["specversion"] == "1.0"

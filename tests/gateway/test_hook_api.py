@@ -24,9 +24,9 @@ from tests.gateway.protection_harness import (
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.hooks import ExecHook, PutHook, RemoveHook
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 N = Names()
 
@@ -92,14 +92,14 @@ async def refused(call: Any) -> grpc.aio.AioRpcError:
 
 
 async def last_seq(bus: Bus) -> int:
-    raw = await bus.js.get_last_msg(catalog.COMMANDS_STREAM, catalog.PUT_HOOK.subject_for())
+    raw = await bus.js.get_last_msg(subjects.COMMANDS_STREAM, subjects.PUT_HOOK.subject_for())
     return int(raw.seq or 0)
 
 
 async def test_put_sends_the_hook_with_its_defaults(world: World) -> None:
     answer = await put(world, hook(container_image="postgres:16"))
     assert answer.timeout_seconds == 30 and answer.on_failure == "fail" and answer.builtin == ""
-    command = await last_command(world.bus, catalog.PUT_HOOK)
+    command = await last_command(world.bus, subjects.PUT_HOOK)
     assert isinstance(command, PutHook)
     sent = command.hook
     assert (sent.id, sent.app_id, sent.stage) == ("flush", N.shop_app, "pre-snapshot")
@@ -110,7 +110,7 @@ async def test_put_sends_the_hook_with_its_defaults(world: World) -> None:
         hook(id="freeze", command=[], builtin="fsfreeze", timeout_seconds=5, on_failure="continue"),
     )
     assert frozen.builtin == "fsfreeze" and frozen.timeout_seconds == 5
-    command = await last_command(world.bus, catalog.PUT_HOOK)
+    command = await last_command(world.bus, subjects.PUT_HOOK)
     assert isinstance(command, PutHook) and command.hook.builtin == "fsfreeze"
     assert command.hook.on_failure == "continue" and command.hook.command == []
 
@@ -122,7 +122,7 @@ async def test_a_retried_put_answers_the_first_and_sends_nothing_more(world: Wor
     again = await put(world, hook(id="retry", command=["true"]), request_id=rid)
     assert again == first and list(again.command) == ["sh", "-c", "sync"]
     assert await last_seq(world.bus) == sent
-    command = await last_command(world.bus, catalog.PUT_HOOK)
+    command = await last_command(world.bus, subjects.PUT_HOOK)
     assert isinstance(command, PutHook) and command.operation_id == f"hook-put-{rid}"
 
 
@@ -208,7 +208,7 @@ async def test_get_and_delete(world: World) -> None:
     request = ppb.DeleteHookRequest(app_id=N.shop_app, id="h1", request_id=rid)
     deleted = await stub(world).DeleteHook(request, metadata=owner)
     assert deleted.id == "h1" and list(deleted.command) == ["sh", "-c", "echo 1"]
-    command = await last_command(world.bus, catalog.REMOVE_HOOK)
+    command = await last_command(world.bus, subjects.REMOVE_HOOK)
     assert isinstance(command, RemoveHook)
     assert (command.app_id, command.hook_id, command.operation_id) == (
         N.shop_app,

@@ -12,11 +12,11 @@ from tests.gateway.harness import ADMIN_TOKEN, Starter, bearer, issue, make_sett
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.events import AppRecord
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import S3Server
+from vessel_dev.rig.processes import S3Server
 
 DURABLE = "tests-gateway-protection"
 
@@ -64,7 +64,7 @@ async def test_token_name_is_requested_by_on_published_commands(
         arrived.set()
 
     task = await bus.consume(
-        DURABLE, {catalog.CREATE_BACKUP: record, catalog.CREATE_RESTORE: record}
+        DURABLE, {subjects.CREATE_BACKUP: record, subjects.CREATE_RESTORE: record}
     )
     backup = await rpc.BackupServiceStub(channel).CreateBackup(
         pb.CreateBackupRequest(app_id=app.id, bucket="default"), metadata=bearer(token)

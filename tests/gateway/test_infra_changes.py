@@ -22,7 +22,7 @@ from vessel.api.v1 import infra_pb2_grpc as irpc
 from vessel.contracts.activity import BUCKET, ActivityRecord
 from vessel.contracts.events import ClusterRecord
 from vessel.contracts.operations import now
-from vessel.rig.processes import NatsServer
+from vessel_dev.rig.processes import NatsServer
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ import yaml
 from tests.gateway.harness import Pki
 from tests.gateway.infra_lab import InfraWorld, infra_world
 from tests.support import require
-from vessel.cli.main import build_parser
-from vessel.cli.main import main as cli
-from vessel.rig.processes import NatsServer
+from vessel_cli.main import build_parser
+from vessel_cli.main import main as cli
+from vessel_dev.rig.processes import NatsServer
 
 pytestmark = pytest.mark.usefixtures("no_client_env")
 

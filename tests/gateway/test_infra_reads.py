@@ -16,7 +16,7 @@ from tests.gateway.harness import Pki, bearer
 from tests.gateway.infra_lab import InfraWorld, infra_world
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
-from vessel.rig.processes import NatsServer
+from vessel_dev.rig.processes import NatsServer
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup
 from vessel.contracts.protection import (
     CreateAppSnapshot,
@@ -37,7 +37,7 @@ from vessel.contracts.protection import (
     PutSchedule,
     RemoveSchedule,
 )
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 N = Names()
 
@@ -80,7 +80,7 @@ async def test_create_snapshot_sends_the_command_and_retries_are_idempotent(worl
     request = ppb.CreateSnapshotRequest(app_id=N.shop_app, bucket="default", request_id=request_id)
     op = await snapshots(world).CreateSnapshot(request, metadata=admin(world))
     assert op.id == f"snapshot-{request_id}" and op.kind == "snapshot" and op.phase == "New"
-    command = await last_command(world.bus, catalog.CREATE_SNAPSHOT)
+    command = await last_command(world.bus, subjects.CREATE_SNAPSHOT)
     assert isinstance(command, CreateAppSnapshot)
     assert (command.operation_id, command.app_id, command.bucket) == (
         op.id,
@@ -136,7 +136,7 @@ async def test_delete_snapshot_sends_the_command(world: World) -> None:
     request = ppb.DeleteSnapshotRequest(id=N.snapshot(1), request_id=request_id)
     op = await snapshots(world).DeleteSnapshot(request, metadata=admin(world))
     assert op.kind == "delete-snapshot" and op.app_id == N.shop_app
-    command = await last_command(world.bus, catalog.DELETE_SNAPSHOT)
+    command = await last_command(world.bus, subjects.DELETE_SNAPSHOT)
     assert isinstance(command, DeleteAppSnapshot)
     assert (command.operation_id, command.snapshot_id) == (op.id, N.snapshot(1))
     again = await snapshots(world).DeleteSnapshot(request, metadata=admin(world))
@@ -200,13 +200,13 @@ async def test_backup_of_an_existing_snapshot(world: World) -> None:
         pb.CreateBackupRequest(app_id=N.shop_app, bucket="default", snapshot_id=N.snapshot(2)),
         metadata=admin(world),
     )
-    command = await last_command(world.bus, catalog.CREATE_BACKUP)
+    command = await last_command(world.bus, subjects.CREATE_BACKUP)
     assert isinstance(command, CreateBackup)
     assert (command.operation_id, command.snapshot_id) == (op.id, N.snapshot(2))
     fresh = await rpc.BackupServiceStub(world.channel).CreateBackup(
         pb.CreateBackupRequest(app_id=N.shop_app, bucket="default"), metadata=admin(world)
     )
-    command = await last_command(world.bus, catalog.CREATE_BACKUP)
+    command = await last_command(world.bus, subjects.CREATE_BACKUP)
     assert isinstance(command, CreateBackup)
     assert command.operation_id == fresh.id and command.snapshot_id is None
 
@@ -293,7 +293,7 @@ async def test_delete_backup_sends_the_command_and_is_idempotent(world: World) -
     request = ppb.DeleteBackupRequest(bucket="default", id=N.backup(4), request_id=request_id)
     op = await backups(world).DeleteBackup(request, metadata=bearer(world.tokens["owner"]))
     assert op.kind == "delete-backup" and op.backup_id == N.backup(4)
-    command = await last_command(world.bus, catalog.DELETE_BACKUP)
+    command = await last_command(world.bus, subjects.DELETE_BACKUP)
     assert isinstance(command, DeleteBackup)
     assert (command.operation_id, command.backup_id, command.bucket) == (
         op.id,
@@ -330,7 +330,7 @@ async def test_create_schedule_sends_it_and_a_retry_returns_the_same(world: Worl
     made = await schedules(world).CreateSchedule(request, metadata=bearer(world.tokens["owner"]))
     assert made.id == f"schedule-{request_id}" and made.cron == "*/15 * * * *"
     assert made.retention.floor == 3 and not made.paused
-    command = await last_command(world.bus, catalog.PUT_SCHEDULE)
+    command = await last_command(world.bus, subjects.PUT_SCHEDULE)
     assert isinstance(command, PutSchedule)
     assert command.schedule.id == made.id and command.schedule.retention.weekly == 4
     assert command.schedule.enabled
@@ -370,7 +370,7 @@ async def test_schedule_get_list_update_delete(world: World) -> None:
         metadata=bearer(world.tokens["owner"]),
     )
     assert updated.paused
-    command = await last_command(world.bus, catalog.PUT_SCHEDULE)
+    command = await last_command(world.bus, subjects.PUT_SCHEDULE)
     assert isinstance(command, PutSchedule)
     assert command.schedule.id == N.schedule and not command.schedule.enabled
     with pytest.raises(grpc.aio.AioRpcError) as moved:
@@ -390,7 +390,7 @@ async def test_schedule_get_list_update_delete(world: World) -> None:
         ppb.DeleteScheduleRequest(id=N.schedule), metadata=bearer(world.tokens["owner"])
     )
     assert removed.id == N.schedule
-    command = await last_command(world.bus, catalog.REMOVE_SCHEDULE)
+    command = await last_command(world.bus, subjects.REMOVE_SCHEDULE)
     assert isinstance(command, RemoveSchedule) and command.schedule_id == N.schedule
 
 

@@ -29,12 +29,12 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateRestore
 from vessel.contracts.events import TransferProgress
 from vessel.contracts.operations import Operation, VolumeWork
 from vessel.contracts.protection import PreflightViolation
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 N = Names()
 
@@ -105,7 +105,7 @@ async def test_options_go_to_the_preflight_and_the_command(world: World) -> None
     assert transform["patch"] == TRANSFORMS[0]["patch"]
     assert transform["match"]["kinds"] == ["Deployment"]
     assert query["options"]["existing"] == "update" and not query["options"]["in_place"]
-    command = await last_command(world.bus, catalog.CREATE_RESTORE)
+    command = await last_command(world.bus, subjects.CREATE_RESTORE)
     assert isinstance(command, CreateRestore) and command.operation_id == op.id
     assert command.options.model_dump(mode="json") == query["options"]
 
@@ -225,7 +225,7 @@ async def test_a_retry_returns_the_first_operation_without_a_new_preflight(
 
 async def _progress(world: World, op_id: str, transfer: str, done: int) -> None:
     await world.bus.publish(
-        catalog.TRANSFER_PROGRESS,
+        subjects.TRANSFER_PROGRESS,
         TransferProgress(
             transfer_id=transfer,
             operation_id=op_id,
@@ -322,5 +322,5 @@ async def test_trusting_an_unsealed_backup_needs_an_admin(world: World) -> None:
     assert op.kind == "restore"
     (query,) = world.preflight_requests[asked:]
     assert query["options"]["trust_unsealed"] is True
-    command = await last_command(world.bus, catalog.CREATE_RESTORE)
+    command = await last_command(world.bus, subjects.CREATE_RESTORE)
     assert isinstance(command, CreateRestore) and command.options.trust_unsealed

@@ -19,7 +19,7 @@ from tests.gateway.protection_harness import (
 )
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 N = Names()
 

@@ -2,7 +2,7 @@
 watching its progress, list it from the bucket, restore it with options (and be refused by
 the real preflight), delete it.
 
-NEEDS THE FULL STACK (vessel/rig/stack.py): every service its own process, real NATS, real
+NEEDS THE FULL STACK (vessel_dev/rig/stack.py): every service its own process, real NATS, real
 S3, emulated Kubernetes API servers — unlike the other protection API modules, which write
 protection's records themselves.
 """
@@ -21,7 +21,7 @@ from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.kube.client import KubeCluster
-from vessel.rig.scenario import (
+from vessel_dev.rig.scenario import (
     APP,
     CLAIM,
     NAMESPACE,
@@ -29,7 +29,7 @@ from vessel.rig.scenario import (
     create_app_with_data,
     tree_digest,
 )
-from vessel.rig.stack import Stack
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 APP_ID = f"cluster-a.{NAMESPACE}.{APP}"

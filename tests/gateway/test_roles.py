@@ -38,7 +38,7 @@ from vessel.bus.nats_port import Bus
 from vessel.contracts.events import AppRecord
 from vessel.contracts.operations import Operation
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import NatsServer, S3Server
+from vessel_dev.rig.processes import NatsServer, S3Server
 
 RUN = uuid.uuid4().hex[:6]
 EAST, WEST = f"east-{RUN}", f"west-{RUN}"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
+from vessel_dev.emulators.kube import KubeEmulator
 
 
 async def test_a_shared_cache_file_is_never_read(

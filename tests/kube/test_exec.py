@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube import errors
 from vessel.kube.client import KubeCluster
 from vessel.kube.exec_stream import EXEC_OUTPUT_LIMIT
+from vessel_dev.emulators.kube import KubeEmulator
 
 pytestmark = pytest.mark.timeout(60)
 NS = "default"

@@ -17,8 +17,8 @@ from services.mover.repo.btrfs_changes import (
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from vessel.objectstore.local import LocalStore
-from vessel.rig.scenario import tree_digest
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.scenario import tree_digest
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,10 +15,10 @@ import pytest
 from services.mover.repo.restorer import Restorer
 from tests.mover.xferkit import Clusters, make_repositories, running, write_files
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import TransferResult
-from vessel.rig.processes import S3Server
-from vessel.rig.scenario import tree_digest
+from vessel_dev.rig.processes import S3Server
+from vessel_dev.rig.scenario import tree_digest
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -59,7 +59,7 @@ async def test_sent_snapshot_restores_identical_and_the_next_sends_only_new_blob
     await asyncio.to_thread(Restorer(target).restore, result.snapshot_id, tmp_path / "out1")
     assert tree_digest(tmp_path / "out1") == tree_digest(data)
     async with asyncio.timeout(10):  # announced like every transfer
-        async for _, event in bus.tail(catalog.TRANSFER_COMPLETED.subject, since=since):
+        async for _, event in bus.tail(subjects.TRANSFER_COMPLETED.subject, since=since):
             if event.data["transfer_id"] == "send-1":
                 assert TransferResult.model_validate(event.data) == result
                 break

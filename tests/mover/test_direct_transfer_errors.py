@@ -29,10 +29,10 @@ from tests.mover.xferkit import (
     write_files,
 )
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import S3Server
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.processes import S3Server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -125,7 +125,7 @@ async def test_the_destination_refuses_forged_frames_and_a_snapshot_without_its_
         opened = OpenReply.model_validate_json(
             answer(
                 await bus.request(
-                    catalog.XFER_OPEN.format(cluster=clusters.target_cluster),
+                    subjects.XFER_OPEN.format(cluster=clusters.target_cluster),
                     request.model_dump_json().encode(),
                 ),
                 "open",
@@ -135,7 +135,7 @@ async def test_the_destination_refuses_forged_frames_and_a_snapshot_without_its_
         assert check == opened.check
 
         async def ask(verb: str, body: bytes) -> bytes:
-            subject = catalog.XFER_SESSION.format(
+            subject = subjects.XFER_SESSION.format(
                 cluster=clusters.target_cluster, session=opened.session, verb=verb
             )
             return answer(await bus.request(subject, body, wait=30), verb)

@@ -18,8 +18,8 @@ from services.mover.repo.restorer import Restorer
 from tests.mover.xferkit import PREFIX, Pause, make_repositories, running, write_files
 from vessel.bus.nats_port import Bus
 from vessel.contracts.protection import OperationCanceled
-from vessel.rig.processes import S3Server
-from vessel.rig.scenario import tree_digest
+from vessel_dev.rig.processes import S3Server
+from vessel_dev.rig.scenario import tree_digest
 
 pytestmark = pytest.mark.timeout(90)
 TOTAL = 6 * 1_000_000

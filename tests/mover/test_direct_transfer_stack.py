@@ -15,11 +15,11 @@ from services.mover.repo.repository import Repository
 from services.mover.volumes import RepositoryData
 from tests.mover.xferkit import write_files
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferResult
-from vessel.rig.stack import Stack
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.stack import Stack
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,7 +50,7 @@ async def test_the_send_command_reaches_the_other_clusters_mover(
             target_cluster="cluster-b",
             target_bucket="default",
         )
-        await bus.publish(catalog.SEND_SNAPSHOT, command, cluster="cluster-a")
+        await bus.publish(subjects.SEND_SNAPSHOT, command, cluster="cluster-a")
         async with asyncio.timeout(60):
             async for _, event in bus.tail("vessel.evt.mover.transfer.>", since=since):
                 if event.data.get("transfer_id") == "send-stack" and "error" in event.data:

@@ -13,8 +13,8 @@ from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
 from tests.mover.repokit import PASSWORD
 from vessel.objectstore.local import LocalStore
-from vessel.rig.scenario import tree_digest
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.scenario import tree_digest
 
 
 def tree(root: Path, shared: bytes, own: bytes) -> Path:

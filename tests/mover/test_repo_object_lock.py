@@ -22,8 +22,8 @@ from tests.mover.repokit import PASSWORD, PREFIX, new_repository
 from vessel.objectstore.base import Retain
 from vessel.objectstore.lock import LockedStore, LockPolicy
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import S3Server
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.processes import S3Server
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from tests.mover.repokit import (
 )
 from vessel.objectstore.base import Retain
 from vessel.objectstore.local import LocalStore
-from vessel.rig.scenario import tree_digest
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.scenario import tree_digest
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,12 +15,12 @@ from services.mover.repo.restorer import Restorer
 from services.mover.transfers import Mover
 from services.mover.volumes import RepositoryData
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CopySnapshot
 from vessel.contracts.events import TransferResult
 from vessel.objectstore.local import LocalStore
-from vessel.rig.scenario import tree_digest
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.scenario import tree_digest
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,7 +59,7 @@ async def test_copy_command_moves_only_missing_data_and_announces_it(
 
     results = []
     async with asyncio.timeout(10):
-        async for _, event in bus.tail(catalog.TRANSFER_COMPLETED.subject, since=since):
+        async for _, event in bus.tail(subjects.TRANSFER_COMPLETED.subject, since=since):
             result = TransferResult.model_validate(event.data)
             if result.transfer_id == "copy-1":
                 results.append(result)

@@ -23,8 +23,8 @@ from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferResult
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import S3Server
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.processes import S3Server
 
 PREFIX = "repository"
 SOURCE_PASSWORD, TARGET_PASSWORD = "source password", "target password"

@@ -13,7 +13,7 @@ import pytest
 from vessel.objectstore.base import AccessDenied, ObjectNotFound, ObjectStore, StoreUnavailable
 from vessel.objectstore.local import LocalStore
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.processes import S3Server, free_port
+from vessel_dev.rig.processes import S3Server, free_port
 
 INVALID_KEYS = ["", "/abs", "a/../b", "a//b", "./a", "a/", ".."]
 

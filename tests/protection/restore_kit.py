@@ -29,10 +29,10 @@ from vessel.contracts.commands import CreateRestore
 from vessel.contracts.events import TransferResult, VolumeProvisioned
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import RestoreOptions
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.documents import SealedStore
+from vessel_dev.emulators.kube import KubeEmulator
 
 Obj = dict[str, Any]
 SNAPSHOT = "ab" * 32

@@ -21,14 +21,14 @@ from vessel.contracts.hooks import ExecHook, HookStage
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import AppSnapshotRecord
 from vessel.kube.client import KubeCluster
-from vessel.rig.scenario import (
+from vessel_dev.rig.scenario import (
     bound_volume_path,
     claim_object,
     create_all,
     deployment_object,
     tree_digest,
 )
-from vessel.rig.stack import STORAGE_CLASS, Stack
+from vessel_dev.rig.stack import STORAGE_CLASS, Stack
 
 NAMESPACE = "inventory"
 APP = "inv"

@@ -16,9 +16,9 @@ from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.kube.client import KubeCluster
-from vessel.rig.btrfs import btrfs_available
-from vessel.rig.processes import S3Server
-from vessel.rig.scenario import (
+from vessel_dev.rig.btrfs import btrfs_available
+from vessel_dev.rig.processes import S3Server
+from vessel_dev.rig.scenario import (
     APP,
     CLAIM,
     NAMESPACE,
@@ -26,7 +26,7 @@ from vessel.rig.scenario import (
     create_app_with_data,
     tree_digest,
 )
-from vessel.rig.stack import Stack
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 APP_ID = f"cluster-a.{NAMESPACE}.{APP}"

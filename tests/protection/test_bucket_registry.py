@@ -15,17 +15,17 @@ import pytest
 
 from services.gateway.remote_bucket import GatewayBuckets
 from services.protection.bucket_admin import BucketAdmin
+from vessel.buckets import BucketError, BucketRegistry, kube_secret_reader
 from vessel.bus.nats_port import Bus
 from vessel.config import BucketConfig, VesselSettings
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.buckets import BucketSpec, PutBucket, RemoveBucket, SecretKeyRef
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import Forbidden
 from vessel.objectstore.base import ObjectNotFound
 from vessel.objectstore.minio_port import MinioStore
-from vessel.objectstore.registry import BucketError, BucketRegistry, kube_secret_reader
-from vessel.rig.processes import S3Server
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.processes import S3Server
 
 PASSWORD = "repository-password-for-tests"
 
@@ -96,7 +96,7 @@ async def test_a_bucket_with_resolvable_secrets_is_registered_by_reference(
     since = datetime.now(UTC)
     await admin.on_put(PutBucket(operation_id="put-1", bucket=spec("offsite", bucket)))
     kind, data = await outcome(bus, since, "offsite")
-    assert kind == catalog.BUCKET_ADDED.type and data["bucket"] == bucket.bucket
+    assert kind == subjects.BUCKET_ADDED.type and data["bucket"] == bucket.bucket
     raw = (await (await bus.kv(kv_name)).get("offsite")).value  # type: ignore[union-attr]
     assert b"s3-creds" in raw and PASSWORD.encode() not in raw
     opened = await registry.open("offsite")
@@ -109,7 +109,7 @@ async def test_a_bucket_with_resolvable_secrets_is_registered_by_reference(
 
     since = datetime.now(UTC)
     await admin.on_put(PutBucket(operation_id="put-2", bucket=spec("offsite", bucket)))
-    assert (await outcome(bus, since, "offsite"))[0] == catalog.BUCKET_UPDATED.type
+    assert (await outcome(bus, since, "offsite"))[0] == subjects.BUCKET_UPDATED.type
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ async def test_unusable_credentials_are_rejected_and_nothing_is_kept(
         PutBucket(operation_id="put-bad", bucket=spec("offsite", bucket, secret_name))
     )
     kind, data = await outcome(bus, since, "offsite")
-    assert kind == catalog.BUCKET_REJECTED.type and error in data["error"]
+    assert kind == subjects.BUCKET_REJECTED.type and error in data["error"]
     assert await (await bus.kv(kv_name)).get("offsite") is None
     with pytest.raises(BucketError, match="neither configured nor registered"):
         await registry.open("offsite")
@@ -156,12 +156,12 @@ async def test_configured_buckets_cannot_be_replaced_and_removal_is_idempotent(
     since = datetime.now(UTC)
     await admin.on_put(PutBucket(operation_id="put-c", bucket=spec("configured", bucket)))
     kind, data = await outcome(bus, since, "configured")
-    assert kind == catalog.BUCKET_REJECTED.type and "settings file" in data["error"]
+    assert kind == subjects.BUCKET_REJECTED.type and "settings file" in data["error"]
 
     await admin.on_put(PutBucket(operation_id="put-o", bucket=spec("offsite", bucket)))
     since = datetime.now(UTC)
     await admin.on_remove(RemoveBucket(operation_id="rm-1", name="offsite"))
-    assert (await outcome(bus, since, "offsite"))[0] == catalog.BUCKET_REMOVED.type
+    assert (await outcome(bus, since, "offsite"))[0] == subjects.BUCKET_REMOVED.type
     await admin.on_remove(RemoveBucket(operation_id="rm-2", name="offsite"))  # gone: no error
     assert await (await bus.kv(kv_name)).get("offsite") is None
 
@@ -173,7 +173,7 @@ async def test_the_gateway_reads_a_registered_buckets_catalog_through_protection
     await admin.on_put(PutBucket(operation_id="put-g", bucket=spec("offsite", bucket)))
     bucket.put_bytes("backups/b7/backup.json", b'{"backup_id": "b7"}')
     bucket.put_bytes("repository/config", b"secret repository data")
-    server = await bus.serve(catalog.QUERY_CATALOG, admin.answer_catalog)
+    server = await bus.serve(subjects.QUERY_CATALOG, admin.answer_catalog)
     try:
         view = GatewayBuckets(VesselSettings(), bus, await bus.kv(kv_name))
         assert await view.known("offsite") and not await view.known("elsewhere")

@@ -12,18 +12,18 @@ import pytest
 
 from tests.support import full_stack, source_app
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import CreateAppSnapshot, CreateClone, CreateMigration
 from vessel.kube.client import KubeCluster
-from vessel.rig.scenario import (
+from vessel_dev.rig.scenario import (
     APP,
     CLAIM,
     NAMESPACE,
     bound_volume_path,
     tree_digest,
 )
-from vessel.rig.stack import Stack
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 APP_ID = f"cluster-a.{NAMESPACE}.{APP}"
@@ -81,7 +81,7 @@ async def test_clone_of_the_live_app_into_another_cluster(
 ) -> None:
     await app_discovered(bus)
     await bus.publish(
-        catalog.CREATE_CLONE,
+        subjects.CREATE_CLONE,
         CreateClone(
             operation_id="clone-live",
             app_id=APP_ID,
@@ -108,7 +108,7 @@ async def test_clone_from_a_backup_only_restores(
 ) -> None:
     await finished(bus, "clone-live-backup")  # made by the test above
     await bus.publish(
-        catalog.CREATE_CLONE,
+        subjects.CREATE_CLONE,
         CreateClone(
             operation_id="clone-from-backup",
             app_id=APP_ID,
@@ -130,7 +130,7 @@ async def test_clone_from_an_app_snapshot_copies_the_snapshot_not_the_live_volum
 ) -> None:
     await app_discovered(bus)
     await bus.publish(
-        catalog.CREATE_SNAPSHOT,
+        subjects.CREATE_SNAPSHOT,
         CreateAppSnapshot(operation_id="snap-for-clone", app_id=APP_ID, bucket="default"),
     )
     snapshot = await finished(bus, "snap-for-clone")
@@ -139,7 +139,7 @@ async def test_clone_from_an_app_snapshot_copies_the_snapshot_not_the_live_volum
     live = await bound_volume_path(a, NAMESPACE, CLAIM)
     (live / "written-after-the-snapshot").write_text("not in the clone")
     await bus.publish(
-        catalog.CREATE_CLONE,
+        subjects.CREATE_CLONE,
         CreateClone(
             operation_id="clone-from-snapshot",
             app_id=APP_ID,
@@ -159,7 +159,7 @@ async def test_clone_from_an_app_snapshot_copies_the_snapshot_not_the_live_volum
 
 async def test_clone_from_a_snapshot_without_its_id_fails_at_once(bus: Bus) -> None:
     await bus.publish(
-        catalog.CREATE_CLONE,
+        subjects.CREATE_CLONE,
         CreateClone(
             operation_id="clone-no-snapshot",
             app_id=APP_ID,
@@ -178,7 +178,7 @@ async def test_migration_restores_then_scales_the_source_down(
 ) -> None:
     await app_discovered(bus)
     await bus.publish(
-        catalog.CREATE_MIGRATION,
+        subjects.CREATE_MIGRATION,
         CreateMigration(
             operation_id="migrate-shop",
             app_id=APP_ID,
@@ -205,7 +205,7 @@ async def test_migration_restores_then_scales_the_source_down(
 
 async def test_a_clone_of_an_unknown_app_fails_naming_it(bus: Bus) -> None:
     await bus.publish(
-        catalog.CREATE_CLONE,
+        subjects.CREATE_CLONE,
         CreateClone(
             operation_id="clone-unknown",
             app_id="cluster-a.nowhere.nothing",

@@ -28,8 +28,7 @@ from services.protection.context import Protection
 from services.protection.deletion import DeletionFlow
 from services.protection.operations import OperationStore
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
-from vessel.contracts.catalog import Message
+from vessel.contracts import subjects
 from vessel.contracts.operations import Operation, VolumeWork
 from vessel.contracts.protection import (
     AppSnapshotRecord,
@@ -37,6 +36,7 @@ from vessel.contracts.protection import (
     DeleteBackup,
     SnapshotVolume,
 )
+from vessel.contracts.subjects import Message
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.documents import SealedStore, open_or_create_master_key
@@ -120,12 +120,12 @@ async def world(bus: Bus, bucket: MinioStore, kube: KubeCluster) -> AsyncIterato
     tasks = [
         await bus.consume(
             f"tests-mover-{cluster}",
-            {catalog.FORGET_SNAPSHOTS: forgetter.on_forget},
+            {subjects.FORGET_SNAPSHOTS: forgetter.on_forget},
             cluster=cluster,
         ),
         await bus.consume(
             f"tests-protection-{suffix}",
-            {catalog.SNAPSHOTS_FORGOTTEN: flow.on_forgotten},
+            {subjects.SNAPSHOTS_FORGOTTEN: flow.on_forgotten},
             deliver_new=True,
         ),
     ]
@@ -192,7 +192,7 @@ async def test_backup_catalog_goes_first_then_resources_then_repository_data(
     assert world.store.list("backups/bk-1/") == []
     assert world.store.exists("backups/bk-2/backup.json")
     assert world.store.exists(f"repository/snapshots/{kept}")
-    (announced,) = await world.events(catalog.BACKUP_DELETED, "operation_id", "del-1")
+    (announced,) = await world.events(subjects.BACKUP_DELETED, "operation_id", "del-1")
     assert (announced["backup_id"], announced["volumes"]) == ("bk-1", 1)
     assert announced["app_id"] == f"{world.cluster}.shop.web"
 
@@ -210,7 +210,7 @@ async def test_deleting_a_deleted_backup_succeeds_and_repeats_are_ignored(
 
     op = await world.finished("del-2")
     assert op.phase == "Completed"
-    assert len(await world.events(catalog.BACKUP_DELETED, "backup_id", "bk-1")) == 2
+    assert len(await world.events(subjects.BACKUP_DELETED, "backup_id", "bk-1")) == 2
 
 
 async def test_a_failed_backup_without_catalog_forgets_what_its_operation_recorded(
@@ -292,5 +292,5 @@ async def test_app_snapshot_deletion_removes_volume_snapshots_archive_and_record
         "2 VolumeSnapshots deleted",
     )
     assert second is not None and (second.phase, second.message) == ("Completed", "already deleted")
-    events = await world.events(catalog.APP_SNAPSHOT_DELETED, "snapshot_id", "snap-a")
+    events = await world.events(subjects.APP_SNAPSHOT_DELETED, "snapshot_id", "snap-a")
     assert sorted(e["operation_id"] for e in events) == ["ds-1", "ds-2"]

@@ -16,12 +16,12 @@ from services.mover.forget import Forgetter
 from services.mover.repo.restorer import Restorer
 from services.mover.volumes import RepositoryData
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import ForgetSnapshots
 from vessel.contracts.events import SnapshotsForgotten
 from vessel.objectstore.minio_port import MinioStore
-from vessel.rig.scenario import tree_digest
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.scenario import tree_digest
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,7 +38,7 @@ async def answers(
 ) -> list[SnapshotsForgotten]:
     found: list[SnapshotsForgotten] = []
     async with asyncio.timeout(10):
-        async for _, event in bus.tail(catalog.SNAPSHOTS_FORGOTTEN.subject, since=since):
+        async for _, event in bus.tail(subjects.SNAPSHOTS_FORGOTTEN.subject, since=since):
             answer = SnapshotsForgotten.model_validate(event.data)
             if answer.operation_id == operation_id:
                 found.append(answer)

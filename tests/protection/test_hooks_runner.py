@@ -26,10 +26,10 @@ from tests.protection.hook_kit import (
     running_pod,
 )
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.hooks import HookFailed
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
+from vessel_dev.emulators.kube import KubeEmulator
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -284,7 +284,7 @@ async def test_failures_are_published_as_hook_failed(
     published: list[HookFailed] = []
 
     async def read() -> None:
-        async for _, event in bus.tail(catalog.HOOK_FAILED.subject, since=since):
+        async for _, event in bus.tail(subjects.HOOK_FAILED.subject, since=since):
             if event.data["hook_id"] == hook_id:
                 published.append(HookFailed.model_validate(event.data))
                 return

@@ -11,11 +11,11 @@ import pytest
 
 from tests.protection import snapshot_kit as kit
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.hooks import ExecHook
 from vessel.contracts.operations import Operation
-from vessel.rig.stack import Stack
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -54,7 +54,7 @@ def ran(op: Operation) -> list[tuple[str, str]]:
 
 async def back_up(bus: Bus, op_id: str) -> Operation:
     await bus.publish(
-        catalog.CREATE_BACKUP,
+        subjects.CREATE_BACKUP,
         CreateBackup(operation_id=op_id, app_id=kit.APP_ID, bucket="default"),
     )
     return await kit.finished(bus, op_id, within=90)
@@ -88,7 +88,7 @@ async def test_backup_and_restore_hooks_run_in_the_apps_pods(
     await b.create(pod)
     await b.patch("v1", "Pod", kit.POD, COPY, {"status": {"phase": "Running"}}, status=True)
     await bus.publish(
-        catalog.CREATE_RESTORE,
+        subjects.CREATE_RESTORE,
         CreateRestore(
             operation_id="restore-hooked",
             backup_id="backup-hooked",

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from services.protection.hook_store import HookStore, start_hooks
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
-from vessel.contracts.catalog import Message
+from vessel.contracts import subjects
 from vessel.contracts.hooks import ExecHook, PutHook, RemoveHook
+from vessel.contracts.subjects import Message
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,15 +94,15 @@ async def test_put_and_remove_commands_store_and_announce(bus: Bus) -> None:
         app_id = f"c1.shop-{uuid.uuid4().hex[:8]}.web"
         since = datetime.now(UTC)
         hook = ExecHook.model_validate(valid(app_id=app_id, on_failure="continue"))
-        await bus.publish(catalog.PUT_HOOK, PutHook(operation_id="op-1", hook=hook))
+        await bus.publish(subjects.PUT_HOOK, PutHook(operation_id="op-1", hook=hook))
         await until(lambda: store.get(app_id, "quiesce"))
         assert await store.get(app_id, "quiesce") == hook
         assert await store.for_app(app_id) == [hook]
-        changed = await events_of(bus, catalog.HOOK_CHANGED, since, app_id, quiet=0.5)
+        changed = await events_of(bus, subjects.HOOK_CHANGED, since, app_id, quiet=0.5)
         assert [ExecHook.model_validate(c) for c in changed] == [hook]
 
         removal = RemoveHook(operation_id="op-2", app_id=app_id, hook_id="quiesce")
-        await bus.publish(catalog.REMOVE_HOOK, removal)
+        await bus.publish(subjects.REMOVE_HOOK, removal)
 
         async def gone() -> bool:
             return await store.get(app_id, "quiesce") is None
@@ -110,7 +110,7 @@ async def test_put_and_remove_commands_store_and_announce(bus: Bus) -> None:
         await until(gone)
         assert await store.for_app(app_id) == []
         await store.on_remove(removal)  # a redelivery finds nothing left to announce
-        removed = await events_of(bus, catalog.HOOK_REMOVED, since, app_id)
+        removed = await events_of(bus, subjects.HOOK_REMOVED, since, app_id)
         assert [ExecHook.model_validate(r) for r in removed] == [hook]
     finally:
         consumer.cancel()

@@ -14,9 +14,9 @@ from vessel.objectstore.base import ObjectNotFound
 from vessel.objectstore.lock import LockedStore, LockPolicy
 from vessel.objectstore.minio_port import MinioStore
 from vessel.objectstore.recovery import recover
-from vessel.rig.processes import S3Server
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.keys import MasterKey
+from vessel_dev.rig.processes import S3Server
 
 
 def locked_catalog(bucket: MinioStore) -> SealedStore:

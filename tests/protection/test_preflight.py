@@ -14,7 +14,7 @@ import pytest
 from services.protection.preflight import serve_preflight
 from tests.protection.restore_kit import APP, Bench, bench, claim, config_map, obj, storage_class
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.protection import PreflightResult, RestoreOptions, RestorePreflight
 from vessel.objectstore.minio_port import MinioStore
@@ -42,7 +42,7 @@ async def ask(b: Bench, backup_id: str, target: str = "cluster-b", **kw: Any) ->
         namespace_mapping=mapping,
         options=RestoreOptions.model_validate(kw),
     )
-    reply = await b.p.bus.request(catalog.QUERY_RESTORE_PREFLIGHT, req.model_dump_json().encode())
+    reply = await b.p.bus.request(subjects.QUERY_RESTORE_PREFLIGHT, req.model_dump_json().encode())
     return PreflightResult.model_validate_json(reply)
 
 
@@ -118,6 +118,6 @@ async def test_unknown_backup_bucket_and_cluster_are_not_found(b: Bench) -> None
 
 
 async def test_a_malformed_request_is_answered_query_failed(b: Bench) -> None:
-    reply = await b.p.bus.request(catalog.QUERY_RESTORE_PREFLIGHT, b'{"backup_id": 3}')
+    reply = await b.p.bus.request(subjects.QUERY_RESTORE_PREFLIGHT, b'{"backup_id": 3}')
     failed = QueryFailed.model_validate_json(reply)
     assert "backup_id" in failed.error and "bucket" in failed.error

@@ -16,7 +16,7 @@ from services.protection.operations import OperationStore
 from services.protection.schedules.claims import RunClaim, RunLedger, derived_id
 from services.protection.schedules.enforcement import RetentionEnforcer
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent
 from vessel.contracts.operations import Operation, Phase
 from vessel.contracts.protection import DeleteAppSnapshot, DeleteBackup, Retention, ScheduleSpec
@@ -111,7 +111,7 @@ async def deletions_tap(bus: Bus) -> AsyncIterator[list[Deletions]]:
 
     task = await bus.consume(
         "tests-protection-deletions",
-        {catalog.DELETE_BACKUP: route, catalog.DELETE_SNAPSHOT: route},
+        {subjects.DELETE_BACKUP: route, subjects.DELETE_SNAPSHOT: route},
     )
     yield taps
     task.cancel()

@@ -14,10 +14,10 @@ from services.protection.schedules.claims import RunLedger
 from services.protection.schedules.commands import ScheduleCommands
 from vessel.bus.errors import PermanentError
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
-from vessel.contracts.catalog import Message
+from vessel.contracts import subjects
 from vessel.contracts.protection import PutSchedule, RemoveSchedule, Retention, ScheduleSpec
 from vessel.contracts.schedule_rules import cron_expression, validate_schedule
+from vessel.contracts.subjects import Message
 
 pytestmark = pytest.mark.timeout(60)
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -108,7 +108,7 @@ async def test_put_stores_announces_and_starts_the_cursor(
     assert await commands.get(schedule.id) == schedule
     cursor = await RunLedger(commands.ledger.kv).cursor(schedule.id)
     assert cursor is not None and cursor[0].handled_until == T0
-    announced = await events_of(bus, catalog.SCHEDULE_CHANGED, since, schedule.id)
+    announced = await events_of(bus, subjects.SCHEDULE_CHANGED, since, schedule.id)
     assert [ScheduleSpec.model_validate(a) for a in announced] == [schedule]
 
 
@@ -161,4 +161,4 @@ async def test_remove_announces_once_and_repeats_quietly(
 
     assert await commands.get(schedule.id) is None
     assert await commands.ledger.cursor(schedule.id) is None
-    assert len(await events_of(bus, catalog.SCHEDULE_REMOVED, since, schedule.id)) == 1
+    assert len(await events_of(bus, subjects.SCHEDULE_REMOVED, since, schedule.id)) == 1

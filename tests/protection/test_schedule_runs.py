@@ -16,11 +16,11 @@ import pytest
 from services.protection.schedules.claims import RunClaim, RunLedger, run_operation_id
 from services.protection.schedules.scheduler import Scheduler, due_times, pause_reason
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
-from vessel.contracts.catalog import Message
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup
 from vessel.contracts.protection import ScheduleSpec
-from vessel.rig.processes import NatsServer
+from vessel.contracts.subjects import Message
+from vessel_dev.rig.processes import NatsServer
 
 pytestmark = pytest.mark.timeout(60)
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -121,7 +121,7 @@ async def rig(bus: Bus) -> AsyncIterator[Rig]:
     await RunLedger(runs).reset_cursor(spec.id, T0 - timedelta(minutes=30))
     tap = Tap(spec.id)
     task = await bus.consume(
-        COMMANDS_DURABLE, {catalog.CREATE_BACKUP: tap.record, catalog.CREATE_RESTORE: tap.record}
+        COMMANDS_DURABLE, {subjects.CREATE_BACKUP: tap.record, subjects.CREATE_RESTORE: tap.record}
     )
     yield Rig(
         bus,
@@ -160,11 +160,11 @@ async def test_two_replicas_fire_a_due_time_exactly_once(rig: Rig, replica: Bus)
     (command,) = await rig.tap.settle(1)
     assert command.operation_id == run_operation_id(rig.spec.id, T0)
     assert (command.app_id, command.bucket) == (rig.spec.app_id, rig.spec.bucket)
-    fired = await rig.events(catalog.SCHEDULE_FIRED)
+    fired = await rig.events(subjects.SCHEDULE_FIRED)
     assert [(f["operation_id"], f["due"]) for f in fired] == [
         (command.operation_id, T0.isoformat().replace("+00:00", "Z"))
     ]
-    assert await rig.events(catalog.RUN_MISSED) == []
+    assert await rig.events(subjects.RUN_MISSED) == []
 
 
 async def test_restarted_scheduler_neither_refires_nor_loses_schedules(
@@ -196,17 +196,17 @@ async def test_missed_runs_are_reported_once_and_only_the_newest_is_caught_up(
     (catch_up,) = await rig.tap.settle(1)
     newest = T0 + timedelta(hours=4)
     assert catch_up.operation_id == run_operation_id(rig.spec.id, newest)
-    missed = await rig.events(catalog.RUN_MISSED)
+    missed = await rig.events(subjects.RUN_MISSED)
     assert sorted(datetime.fromisoformat(m["due"]) for m in missed) == [
         T0 + timedelta(hours=h) for h in range(5)
     ]
     assert all("within 60s" in m["reason"] for m in missed)
-    assert len(await rig.events(catalog.SCHEDULE_FIRED)) == 1
+    assert len(await rig.events(subjects.SCHEDULE_FIRED)) == 1
 
     rig.clock.at = T0 + timedelta(hours=5, seconds=1)  # back to normal: on time, no report
     await a.tick()
     assert len(await rig.tap.settle(2)) == 2
-    assert len(await rig.events(catalog.RUN_MISSED)) == 5
+    assert len(await rig.events(subjects.RUN_MISSED)) == 5
 
 
 async def test_after_downtime_an_on_time_run_replaces_the_catch_up(rig: Rig) -> None:
@@ -215,7 +215,7 @@ async def test_after_downtime_an_on_time_run_replaces_the_catch_up(rig: Rig) -> 
 
     (command,) = await rig.tap.settle(1)
     assert command.operation_id == run_operation_id(rig.spec.id, T0 + timedelta(hours=2))
-    missed = await rig.events(catalog.RUN_MISSED)
+    missed = await rig.events(subjects.RUN_MISSED)
     assert sorted(datetime.fromisoformat(m["due"]) for m in missed) == [
         T0,
         T0 + timedelta(hours=1),
@@ -229,7 +229,7 @@ async def test_in_place_restore_pauses_the_apps_runs(rig: Rig) -> None:
     await scheduler.tick()
     await scheduler.tick()
 
-    (paused,) = await rig.events(catalog.RUN_MISSED)
+    (paused,) = await rig.events(subjects.RUN_MISSED)
     assert paused["reason"] == "paused by in-place restore restore-42"
     assert datetime.fromisoformat(paused["due"]) == T0
     await rig.locks.delete(f"inplace.{rig.spec.app_id}")
@@ -245,7 +245,7 @@ async def test_disabled_schedules_do_not_fire(rig: Rig) -> None:
     await rig.scheduler().tick()
     await asyncio.sleep(1.0)
     assert rig.tap.seen == []
-    assert await rig.events(catalog.RUN_MISSED) == []
+    assert await rig.events(subjects.RUN_MISSED) == []
 
 
 async def test_the_loop_wakes_every_second(rig: Rig) -> None:

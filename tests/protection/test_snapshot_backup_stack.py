@@ -16,13 +16,13 @@ from services.protection.bucket_catalog import read_backup
 from services.provisioner.group_snapshots import GROUP_LABEL
 from tests.protection import snapshot_kit as kit
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.envelope import CloudEvent
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import CreateAppSnapshot
-from vessel.rig.scenario import bound_volume_path, tree_digest
-from vessel.rig.stack import Stack
+from vessel_dev.rig.scenario import bound_volume_path, tree_digest
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -50,7 +50,7 @@ async def restore(
 ) -> dict[str, dict[str, str]]:
     """Restore into cluster B under `namespace`; each claim's restored tree digest."""
     await bus.publish(
-        catalog.CREATE_RESTORE,
+        subjects.CREATE_RESTORE,
         CreateRestore(
             operation_id=f"restore-{backup_id}",
             backup_id=backup_id,
@@ -69,7 +69,7 @@ async def restore(
 
 async def backup(bus: Bus, backup_id: str, snapshot_id: str | None = None) -> Operation:
     await bus.publish(
-        catalog.CREATE_BACKUP,
+        subjects.CREATE_BACKUP,
         CreateBackup(
             operation_id=backup_id, app_id=kit.APP_ID, bucket="default", snapshot_id=snapshot_id
         ),
@@ -85,7 +85,7 @@ async def test_an_app_snapshot_groups_every_claim_with_the_resources(
     since = datetime.now(UTC)
     before = kit.digests(app.paths)
     await bus.publish(
-        catalog.CREATE_SNAPSHOT,
+        subjects.CREATE_SNAPSHOT,
         CreateAppSnapshot(operation_id="snap-1", app_id=kit.APP_ID, bucket="default"),
     )
     op = await kit.finished(bus, "snap-1")
@@ -114,9 +114,9 @@ async def test_an_app_snapshot_groups_every_claim_with_the_resources(
             assert refused.value.errno == errno.EROFS
 
     started, ended = await events_of(bus, since, "vessel.evt.protection.snapshot.>", 2)
-    assert started.type == catalog.SNAPSHOT_STARTED.type
-    assert ended.type == catalog.SNAPSHOT_COMPLETED.type and ended.data["volumes"] == 3
-    [group] = await events_of(bus, since, catalog.GROUP_SNAPSHOT_CREATED.subject, 1)
+    assert started.type == subjects.SNAPSHOT_STARTED.type
+    assert ended.type == subjects.SNAPSHOT_COMPLETED.type and ended.data["volumes"] == 3
+    [group] = await events_of(bus, since, subjects.GROUP_SNAPSHOT_CREATED.subject, 1)
     assert group.data["group_id"] == "snap-1" and group.data["spread_seconds"] > 0
 
 
@@ -125,7 +125,7 @@ async def test_a_backup_copies_an_existing_snapshot_not_the_live_volumes(
 ) -> None:
     kit.write_generation(app.paths, 3)
     await bus.publish(
-        catalog.CREATE_SNAPSHOT,
+        subjects.CREATE_SNAPSHOT,
         CreateAppSnapshot(operation_id="snap-2", app_id=kit.APP_ID, bucket="default"),
     )
     assert (await kit.finished(bus, "snap-2")).phase == "Completed"
@@ -174,7 +174,7 @@ async def test_hooks_run_around_the_group_and_a_failed_pre_hook_stops_it(
         await hooks.put(f"{kit.APP_ID}.{hook.id}", hook.model_dump_json().encode())
     try:
         await bus.publish(
-            catalog.CREATE_SNAPSHOT,
+            subjects.CREATE_SNAPSHOT,
             CreateAppSnapshot(operation_id="snap-hooked", app_id=kit.APP_ID, bucket="default"),
         )
         op = await kit.finished(bus, "snap-hooked")
@@ -188,7 +188,7 @@ async def test_hooks_run_around_the_group_and_a_failed_pre_hook_stops_it(
         failing = kit.hook("lock", "pre-snapshot", ["sh", "-c", "echo cannot lock >&2; exit 3"])
         await hooks.put(f"{kit.APP_ID}.{failing.id}", failing.model_dump_json().encode())
         await bus.publish(
-            catalog.CREATE_SNAPSHOT,
+            subjects.CREATE_SNAPSHOT,
             CreateAppSnapshot(operation_id="snap-refused", app_id=kit.APP_ID, bucket="default"),
         )
         op = await kit.finished(bus, "snap-refused")

@@ -19,10 +19,10 @@ from services.protection.bucket_catalog import read_backup
 from services.protection.catalog_head import HEAD
 from tests.protection import snapshot_kit as kit
 from vessel.bus.nats_port import Bus
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.events import AppRecord
-from vessel.rig.stack import Stack
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -63,7 +63,7 @@ async def backups(stack: Stack, bus: Bus) -> tuple[str, str]:
     ids = ("sealed-1", "sealed-2")
     for backup_id in ids:
         await bus.publish(
-            catalog.CREATE_BACKUP,
+            subjects.CREATE_BACKUP,
             CreateBackup(operation_id=backup_id, app_id=kit.APP_ID, bucket="default"),
         )
         done = await kit.finished(bus, backup_id)
@@ -162,7 +162,7 @@ async def restore_refused(stack: Stack, bus: Bus, backup_id: str, case: str) -> 
     written there."""
     target = f"refused-{case}"
     await bus.publish(
-        catalog.CREATE_RESTORE,
+        subjects.CREATE_RESTORE,
         CreateRestore(
             operation_id=f"restore-{case}",
             backup_id=backup_id,

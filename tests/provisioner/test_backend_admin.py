@@ -18,7 +18,7 @@ from services.provisioner.backend_admin import BackendAdmin
 from tests.provisioner.lab import Lab, running_lab, wait_for
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.config import BackendConfig, ConfigError
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import PutBackend, RemoveBackend
 from vessel.kube.client import KubeCluster
 
@@ -40,9 +40,9 @@ class Admin:
 
     async def send(self, verb: str, op: str, **payload: Any) -> None:
         message = {
-            "add": catalog.ADD_BACKEND,
-            "update": catalog.UPDATE_BACKEND,
-            "remove": catalog.REMOVE_BACKEND,
+            "add": subjects.ADD_BACKEND,
+            "update": subjects.UPDATE_BACKEND,
+            "remove": subjects.REMOVE_BACKEND,
         }[verb]
         body = (RemoveBackend if verb == "remove" else PutBackend)(operation_id=op, **payload)
         await self.lab.bus.publish(message, body, cluster=self.lab.cluster)

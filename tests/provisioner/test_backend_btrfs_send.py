@@ -18,7 +18,7 @@ from services.provisioner.backends.base import (
 )
 from services.provisioner.backends.btrfs import BtrfsBackend
 from tests.support import require
-from vessel.rig.btrfs import LoopBtrfs, btrfs_available
+from vessel_dev.rig.btrfs import LoopBtrfs, btrfs_available
 
 MiB = 1 << 20
 

@@ -19,9 +19,9 @@ from services.provisioner.crash import CRASH_ENV
 from tests.provisioner.lab import Lab, wait_for
 from vessel.bus.nats_port import Bus
 from vessel.config import PROVISIONER_NAME
-from vessel.emulators.kube import KubeEmulator
 from vessel.kube.client import KubeCluster
-from vessel.rig.processes import NatsServer, Process
+from vessel_dev.emulators.kube import KubeEmulator
+from vessel_dev.rig.processes import NatsServer, Process
 
 pytestmark = pytest.mark.timeout(60)
 Obj = dict[str, Any]

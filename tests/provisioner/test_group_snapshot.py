@@ -17,7 +17,7 @@ from services.provisioner.group_snapshots import GROUP_LABEL
 from services.provisioner.snapshots import FINALIZER
 from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
 from tests.provisioner.test_snapshots import from_snapshot, snapshot_class
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.group_snapshots import GroupClaim, SnapshotGroup
 
 Obj = dict[str, Any]
@@ -60,7 +60,7 @@ def command(lab: Lab, group: str, claims: tuple[str, ...] = CLAIMS, **fields: An
 
 
 async def take_over_bus(lab: Lab, cmd: SnapshotGroup, verb: str = "created") -> dict[str, Any]:
-    await lab.bus.publish(catalog.SNAPSHOT_GROUP, cmd, cluster=lab.cluster)
+    await lab.bus.publish(subjects.SNAPSHOT_GROUP, cmd, cluster=lab.cluster)
 
     async def answered() -> dict[str, Any] | None:
         found = [

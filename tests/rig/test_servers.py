@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from vessel.rig import servers
-from vessel.rig.containers import NatsContainerServer, S3ContainerServer
-from vessel.rig.processes import MissingComponent, NatsServer, S3Server
+from vessel_dev.rig import servers
+from vessel_dev.rig.containers import NatsContainerServer, S3ContainerServer
+from vessel_dev.rig.processes import MissingComponent, NatsServer, S3Server
 
 
 def test_binaries_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from services.mover.buckets import MoverBuckets
 from services.protection.bucket_keys import bucket_opener
 from services.protection.context import Protection
 from tests.sealed.kmskit import Kms
+from vessel.buckets import BucketError, BucketRegistry, kube_secret_reader
 from vessel.bus.errors import PermanentError
 from vessel.config import (
     BucketConfig,
@@ -24,12 +25,11 @@ from vessel.config import (
 )
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
-from vessel.objectstore.registry import BucketError, BucketRegistry, kube_secret_reader
-from vessel.rig.processes import S3Server
 from vessel.sealed.errors import KeyUnavailable
 from vessel.sealed.providers.aws_kms import KmsKey
 from vessel.sealed.providers.kubernetes_secret import SecretKey, new_secret_value
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.processes import S3Server
 
 S3_ENV = {"access_key_env": "T_S3_ACCESS", "secret_key_env": "T_S3_SECRET"}
 

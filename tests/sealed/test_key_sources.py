@@ -11,12 +11,12 @@ import pytest
 
 from tests.sealed.kmskit import REGION, Kms
 from vessel.objectstore.local import LocalStore
-from vessel.rig.processes import free_port
 from vessel.sealed.errors import CorruptObject, KeyServiceUnreachable, KeyUnavailable, WrongPassword
 from vessel.sealed.keys import MasterKey, open_master_key, write_key_file
 from vessel.sealed.providers.aws_kms import KmsKey
 from vessel.sealed.providers.kubernetes_secret import SecretKey, new_secret_value
 from vessel.sealed.providers.password import PasswordKey
+from vessel_dev.rig.processes import free_port
 
 LEGACY = {
     "format": "vessel.key/1",

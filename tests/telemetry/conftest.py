@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.telemetry.collector import Collector
-from vessel import tracing
+from vessel.telemetry import tracing
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-from vessel import metrics
-from vessel.rig.processes import free_port
+from vessel.telemetry import metrics
+from vessel_dev.rig.processes import free_port
 
 
 def get(url: str) -> tuple[int, str]:

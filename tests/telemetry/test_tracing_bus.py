@@ -12,13 +12,13 @@ import uuid
 import pytest
 
 from tests.telemetry.collector import Collector, Received
-from vessel import tracing
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus
 from vessel.config import ConfigError, load_settings
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import MoveToBucket
-from vessel.telemetry import JsonFormatter
+from vessel.telemetry import tracing
+from vessel.telemetry.logs import JsonFormatter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,7 +36,7 @@ def cluster_id() -> str:
 async def consume(bus: Bus, cluster: str, handler: object) -> None:
     await bus.consume(
         f"trace-{cluster}",
-        {catalog.MOVE_TO_BUCKET: handler},  # type: ignore[dict-item]
+        {subjects.MOVE_TO_BUCKET: handler},  # type: ignore[dict-item]
         cluster=cluster,
     )
 
@@ -49,7 +49,7 @@ def one(spans: list[Received], name: str, kind: str) -> Received:
 
 async def test_publish_and_handling_are_one_trace(exported: Collector, bus: Bus) -> None:
     cluster = cluster_id()
-    subject = catalog.MOVE_TO_BUCKET.subject_for(cluster)
+    subject = subjects.MOVE_TO_BUCKET.subject_for(cluster)
     seen: list[tuple[str, str] | None] = []
     done = asyncio.Event()
 
@@ -59,7 +59,7 @@ async def test_publish_and_handling_are_one_trace(exported: Collector, bus: Bus)
 
     await consume(bus, cluster, handler)
     with tracing.span("test request") as root:
-        sent = await bus.publish(catalog.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
+        sent = await bus.publish(subjects.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
     await asyncio.wait_for(done.wait(), 10)
     await asyncio.sleep(0.2)  # the CONSUMER span ends after the handler returns
     assert tracing.flush()
@@ -85,10 +85,10 @@ async def test_publish_and_handling_are_one_trace(exported: Collector, bus: Bus)
 
 async def test_a_publish_outside_any_trace_starts_one(exported: Collector, bus: Bus) -> None:
     cluster = cluster_id()
-    sent = await bus.publish(catalog.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
+    sent = await bus.publish(subjects.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
     assert tracing.flush()
     producer = one(
-        exported.spans(), f"{catalog.MOVE_TO_BUCKET.subject_for(cluster)} publish", "PRODUCER"
+        exported.spans(), f"{subjects.MOVE_TO_BUCKET.subject_for(cluster)} publish", "PRODUCER"
     )
     assert producer.parent_id == ""
     assert sent.traceparent
@@ -97,7 +97,7 @@ async def test_a_publish_outside_any_trace_starts_one(exported: Collector, bus: 
 
 async def test_nak_and_term_mark_the_consumer_span_failed(exported: Collector, bus: Bus) -> None:
     cluster = cluster_id()
-    subject = catalog.MOVE_TO_BUCKET.subject_for(cluster)
+    subject = subjects.MOVE_TO_BUCKET.subject_for(cluster)
     attempts = 0
     dead = asyncio.Event()
 
@@ -110,9 +110,9 @@ async def test_nak_and_term_mark_the_consumer_span_failed(exported: Collector, b
         raise PermanentError("no such bucket")
 
     await consume(bus, cluster, handler)
-    await bus.publish(catalog.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
+    await bus.publish(subjects.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
     await asyncio.wait_for(dead.wait(), 10)
-    dead_subject = catalog.DEAD_LETTERED.subject_for()
+    dead_subject = subjects.DEAD_LETTERED.subject_for()
 
     def complete(spans: list[Received]) -> bool:
         tracing.flush()
@@ -180,7 +180,7 @@ async def test_without_endpoint_nothing_is_exported_and_context_still_flows(
 
         await consume(bus, cluster, handler)
         with tracing.span("untraced request") as root:
-            sent = await bus.publish(catalog.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
+            sent = await bus.publish(subjects.MOVE_TO_BUCKET, command(cluster), cluster=cluster)
         await asyncio.wait_for(done.wait(), 10)
         assert tracing.flush()
         trace_id = format(root.get_span_context().trace_id, "032x")

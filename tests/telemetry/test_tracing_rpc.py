@@ -13,9 +13,9 @@ import grpc
 import pytest
 
 from tests.telemetry.collector import Collector, Received
-from vessel import tracing
-from vessel.cli.connection import CliConfigError, resolve
-from vessel.rpc_tracing import ClientTracing, ServerTracing
+from vessel.telemetry import tracing
+from vessel.telemetry.rpc_tracing import ClientTracing, ServerTracing
+from vessel_cli.connection import CliConfigError, resolve
 
 pytestmark = pytest.mark.timeout(60)
 SERVICE = "test.Echo"

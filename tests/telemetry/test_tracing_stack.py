@@ -18,10 +18,10 @@ import pytest
 from tests.telemetry.collector import Collector, Received
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.kube.client import KubeCluster
-from vessel.rig.scenario import CLAIM, NAMESPACE, app_objects, bound_volume_path, create_all
-from vessel.rig.stack import Stack
+from vessel_dev.rig.scenario import CLAIM, NAMESPACE, app_objects, bound_volume_path, create_all
+from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 APP_ID = f"cluster-a.{NAMESPACE}.shop"
@@ -56,7 +56,7 @@ async def cli(stack: Stack, collector: Collector, traceparent: str, *args: str) 
         "VESSEL_TOKEN": "",
     }
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "vessel.cli.main", "--endpoint", stack.gateway, *args),
+        *(sys.executable, "-m", "vessel_cli.main", "--endpoint", stack.gateway, *args),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -109,8 +109,8 @@ async def test_a_cli_backup_is_one_trace_through_every_service(
         )
 
     spans = [s for s in await collector.wait_for(whole, within=20) if s.trace_id == trace_id]
-    backup_cmd = catalog.CREATE_BACKUP.subject_for()
-    mover_cmd = catalog.MOVE_TO_BUCKET.subject_for("cluster-a")
+    backup_cmd = subjects.CREATE_BACKUP.subject_for()
+    mover_cmd = subjects.MOVE_TO_BUCKET.subject_for("cluster-a")
 
     client = only(spans, "vessel-cli", "CLIENT", CREATE_BACKUP)
     server = only(spans, "vessel-gateway", "SERVER", CREATE_BACKUP)

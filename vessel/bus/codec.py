@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from vessel.contracts.catalog import BY_TYPE, Message
 from vessel.contracts.envelope import CloudEvent, new_event
 from vessel.contracts.models import Payload
+from vessel.contracts.subjects import BY_TYPE, Message
 
 
 class DecodeError(Exception):

@@ -45,14 +45,14 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue as NatsKeyValue
 from opentelemetry.trace import Span, SpanKind
 
-from vessel import metrics, tracing
 from vessel.bus.codec import DecodeError, decode, encode, for_dead_letter
 from vessel.bus.errors import BusError, KeyExistsError, PermanentError, TemporaryError
-from vessel.contracts import catalog
-from vessel.contracts.catalog import Message
+from vessel.contracts import subjects
 from vessel.contracts.envelope import CONTENT_TYPE, CloudEvent
 from vessel.contracts.events import DeadLettered
 from vessel.contracts.models import Payload
+from vessel.contracts.subjects import Message
+from vessel.telemetry import metrics, tracing
 
 log = logging.getLogger("vessel.bus")
 Handler = Callable[[Any], Awaitable[None]]
@@ -83,7 +83,7 @@ def _processing(msg: Msg, event: CloudEvent | None) -> Iterator[Span]:
 
 def _known_type(event: CloudEvent | None) -> str:
     """A label value that stays bounded: unknown types are not echoed into metrics."""
-    return event.type if event is not None and event.type in catalog.BY_TYPE else "unknown"
+    return event.type if event is not None and event.type in subjects.BY_TYPE else "unknown"
 
 
 class KeyValue:
@@ -192,16 +192,16 @@ class Bus:
     async def ensure_streams(self) -> None:
         await self._ensure_stream(
             StreamConfig(
-                name=catalog.EVENTS_STREAM,
-                subjects=[catalog.EVENT_SUBJECTS],
+                name=subjects.EVENTS_STREAM,
+                subjects=[subjects.EVENT_SUBJECTS],
                 duplicate_window=120.0,
                 max_age=7 * 24 * 3600.0,
             )
         )
         await self._ensure_stream(
             StreamConfig(
-                name=catalog.COMMANDS_STREAM,
-                subjects=[catalog.COMMAND_SUBJECTS],
+                name=subjects.COMMANDS_STREAM,
+                subjects=[subjects.COMMAND_SUBJECTS],
                 retention=RetentionPolicy.WORK_QUEUE,
                 duplicate_window=120.0,
             )
@@ -261,15 +261,15 @@ class Bus:
         kinds = {m.kind for m in handlers}
         if len(kinds) != 1:
             raise ValueError("one consumer serves either events or commands")
-        stream = catalog.EVENTS_STREAM if kinds == {"event"} else catalog.COMMANDS_STREAM
-        subjects = sorted(
+        stream = subjects.EVENTS_STREAM if kinds == {"event"} else subjects.COMMANDS_STREAM
+        filters = sorted(
             {m.subject_for(cluster) if cluster else m.filter_subject for m in handlers}
         )
         config = ConsumerConfig(
             durable_name=durable,
             ack_wait=60.0,
             max_deliver=MAX_DELIVER,
-            filter_subjects=subjects,
+            filter_subjects=filters,
             deliver_policy=DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL,
         )
         try:
@@ -360,7 +360,7 @@ class Bus:
     ) -> None:
         log.error("dead-lettering %s seq %s: %s", msg.subject, msg.metadata.sequence.stream, error)
         await self.publish(
-            catalog.DEAD_LETTERED,
+            subjects.DEAD_LETTERED,
             DeadLettered(
                 stream=stream,
                 subject=msg.subject,
@@ -427,7 +427,7 @@ class Bus:
 
     async def tail(
         self,
-        subject: str = catalog.EVENT_SUBJECTS,
+        subject: str = subjects.EVENT_SUBJECTS,
         since: datetime | None = None,
     ) -> AsyncIterator[tuple[str, CloudEvent]]:
         """Every event on `subject` from `since` (or only new ones), as (subject, envelope)."""

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.envelope import CONTENT_TYPE
 
 
-def _id(message: catalog.Message) -> str:
+def _id(message: subjects.Message) -> str:
     return message.type.removeprefix("io.vessel.").replace(".", "-")
 
 
-def _channel(message: catalog.Message) -> dict[str, Any]:
+def _channel(message: subjects.Message) -> dict[str, Any]:
     channel: dict[str, Any] = {
         "address": message.subject,
         "messages": {_id(message): {"$ref": f"#/components/messages/{_id(message)}"}},
@@ -29,7 +29,7 @@ def _channel(message: catalog.Message) -> dict[str, Any]:
     return channel
 
 
-def _message(message: catalog.Message) -> dict[str, Any]:
+def _message(message: subjects.Message) -> dict[str, Any]:
     return {
         "name": message.type,
         "title": message.model.__name__,
@@ -51,21 +51,21 @@ def _message(message: catalog.Message) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    messages = sorted(catalog.ALL, key=lambda m: m.type)
+    messages = sorted(subjects.ALL, key=lambda m: m.type)
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "Vessel events and commands",
             "version": "1",
-            "description": "Generated from vessel/contracts/catalog.py; see docs/events.md.",
+            "description": "Generated from vessel/contracts/subjects.py; see docs/events.md.",
         },
         "defaultContentType": CONTENT_TYPE,
         "servers": {
             "nats": {
                 "host": "localhost:4222",
                 "protocol": "nats",
-                "description": f"JetStream: events in stream {catalog.EVENTS_STREAM}, "
-                f"commands in the work-queue stream {catalog.COMMANDS_STREAM}",
+                "description": f"JetStream: events in stream {subjects.EVENTS_STREAM}, "
+                f"commands in the work-queue stream {subjects.COMMANDS_STREAM}",
             }
         },
         "channels": {_id(m): _channel(m) for m in messages},

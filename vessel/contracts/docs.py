@@ -1,5 +1,5 @@
 """Generates docs/events.md, docs/schemas/<type>.json and docs/asyncapi.json from the
-catalog.
+subject table, and the state tables of docs/architecture.md from the state catalogue.
 
 `python -m vessel.contracts.docs` writes them; `--check` fails when they are stale.
 """
@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vessel.contracts import asyncapi, catalog
+from vessel.contracts import asyncapi, state_docs, subjects
 from vessel.contracts.envelope import CloudEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = """# Events and commands
 
-Generated from `vessel/contracts/catalog.py` by `make docs`; do not edit by hand.
+Generated from `vessel/contracts/subjects.py` by `make docs`; do not edit by hand.
 
 Every message is a CloudEvents 1.0 event in structured JSON mode
 (`Content-Type: application/cloudevents+json`) on NATS JetStream:
@@ -31,7 +31,7 @@ Envelope: `id` (also the `Nats-Msg-Id` header, so JetStream drops a re-published
 duplicate within 2 minutes), `source` (`/clusters/<id>/<service>`), `type`
 (`io.vessel.<domain>.<entity>.<verb>.v1`), `subject` (resource path, when there is one),
 `time`, `traceparent` (W3C trace context, also a NATS header) and `data` (the payload
-below, JSON Schema in `docs/schemas/`). The same catalog as an AsyncAPI 3.0 document:
+below, JSON Schema in `docs/schemas/`). The same table as an AsyncAPI 3.0 document:
 `docs/asyncapi.json`.
 
 Guarantees: at-least-once delivery; order is preserved per subject; consumers
@@ -49,7 +49,7 @@ nats consumer next {events} audit --count 10
 """
 
 
-def schema_path(message: catalog.Message) -> Path:
+def schema_path(message: subjects.Message) -> Path:
     return ROOT / "docs" / "schemas" / f"{message.type}.json"
 
 
@@ -68,10 +68,10 @@ def render_examples(schema: dict[str, Any]) -> list[str]:
 
 def render() -> dict[Path, str]:
     out: dict[Path, str] = {}
-    lines = [HEADER.format(events=catalog.EVENTS_STREAM, commands=catalog.COMMANDS_STREAM)]
+    lines = [HEADER.format(events=subjects.EVENTS_STREAM, commands=subjects.COMMANDS_STREAM)]
     for kind in ("event", "command"):
         lines.append(f"## {kind.capitalize()}s\n")
-        for message in sorted((m for m in catalog.ALL if m.kind == kind), key=lambda m: m.type):
+        for message in sorted((m for m in subjects.ALL if m.kind == kind), key=lambda m: m.type):
             schema = message.model.model_json_schema()
             out[schema_path(message)] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
             lines.append(f"### `{message.type}`\n")
@@ -92,6 +92,8 @@ def render() -> dict[Path, str]:
         json.dumps(CloudEvent.model_json_schema(), indent=2, sort_keys=True) + "\n"
     )
     out[ROOT / "docs" / "events.md"] = "\n".join(lines).rstrip() + "\n"
+    architecture = ROOT / "docs" / "architecture.md"
+    out[architecture] = state_docs.render_into(architecture.read_text())
     out[ROOT / "docs" / "asyncapi.json"] = (
         json.dumps(asyncapi.document(), indent=2, sort_keys=True) + "\n"
     )

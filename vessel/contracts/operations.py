@@ -1,17 +1,51 @@
 """Long-running operations as stored in the `operations` KV bucket (written by protection,
-read by the gateway). Phases follow Velero's vocabulary."""
+read by the gateway). Phase names are Velero's where it has one (New, InProgress,
+Completed, PartiallyFailed, Failed); Canceling and Canceled are Vessel's own."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vessel.contracts.protection import ItemResult, RestoreOptions
 
-Phase = Literal["New", "InProgress", "Completed", "PartiallyFailed", "Failed", "Canceled"]
-TERMINAL: frozenset[str] = frozenset({"Completed", "PartiallyFailed", "Failed", "Canceled"})
+
+class Phase(StrEnum):
+    NEW = "New"
+    IN_PROGRESS = "InProgress"
+    CANCELING = "Canceling"
+    """Cancel accepted; what the operation left behind is being cleaned up."""
+    COMPLETED = "Completed"
+    PARTIALLY_FAILED = "PartiallyFailed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+
+TERMINAL: frozenset[Phase] = frozenset(
+    {Phase.COMPLETED, Phase.PARTIALLY_FAILED, Phase.FAILED, Phase.CANCELED}
+)
+_ENDS = TERMINAL | {Phase.CANCELING}
+TRANSITIONS: dict[Phase, frozenset[Phase]] = {
+    Phase.NEW: frozenset({Phase.IN_PROGRESS}) | _ENDS,
+    Phase.IN_PROGRESS: _ENDS,
+    Phase.CANCELING: frozenset({Phase.CANCELED}),
+    **{end: frozenset() for end in TERMINAL},
+}
+"""Where each phase may go next (staying is always allowed): a phase never goes back, and an
+ended operation never changes phase."""
+
+
+class PhaseTransitionError(ValueError):
+    pass
+
+
+def check_transition(op_id: str, old: Phase, new: Phase) -> None:
+    """Raises PhaseTransitionError naming the operation when `old` may not become `new`."""
+    if new != old and new not in TRANSITIONS[old]:
+        raise PhaseTransitionError(f"operation {op_id} cannot go from {old} to {new}")
 
 
 def now() -> datetime:
@@ -38,7 +72,7 @@ class Operation(BaseModel):
     kind: Literal[
         "backup", "restore", "snapshot", "delete-backup", "delete-snapshot", "clone", "migrate"
     ]
-    phase: Phase = "New"
+    phase: Phase = Phase.NEW
     message: str = ""
     requested_by: str = "anonymous"
     app_id: str = ""

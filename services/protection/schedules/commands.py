@@ -16,7 +16,7 @@ from services.protection.schedules.claims import RunLedger
 from services.protection.schedules.scheduler import utc_now
 from vessel.bus.errors import PermanentError
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.protection import PutSchedule, RemoveSchedule, ScheduleSpec
 from vessel.contracts.schedule_rules import cron_expression, validate_schedule
 
@@ -60,7 +60,7 @@ class ScheduleCommands:
         if restart:
             await self.ledger.reset_cursor(spec.id, self.now())
         log.info("schedule %s of %s put by %s", spec.id, spec.app_id, cmd.requested_by)
-        await self.bus.publish(catalog.SCHEDULE_CHANGED, spec, subject=f"/schedules/{spec.id}")
+        await self.bus.publish(subjects.SCHEDULE_CHANGED, spec, subject=f"/schedules/{spec.id}")
 
     async def on_remove(self, cmd: RemoveSchedule) -> None:
         spec = await self.get(cmd.schedule_id)
@@ -68,7 +68,7 @@ class ScheduleCommands:
             return  # already removed (a repeated command)
         # Announce first: a crash before the delete repeats the announcement on redelivery
         # instead of losing it.
-        await self.bus.publish(catalog.SCHEDULE_REMOVED, spec, subject=f"/schedules/{spec.id}")
+        await self.bus.publish(subjects.SCHEDULE_REMOVED, spec, subject=f"/schedules/{spec.id}")
         await self.schedules.delete(spec.id)
         await self.ledger.forget(spec.id)
         log.info("schedule %s removed by %s", spec.id, cmd.requested_by)

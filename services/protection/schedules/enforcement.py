@@ -16,7 +16,7 @@ from services.protection.operations import OperationStore
 from services.protection.retention import Run, decide
 from services.protection.schedules.claims import RunClaim, RunLedger, derived_id
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import DeleteAppSnapshot, DeleteBackup, ScheduleSpec
@@ -72,14 +72,14 @@ class RetentionEnforcer:
         by = f"schedule/{spec.id}"
         if op.kind == "snapshot":
             await self.bus.publish(
-                catalog.DELETE_SNAPSHOT,
+                subjects.DELETE_SNAPSHOT,
                 DeleteAppSnapshot(
                     operation_id=deletion_id, snapshot_id=op.snapshot_id or op.id, requested_by=by
                 ),
             )
         else:
             await self.bus.publish(
-                catalog.DELETE_BACKUP,
+                subjects.DELETE_BACKUP,
                 DeleteBackup(
                     operation_id=deletion_id,
                     backup_id=op.backup_id or op.id,

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from services.protection.schedules.claims import Outcome, RunClaim, RunLedger, run_operation_id
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup
 from vessel.contracts.protection import CreateAppSnapshot, RunMissed, ScheduleFired, ScheduleSpec
 from vessel.contracts.schedule_rules import cron_expression
@@ -185,7 +185,7 @@ class Scheduler:
     async def _announce(self, spec: ScheduleSpec, claim: RunClaim, now: datetime) -> None:
         if claim.outcome != "fired":
             await self.bus.publish(
-                catalog.RUN_MISSED,
+                subjects.RUN_MISSED,
                 RunMissed(
                     schedule_id=spec.id,
                     app_id=spec.app_id,
@@ -201,7 +201,7 @@ class Scheduler:
         op_id, by = claim.operation_id, f"schedule/{spec.id}"
         if spec.kind == "backup":
             await self.bus.publish(
-                catalog.CREATE_BACKUP,
+                subjects.CREATE_BACKUP,
                 CreateBackup(
                     operation_id=op_id,
                     app_id=spec.app_id,
@@ -212,7 +212,7 @@ class Scheduler:
             )
         else:
             await self.bus.publish(
-                catalog.CREATE_SNAPSHOT,
+                subjects.CREATE_SNAPSHOT,
                 CreateAppSnapshot(
                     operation_id=op_id,
                     app_id=spec.app_id,
@@ -223,7 +223,7 @@ class Scheduler:
             )
         log.info("schedule %s: %s run %s for %s", spec.id, claim.outcome, op_id, claim.due)
         await self.bus.publish(
-            catalog.SCHEDULE_FIRED,
+            subjects.SCHEDULE_FIRED,
             ScheduleFired(
                 schedule_id=spec.id, app_id=spec.app_id, due=claim.due, operation_id=op_id
             ),

@@ -12,7 +12,7 @@ from services.protection.deletion import DeletionFlow
 from services.protection.schedules.commands import ScheduleCommands
 from services.protection.schedules.enforcement import RetentionEnforcer
 from services.protection.schedules.scheduler import Scheduler
-from vessel.contracts import catalog
+from vessel.contracts import subjects
 
 SCHEDULES_KV, RUNS_KV, LOCKS_KV, APP_SNAPSHOTS_KV = (
     "schedules",
@@ -34,23 +34,23 @@ async def start_schedules(p: Protection, grace_seconds: float) -> list[asyncio.T
     return [
         await bus.consume(
             "protection-schedules",
-            {catalog.PUT_SCHEDULE: commands.on_put, catalog.REMOVE_SCHEDULE: commands.on_remove},
+            {subjects.PUT_SCHEDULE: commands.on_put, subjects.REMOVE_SCHEDULE: commands.on_remove},
         ),
         await bus.consume(
             "protection-deletion",
             {
-                catalog.DELETE_BACKUP: deletion.on_delete_backup,
-                catalog.DELETE_SNAPSHOT: deletion.on_delete_snapshot,
+                subjects.DELETE_BACKUP: deletion.on_delete_backup,
+                subjects.DELETE_SNAPSHOT: deletion.on_delete_snapshot,
             },
         ),
         await bus.consume(
             "protection-retention",
             {
-                catalog.BACKUP_COMPLETED: retention.on_run_ended,
-                catalog.BACKUP_FAILED: retention.on_run_ended,
-                catalog.SNAPSHOT_COMPLETED: retention.on_run_ended,
-                catalog.SNAPSHOT_FAILED: retention.on_run_ended,
-                catalog.SNAPSHOTS_FORGOTTEN: deletion.on_forgotten,
+                subjects.BACKUP_COMPLETED: retention.on_run_ended,
+                subjects.BACKUP_FAILED: retention.on_run_ended,
+                subjects.SNAPSHOT_COMPLETED: retention.on_run_ended,
+                subjects.SNAPSHOT_FAILED: retention.on_run_ended,
+                subjects.SNAPSHOTS_FORGOTTEN: deletion.on_forgotten,
             },
             deliver_new=True,
         ),

@@ -1,0 +1,1 @@
+"""Telemetry: structured logs, traces, metrics, and tracing of gRPC calls."""
