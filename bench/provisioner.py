@@ -33,7 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.provisioner.backends.btrfs import BtrfsBackend  # noqa: E402
+from services.provisioner.adapters.btrfs import BtrfsBackend  # noqa: E402
 from vessel.config import PROVISIONER_NAME  # noqa: E402
 from vessel.kube.client import KubeCluster  # noqa: E402
 from vessel.kube.informer import Informer  # noqa: E402

@@ -147,20 +147,20 @@ def _copy_flags(p: Parsers, what: str) -> None:
     long_running(p, what)
 
 
-def _compose(resources: Parsers) -> None:
+def _mobility(resources: Parsers) -> None:
     p = resources.add_parser("clone", help="copy an app into another namespace or cluster")
     _copy_flags(p, "clone")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--from-snapshot", default="", metavar="SNAPSHOT", help="an app snapshot")
     source.add_argument("--from-backup", default="", metavar="BACKUP", help="a backup in --bucket")
-    p.set_defaults(run="vessel_cli.compose:clone_create")
+    p.set_defaults(run="vessel_cli.mobility:clone_create")
 
     p = resources.add_parser("migrate", help="move an app: back up, restore, scale the source down")
     _copy_flags(p, "migration")
     p.add_argument(
         "--keep-source-running", action="store_true", help="do not scale the source down"
     )
-    p.set_defaults(run="vessel_cli.compose:migration_create")
+    p.set_defaults(run="vessel_cli.mobility:migration_create")
 
 
 def _hook(resources: Parsers) -> None:
@@ -181,18 +181,18 @@ def _hook(resources: Parsers) -> None:
     p.add_argument("--timeout", type=int, default=30, help="seconds the hook may run")
     p.add_argument("--on-failure", choices=["fail", "continue"], default="fail")
     p.add_argument("--request-id", default="")
-    p.set_defaults(run="vessel_cli.compose:hook_put")
+    p.set_defaults(run="vessel_cli.mobility:hook_put")
     p = hook.add_parser("list", help="hooks, of one app or all in scope")
     p.add_argument("app", nargs="?", default="", help="app id (default: every app)")
     p.add_argument("--limit", type=int, default=0, help="at most this many (0: all)")
-    p.set_defaults(run="vessel_cli.compose:hook_list")
+    p.set_defaults(run="vessel_cli.mobility:hook_list")
     p = hook.add_parser("get")
     ref(p)
-    p.set_defaults(run="vessel_cli.compose:hook_get")
+    p.set_defaults(run="vessel_cli.mobility:hook_get")
     p = hook.add_parser("delete")
     ref(p)
     p.add_argument("--request-id", default="")
-    p.set_defaults(run="vessel_cli.compose:hook_delete")
+    p.set_defaults(run="vessel_cli.mobility:hook_delete")
 
 
 def add_parsers(resources: Parsers) -> None:
@@ -200,5 +200,5 @@ def add_parsers(resources: Parsers) -> None:
     _backup(resources)
     _schedule(resources)
     _bucket(resources)
-    _compose(resources)
+    _mobility(resources)
     _hook(resources)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,26 +27,24 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.discovery import helm
-from services.discovery.kinds import BY_KIND, WORKLOAD_KINDS, slim
-from services.discovery.records import (
+from services.discovery.app_record import (
     Built,
-    Context,
+    ClusterFacts,
     Grouping,
     Key,
     build_app,
     controller_owner,
     key_of,
-    labels_of,
-    meta,
     pod_spec,
 )
-from services.discovery.selectors import workload_selects
+from services.discovery.kinds import BY_KIND, WORKLOAD_KINDS, slim
 from services.discovery.userapps import user_app
 from vessel.contracts.commands import DefineApp
 from vessel.contracts.events import AppRecord
+from vessel.kube.objects import KubeObject, labels_of, meta
+from vessel.kube.selectors import SelectorError, from_label_selector, matches
 
 log = logging.getLogger("vessel.discovery")
-Obj = dict[str, Any]
 APP_LABELS = ("app.kubernetes.io/instance", "app.kubernetes.io/name", "app")
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 _PRECEDENCE: dict[str, int] = {"helm": 0, "label": 1, "namespace": 2}
@@ -64,13 +62,13 @@ class Assignment:
 
 @dataclass
 class Group:
-    members: list[Obj] = field(default_factory=list)
+    members: list[KubeObject] = field(default_factory=list)
     grouping: Grouping = "namespace"
     label: str | None = None
     release_namespace: str | None = None
 
 
-def app_label(obj: Obj) -> tuple[str, str] | None:
+def app_label(obj: KubeObject) -> tuple[str, str] | None:
     labels = labels_of(obj)
     for key in APP_LABELS:
         if labels.get(key):
@@ -78,7 +76,21 @@ def app_label(obj: Obj) -> tuple[str, str] | None:
     return None
 
 
-def mounts_claim(workload: Obj, claim: str) -> bool:
+def workload_selects(selector: Any, labels: Mapping[str, str]) -> bool:
+    """A workload's `spec.selector` (a LabelSelector dict) matches `labels`. An empty or
+    missing selector matches nothing, as for a Deployment."""
+    if not isinstance(selector, dict):
+        return False
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        return False
+    try:
+        requirements = from_label_selector(selector)
+    except SelectorError:
+        return False  # an expression the API server would have refused
+    return matches(requirements, labels)
+
+
+def mounts_claim(workload: KubeObject, claim: str) -> bool:
     """The workload's pods mount `claim`: by volume, or as a StatefulSet claim of any
     ordinal (also ordinals above the current replicas: scaled-down claims are kept)."""
     for volume in pod_spec(workload).get("volumes") or []:
@@ -92,14 +104,14 @@ def mounts_claim(workload: Obj, claim: str) -> bool:
 
 
 class _Assigner:
-    def __init__(self, namespace: str, objects: list[Obj]) -> None:
+    def __init__(self, namespace: str, objects: list[KubeObject]) -> None:
         self.namespace = namespace
         self.by_key = {key_of(o): o for o in objects}
         self.workloads = [o for o in objects if o["kind"] in WORKLOAD_KINDS]
         self.pods = [o for o in objects if o["kind"] == "Pod"]
         self.memo: dict[Key, Assignment] = {}
 
-    def __call__(self, obj: Obj) -> Assignment:
+    def __call__(self, obj: KubeObject) -> Assignment:
         key = key_of(obj)
         found = self.memo.get(key)
         if found is None:
@@ -107,7 +119,7 @@ class _Assigner:
             found = self.memo[key] = self._assign(obj)
         return found
 
-    def _assign(self, obj: Obj) -> Assignment:
+    def _assign(self, obj: KubeObject) -> Assignment:
         annotations = meta(obj).get("annotations") or {}
         release = annotations.get(helm.RELEASE_ANNOTATION)
         if release and _APP_NAME.match(release):  # an annotation, so not checked by the API
@@ -131,7 +143,7 @@ class _Assigner:
                     return self(user)
         return Assignment("namespace", self.namespace)
 
-    def _from_owner(self, obj: Obj) -> Assignment | None:
+    def _from_owner(self, obj: KubeObject) -> Assignment | None:
         owner = controller_owner(obj)
         if owner is not None:
             target = self.by_key.get((str(owner.get("kind")), str(owner.get("name"))))
@@ -151,9 +163,9 @@ class _Assigner:
 
 
 def group_namespace(
-    ctx: Context,
+    facts: ClusterFacts,
     namespace: str,
-    objects: list[Obj],
+    objects: list[KubeObject],
     *,
     claimed: frozenset[Key] = frozenset(),
     reserved: frozenset[str] = frozenset(),
@@ -190,10 +202,10 @@ def group_namespace(
             continue  # config without anything running is not an application
         release = None
         if group.grouping == "helm":
-            release = ctx.releases(group.release_namespace or namespace, name)
+            release = facts.releases(group.release_namespace or namespace, name)
         try:
             built = build_app(
-                ctx,
+                facts,
                 namespace,
                 name,
                 group.grouping,
@@ -208,9 +220,9 @@ def group_namespace(
     return apps
 
 
-def releases_in(objects: Iterable[Obj]) -> Callable[[str, str], Any]:
+def releases_in(objects: Iterable[KubeObject]) -> Callable[[str, str], Any]:
     """A release lookup over slimmed objects (every namespace)."""
-    by_ns: dict[str, list[Obj]] = defaultdict(list)
+    by_ns: dict[str, list[KubeObject]] = defaultdict(list)
     for obj in objects:
         if helm.is_release_secret(obj):
             by_ns[meta(obj).get("namespace", "")].append(obj)
@@ -220,7 +232,7 @@ def releases_in(objects: Iterable[Obj]) -> Callable[[str, str], Any]:
 
 def group_apps(
     cluster: str,
-    objects: list[Obj],
+    objects: list[KubeObject],
     *,
     now: datetime | None = None,
     definitions: Iterable[DefineApp] = (),
@@ -228,7 +240,7 @@ def group_apps(
 ) -> dict[str, AppRecord]:
     """Every app of one cluster from raw objects of any kind (slimmed here first)."""
     slimmed = [slim(BY_KIND[o["kind"]], o) if o.get("kind") in BY_KIND else o for o in objects]
-    ctx = Context(
+    facts = ClusterFacts(
         cluster,
         pvs={meta(o)["name"]: o for o in slimmed if o["kind"] == "PersistentVolume"},
         classes={meta(o)["name"]: o for o in slimmed if o["kind"] == "StorageClass"},
@@ -236,8 +248,8 @@ def group_apps(
         pending_grace=pending_grace,
     )
     if now is not None:
-        ctx.now = now
-    by_ns: dict[str, list[Obj]] = defaultdict(list)
+        facts.now = now
+    by_ns: dict[str, list[KubeObject]] = defaultdict(list)
     for obj in slimmed:
         ns = meta(obj).get("namespace")
         if ns:
@@ -246,14 +258,14 @@ def group_apps(
     claimed: dict[str, set[Key]] = defaultdict(set)
     reserved: dict[str, set[str]] = defaultdict(set)
     for definition in definitions:
-        built, selected = user_app(ctx, definition, lambda ns: by_ns.get(ns, []))
+        built, selected = user_app(facts, definition, lambda ns: by_ns.get(ns, []))
         apps[built.record.id] = built.record
         reserved[definition.namespace].add(definition.name)
         for ns, kind, name in selected:
             claimed[ns].add((kind, name))
     for ns, objs in by_ns.items():
         found = group_namespace(
-            ctx, ns, objs, claimed=frozenset(claimed[ns]), reserved=frozenset(reserved[ns])
+            facts, ns, objs, claimed=frozenset(claimed[ns]), reserved=frozenset(reserved[ns])
         )
         apps.update({app_id: built.record for app_id, built in found.items()})
     return apps

@@ -17,8 +17,8 @@ import zlib
 from typing import Any
 
 from vessel.contracts.models import HelmRelease
+from vessel.kube.objects import KubeObject
 
-Obj = dict[str, Any]
 RELEASE_TYPE = "helm.sh/release.v1"
 RELEASE_ANNOTATION = "meta.helm.sh/release-name"
 RELEASE_NAMESPACE_ANNOTATION = "meta.helm.sh/release-namespace"
@@ -32,7 +32,7 @@ class ReleaseError(ValueError):
     """A release record that cannot be decoded; the message names what was wrong."""
 
 
-def is_release_secret(obj: Obj) -> bool:
+def is_release_secret(obj: KubeObject) -> bool:
     return obj.get("kind") == "Secret" and obj.get("type") == RELEASE_TYPE
 
 
@@ -42,7 +42,7 @@ def parse_name(name: str) -> tuple[str, int] | None:
     return (match["release"], int(match["version"])) if match else None
 
 
-def decode_payload(data: str) -> Obj:
+def decode_payload(data: str) -> dict[str, Any]:
     """The release JSON from the Secret's `release` value as the API returns it."""
     raw = _b64(data, "the Secret's data")
     if not raw.startswith(b"\x1f\x8b"):
@@ -69,7 +69,7 @@ def _b64(text: str, what: str) -> bytes:
         raise ReleaseError(f"release is not valid base64 ({what})") from exc
 
 
-def summarize(secret: Obj) -> HelmRelease:
+def summarize(secret: KubeObject) -> HelmRelease:
     """The release a Secret records; status `unknown` when its data cannot be decoded."""
     meta = secret.get("metadata") or {}
     name = str(meta.get("name", ""))
@@ -95,7 +95,7 @@ def summarize(secret: Obj) -> HelmRelease:
     )
 
 
-def fallback(secret: Obj) -> HelmRelease:
+def fallback(secret: KubeObject) -> HelmRelease:
     """What the Secret's name and labels tell when its data cannot be decoded."""
     meta = secret.get("metadata") or {}
     parsed = parse_name(str(meta.get("name", "")))
@@ -115,7 +115,7 @@ def _int(value: Any) -> int:
         return 0
 
 
-def latest_releases(secrets: list[Obj]) -> dict[str, HelmRelease]:
+def latest_releases(secrets: list[KubeObject]) -> dict[str, HelmRelease]:
     """Release name -> its latest revision, from slimmed release Secrets of one namespace."""
     latest: dict[str, HelmRelease] = {}
     for secret in secrets:
@@ -128,7 +128,7 @@ def latest_releases(secrets: list[Obj]) -> dict[str, HelmRelease]:
     return latest
 
 
-def encode_release(doc: Obj) -> str:
+def encode_release(doc: dict[str, Any]) -> str:
     """A release as Helm writes it into a Secret's `data.release` (for tests and the bench)."""
     inner = base64.b64encode(gzip.compress(json.dumps(doc).encode()))
     return base64.b64encode(inner).decode()

@@ -15,15 +15,15 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from services.discovery.health import short
 from services.discovery.kinds import BY_KIND, WatchedKind, slim
 from vessel.kube.errors import Forbidden, Gone, KubeError, NotFound
 from vessel.kube.informer import Informer, OnChange, Watchable
+from vessel.kube.objects import KubeObject
 
 log = logging.getLogger("vessel.discovery")
-Obj = dict[str, Any]
 
 
 class HealthSink(Protocol):
@@ -43,7 +43,7 @@ class ObservedKube:
         kind: str,
         namespace: str | None = None,
         label_selector: str | None = None,
-    ) -> tuple[list[Obj], str]:
+    ) -> tuple[list[KubeObject], str]:
         watched = BY_KIND[kind]
         try:
             items, rv = await self.kube.list(api_version, kind, namespace, label_selector)
@@ -64,7 +64,7 @@ class ObservedKube:
         *,
         namespace: str | None = None,
         timeout_seconds: int = 30,
-    ) -> AsyncIterator[tuple[str, Obj]]:
+    ) -> AsyncIterator[tuple[str, KubeObject]]:
         watched = BY_KIND[kind]
         stream = self.kube.watch(
             api_version,

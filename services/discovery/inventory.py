@@ -13,17 +13,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from services.discovery.app_record import Built, ClusterFacts, ClusterScoped
 from services.discovery.grouping import group_namespace
 from services.discovery.helm import latest_releases
 from services.discovery.informers import HealthSink, KindInformer, ObservedKube
-from services.discovery.kinds import CLUSTER_SCOPED, WATCHED, Obj
+from services.discovery.kinds import CLUSTER_SCOPED, WATCHED
 from services.discovery.publish import AppPublisher
-from services.discovery.records import Built, ClusterScoped, Context, meta
 from services.discovery.userapps import namespaces_of, user_app
 from vessel.contracts.commands import DefineApp
 from vessel.contracts.events import AppRecord
 from vessel.contracts.models import HelmRelease
 from vessel.kube.informer import Watchable
+from vessel.kube.objects import KubeObject, PersistentVolumeView, meta
 
 log = logging.getLogger("vessel.discovery")
 KINDS = [(k.api_version, k.kind) for k in WATCHED if k.plural == k.kind.lower() + "s"]
@@ -96,13 +97,14 @@ class ClusterInventory:
         self._touch(self.dirty, namespaces, asyncio.get_running_loop().time())
         self.wake.set()
 
-    async def _on_change(self, type_: str, obj: Obj) -> None:
+    async def _on_change(self, type_: str, obj: KubeObject) -> None:
         kind, name = obj["kind"], meta(obj)["name"]
         if kind == "Namespace":
             self._mark(name)
         elif kind == "PersistentVolume":
             before = self.pv_namespace.pop(name, None)
-            now = ((obj.get("spec") or {}).get("claimRef") or {}).get("namespace")
+            claim = PersistentVolumeView(obj).claim_ref
+            now = claim[0] if claim else None
             if now and type_ != "DELETED":
                 self.pv_namespace[name] = now
             self._mark(*(ns for ns in (before, now) if ns))
@@ -134,7 +136,7 @@ class ClusterInventory:
         self.definitions = dict(definitions)
         self.wake.set()
 
-    def objects_in(self, namespace: str) -> list[Obj]:
+    def objects_in(self, namespace: str) -> list[KubeObject]:
         out = []
         for kind, names in self.index.get(namespace, {}).items():
             cache = self.informers[kind].cache
@@ -194,7 +196,7 @@ class ClusterInventory:
         ]
         return max(min(times) - now, 0.0) if times else None
 
-    def context(self) -> Context:
+    def facts(self) -> ClusterFacts:
         pvs = ClusterScoped(self.informers["PersistentVolume"].cache)
         classes = ClusterScoped(self.informers["StorageClass"].cache)
         releases: dict[str, dict[str, HelmRelease]] = {}
@@ -207,13 +209,13 @@ class ClusterInventory:
                 releases[ns] = latest_releases([o for o in found if o is not None])
             return releases[ns].get(name)
 
-        return Context(
+        return ClusterFacts(
             self.cluster_id, pvs, classes, release, datetime.now(UTC), self.pending_grace
         )
 
     async def flush(self, dirty: set[str], dirty_user: set[str]) -> None:
         """Regroup the `dirty` namespaces and user-defined apps; publish what changed."""
-        ctx = self.context()
+        facts = self.facts()
         touching = {
             key: d
             for key, d in self.definitions.items()
@@ -222,7 +224,7 @@ class ClusterInventory:
         current: dict[str, Built] = {}
         claimed: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for key, d in touching.items():
-            built, selected = user_app(ctx, d, self.objects_in)
+            built, selected = user_app(facts, d, self.objects_in)
             current[key] = built
             for ns, kind, name in selected:
                 claimed[ns].add((kind, name))
@@ -232,7 +234,7 @@ class ClusterInventory:
         for ns in dirty:
             current.update(
                 group_namespace(
-                    ctx,
+                    facts,
                     ns,
                     self.objects_in(ns),
                     claimed=frozenset(claimed[ns]),

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.discovery import helm
+from vessel.kube.objects import KubeObject
 
 log = logging.getLogger("vessel.discovery")
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,13 @@ _META_FIELDS = (
 )
 
 
-def _pick(src: Any, *fields: str) -> Obj:
+def _pick(src: Any, *fields: str) -> dict[str, Any]:
     if not isinstance(src, dict):
         return {}
     return {f: src[f] for f in fields if src.get(f) is not None}
 
 
-def _meta(meta: Obj) -> Obj:
+def _meta(meta: dict[str, Any]) -> dict[str, Any]:
     out = _pick(meta, *_META_FIELDS)
     annotations = {
         k: v for k, v in (meta.get("annotations") or {}).items() if k in KEPT_ANNOTATIONS
@@ -95,7 +95,7 @@ def _meta(meta: Obj) -> Obj:
     return out
 
 
-def _pod_spec(spec: Any) -> Obj:
+def _pod_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
         return {}
     volumes = [
@@ -107,14 +107,14 @@ def _pod_spec(spec: Any) -> Obj:
     return {"volumes": volumes, "containers": containers}
 
 
-def _template(template: Any) -> Obj:
+def _template(template: Any) -> dict[str, Any]:
     if not isinstance(template, dict):
         return {}
     labels = (template.get("metadata") or {}).get("labels") or {}
     return {"metadata": {"labels": labels}, "spec": _pod_spec(template.get("spec"))}
 
 
-def _container_states(statuses: Any) -> list[Obj]:
+def _container_states(statuses: Any) -> list[dict[str, Any]]:
     out = []
     for s in statuses or []:
         waiting = ((s.get("state") or {}).get("waiting") or {}).get("reason")
@@ -122,7 +122,7 @@ def _container_states(statuses: Any) -> list[Obj]:
     return out
 
 
-def _spec_status(kind: str, obj: Obj) -> Obj:
+def _spec_status(kind: str, obj: KubeObject) -> dict[str, Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     if kind in ("Deployment", "StatefulSet", "DaemonSet"):
         kept = _pick(spec, "replicas", "selector")
@@ -172,9 +172,9 @@ def _spec_status(kind: str, obj: Obj) -> Obj:
     return {}
 
 
-def slim(watched: WatchedKind, obj: Obj) -> Obj:
+def slim(watched: WatchedKind, obj: KubeObject) -> KubeObject:
     """The copy discovery keeps of `obj`; never any Secret data."""
-    out: Obj = {
+    out: KubeObject = {
         "apiVersion": watched.api_version,
         "kind": watched.kind,
         "metadata": _meta(obj.get("metadata") or {}),
@@ -190,7 +190,7 @@ def slim(watched: WatchedKind, obj: Obj) -> Obj:
     return out
 
 
-def _release(secret: Obj) -> Any:
+def _release(secret: KubeObject) -> Any:
     try:
         return helm.summarize(secret)
     except helm.ReleaseError as exc:

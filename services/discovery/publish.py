@@ -4,23 +4,20 @@
 from __future__ import annotations
 
 from services.discovery.diff import app_diff, changed_fields
-from vessel.bus.nats_port import Bus, KeyValue
+from services.discovery.state import AppStore
+from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.events import AppChanged, AppRecord
-
-
-def inventory_key(app: str) -> str:
-    return f"apps.{app}"
 
 
 class AppPublisher:
     """Writes app records to the `inventory` KV bucket and announces them as events."""
 
-    def __init__(self, bus: Bus, kv: KeyValue) -> None:
-        self.bus, self.kv = bus, kv
+    def __init__(self, bus: Bus, apps: AppStore) -> None:
+        self.bus, self.apps = bus, apps
 
     async def put(self, record: AppRecord, previous: AppRecord | None) -> None:
-        await self.kv.put(inventory_key(record.id), record.model_dump_json().encode())
+        await self.apps.put(record)
         payload = AppChanged(app=record)
         message = subjects.APP_DISCOVERED
         if previous is not None:
@@ -34,7 +31,7 @@ class AppPublisher:
         await self.bus.publish(message, payload, subject=self.subject(record))
 
     async def remove(self, previous: AppRecord) -> None:
-        await self.kv.delete(inventory_key(previous.id))
+        await self.apps.delete(previous.id)
         gone = previous.model_copy(update={"state": "Removed"})
         changed = [] if previous.state == "Removed" else ["state"]
         await self.bus.publish(

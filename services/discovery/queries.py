@@ -1,6 +1,10 @@
-"""Queries the gateway asks discovery: pure functions over the published records, and
-`answer`, which decodes a request, runs the query and encodes the reply (`QueryFailed`
-naming the problem for a bad request)."""
+"""Queries the gateway asks discovery, over core NATS request/reply.
+
+Subjects are `vessel.query.discovery.<query>`; replicas of discovery share one queue
+group, so each request is answered once. Pure functions over the published records;
+`answer` decodes a request, runs the query and encodes the reply (`QueryFailed` naming
+the problem for a bad request), and `respond` answers from the shared context.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 from pydantic import ValidationError
 
-from services.discovery.selectors import parse_label_filter
+from services.discovery.context import DiscoveryContext
+from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.events import (
     AppDetail,
@@ -24,6 +29,9 @@ from vessel.contracts.events import (
     QueryFailed,
 )
 from vessel.contracts.models import Payload
+
+SERVED = "vessel.query.discovery.>"
+"""Every query discovery answers."""
 
 
 class QueryError(ValueError):
@@ -40,6 +48,15 @@ def _after(token: str) -> str:
         return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise QueryError(f"page_token {token!r} is not one this service handed out") from None
+
+
+def parse_label_filter(text: str) -> tuple[str, str | None]:
+    """`key=value` -> (key, value); `key` -> (key, None). ValueError names the problem."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise ValueError(f"label filter {text!r}: expected key=value or key")
+    return key, (value.strip() if sep else None)
 
 
 def _has_label(app: AppRecord, key: str, value: str | None) -> bool:
@@ -118,3 +135,13 @@ def answer(
     except QueryError as exc:
         reply = QueryFailed(error=str(exc))
     return reply.model_dump_json().encode()
+
+
+async def respond(ctx: DiscoveryContext, subject: str, body: bytes) -> bytes:
+    """The reply to a request on `subject`, from the clusters discovery watches."""
+    return answer(subject, body, ctx.apps, ctx.cluster_records)
+
+
+async def request(bus: Bus, subject: str, body: bytes, wait: float = 5.0) -> bytes:
+    """Send `body` on `subject` and return the reply; TimeoutError after `wait` seconds."""
+    return await bus.request(subject, body, wait=wait)

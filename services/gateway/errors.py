@@ -1,17 +1,19 @@
-"""gRPC errors with google.rpc details, raised as exceptions and mapped once in `guard`."""
+"""gRPC errors with google.rpc details, raised as exceptions and mapped once in `guard`
+(every unary servicer method wears it)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 T = TypeVar("T")
-
+RpcContext: TypeAlias = grpc.aio.ServicerContext
+"""A call's gRPC context (not the gateway's shared `GatewayContext`)."""
 
 DOMAIN = "vessel.io"
 
@@ -58,10 +60,10 @@ def not_found(what: str) -> ApiError:
 
 
 def guard(
-    fn: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]],
-) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]:
+    fn: Callable[[Any, Any, RpcContext], Awaitable[T]],
+) -> Callable[[Any, Any, RpcContext], Awaitable[T]]:
     @wraps(fn)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+    async def wrapper(self: Any, request: Any, context: RpcContext) -> T:
         try:
             return await fn(self, request, context)
         except ApiError as exc:

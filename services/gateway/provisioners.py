@@ -1,6 +1,6 @@
 """The gateway's questions to a cluster's provisioner (core NATS request/reply), and the
 wait for a provisioner's answer to a backend command (its added/updated/removed or
-rejected event).
+rejected event). Clones and migrations ask too (the target's StorageClasses).
 
 A provisioner that does not answer in time is UNAVAILABLE naming the cluster: the gateway
 never falls back to reading backends itself.
@@ -24,6 +24,7 @@ from vessel.contracts.models import Payload
 
 R = TypeVar("R", bound=Payload)
 BACKEND_EVENTS = "vessel.evt.provisioner.backend.>"
+QUERY_SECONDS = 5.0
 
 
 def unavailable(cluster: str, why: str) -> ApiError:
@@ -36,7 +37,12 @@ def unavailable(cluster: str, why: str) -> ApiError:
 
 
 async def ask(
-    bus: Bus, cluster: str, subject: str, request: Payload, reply: type[R], wait: float
+    bus: Bus,
+    cluster: str,
+    subject: str,
+    request: Payload,
+    reply: type[R],
+    wait: float = QUERY_SECONDS,
 ) -> R:
     """Ask the provisioner of `cluster` on `subject` (a template with `{cluster}`)."""
     try:

@@ -1,9 +1,10 @@
-"""Wiring of the gateway: servicers, authentication, health, reflection, TLS."""
+"""The gateway's gRPC server: TLS, the interceptors (tracing, then the access policy),
+health and reflection, bound to `gateway_listen`. Which services it serves is the inbox's
+table (main adds them)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,19 +12,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.gateway import policy, tokens
-from services.gateway.infra_server import add_infra_services
-from services.gateway.protection_server import add_protection_services
-from services.gateway.servicers import (
-    AppService,
-    BackupService,
-    Gateway,
-    OperationService,
-    RestoreService,
-)
-from services.gateway.tokens import Authenticator, TokenStore
-from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.bus.nats_port import Bus
+from services.gateway.auth import policy
+from services.gateway.auth.tokens import Authenticator
 from vessel.config import ConfigError, GatewayTLSConfig, VesselSettings
 from vessel.telemetry.rpc_tracing import ServerTracing
 
@@ -72,34 +62,13 @@ def service_names() -> list[str]:
     return [s.full_name for f in policy.FILES for s in f.services_by_name.values()]
 
 
-async def build_server(
-    settings: VesselSettings,
-    bus: Bus,
-    *,
-    environ: Mapping[str, str] | None = None,
-) -> GatewayServer:
-    """The gateway's gRPC server, bound to `gateway_listen` (port 0: any free port) but not
-    started. Raises ConfigError for unusable TLS or auth settings; `environ` (default
-    os.environ) holds the bootstrap admin token."""
-    store = TokenStore(await bus.kv(tokens.BUCKET))
-    authenticator = Authenticator(settings, store, environ)
+def build_server(settings: VesselSettings, authenticator: Authenticator) -> GatewayServer:
+    """The server, bound to `gateway_listen` (port 0: any free port), serving health and
+    reflection but no API service yet, not started. Raises ConfigError for unusable TLS
+    settings or an address it cannot listen on."""
     credentials = server_credentials(settings.gateway_tls)
-    gw = Gateway(
-        settings,
-        bus,
-        await bus.kv("inventory"),
-        await bus.kv("operations"),
-        await bus.kv("requests"),
-        await bus.kv("buckets"),
-    )
     # Tracing first: calls the policy refuses are traced as well.
     server = grpc.aio.server(interceptors=[ServerTracing(), policy.AuthInterceptor(authenticator)])
-    rpc.add_AppServiceServicer_to_server(AppService(gw), server)
-    rpc.add_BackupServiceServicer_to_server(BackupService(gw), server)
-    rpc.add_RestoreServiceServicer_to_server(RestoreService(gw), server)
-    rpc.add_OperationServiceServicer_to_server(OperationService(gw), server)
-    await add_protection_services(gw, server)
-    await add_infra_services(gw, server, store)  # and the token service, audited
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -1,10 +1,12 @@
-"""Request validation: every problem is reported at once, each naming its field."""
+"""Request validation shared by every API: every problem is reported at once, each naming
+its field (`Checker` collects them; the `require_` functions raise INVALID_ARGUMENT)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
 
+from services.gateway.errors import invalid
 from vessel.config import ConfigError, VesselSettings
 from vessel.contracts.models import APP_ID_PATTERN
 
@@ -12,6 +14,8 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 APP_ID = re.compile(APP_ID_PATTERN)
 Violations = list[tuple[str, str]]
+Check = tuple[str, str, str, bool]
+"""(field, value, what it must be, required)."""
 
 
 class Checker:
@@ -60,3 +64,27 @@ class Checker:
             for part in (key, value):
                 if not DNS_LABEL.match(part):
                     self.add(f"{field}[{key}]", f"{part!r} is not a namespace name (DNS label)")
+
+
+def require_ids(*checks: Check) -> None:
+    """Each value must be an identifier."""
+    problems: Violations = []
+    for field, value, what, required in checks:
+        if not value:
+            if required:
+                problems.append((field, "is required"))
+        elif not IDENTIFIER.match(value):
+            problems.append((field, f"{value!r} is not {what}"))
+    if problems:
+        raise invalid(problems)
+
+
+def require_ref(cluster: str, record_id: str) -> None:
+    """A record a cluster's owner keeps: the cluster's id and the record's."""
+    violations: Violations = []
+    if not DNS_LABEL.match(cluster):
+        violations.append(("cluster", f"{cluster!r} is not a cluster id (DNS label)"))
+    if not IDENTIFIER.match(record_id):
+        violations.append(("id", f"{record_id!r} is not an id"))
+    if violations:
+        raise invalid(violations)

@@ -1,13 +1,13 @@
 """Transfers of canceled operations stop (`protection.operation.canceled`).
 
-Canceled operation ids are kept in the mover's KV bucket `canceled_operations` (so a
-transfer command arriving after the cancel, or after a restart, fails at once) and in
-memory. A running transfer is raced against its operation's cancel: once canceled, the
-transfer is reported `mover.transfer.failed` with error "canceled" at once; its copy
-thread stops at its next progress report (the report raises `TransferStopped`, the worker
-stops at its next file or chunk) and its result is dropped. The repository stays
-consistent (a snapshot is written last, and an unreferenced one is pruned), so a stopped
-copy costs space for a while, never correctness.
+Canceled operation ids are kept in the mover's KV bucket `canceled_operations`
+(`state.CanceledOperations`: a transfer command arriving after the cancel, or after a
+restart, fails at once) and in memory. A running transfer is raced against its
+operation's cancel: once canceled, the transfer is reported `mover.transfer.failed` with
+error "canceled" at once; its copy thread stops at its next progress report (the report
+raises `TransferStopped`, the worker stops at its next file or chunk) and its result is
+dropped. The repository stays consistent (a snapshot is written last, and an unreferenced
+one is pruned), so a stopped copy costs space for a while, never correctness.
 """
 
 from __future__ import annotations
@@ -17,19 +17,22 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from services.mover.state import CanceledOperations
 from vessel.bus.nats_port import KeyValue
 from vessel.contracts.protection import OperationCanceled
 
 log = logging.getLogger("vessel.mover")
 T = TypeVar("T")
-BUCKET = "canceled_operations"
 CANCELED = "canceled"
 """The error of a transfer stopped by its operation's cancel."""
 
 
 class Cancels:
+    """The canceled operations: kept in KV `canceled_operations` (given as `kv`), known in
+    memory, and raced against the transfers running for them."""
+
     def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+        self.store = CanceledOperations(kv)
         self._known: set[str] = set()
         self._events: dict[str, asyncio.Event] = {}
         self._running: dict[str, int] = {}
@@ -42,7 +45,7 @@ class Cancels:
         return event
 
     async def on_canceled(self, event: OperationCanceled) -> None:
-        await self.kv.put(event.operation_id, event.model_dump_json().encode())
+        await self.store.put(event)
         self._known.add(event.operation_id)
         running = self._events.get(event.operation_id)
         if running is not None:
@@ -52,7 +55,7 @@ class Cancels:
     async def is_canceled(self, operation_id: str) -> bool:
         if operation_id in self._known:
             return True
-        if await self.kv.get(operation_id) is not None:
+        if await self.store.holds(operation_id):
             self._known.add(operation_id)
             return True
         return False

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Self
 
+from services.mover.context import MoverContext
 from services.mover.repo.errors import RepositoryError, RepositoryMissing
 from services.mover.repo.maintenance import PruneReport, RepositoryBusy, forget, prune
 from services.mover.repo.repository import Repository
@@ -30,10 +32,27 @@ PRUNE_WAIT_SECONDS = 600.0
 
 
 class Forgetter:
+    """Forgets a deleted backup's snapshots in a bucket's repository, and prunes."""
+
     def __init__(self, cluster_id: str, bus: Bus, data_for: Callable[[str], VolumeData]) -> None:
         self.cluster_id = cluster_id
         self.bus = bus
         self.data_for = data_for
+
+    @classmethod
+    def on(cls, ctx: MoverContext) -> Self:
+        return cls(ctx.cluster_id, ctx.bus, ctx.buckets.data_for)
+
+    async def refuse(self, cmd: ForgetSnapshots, error: str) -> None:
+        """The answer when the bucket cannot be opened, so the deletion waiting for it ends."""
+        answer = SnapshotsForgotten(
+            operation_id=cmd.operation_id,
+            cluster=self.cluster_id,
+            bucket=cmd.bucket,
+            snapshot_ids=list(cmd.snapshot_ids),
+            error=error,
+        )
+        await self.bus.publish(subjects.SNAPSHOTS_FORGOTTEN, answer)
 
     def _work(self, data: RepositoryData, cmd: ForgetSnapshots) -> PruneReport:
         try:

@@ -1,12 +1,13 @@
 """The destination side of a direct transfer: sessions that store another mover's blobs.
 
-A source mover opens a session on `vessel.xfer.<cluster>.open`; this mover then serves the
-session's own subjects until it is committed and closed, reopened by the same transfer, or
-idle too long. Blobs go through the ordinary pack writer (each pack followed by its index
-object), and the snapshot document is stored only at `commit`, after the writer is
-flushed and the snapshot's trees and chunks are all found in this repository. Whenever a
-session ends, what it received is flushed first: a resumed transfer finds those blobs
-present and does not send them again.
+A source mover opens a session on `vessel.xfer.<cluster>.open` (`Receiver.open`, a row of
+the mover's inbox); this mover then serves the session's own subjects, a responder per
+session started here, until it is committed and closed, reopened by the same transfer, or
+idle too long (`Receiver.end_idle_sessions`, also an inbox row). Blobs go through the
+ordinary pack writer (each pack followed by its index object), and the snapshot document
+is stored only at `commit`, after the writer is flushed and the snapshot's trees and
+chunks are all found in this repository. Whenever a session ends, what it received is
+flushed first: a resumed transfer finds those blobs present and does not send them again.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 from pydantic import ValidationError
 
+from services.mover.context import MoverContext
 from services.mover.repo.errors import CorruptObject, RepositoryError, RepositoryMissing
 from services.mover.repo.format import SnapshotDoc
 from services.mover.repo.locks import Held
@@ -167,6 +170,8 @@ def begin(data: RepositoryData, request: OpenRequest, where: str) -> tuple[Sessi
 
 
 class Receiver:
+    """The sessions this mover serves as the destination of direct transfers."""
+
     def __init__(
         self, cluster_id: str, bus: Bus, prepare: Prepare, idle: float = IDLE_AFTER
     ) -> None:
@@ -177,26 +182,24 @@ class Receiver:
         self.sessions: dict[str, Session] = {}
         self._by_transfer: dict[str, Session] = {}
 
-    async def start(self) -> asyncio.Task[None]:
-        """Serve `open` and end idle sessions; cancelling the task stops both."""
-        subject = subjects.XFER_OPEN.format(cluster=self.cluster_id)
-        # One replica takes each `open` and serves that session's subjects itself.
-        serving = await self.bus.serve(subject, self._open, queue=f"mover-{self.cluster_id}")
+    @classmethod
+    def on(cls, ctx: MoverContext) -> Self:
+        """The receiver of `ctx`'s cluster, storing into the buckets it has opened."""
+        return cls(ctx.cluster_id, ctx.bus, ctx.buckets.prepare)
 
-        async def run() -> None:
-            try:
-                while True:
-                    await asyncio.sleep(min(self.idle / 4, 30.0))
-                    now = time.monotonic()
-                    for session in [s for s in self.sessions.values() if now - s.used > self.idle]:
-                        log.info("transfer %s: idle, session ended", session.request.transfer_id)
-                        await self._end(session)
-            finally:
-                serving.cancel()
-                for session in list(self.sessions.values()):
+    async def end_idle_sessions(self) -> None:
+        """End sessions idle too long, until cancelled; then end every session (what each
+        received is stored, so a resumed transfer does not send it again)."""
+        try:
+            while True:
+                await asyncio.sleep(min(self.idle / 4, 30.0))
+                now = time.monotonic()
+                for session in [s for s in self.sessions.values() if now - s.used > self.idle]:
+                    log.info("transfer %s: idle, session ended", session.request.transfer_id)
                     await self._end(session)
-
-        return asyncio.create_task(run(), name=f"xfer-receiver:{self.cluster_id}")
+        finally:
+            for session in list(self.sessions.values()):
+                await self._end(session)
 
     async def _end(self, session: Session, answering: bool = False) -> None:
         """End a session; `answering`: from one of its own requests, whose reply must
@@ -214,7 +217,8 @@ class Receiver:
                 serving.cancel()
         await asyncio.to_thread(session.end)
 
-    async def _open(self, _subject: str, body: bytes) -> bytes:
+    async def open(self, _subject: str, body: bytes) -> bytes:
+        """Answer `vessel.xfer.<cluster>.open`: a new session serving its own subjects."""
         try:
             request = OpenRequest.model_validate_json(body)
         except ValidationError as exc:

@@ -1,8 +1,10 @@
 """Command handlers: back a volume up into a bucket's repository, or restore one.
 
-A transfer's outcome is recorded in the `transfers` KV bucket (owned by the mover), so a
-redelivered command answers with the recorded result instead of copying again. Progress
-is published about once a second while a transfer runs.
+A transfer's outcome is recorded in the `transfers` KV bucket (owned by the mover,
+`state.TransferRecords`), so a redelivered command answers with the recorded result
+instead of copying again. Progress is published about once a second while a transfer runs.
+Every kind of transfer (here and the direct `send`) is a `TransferWorker` built on the
+mover's context.
 """
 
 from __future__ import annotations
@@ -10,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from opentelemetry.trace import Span
 
 from services.mover.cancels import CANCELED, Cancels
+from services.mover.context import MoverContext
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.progress import Progress, TransferStopped
+from services.mover.state import TransferRecords
 from services.mover.volumes import ProgressFn, RepositoryData, VolumeData
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
@@ -32,6 +36,9 @@ from vessel.telemetry import metrics, tracing
 
 log = logging.getLogger("vessel.mover")
 DataFor = Callable[[str], VolumeData]
+Direction = Literal["backup", "restore", "copy"]
+TransferCommand = MoveToBucket | MoveFromBucket | CopySnapshot | SendSnapshot
+Refusal = Callable[[TransferCommand, str], Awaitable[None]]
 
 
 def transfer_span(base: TransferResult) -> AbstractContextManager[Span]:
@@ -73,15 +80,33 @@ class TransferWorker:
     ) -> None:
         self.cluster_id = cluster_id
         self.bus = bus
-        self.transfers = transfers
+        self.transfers = TransferRecords(transfers)
         self.data_for = data_for
         self.cancels = cancels
 
+    @classmethod
+    def on(cls, ctx: MoverContext) -> Self:
+        """The worker of `ctx`'s cluster, sharing its buckets, records and cancels."""
+        return cls(ctx.cluster_id, ctx.bus, ctx.transfers, ctx.buckets.data_for, ctx.cancels)
+
+    def refusal(self, direction: Direction) -> Refusal:
+        """How a command is answered whose buckets cannot be opened: a failed transfer, so
+        the operation waiting for its answer ends instead of waiting forever."""
+
+        async def refuse(cmd: TransferCommand, error: str) -> None:
+            result = TransferResult(
+                transfer_id=cmd.transfer_id,
+                operation_id=cmd.operation_id,
+                cluster=self.cluster_id,
+                direction=direction,
+                error=error,
+            )
+            await self.bus.publish(subjects.TRANSFER_FAILED, result)
+
+        return refuse
+
     def _base(
-        self,
-        cmd: MoveToBucket | MoveFromBucket | CopySnapshot | SendSnapshot,
-        direction: Literal["backup", "restore", "copy"],
-        snapshot_id: str = "",
+        self, cmd: TransferCommand, direction: Direction, snapshot_id: str = ""
     ) -> TransferResult:
         """The result of `cmd` before it ran: no data moved, no error."""
         return TransferResult(
@@ -93,14 +118,14 @@ class TransferWorker:
         )
 
     async def _replay(self, transfer_id: str) -> bool:
-        entry = await self.transfers.get(transfer_id)
-        if entry is None:
+        recorded = await self.transfers.get(transfer_id)
+        if recorded is None:
             return False
-        await self._announce(TransferResult.model_validate_json(entry.value))
+        await self._announce(recorded)
         return True
 
     async def _finish(self, result: TransferResult) -> None:
-        await self.transfers.put(result.transfer_id, result.model_dump_json().encode())
+        await self.transfers.put(result)
         await self._announce(result)
 
     async def _announce(self, result: TransferResult) -> None:
@@ -110,6 +135,8 @@ class TransferWorker:
 
 
 class Mover(TransferWorker):
+    """Transfers between a volume and a bucket's repository, and copies between buckets."""
+
     def _reporter(
         self,
         cmd: MoveToBucket | MoveFromBucket,

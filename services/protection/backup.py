@@ -26,16 +26,17 @@ from services.protection.bucket_catalog import (
     write_catalog,
     write_resources,
 )
-from services.protection.context import Protection
+from services.protection.context import ProtectionContext
 from services.protection.hook_runs import run_stage
 from services.protection.hooks import HookOutcome
 from services.protection.snapshot import CannotSnapshot, SnapshotFlow
+from services.protection.state.operations import running, settled
 from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup, MoveToBucket
 from vessel.contracts.events import AppRecord, BackupEvent, TransferResult
 from vessel.contracts.group_snapshots import GroupSnapshotResult
 from vessel.contracts.hooks import HookStage
-from vessel.contracts.operations import Operation, VolumeWork, now
+from vessel.contracts.operations import Operation, Phase, VolumeWork, now
 from vessel.contracts.protection import AppSnapshotRecord
 
 log = logging.getLogger("vessel.protection.backup")
@@ -44,7 +45,7 @@ Parents = dict[tuple[str, str], tuple[str, str]]
 
 
 class BackupFlow:
-    def __init__(self, p: Protection, snapshots: SnapshotFlow | None = None) -> None:
+    def __init__(self, p: ProtectionContext, snapshots: SnapshotFlow | None = None) -> None:
         self.p = p
         self.snapshots = snapshots or SnapshotFlow(p)
 
@@ -61,7 +62,7 @@ class BackupFlow:
         )
         if not await self.p.operations.create(op):
             existing = await self.p.operations.get(op.id)
-            if existing is None or existing.done or existing.phase == "InProgress":
+            if existing is None or not running(existing) or existing.phase == Phase.IN_PROGRESS:
                 return  # a repeated command: the first one owns the work
         pre = await self._hooks(op, "pre-backup")
         if pre.failed:
@@ -95,7 +96,7 @@ class BackupFlow:
 
     async def _started(self, op_id: str, record: AppSnapshotRecord) -> Operation:
         def start(o: Operation) -> None:
-            o.phase, o.source_cluster = "InProgress", record.cluster
+            o.phase, o.source_cluster = Phase.IN_PROGRESS, record.cluster
 
         op = await self.p.operations.change(op_id, start)
         await self.p.bus.publish(subjects.BACKUP_STARTED, self._event(op))
@@ -105,7 +106,7 @@ class BackupFlow:
         """The fresh snapshot of a backup was taken (or not): copy it."""
         record = await self.snapshots.on_group(result)
         op = await self.p.operations.get(result.operation_id)
-        if record is None or op is None or op.done:
+        if record is None or op is None or not running(op):
             return
         await self._after_snapshot(op, record)
 
@@ -176,7 +177,7 @@ class BackupFlow:
             if (
                 other is not None
                 and other.kind == "backup"
-                and other.phase == "Completed"
+                and other.phase == Phase.COMPLETED
                 and other.app_id == op.app_id
                 and other.bucket == op.bucket
                 and other.snapshot_id
@@ -204,7 +205,7 @@ class BackupFlow:
 
     async def on_transfer(self, result: TransferResult) -> None:
         op = await self.p.operations.record_transfer(result)
-        if not op.settled:
+        if not settled(op):  # transfers still running, or the backup ended or canceled
             return
         if op.volume_errors():
             await self._fail(op, op.volume_errors())
@@ -244,9 +245,10 @@ class BackupFlow:
         post = await self._hooks(op, "post-backup")
 
         def finish(o: Operation) -> None:
-            o.phase, o.message = "Completed", f"{len(o.volumes)} volumes, {backup_bytes(o)} bytes"
+            o.phase = Phase.COMPLETED
+            o.message = f"{len(o.volumes)} volumes, {backup_bytes(o)} bytes"
             if post.failed:  # the data is whole; the app may not have resumed
-                o.phase, o.message = "PartiallyFailed", o.message + "; post-backup hook failed"
+                o.phase, o.message = Phase.PARTIALLY_FAILED, o.message + "; post-backup hook failed"
 
         op = await self.p.operations.change(op.id, finish)
         log.info("backup %s of %s completed", op.id, op.app_id)
@@ -260,7 +262,7 @@ class BackupFlow:
 
     async def _fail(self, op: Operation, message: str) -> None:
         def fail(o: Operation) -> None:
-            o.phase, o.message = "Failed", message
+            o.phase, o.message = Phase.FAILED, message
 
         op = await self.p.operations.change(op.id, fail)
         if op.snapshot_id == op.id:  # its own snapshot ends with it

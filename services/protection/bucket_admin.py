@@ -29,6 +29,7 @@ from vessel.contracts.buckets import (
 )
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.operations import now
+from vessel.contracts.state import BACKUPS_PREFIX
 from vessel.objectstore.base import ObjectNotFound, ObjectStoreError
 
 log = logging.getLogger("vessel.protection.buckets")
@@ -47,7 +48,7 @@ class BucketAdmin:
             return
         try:
             opened = await self.registry.open_spec(spec)
-            await asyncio.to_thread(opened.store.list, "backups/")
+            await asyncio.to_thread(opened.store.list, BACKUPS_PREFIX)
         except (BucketError, ObjectStoreError) as exc:
             await self._reject(cmd.operation_id, spec.name, str(exc))
             return

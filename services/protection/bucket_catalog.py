@@ -21,6 +21,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vessel.contracts.state import (
+    BACKUP_LISTING,
+    BACKUP_RECORD,
+    RESOURCES,
+    backup_key,
+    snapshot_resources_key,
+)
+from vessel.kube.objects import KubeObject
 from vessel.objectstore.base import ObjectStore
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.errors import SealError
@@ -28,8 +36,6 @@ from vessel.sealed.errors import SealError
 FORMAT = "vessel.backup/2"
 LEGACY_FORMAT = "vessel.backup/1"
 RESOURCES_FORMAT = "vessel.resources/1"
-LISTING, RECORD, RESOURCES = "backup.json", "backup.sealed", "resources.sealed"
-LEGACY_RESOURCES = "resources.json"
 
 
 class CatalogError(Exception):
@@ -91,15 +97,7 @@ class LegacyCatalog(_Common):
     snapshot_id: str | None = None
 
 
-def prefix(backup_id: str) -> str:
-    return f"backups/{backup_id}"
-
-
-def snapshot_prefix(snapshot_id: str) -> str:
-    return f"snapshots/{snapshot_id}"
-
-
-def _items(name: str, doc: Any) -> list[dict[str, Any]]:
+def _items(name: str, doc: Any) -> list[KubeObject]:
     items = doc.get("items") if isinstance(doc, dict) else None
     if not isinstance(doc, dict) or doc.get("format") != RESOURCES_FORMAT:
         raise CatalogError(f"{name}: not a Vessel resource archive (format)")
@@ -108,33 +106,31 @@ def _items(name: str, doc: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _archive(objects: list[dict[str, Any]]) -> dict[str, Any]:
+def _archive(objects: list[KubeObject]) -> dict[str, Any]:
     return {"format": RESOURCES_FORMAT, "items": objects}
 
 
-def write_snapshot_resources(
-    sb: SealedStore, snapshot_id: str, objects: list[dict[str, Any]]
-) -> str:
-    key = f"{snapshot_prefix(snapshot_id)}/{RESOURCES}"
+def write_snapshot_resources(sb: SealedStore, snapshot_id: str, objects: list[KubeObject]) -> str:
+    key = snapshot_resources_key(snapshot_id)
     sb.put(key, "snapshot-resources", snapshot_id, _archive(objects))
     return key
 
 
-def read_snapshot_resources(sb: SealedStore, snapshot_id: str, key: str) -> list[dict[str, Any]]:
+def read_snapshot_resources(sb: SealedStore, snapshot_id: str, key: str) -> list[KubeObject]:
     try:
         return _items(key, sb.get(key, "snapshot-resources", snapshot_id))
     except SealError as exc:
         raise CatalogError(str(exc)) from exc
 
 
-def write_resources(sb: SealedStore, backup_id: str, objects: list[dict[str, Any]]) -> str:
+def write_resources(sb: SealedStore, backup_id: str, objects: list[KubeObject]) -> str:
     """Seal a backup's resources; the digest its record names."""
-    return sb.put(f"{prefix(backup_id)}/{RESOURCES}", "resources", backup_id, _archive(objects))
+    return sb.put(backup_key(backup_id, RESOURCES), "resources", backup_id, _archive(objects))
 
 
-def read_written_resources(sb: SealedStore, backup_id: str) -> tuple[list[dict[str, Any]], str]:
+def read_written_resources(sb: SealedStore, backup_id: str) -> tuple[list[KubeObject], str]:
     """A backup's resources as this backup stored them, and their digest (for its record)."""
-    key = f"{prefix(backup_id)}/{RESOURCES}"
+    key = backup_key(backup_id, RESOURCES)
     try:
         document, found = sb.get_with_digest(key, "resources", backup_id)
     except SealError as exc:
@@ -144,17 +140,23 @@ def read_written_resources(sb: SealedStore, backup_id: str) -> tuple[list[dict[s
 
 def write_catalog(sb: SealedStore, catalog: BackupCatalog) -> None:
     """The sealed record, then the listing entry that makes the backup complete."""
-    base = prefix(catalog.backup_id)
-    sb.put(f"{base}/{RECORD}", "backup", catalog.backup_id, catalog.model_dump(mode="json"))
+    sb.put(
+        backup_key(catalog.backup_id, BACKUP_RECORD),
+        "backup",
+        catalog.backup_id,
+        catalog.model_dump(mode="json"),
+    )
     listing = BackupListing(
         **catalog.model_dump(exclude={"format", "volumes", "resources_digest", "snapshot_id"}),
         volumes=[ListedVolume.model_validate(v.model_dump()) for v in catalog.volumes],
     )
-    sb.store.put_bytes(f"{base}/{LISTING}", listing.model_dump_json().encode())
+    sb.store.put_bytes(
+        backup_key(catalog.backup_id, BACKUP_LISTING), listing.model_dump_json().encode()
+    )
 
 
 def _listing(store: ObjectStore, backup_id: str) -> dict[str, Any]:
-    key = f"{prefix(backup_id)}/{LISTING}"
+    key = backup_key(backup_id, BACKUP_LISTING)
     try:
         doc = json.loads(store.get_bytes(key))
     except ValueError as exc:
@@ -169,7 +171,7 @@ def read_catalog(sb: SealedStore, backup_id: str) -> BackupCatalog:
     listing entry the gateway authorized the request by. `UnsealedBackup` for a
     `vessel.backup/1` backup; `ObjectNotFound` when the backup is not (completely) there."""
     listing = _listing(sb.store, backup_id)
-    key = f"{prefix(backup_id)}/{LISTING}"
+    key = backup_key(backup_id, BACKUP_LISTING)
     if listing.get("format") == LEGACY_FORMAT:
         raise UnsealedBackup(
             f"{key}: backup {backup_id} was written unsealed (vessel.backup/1) by an older "
@@ -177,7 +179,7 @@ def read_catalog(sb: SealedStore, backup_id: str) -> BackupCatalog:
         )
     if listing.get("format") != FORMAT:
         raise CatalogError(f"{key}: unknown format {listing.get('format')!r}")
-    record_key = f"{prefix(backup_id)}/{RECORD}"
+    record_key = backup_key(backup_id, BACKUP_RECORD)
     try:
         catalog = BackupCatalog.model_validate(sb.get(record_key, "backup", backup_id))
         shown = BackupListing.model_validate(listing)
@@ -194,8 +196,8 @@ def read_catalog(sb: SealedStore, backup_id: str) -> BackupCatalog:
     return catalog
 
 
-def read_resources(sb: SealedStore, catalog: BackupCatalog) -> list[dict[str, Any]]:
-    key = f"{prefix(catalog.backup_id)}/{RESOURCES}"
+def read_resources(sb: SealedStore, catalog: BackupCatalog) -> list[KubeObject]:
+    key = backup_key(catalog.backup_id, RESOURCES)
     try:
         doc = sb.get(key, "resources", catalog.backup_id, catalog.resources_digest)
     except SealError as exc:
@@ -203,9 +205,9 @@ def read_resources(sb: SealedStore, catalog: BackupCatalog) -> list[dict[str, An
     return _items(key, doc)
 
 
-def read_legacy(store: ObjectStore, backup_id: str) -> tuple[LegacyCatalog, list[dict[str, Any]]]:
+def read_legacy(store: ObjectStore, backup_id: str) -> tuple[LegacyCatalog, list[KubeObject]]:
     """A `vessel.backup/1` backup as it is, unverified (only for a trusting request)."""
-    key = f"{prefix(backup_id)}/{LISTING}"
+    key = backup_key(backup_id, BACKUP_LISTING)
     try:
         catalog = LegacyCatalog.model_validate(_listing(store, backup_id))
     except ValidationError as exc:
@@ -222,7 +224,7 @@ Backup = BackupCatalog | LegacyCatalog
 
 def read_backup(
     sb: SealedStore, backup_id: str, trust_unsealed: bool = False
-) -> tuple[Backup, list[dict[str, Any]]]:
+) -> tuple[Backup, list[KubeObject]]:
     """A backup's record and objects, verified; a `vessel.backup/1` backup only when
     `trust_unsealed` (else `UnsealedBackup`)."""
     try:

@@ -2,9 +2,9 @@
 bucket's key provider once per process and bucket generation (`KeyCache`).
 
 A key source that refuses (a KMS key disabled, a Secret missing) raises `KeyUnavailable`
-from here; `Protection.in_bucket` makes it a permanent error naming the key. A master key
-already opened stays usable in this process until the bucket is re-registered or the
-process restarts: revoking a KMS key stops new processes, not running ones.
+from here; `ProtectionContext.in_bucket` makes it a permanent error naming the key. A
+master key already opened stays usable in this process until the bucket is re-registered
+or the process restarts: revoking a KMS key stops new processes, not running ones.
 """
 
 from __future__ import annotations

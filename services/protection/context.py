@@ -1,4 +1,10 @@
-"""What protection's flows share: clusters, buckets, bus, and its KV buckets."""
+"""`ProtectionContext`: what protection's flows share. Clusters, buckets, the bus, and the
+KV state the service owns (`state/`).
+
+`main.py` builds it from the settings and the buckets every flow reads; the other KV
+buckets of the state catalogue are opened on first use (`kv`), so a flow run on its own
+(in tests) needs a context with only the first six fields.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,19 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TypeVar
 
-from services.protection.hook_store import HookStore
-from services.protection.operations import OperationStore
-from vessel.buckets import BucketError
+from services.protection.state.heads import CatalogHeads
+from services.protection.state.hooks import HookStore
+from services.protection.state.locks import InPlaceLocks
+from services.protection.state.operations import OperationStore
+from services.protection.state.snapshots import AppSnapshotStore
+from services.protection.state.waits import RestoreWaits
+from vessel.buckets import BucketError, BucketRegistry
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
+from vessel.contracts import state
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.base import AccessDenied, StoreUnavailable
 from vessel.sealed.documents import SealedStore
@@ -22,20 +34,55 @@ T = TypeVar("T")
 
 
 @dataclass
-class Protection:
+class ProtectionContext:
     bus: Bus
     clusters: dict[str, KubeCluster]
     open_bucket: Callable[[str], SealedStore | Awaitable[SealedStore]]
     """A bucket's store and document key by name (the registry's, or fixed in tests)."""
     operations: OperationStore
     inventory: KeyValue
+    """KV `inventory` (discovery's): the apps, read by key `apps.<app id>`."""
     waits: KeyValue
+    """KV `restore_waits`, read and written through `restore_waits`."""
     hooks: HookStore | None = None
-    """Execution hooks (KV `hooks`); None where a flow runs without them."""
+    """KV `hooks`; opened on first use when not given (`hook_store`)."""
     heads: KeyValue | None = None
-    """The newest catalog head number seen per bucket (KV `catalog_heads`); None: a
-    restore checks the head's contents but cannot tell a rolled-back one."""
+    """KV `catalog_heads`, through `catalog_heads`; None: a restore checks the head's
+    contents but cannot tell a rolled-back one."""
     head_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    """One writer per bucket's catalog head in this process."""
+    registry: BucketRegistry | None = None
+    """The registered buckets, for the bucket commands and catalog reads (the inbox); None
+    where flows run with a fixed `open_bucket`."""
+    schedule_grace: timedelta = timedelta(seconds=60)
+    """A due time found later than this was missed (the scheduler)."""
+    opened: dict[str, KeyValue] = field(default_factory=dict, init=False, repr=False)
+    """KV buckets opened by `kv`, by name."""
+
+    @property
+    def restore_waits(self) -> RestoreWaits:
+        return RestoreWaits(self.waits)
+
+    @property
+    def catalog_heads(self) -> CatalogHeads:
+        return CatalogHeads(self.heads)
+
+    async def kv(self, bucket: state.KvBucket) -> KeyValue:
+        """A KV bucket of the state catalogue, opened once per context."""
+        if bucket.name not in self.opened:
+            self.opened[bucket.name] = await self.bus.kv(bucket.name)
+        return self.opened[bucket.name]
+
+    async def hook_store(self) -> HookStore:
+        if self.hooks is None:
+            self.hooks = HookStore(await self.kv(state.HOOKS))
+        return self.hooks
+
+    async def snapshot_store(self) -> AppSnapshotStore:
+        return AppSnapshotStore(await self.kv(state.APP_SNAPSHOTS))
+
+    async def lock_store(self) -> InPlaceLocks:
+        return InPlaceLocks(await self.kv(state.PROTECTION_LOCKS))
 
     def cluster(self, cluster_id: str) -> KubeCluster:
         try:

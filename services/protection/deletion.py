@@ -24,24 +24,28 @@ from datetime import datetime
 
 from services.protection import catalog_head
 from services.protection.bucket_catalog import (
-    LISTING,
-    RECORD,
-    RESOURCES,
     Backup,
     CatalogError,
     UnsealedBackup,
-    prefix,
     read_catalog,
     read_legacy,
 )
-from services.protection.context import Protection
+from services.protection.context import ProtectionContext
+from services.protection.state.operations import running
+from services.protection.state.snapshots import AppSnapshotStore
 from vessel.bus.errors import PermanentError, TemporaryError
-from vessel.bus.nats_port import KeyValue
 from vessel.contracts import subjects
 from vessel.contracts.commands import ForgetSnapshots
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent, SnapshotsForgotten
 from vessel.contracts.operations import Operation, Phase
-from vessel.contracts.protection import AppSnapshotRecord, DeleteAppSnapshot, DeleteBackup
+from vessel.contracts.protection import DeleteAppSnapshot, DeleteBackup
+from vessel.contracts.state import (
+    BACKUP_LISTING,
+    BACKUP_RECORD,
+    RESOURCES,
+    backup_key,
+    backup_prefix,
+)
 from vessel.objectstore.base import ObjectNotFound, ObjectStore
 from vessel.objectstore.lock import locked_until, purge
 from vessel.sealed.documents import SealedStore
@@ -90,9 +94,8 @@ def delete_backup_objects(sb: SealedStore, backup_id: str) -> None:
     """The listing entry first (the backup stops being listed and restorable), the sealed
     record and resource archive next, then whatever else is left. Raises `BackupLocked`,
     deleting nothing, while any of them is locked."""
-    base = prefix(backup_id)
-    keys = [f"{base}/{name}" for name in (LISTING, RECORD, RESOURCES)]
-    keys += [key for key in sb.store.list(f"{base}/") if key not in keys]
+    keys = [backup_key(backup_id, name) for name in (BACKUP_LISTING, BACKUP_RECORD, RESOURCES)]
+    keys += [key for key in sb.store.list(f"{backup_prefix(backup_id)}/") if key not in keys]
     until = _locked_until(sb.store, keys)
     if until is not None:
         raise BackupLocked(
@@ -104,7 +107,7 @@ def delete_backup_objects(sb: SealedStore, backup_id: str) -> None:
 
 
 class DeletionFlow:
-    def __init__(self, p: Protection, app_snapshots: KeyValue) -> None:
+    def __init__(self, p: ProtectionContext, app_snapshots: AppSnapshotStore) -> None:
         self.p = p
         self.app_snapshots = app_snapshots
 
@@ -116,7 +119,8 @@ class DeletionFlow:
         if existing is None or existing.kind != op.kind:
             kind = existing.kind if existing else "vanished"
             raise PermanentError(f"operation_id {op.id} is already used by a {kind} operation")
-        return None if existing.done else existing  # redelivered: repeat the idempotent steps
+        # Redelivered: repeat the idempotent steps, unless it ended or is being canceled.
+        return existing if running(existing) else None
 
     async def _finish(self, op_id: str, phase: Phase, message: str) -> Operation:
         def end(o: Operation) -> None:
@@ -150,7 +154,7 @@ class DeletionFlow:
         try:
             await self.p.in_bucket(cmd.bucket, lambda s: delete_backup_objects(s, cmd.backup_id))
         except BackupLocked as exc:
-            op = await self._finish(op.id, "Failed", str(exc))
+            op = await self._finish(op.id, Phase.FAILED, str(exc))
             log.warning("deleting backup %s refused: %s", op.backup_id, op.message)
             return
         await catalog_head.change(self.p, cmd.bucket, remove=cmd.backup_id)
@@ -164,7 +168,7 @@ class DeletionFlow:
             raise TemporaryError("no cluster is registered whose mover could forget", delay=30)
 
         def forgetting(o: Operation) -> None:
-            o.phase, o.app_id, o.source_cluster = "InProgress", app_id, cluster
+            o.phase, o.app_id, o.source_cluster = Phase.IN_PROGRESS, app_id, cluster
             o.message = f"catalog deleted; forgetting {len(snapshot_ids)} repository snapshots"
 
         await self.p.operations.change(op.id, forgetting)
@@ -182,16 +186,16 @@ class DeletionFlow:
 
     async def on_forgotten(self, event: SnapshotsForgotten) -> None:
         op = await self.p.operations.get(event.operation_id)
-        if op is None or op.kind != "delete-backup" or op.done:
+        if op is None or op.kind != "delete-backup" or not running(op):
             return
         if event.error:
-            op = await self._finish(op.id, "Failed", f"repository snapshots: {event.error}")
+            op = await self._finish(op.id, Phase.FAILED, f"repository snapshots: {event.error}")
             log.warning("deleting backup %s failed: %s", op.backup_id, op.message)
             return
         await self._backup_deleted(op.id, op.app_id, len(event.snapshot_ids))
 
     async def _backup_deleted(self, op_id: str, app_id: str, volumes: int) -> None:
-        op = await self._finish(op_id, "Completed", f"{volumes} repository snapshots forgotten")
+        op = await self._finish(op_id, Phase.COMPLETED, f"{volumes} repository snapshots forgotten")
         log.info("backup %s deleted from %s", op.backup_id, op.bucket)
         await self.p.bus.publish(
             subjects.BACKUP_DELETED,
@@ -216,8 +220,7 @@ class DeletionFlow:
         )
         if op is None:
             return
-        entry = await self.app_snapshots.get(cmd.snapshot_id)
-        record = AppSnapshotRecord.model_validate_json(entry.value) if entry else None
+        record = await self.app_snapshots.get(cmd.snapshot_id)
         if record is not None:
             if record.phase == "InProgress":
                 raise TemporaryError(f"app snapshot {record.id} is still being taken", delay=10)
@@ -228,7 +231,7 @@ class DeletionFlow:
                     f"app snapshot {record.id} is locked (object lock) until "
                     f"{until.isoformat()}: it can be deleted after that date"
                 )
-                await self._finish(op.id, "Failed", message)
+                await self._finish(op.id, Phase.FAILED, message)
                 return
             kube = self.p.cluster(record.cluster)
             for volume in record.volumes:
@@ -238,7 +241,7 @@ class DeletionFlow:
             await self.p.in_bucket(record.bucket, lambda s: purge(s.store, record.resources_key))
             await self.app_snapshots.delete(record.id)
         message = f"{len(record.volumes)} VolumeSnapshots deleted" if record else "already deleted"
-        op = await self._finish(op.id, "Completed", message)
+        op = await self._finish(op.id, Phase.COMPLETED, message)
         await self.p.bus.publish(
             subjects.APP_SNAPSHOT_DELETED,
             AppSnapshotEvent(

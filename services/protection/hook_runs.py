@@ -7,24 +7,21 @@ copy: `restored_app` describes that copy from the objects the restore wrote.
 
 from __future__ import annotations
 
-from typing import Any
-
-from services.protection.context import Protection
-from services.protection.hook_store import HookStore
+from services.protection.context import ProtectionContext
 from services.protection.hooks import HookOutcome, report, run_hooks
 from services.protection.resources import is_workload
 from vessel.contracts.events import AppRecord
 from vessel.contracts.hooks import HookStage
 from vessel.contracts.models import ClaimInfo, ResourceRef
 from vessel.contracts.operations import Operation
+from vessel.kube.objects import ClaimView, KubeObject
 
 
 async def run_stage(
-    p: Protection, op_id: str, app: AppRecord, stage: HookStage, hooks_of: str = ""
+    p: ProtectionContext, op_id: str, app: AppRecord, stage: HookStage, hooks_of: str = ""
 ) -> HookOutcome:
     """Run the hooks of `hooks_of` (default: the app's own) of `stage` in `app`."""
-    store = p.hooks or HookStore(p.bus, await p.bus.kv("hooks"))
-    hooks = await store.for_app(hooks_of or app.id, stage)
+    hooks = await (await p.hook_store()).for_app(hooks_of or app.id, stage)
     if not hooks:
         return HookOutcome()
     hooks = [h.model_copy(update={"app_id": app.id}) for h in hooks]  # run in `app`
@@ -39,12 +36,12 @@ async def run_stage(
 
 
 def restored_app(
-    app_id: str, cluster: str, mapping: dict[str, str], objects: list[dict[str, Any]]
+    app_id: str, cluster: str, mapping: dict[str, str], objects: list[KubeObject]
 ) -> AppRecord:
     """The restored copy of app `app_id` in `cluster`, from the objects written there."""
     _, namespace, name = app_id.split(".", 2)
 
-    def ref(obj: dict[str, Any]) -> ResourceRef:
+    def ref(obj: KubeObject) -> ResourceRef:
         meta = obj["metadata"]
         return ResourceRef(
             api_version=obj["apiVersion"],
@@ -53,7 +50,7 @@ def restored_app(
             namespace=meta.get("namespace"),
         )
 
-    claims = [o for o in objects if o.get("kind") == "PersistentVolumeClaim"]
+    claims = [ClaimView(o) for o in objects if o.get("kind") == "PersistentVolumeClaim"]
     namespaces = {str(o["metadata"].get("namespace") or "") for o in objects} - {""}
     return AppRecord(
         cluster=cluster,
@@ -62,6 +59,6 @@ def restored_app(
         grouping="user",
         state="Available",
         workloads=[ref(o) for o in objects if is_workload(o)],
-        claims=[ClaimInfo(name=c["metadata"]["name"], requested_bytes=0) for c in claims],
+        claims=[ClaimInfo(name=c.name, requested_bytes=0) for c in claims],
         namespaces=sorted(namespaces),
     )

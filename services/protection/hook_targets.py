@@ -13,18 +13,21 @@ from typing import Any
 
 from vessel.contracts.events import AppRecord
 from vessel.contracts.hooks import ExecHook
+from vessel.kube import selectors
 from vessel.kube.client import KubeCluster
+from vessel.kube.objects import KubeObject, name_of
 
-Obj = dict[str, Any]
+Container = dict[str, Any]
+"""A container of a pod's `spec.containers`."""
 
 
-async def app_pods(kube: KubeCluster, app: AppRecord) -> list[Obj]:
+async def app_pods(kube: KubeCluster, app: AppRecord) -> list[KubeObject]:
     """Running pods of the app, by namespace and name."""
     selectors: list[tuple[str, str]] = []
     namespaces = app.namespaces or [app.namespace]
     if app.grouping == "label" and app.selector:
         selectors += [(ns, _match_labels(app.selector)) for ns in namespaces]
-    pods: dict[tuple[str, str], Obj] = {}
+    pods: dict[tuple[str, str], KubeObject] = {}
     for ref in app.workloads:
         namespace = ref.namespace or app.namespace
         workload = await kube.get(ref.api_version, ref.kind, ref.name, namespace)
@@ -39,7 +42,7 @@ async def app_pods(kube: KubeCluster, app: AppRecord) -> list[Obj]:
     for namespace, selector in dict.fromkeys(selectors):
         found, _ = await kube.list("v1", "Pod", namespace, label_selector=selector)
         for pod in found:
-            pods[(namespace, pod["metadata"]["name"])] = pod
+            pods[(namespace, name_of(pod))] = pod
     return [
         pod
         for _, pod in sorted(pods.items())
@@ -48,7 +51,7 @@ async def app_pods(kube: KubeCluster, app: AppRecord) -> list[Obj]:
     ]
 
 
-def matching_containers(hook: ExecHook, pod: Obj) -> list[Obj]:
+def matching_containers(hook: ExecHook, pod: KubeObject) -> list[Container]:
     containers = (pod.get("spec") or {}).get("containers") or []
     return [
         c
@@ -58,7 +61,7 @@ def matching_containers(hook: ExecHook, pod: Obj) -> list[Obj]:
     ]
 
 
-def claim_mounts(app: AppRecord, pod: Obj, container: Obj) -> list[str]:
+def claim_mounts(app: AppRecord, pod: KubeObject, container: Container) -> list[str]:
     """Mount paths in `container` of volumes that are claims of the app."""
     claims = {c.name for c in app.claims}
     volumes = {
@@ -77,18 +80,11 @@ def _match_labels(labels: dict[str, str]) -> str:
 
 
 def _label_selector(selector: Any) -> str:
-    """A LabelSelector as a query string; empty (selects nothing here) when it has no terms."""
+    """A LabelSelector as a query string; empty (selects nothing here) when it has no terms
+    or does not parse (the API server admits no workload with such a selector)."""
     if not isinstance(selector, dict):
         return ""
-    terms = (
-        [_match_labels(selector.get("matchLabels") or {})] if selector.get("matchLabels") else []
-    )
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op in ("In", "NotIn"):
-            terms.append(f"{key} {op.lower()} ({','.join(values)})")
-        elif op == "Exists":
-            terms.append(str(key))
-        elif op == "DoesNotExist":
-            terms.append(f"!{key}")
-    return ",".join(terms)
+    try:
+        return ",".join(str(r) for r in selectors.from_label_selector(selector))
+    except selectors.SelectorError:
+        return ""

@@ -20,9 +20,14 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from services.protection.hook_targets import app_pods, claim_mounts, matching_containers
+from services.protection.hook_targets import (
+    Container,
+    app_pods,
+    claim_mounts,
+    matching_containers,
+)
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.events import AppRecord
@@ -30,9 +35,9 @@ from vessel.contracts.hooks import ExecHook, HookFailed, HookStage
 from vessel.contracts.protection import ItemResult, ItemState
 from vessel.kube import errors
 from vessel.kube.client import KubeCluster
+from vessel.kube.objects import KubeObject, name_of, namespace_of
 
 log = logging.getLogger("vessel.protection.hooks")
-Obj = dict[str, Any]
 TAIL = 2000
 """Characters of stderr kept in item messages and `hook.failed` events."""
 THAW_TIMEOUT = 30.0
@@ -147,11 +152,11 @@ async def _run_in(
     kube: KubeCluster,
     app: AppRecord,
     hook: ExecHook,
-    pod: Obj,
-    container: Obj,
+    pod: KubeObject,
+    container: Container,
     outcome: HookOutcome,
 ) -> None:
-    namespace, pod_name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    namespace, pod_name = namespace_of(pod), name_of(pod)
     name = container["name"]
     if hook.builtin == "fsfreeze":
         run = await _fsfreeze(kube, app, hook, pod, container, outcome)
@@ -195,16 +200,12 @@ async def _fsfreeze(
     kube: KubeCluster,
     app: AppRecord,
     hook: ExecHook,
-    pod: Obj,
-    container: Obj,
+    pod: KubeObject,
+    container: Container,
     outcome: HookOutcome,
 ) -> _Run:
     """Freeze (pre-*) or thaw (post-*) each claim mount; frozen ones go to `outcome`."""
-    namespace, pod_name, name = (
-        pod["metadata"]["namespace"],
-        pod["metadata"]["name"],
-        container["name"],
-    )
+    namespace, pod_name, name = namespace_of(pod), name_of(pod), container["name"]
     paths = claim_mounts(app, pod, container)
     if not paths:
         return _Run(None, None, "", "fsfreeze: the container mounts no claim of the app", True)

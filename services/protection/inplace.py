@@ -1,10 +1,11 @@
 """In-place restore: the app goes back to the backup's state where it runs.
 
-While it runs, KV `protection_locks` holds `inplace.<app_id>` = the operation id; the
-scheduler pauses the app's schedules while the key exists (a backup taken mid-restore
-would capture a half-restored app). The app's workloads and the claims the backup restores
-are deleted first, and the restore waits until they are gone: the provisioner then deletes
-their volumes as the reclaim policy says, and the restore provisions and fills new ones.
+While it runs, KV `protection_locks` holds `inplace.<app_id>` = the operation id
+(`state/locks.py`); the scheduler pauses the app's schedules while the key exists (a
+backup taken mid-restore would capture a half-restored app). The app's workloads and the
+claims the backup restores are deleted first, and the restore waits until they are gone:
+the provisioner then deletes their volumes as the reclaim policy says, and the restore
+provisions and fills new ones.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from services.protection.context import Protection
+from services.protection.context import ProtectionContext
 from services.protection.restore_plan import RestorePlan, describe
-from vessel.bus.errors import KeyExistsError
 from vessel.contracts.events import AppRecord
-from vessel.kube.client import KubeCluster, Obj
+from vessel.kube.client import KubeCluster
 from vessel.kube.errors import KubeError
+from vessel.kube.objects import KubeObject
 
-LOCKS = "protection_locks"
 GONE_TIMEOUT = 60.0
 POLL = 0.2
 
@@ -28,33 +28,19 @@ class InPlaceError(Exception):
     pass
 
 
-def lock_key(app_id: str) -> str:
-    return f"inplace.{app_id}"
-
-
-async def lock(p: Protection, app_id: str, op_id: str) -> None:
+async def lock(p: ProtectionContext, app_id: str, op_id: str) -> None:
     """Take the app's in-place lock; InPlaceError when another restore holds it."""
-    kv = await p.bus.kv(LOCKS)
-    try:
-        await kv.create(lock_key(app_id), op_id.encode())
-    except KeyExistsError:
-        entry = await kv.get(lock_key(app_id))
-        holder = entry.value.decode() if entry else "?"
-        if holder != op_id:
-            raise InPlaceError(
-                f"app {app_id} is being restored in place by operation {holder}"
-            ) from None
+    holder = await (await p.lock_store()).take(app_id, op_id)
+    if holder is not None:
+        raise InPlaceError(f"app {app_id} is being restored in place by operation {holder}")
 
 
-async def unlock(p: Protection, app_id: str, op_id: str) -> None:
+async def unlock(p: ProtectionContext, app_id: str, op_id: str) -> None:
     """Release the lock if this operation holds it."""
-    kv = await p.bus.kv(LOCKS)
-    entry = await kv.get(lock_key(app_id))
-    if entry is not None and entry.value.decode() == op_id:
-        await kv.delete(lock_key(app_id))
+    await (await p.lock_store()).release(app_id, op_id)
 
 
-async def app_workloads(p: Protection, app_id: str) -> list[Obj]:
+async def app_workloads(p: ProtectionContext, app_id: str) -> list[KubeObject]:
     """The app's workloads as discovery last saw them (empty when it does not know it)."""
     entry = await p.inventory.get(f"apps.{app_id}")
     if entry is None:
@@ -70,7 +56,7 @@ async def app_workloads(p: Protection, app_id: str) -> list[Obj]:
     ]
 
 
-def doomed(plan: RestorePlan, running: list[Obj]) -> list[Obj]:
+def doomed(plan: RestorePlan, running: list[KubeObject]) -> list[KubeObject]:
     """Workloads (the app's and the backup's) and the backup's claims, each once."""
     seen: set[tuple[str, str, str]] = set()
     out = []
@@ -85,7 +71,11 @@ def doomed(plan: RestorePlan, running: list[Obj]) -> list[Obj]:
 
 
 async def clear(
-    p: Protection, kube: KubeCluster, app_id: str, plan: RestorePlan, patience: float = GONE_TIMEOUT
+    p: ProtectionContext,
+    kube: KubeCluster,
+    app_id: str,
+    plan: RestorePlan,
+    patience: float = GONE_TIMEOUT,
 ) -> int:
     """Delete what the restore replaces and wait until it is gone (the count); InPlaceError
     when something is still there after `patience` seconds (a claim still in use, a finalizer)."""

@@ -8,7 +8,6 @@ target cluster's StorageClasses and the objects the plan would write.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,10 +22,9 @@ from services.protection.bucket_catalog import (
     UnsealedBackup,
     read_backup,
 )
-from services.protection.context import Protection
+from services.protection.context import ProtectionContext
 from services.protection.restore_apply import existing, never_conflicts
 from services.protection.restore_plan import (
-    Obj,
     RestorePlan,
     TransformError,
     build_plan,
@@ -37,10 +35,10 @@ from vessel.contracts import subjects
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.protection import PreflightResult, PreflightViolation, RestorePreflight
 from vessel.kube.client import KubeCluster
+from vessel.kube.objects import KubeObject
 from vessel.objectstore.base import ObjectNotFound
 
 log = logging.getLogger("vessel.protection.preflight")
-QUEUE = "protection-queries"
 Reason = Literal["invalid", "conflict", "not_found"]
 
 
@@ -52,7 +50,7 @@ class Preflight:
     violations: list[PreflightViolation] = field(default_factory=list)
     backup: Backup | None = None
     plan: RestorePlan | None = None
-    existing: list[Obj] = field(default_factory=list)
+    existing: list[KubeObject] = field(default_factory=list)
 
     def add(self, field_: str, reason: Reason, message: str) -> None:
         self.violations.append(PreflightViolation(field=field_, reason=reason, message=message))
@@ -68,7 +66,7 @@ class Preflight:
         return "; ".join(f"{v.field}: {v.message}" for v in self.violations)
 
 
-async def preflight(p: Protection, req: RestorePreflight) -> Preflight:
+async def preflight(p: ProtectionContext, req: RestorePreflight) -> Preflight:
     """Every check of `req`, collecting all violations rather than stopping at the first."""
     out = Preflight()
     options = req.options
@@ -103,7 +101,7 @@ async def preflight(p: Protection, req: RestorePreflight) -> Preflight:
     return out
 
 
-async def _read_backup(p: Protection, req: RestorePreflight, out: Preflight) -> None:
+async def _read_backup(p: ProtectionContext, req: RestorePreflight, out: Preflight) -> None:
     try:
         trust = req.options.trust_unsealed
         backup, objects = await p.in_bucket(
@@ -181,7 +179,7 @@ async def _check_existing(
         )
 
 
-async def answer(p: Protection, body: bytes) -> bytes:
+async def answer(p: ProtectionContext, body: bytes) -> bytes:
     """The encoded reply to one preflight request."""
     reply: PreflightResult | QueryFailed
     try:
@@ -202,10 +200,11 @@ async def answer(p: Protection, body: bytes) -> bytes:
     return reply.model_dump_json().encode()
 
 
-async def serve_preflight(p: Protection) -> asyncio.Task[None]:
-    """Answer preflight requests until the returned task is cancelled."""
+class PreflightQueries:
+    """The handler of `vessel.query.protection.restore.preflight` requests."""
 
-    async def handle(subject: str, body: bytes) -> bytes:
-        return await answer(p, body)
+    def __init__(self, p: ProtectionContext) -> None:
+        self.p = p
 
-    return await p.bus.serve(subjects.QUERY_RESTORE_PREFLIGHT, handle, queue=QUEUE)
+    async def on_request(self, subject: str, body: bytes) -> bytes:
+        return await answer(self.p, body)

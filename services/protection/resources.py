@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
-Obj = dict[str, Any]
+from vessel.kube.objects import KubeObject
+
 SERVER_FIELDS = (
     "uid",
     "resourceVersion",
@@ -43,7 +43,7 @@ OTHER_RANK = len(ORDER)
 CUSTOM_RANK = OTHER_RANK + 1 + len(WORKLOADS)
 
 
-def sanitize(obj: Obj) -> Obj:
+def sanitize(obj: KubeObject) -> KubeObject:
     """The object as a user would write it: no server-set fields, no status, no binding."""
     clean = copy.deepcopy(obj)
     clean.pop("status", None)
@@ -63,7 +63,7 @@ def sanitize(obj: Obj) -> Obj:
     return clean
 
 
-def remap_namespace(obj: Obj, mapping: dict[str, str]) -> Obj:
+def remap_namespace(obj: KubeObject, mapping: dict[str, str]) -> KubeObject:
     """`obj` moved by `mapping` (source namespace -> target namespace): its own namespace,
     a Namespace's name, and the namespaces that bindings' subjects name."""
     moved = copy.deepcopy(obj)
@@ -79,12 +79,12 @@ def remap_namespace(obj: Obj, mapping: dict[str, str]) -> Obj:
     return moved
 
 
-def api_group(obj: Obj) -> str:
+def api_group(obj: KubeObject) -> str:
     api_version = str(obj.get("apiVersion", ""))
     return api_version.split("/", 1)[0] if "/" in api_version else ""
 
 
-def custom_kinds(objects: list[Obj]) -> frozenset[tuple[str, str]]:
+def custom_kinds(objects: list[KubeObject]) -> frozenset[tuple[str, str]]:
     """(group, kind) of every kind a CustomResourceDefinition among `objects` defines."""
     found = set()
     for obj in objects:
@@ -96,7 +96,7 @@ def custom_kinds(objects: list[Obj]) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
-def restore_rank(obj: Obj, custom: frozenset[tuple[str, str]] = frozenset()) -> int:
+def restore_rank(obj: KubeObject, custom: frozenset[tuple[str, str]] = frozenset()) -> int:
     """Position of `obj`'s kind in the restore order; `custom` from `custom_kinds`."""
     kind = obj.get("kind", "")
     if (api_group(obj), kind) in custom:
@@ -108,5 +108,5 @@ def restore_rank(obj: Obj, custom: frozenset[tuple[str, str]] = frozenset()) -> 
     return OTHER_RANK
 
 
-def is_workload(obj: Obj) -> bool:
+def is_workload(obj: KubeObject) -> bool:
     return obj.get("kind") in WORKLOADS

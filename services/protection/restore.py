@@ -14,27 +14,26 @@ import logging
 
 from services.protection import inplace
 from services.protection.bucket_catalog import read_backup
-from services.protection.context import Protection
+from services.protection.context import ProtectionContext
 from services.protection.hook_runs import restored_app, run_stage
 from services.protection.preflight import preflight
 from services.protection.restore_apply import Policy, apply_all
 from services.protection.restore_plan import RestorePlan, build_plan
+from services.protection.state.operations import CANCELED, running, settled
 from vessel.contracts import subjects
 from vessel.contracts.commands import CreateRestore, MoveFromBucket
 from vessel.contracts.events import RestoreEvent, TransferResult, VolumeProvisioned
-from vessel.contracts.operations import Operation, VolumeWork
+from vessel.contracts.operations import Operation, Phase, VolumeWork
 from vessel.contracts.protection import (
     ItemResult,
     OperationCanceled,
     RestoreOptions,
     RestorePreflight,
 )
+from vessel.kube.objects import ClaimView
 
 log = logging.getLogger("vessel.protection.restore")
-
-
-def wait_key(cluster: str, namespace: str, claim: str) -> str:
-    return f"{cluster}.{namespace}.{claim}"
+CLAIM = "PersistentVolumeClaim"
 
 
 def policy_of(options: RestoreOptions) -> Policy:
@@ -47,7 +46,7 @@ def options_of(op: Operation) -> RestoreOptions:
 
 
 class RestoreFlow:
-    def __init__(self, p: Protection) -> None:
+    def __init__(self, p: ProtectionContext) -> None:
         self.p = p
 
     async def on_command(self, cmd: CreateRestore) -> None:
@@ -94,11 +93,8 @@ class RestoreFlow:
                 await self._fail(op, f"in-place restore: {exc}")
                 return
             log.info("restore %s: %d objects cleared for an in-place restore", op.id, cleared)
-        kept = {
-            (o["metadata"].get("namespace", ""), o["metadata"]["name"])
-            for o in checked.existing
-            if o.get("kind") == "PersistentVolumeClaim"
-        }
+        existing = [ClaimView(o) for o in checked.existing if o.get("kind") == CLAIM]
+        kept = {(c.namespace, c.name) for c in existing}
         volumes = []
         for v in backup.volumes:
             target = plan.claims.get((v.namespace, v.claim))
@@ -114,37 +110,34 @@ class RestoreFlow:
             )
 
         def start(o: Operation) -> None:
-            o.phase, o.app_id, o.source_cluster = "InProgress", backup.app_id, backup.cluster
+            o.phase, o.app_id, o.source_cluster = Phase.IN_PROGRESS, backup.app_id, backup.cluster
             o.volumes = volumes
 
         op = await self.p.operations.change(op.id, start)
         await self.p.bus.publish(subjects.RESTORE_STARTED, self._event(op))
         for w in volumes:  # waits are recorded before the claims exist: no event can be missed
-            await self.p.waits.put(
-                wait_key(op.target_cluster, w.namespace, w.claim), op.id.encode()
-            )
+            await self.p.restore_waits.expect(op.target_cluster, w.namespace, w.claim, op.id)
         items = await apply_all(kube, plan.setup, policy_of(cmd.options))
         op = await self._record(op, items)
         if not volumes:
             await self._finish(op)
 
     async def on_volume(self, event: VolumeProvisioned) -> None:
-        key = wait_key(event.cluster, event.namespace, event.claim)
-        entry = await self.p.waits.get(key)
-        if entry is None:
+        waits = self.p.restore_waits
+        op_id = await waits.waiting(event.cluster, event.namespace, event.claim)
+        if op_id is None:
             return  # not a claim a restore waits for
-        op_id = entry.value.decode()
 
         def moving(o: Operation) -> None:
-            if o.done:
+            if not running(o):
                 return
             for w in o.volumes:
                 if w.namespace == event.namespace and w.claim == event.claim:
                     w.state = "Moving"
 
         op = await self.p.operations.change(op_id, moving)
-        if op.done:  # canceled while the claim was being provisioned: nothing to fill
-            await self.p.waits.delete(key)
+        if not running(op):  # canceled while the claim was being provisioned: nothing to fill
+            await waits.end(event.cluster, event.namespace, event.claim)
             await self._release(op)
             return
         work = next(
@@ -162,14 +155,14 @@ class RestoreFlow:
             ),
             cluster=event.cluster,
         )
-        await self.p.waits.delete(key)
+        await waits.end(event.cluster, event.namespace, event.claim)
 
     async def on_transfer(self, result: TransferResult) -> None:
         op = await self.p.operations.record_transfer(result)
-        if op.phase == "Canceled":
+        if op.phase in CANCELED:
             await self._release(op)  # canceled: the flow ends here, the app is unlocked
             return
-        if not op.settled:
+        if not settled(op):
             return
         if op.volume_errors():
             await self._fail(op, op.volume_errors())
@@ -184,7 +177,7 @@ class RestoreFlow:
         """A canceled in-place restore unlocks its app at once."""
         if event.kind == "restore":
             op = await self.p.operations.get(event.operation_id)
-            if op is not None and op.phase == "Canceled":
+            if op is not None and op.phase in CANCELED:
                 await self._release(op)
 
     async def _plan(self, op: Operation) -> RestorePlan:
@@ -206,7 +199,7 @@ class RestoreFlow:
         def finish(o: Operation) -> None:
             counts = {s: sum(1 for i in o.items if i.state == s) for s in ("Completed", "Skipped")}
             failed = [i for i in o.items if i.state == "Failed"]
-            o.phase = "PartiallyFailed" if failed else "Completed"
+            o.phase = Phase.PARTIALLY_FAILED if failed else Phase.COMPLETED
             o.message = (
                 f"{counts['Completed']} resources restored, {counts['Skipped']} skipped, "
                 f"{len(failed)} failed; {len(o.volumes)} volumes restored"
@@ -233,7 +226,7 @@ class RestoreFlow:
 
     async def _fail(self, op: Operation, message: str) -> None:
         def fail(o: Operation) -> None:
-            o.phase, o.message = "Failed", message
+            o.phase, o.message = Phase.FAILED, message
             o.app_id = o.app_id or op.app_id
 
         op = await self.p.operations.change(op.id, fail)

@@ -9,19 +9,19 @@ existing claim is never replaced: its volume holds data the restore must not tou
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Literal
 
 from services.protection.restore_plan import describe
 from vessel.contracts.protection import ItemResult, ItemState
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import AlreadyExists, Conflict, KubeError
+from vessel.kube.objects import KubeObject
 
-Obj = dict[str, Any]
 Policy = Literal["skip", "update", "fail"]
 REPLACE_ATTEMPTS = 3
 
 
-def item(obj: Obj, state: ItemState, message: str = "") -> ItemResult:
+def item(obj: KubeObject, state: ItemState, message: str = "") -> ItemResult:
     meta = obj.get("metadata") or {}
     return ItemResult(
         kind=str(obj.get("kind") or "?"),
@@ -32,11 +32,11 @@ def item(obj: Obj, state: ItemState, message: str = "") -> ItemResult:
     )
 
 
-def never_conflicts(obj: Obj) -> bool:
+def never_conflicts(obj: KubeObject) -> bool:
     return obj.get("kind") == "Namespace"
 
 
-async def existing(kube: KubeCluster, objects: list[Obj]) -> list[Obj]:
+async def existing(kube: KubeCluster, objects: list[KubeObject]) -> list[KubeObject]:
     """Those of `objects` the cluster already holds."""
     found = []
     for obj in objects:
@@ -49,7 +49,7 @@ async def existing(kube: KubeCluster, objects: list[Obj]) -> list[Obj]:
     return found
 
 
-async def apply(kube: KubeCluster, obj: Obj, policy: Policy) -> ItemResult:
+async def apply(kube: KubeCluster, obj: KubeObject, policy: Policy) -> ItemResult:
     """Create `obj`; when it exists, skip it, replace it or fail it as `policy` says."""
     try:
         await kube.create(obj)
@@ -67,7 +67,7 @@ async def apply(kube: KubeCluster, obj: Obj, policy: Policy) -> ItemResult:
     return await replace(kube, obj)
 
 
-async def replace(kube: KubeCluster, obj: Obj) -> ItemResult:
+async def replace(kube: KubeCluster, obj: KubeObject) -> ItemResult:
     """PUT the backup's version over the stored one, retrying when it changes under us."""
     meta = obj["metadata"]
     for _ in range(REPLACE_ATTEMPTS):
@@ -91,5 +91,7 @@ async def replace(kube: KubeCluster, obj: Obj) -> ItemResult:
     )
 
 
-async def apply_all(kube: KubeCluster, objects: list[Obj], policy: Policy) -> list[ItemResult]:
+async def apply_all(
+    kube: KubeCluster, objects: list[KubeObject], policy: Policy
+) -> list[ItemResult]:
     return [await apply(kube, obj, policy) for obj in objects]

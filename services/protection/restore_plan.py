@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
 
 import jsonpatch
 import jsonpointer
@@ -24,8 +23,8 @@ from services.protection.resources import (
     restore_rank,
 )
 from vessel.contracts.protection import ResourceFilter, RestoreOptions, Transform
+from vessel.kube.objects import ClaimView, KubeObject, name_of
 
-Obj = dict[str, Any]
 STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 
@@ -48,39 +47,39 @@ class ClaimTarget:
 
 @dataclass
 class RestorePlan:
-    objects: list[Obj] = field(default_factory=list)
+    objects: list[KubeObject] = field(default_factory=list)
     claims: dict[tuple[str, str], ClaimTarget] = field(default_factory=dict)
     """Backed-up (namespace, claim) -> where it is restored; claims filtered out are absent."""
     custom: frozenset[tuple[str, str]] = frozenset()
 
-    def after_data(self, obj: Obj) -> bool:
+    def after_data(self, obj: KubeObject) -> bool:
         """Workloads and custom resources wait until every volume holds its data."""
         return is_workload(obj) or restore_rank(obj, self.custom) == CUSTOM_RANK
 
     @property
-    def setup(self) -> list[Obj]:
+    def setup(self) -> list[KubeObject]:
         return [o for o in self.objects if not self.after_data(o)]
 
     @property
-    def last(self) -> list[Obj]:
+    def last(self) -> list[KubeObject]:
         return [o for o in self.objects if self.after_data(o)]
 
 
-def describe(obj: Obj) -> str:
+def describe(obj: KubeObject) -> str:
     """`Kind namespace/name` (or `Kind name` for cluster-scoped objects), for messages."""
     meta = obj.get("metadata") or {}
     where = f"{meta['namespace']}/" if meta.get("namespace") else ""
     return f"{obj.get('kind', '?')} {where}{meta.get('name', '?')}"
 
 
-def source_namespace(obj: Obj) -> str:
+def source_namespace(obj: KubeObject) -> str:
     meta = obj.get("metadata") or {}
     if obj.get("kind") == "Namespace":
         return str(meta.get("name") or "")
     return str(meta.get("namespace") or "")
 
 
-def matches(selector: ResourceFilter, obj: Obj) -> bool:
+def matches(selector: ResourceFilter, obj: KubeObject) -> bool:
     """Whether `selector` selects `obj` (as backed up); an empty field matches anything."""
     meta = obj.get("metadata") or {}
     if selector.kinds and obj.get("kind") not in selector.kinds:
@@ -93,7 +92,7 @@ def matches(selector: ResourceFilter, obj: Obj) -> bool:
     return all(labels.get(key) == value for key, value in selector.labels.items())
 
 
-def selected(obj: Obj, options: RestoreOptions) -> bool:
+def selected(obj: KubeObject, options: RestoreOptions) -> bool:
     """Included when `include` is empty or one of its filters matches, unless an
     `exclude` filter matches."""
     if options.include and not any(matches(f, obj) for f in options.include):
@@ -101,7 +100,7 @@ def selected(obj: Obj, options: RestoreOptions) -> bool:
     return not any(matches(f, obj) for f in options.exclude)
 
 
-def map_storage_class(obj: Obj, mapping: dict[str, str]) -> Obj:
+def map_storage_class(obj: KubeObject, mapping: dict[str, str]) -> KubeObject:
     if obj.get("kind") != "PersistentVolumeClaim" or not mapping:
         return obj
     spec = obj.setdefault("spec", {})
@@ -114,7 +113,7 @@ def map_storage_class(obj: Obj, mapping: dict[str, str]) -> Obj:
     return obj
 
 
-def apply_transform(obj: Obj, transform: Transform) -> Obj:
+def apply_transform(obj: KubeObject, transform: Transform) -> KubeObject:
     """`obj` patched op by op, so a failure names the op; ValueError names object and op."""
     patched = copy.deepcopy(obj)
     for op in transform.patch:
@@ -131,19 +130,19 @@ def apply_transform(obj: Obj, transform: Transform) -> Obj:
     return patched
 
 
-def namespace_object(name: str) -> Obj:
+def namespace_object(name: str) -> KubeObject:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
 def build_plan(
-    objects: list[Obj], namespace_mapping: dict[str, str], options: RestoreOptions
+    objects: list[KubeObject], namespace_mapping: dict[str, str], options: RestoreOptions
 ) -> RestorePlan:
     """The ordered objects to write. Raises TransformError listing every transform that
     does not apply to an object it selects."""
     custom = custom_kinds(objects)
     plan = RestorePlan(custom=custom)
     failures: dict[int, str] = {}
-    chosen: list[Obj] = []
+    chosen: list[KubeObject] = []
     for source in objects:
         if not selected(source, options):
             continue
@@ -158,11 +157,9 @@ def build_plan(
                 failures[index] = str(exc)
         chosen.append(obj)
         if source.get("kind") == "PersistentVolumeClaim":
-            meta = obj["metadata"]
-            plan.claims[(source_namespace(source), source["metadata"]["name"])] = ClaimTarget(
-                namespace=str(meta.get("namespace") or ""),
-                name=str(meta["name"]),
-                storage_class=(obj.get("spec") or {}).get("storageClassName"),
+            target = ClaimView(obj)
+            plan.claims[(source_namespace(source), name_of(source))] = ClaimTarget(
+                namespace=target.namespace, name=target.name, storage_class=target.storage_class
             )
     if failures:
         raise TransformError(sorted(failures.items()))

@@ -1,7 +1,7 @@
 """App snapshots: an app's resources archived in the bucket plus one group of
 VolumeSnapshots of its claims, taken by its cluster's provisioner back to back.
 
-Order: resources first (`snapshots/<id>/resources.json`), then the record in KV
+Order: resources first (`snapshots/<id>/resources.sealed`), then the record in KV
 `app_snapshots` (InProgress), then the group command; the provisioner's answer fills in
 the volumes and ends the snapshot Completed, PartiallyFailed (some claims failed) or
 Failed. A backup without a snapshot to copy runs the same steps inside its own
@@ -15,17 +15,17 @@ from collections.abc import Iterable
 from typing import Literal
 
 from services.protection.bucket_catalog import write_snapshot_resources
-from services.protection.context import Protection
+from services.protection.context import ProtectionContext
 from services.protection.hook_runs import run_stage
 from services.protection.hooks import HookOutcome
 from services.protection.resources import sanitize
-from vessel.bus.nats_port import KeyValue
+from services.protection.state.operations import running
 from vessel.contracts import subjects
 from vessel.contracts.events import AppRecord, AppSnapshotEvent
 from vessel.contracts.group_snapshots import GroupClaim, GroupSnapshotResult, SnapshotGroup
 from vessel.contracts.hooks import HookStage
 from vessel.contracts.models import LabelValue, Payload
-from vessel.contracts.operations import Operation, now
+from vessel.contracts.operations import Operation, Phase, now
 from vessel.contracts.protection import (
     AppSnapshotRecord,
     CreateAppSnapshot,
@@ -34,7 +34,6 @@ from vessel.contracts.protection import (
 )
 
 log = logging.getLogger("vessel.protection.snapshot")
-RECORDS = "app_snapshots"
 
 
 class CannotSnapshot(Exception):
@@ -77,22 +76,14 @@ def outcome(members: Iterable[ItemResult]) -> Literal["Completed", "PartiallyFai
 
 
 class SnapshotFlow:
-    def __init__(self, p: Protection) -> None:
+    def __init__(self, p: ProtectionContext) -> None:
         self.p = p
-        self._records: KeyValue | None = None
-
-    async def records(self) -> KeyValue:
-        """KV `app_snapshots`: one AppSnapshotRecord per snapshot id (protection writes)."""
-        if self._records is None:
-            self._records = await self.p.bus.kv(RECORDS)
-        return self._records
 
     async def get(self, snapshot_id: str) -> AppSnapshotRecord | None:
-        entry = await (await self.records()).get(snapshot_id)
-        return AppSnapshotRecord.model_validate_json(entry.value) if entry else None
+        return await (await self.p.snapshot_store()).get(snapshot_id)
 
     async def _save(self, record: AppSnapshotRecord) -> None:
-        await (await self.records()).put(record.id, record.model_dump_json().encode())
+        await (await self.p.snapshot_store()).save(record)
 
     async def on_command(self, cmd: CreateAppSnapshot) -> None:
         op = Operation(
@@ -106,7 +97,7 @@ class SnapshotFlow:
         )
         if not await self.p.operations.create(op):
             existing = await self.p.operations.get(op.id)
-            if existing is None or existing.done or existing.phase == "InProgress":
+            if existing is None or not running(existing) or existing.phase == Phase.IN_PROGRESS:
                 return  # a repeated command: the first one owns the work
         try:
             await self.begin(op)
@@ -147,7 +138,7 @@ class SnapshotFlow:
         await self._save(record)
 
         def start(o: Operation) -> None:
-            o.phase, o.source_cluster = "InProgress", app.cluster
+            o.phase, o.source_cluster = Phase.IN_PROGRESS, app.cluster
             o.items = (
                 [*o.items]
                 + [  # after what ran before (pre-backup hooks)
@@ -192,7 +183,7 @@ class SnapshotFlow:
         operation already over, a repeated answer)."""
         op = await self.p.operations.get(result.operation_id)
         record = await self.get(result.group_id)
-        if op is None or op.done or record is None or record.phase != "InProgress":
+        if op is None or not running(op) or record is None or record.phase != "InProgress":
             return None
         entry = await self.p.inventory.get(f"apps.{op.app_id}")
         post = HookOutcome()
@@ -259,7 +250,7 @@ class SnapshotFlow:
             kept = [i for i in o.items if i.kind != "PersistentVolumeClaim" or i.state == "Skipped"]
             o.items = [*kept, *items]
             if o.kind == "snapshot":
-                o.phase, o.message = phase, message
+                o.phase, o.message = Phase(phase), message
 
         op = await self.p.operations.change(op.id, finish)
         log.info("app snapshot %s of %s: %s (%s)", record.id, record.app_id, phase, message)
@@ -270,7 +261,7 @@ class SnapshotFlow:
 
     async def fail(self, op: Operation, message: str) -> None:
         def fail(o: Operation) -> None:
-            o.phase, o.message = "Failed", message
+            o.phase, o.message = Phase.FAILED, message
 
         op = await self.p.operations.change(op.id, fail)
         log.warning("app snapshot %s failed: %s", op.id, message)

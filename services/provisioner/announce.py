@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from vessel.bus.codec import encode
 from vessel.bus.nats_port import Bus
@@ -20,10 +19,10 @@ from vessel.contracts.models import Payload
 from vessel.contracts.subjects import Message
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import KubeError
+from vessel.kube.objects import KubeObject
 from vessel.telemetry.logs import child_traceparent
 
 log = logging.getLogger("vessel.provisioner")
-Obj = dict[str, Any]
 COMPONENT = "vessel-provisioner"
 _IDS = uuid.UUID("6f1d7f5e-3c57-4f0e-9a55-7a2b8f0c2d11")
 
@@ -47,7 +46,7 @@ class Announcer:
 
     async def event(
         self,
-        obj: Obj,
+        obj: KubeObject,
         api_version: str,
         kind: str,
         reason: str,
@@ -79,7 +78,7 @@ class Announcer:
         for key in [k for k in self._warned if k[0] == uid]:
             del self._warned[key]
 
-    async def claim_failed(self, claim: Obj, reason: str, message: str) -> None:
+    async def claim_failed(self, claim: KubeObject, reason: str, message: str) -> None:
         """A claim cannot be served as asked: Event on it and `volume.failed` (once each)."""
         if not await self.event(claim, "v1", "PersistentVolumeClaim", reason, message):
             return

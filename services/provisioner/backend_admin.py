@@ -12,25 +12,24 @@ changes nothing and repeats its event with the same id (dropped as a duplicate).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from typing import Literal
 
 from pydantic import ValidationError
 
-from services.provisioner.backends.base import BackendError, StorageBackend
-from services.provisioner.backends.factory import build_backend
-from services.provisioner.env import Env
+from services.provisioner.adapters.base import BackendError, StorageBackend
+from services.provisioner.adapters.factory import build_backend
+from services.provisioner.context import ProvisionerContext
 from services.provisioner.pools import DEFAULT_POOL, Pool, build_pools, check_backend_names
-from vessel.bus.nats_port import Bus, KeyValue
+from services.provisioner.state import BackendAction, BackendRecord, BackendStore
+from vessel.bus.nats_port import KeyValue
 from vessel.config import BackendConfig, ConfigError
 from vessel.contracts import subjects
 from vessel.contracts.commands import PutBackend, RemoveBackend
 from vessel.contracts.events import BackendChanged, BackendRejected
 
 log = logging.getLogger("vessel.provisioner")
-Action = Literal["add", "update", "remove"]
 Builder = Callable[[BackendConfig], StorageBackend]
 
 
@@ -58,31 +57,22 @@ def _build(config: BackendConfig, builder: Builder) -> tuple[StorageBackend, lis
 
 
 class BackendAdmin:
+    """Builds the backends at start (`load`) and handles the backend commands (`add`,
+    `update`, `remove`, rows of the inbox), keeping `env.backends` and `env.pools` current."""
+
     def __init__(
         self,
-        env: Env,
-        bus: Bus,
+        env: ProvisionerContext,
         kv: KeyValue,
         configured: list[BackendConfig],
         builder: Builder = build_backend,
     ) -> None:
         self.env = env
-        self.bus = bus
-        self.kv = kv
+        self.stored = BackendStore(kv, env.cluster_id)
         self.configured = list(configured)
         self.builder = builder
         self.configs: dict[str, BackendConfig] = {}
         """What each backend serving now was built from."""
-
-    def _key(self, name: str) -> str:
-        return f"{self.env.cluster_id}.{name}"
-
-    async def _stored(self, name: str) -> dict[str, object] | None:
-        entry = await self.kv.get(self._key(name))
-        if entry is None:
-            return None
-        value: dict[str, object] = json.loads(entry.value)
-        return value
 
     async def load(self) -> None:
         """Build the configured backends, then apply the KV's additions, updates, removals.
@@ -92,18 +82,14 @@ class BackendAdmin:
         check_backend_names(self.configured, self.env.cluster_id)
         configs = {c.name: c for c in self.configured}
         stored_names: set[str] = set()
-        prefix = f"{self.env.cluster_id}."
-        for key in await self.kv.keys():
-            if not key.startswith(prefix):
-                continue
-            name = key[len(prefix) :]
-            stored = await self._stored(name)
+        for name in await self.stored.names():
+            stored = await self.stored.get(name)
             if stored is None:
                 continue
-            if stored.get("config") is None:
+            if stored.config is None:
                 configs.pop(name, None)
                 continue
-            configs[name] = BackendConfig.model_validate(stored["config"])
+            configs[name] = stored.config
             stored_names.add(name)
         backends: dict[str, StorageBackend] = {}
         pools: list[Pool] = []
@@ -122,24 +108,6 @@ class BackendAdmin:
         self.env.backends.update(backends)
         self.env.pools[:] = pools
 
-    async def serve(self, ready: asyncio.Event) -> None:
-        """Handle this cluster's backend commands once the provisioner is ready."""
-        await ready.wait()
-        task = await self.bus.consume(
-            f"provisioner-{self.env.cluster_id}-backends",
-            {
-                subjects.ADD_BACKEND: self.add,
-                subjects.UPDATE_BACKEND: self.update,
-                subjects.REMOVE_BACKEND: self.remove,
-            },
-            cluster=self.env.cluster_id,
-        )
-        try:
-            await asyncio.shield(task)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
     async def add(self, cmd: PutBackend) -> None:
         await self._put(cmd, "add")
 
@@ -148,8 +116,8 @@ class BackendAdmin:
 
     async def remove(self, cmd: RemoveBackend) -> None:
         name = cmd.name
-        stored = await self._stored(name)
-        if stored is not None and stored.get("operation_id") == cmd.operation_id:
+        stored = await self.stored.get(name)
+        if stored is not None and stored.operation_id == cmd.operation_id:
             await self._changed(subjects.BACKEND_REMOVED, cmd.operation_id, name, None)
             return
         try:
@@ -164,8 +132,8 @@ class BackendAdmin:
         except Rejected as exc:
             await self._reject(cmd.operation_id, "remove", name, str(exc))
             return
-        record = {"operation_id": cmd.operation_id, "action": "remove", "config": None}
-        await self.kv.put(self._key(name), json.dumps(record).encode())
+        record = BackendRecord(operation_id=cmd.operation_id, action="remove", config=None)
+        await self.stored.put(name, record)
         async with self.env.placement:
             self.env.backends.pop(name, None)
             self.env.pools[:] = [p for p in self.env.pools if p.backend != name]
@@ -175,9 +143,9 @@ class BackendAdmin:
 
     async def _put(self, cmd: PutBackend, action: Literal["add", "update"]) -> None:
         given = str(cmd.backend.get("name", ""))
-        stored = await self._stored(given) if given else None
+        stored = await self.stored.get(given) if given else None
         event = subjects.BACKEND_ADDED if action == "add" else subjects.BACKEND_UPDATED
-        if stored is not None and stored.get("operation_id") == cmd.operation_id:
+        if stored is not None and stored.operation_id == cmd.operation_id:
             config = self.configs.get(given)
             await self._changed(event, cmd.operation_id, given, config)
             return
@@ -188,12 +156,8 @@ class BackendAdmin:
         except Rejected as exc:
             await self._reject(cmd.operation_id, action, given, str(exc))
             return
-        record = {
-            "operation_id": cmd.operation_id,
-            "action": action,
-            "config": config.model_dump(mode="json"),
-        }
-        await self.kv.put(self._key(config.name), json.dumps(record).encode())
+        record = BackendRecord(operation_id=cmd.operation_id, action=action, config=config)
+        await self.stored.put(config.name, record)
         async with self.env.placement:
             self.env.backends[config.name] = backend
             kept = [p for p in self.env.pools if p.backend != config.name]
@@ -209,7 +173,7 @@ class BackendAdmin:
         except ValidationError as exc:
             raise Rejected(f"invalid backend {raw.get('name', '?')}: {_problems(exc)}") from exc
 
-    def _check_action(self, config: BackendConfig, action: Action) -> None:
+    def _check_action(self, config: BackendConfig, action: BackendAction) -> None:
         name = config.name
         current = self.configs.get(name)
         if action == "add":
@@ -265,7 +229,9 @@ class BackendAdmin:
             f"{name}/{operation_id}",
         )
 
-    async def _reject(self, operation_id: str, action: Action, name: str, error: str) -> None:
+    async def _reject(
+        self, operation_id: str, action: BackendAction, name: str, error: str
+    ) -> None:
         log.warning("backend %s refused: %s", action, error)
         await self.env.announce.publish(
             subjects.BACKEND_REJECTED,

@@ -1,8 +1,10 @@
-"""`pool.capacity.low`: published when a pool's free space falls below its threshold.
+"""Capacity: what backends and pools hold, told as events and as metrics.
 
-Checked after a volume is provisioned or grown (and after one is deleted, so a pool that
+`pool.capacity.low` is published when a pool's free space falls below its threshold:
+checked after a volume is provisioned or grown (and after one is deleted, so a pool that
 rose above its threshold again is noticed); once per crossing: a pool already reported
-low is reported again only after a check found it above its threshold.
+low is reported again only after a check found it above its threshold. `report_capacity`
+refreshes the backend and volume gauges of the metrics endpoint on a timer.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections import Counter
 from pathlib import Path
 
-from services.provisioner.backends.base import StorageBackend
-from services.provisioner.env import Env
+from services.provisioner.adapters.base import BackendError, StorageBackend
+from services.provisioner.context import ProvisionerContext
 from services.provisioner.pools import Pool
 from vessel.contracts import subjects
 from vessel.contracts.events import PoolCapacityLow
+from vessel.telemetry import metrics
 
 log = logging.getLogger("vessel.provisioner")
 
@@ -30,8 +34,44 @@ def backend_total(backend: StorageBackend) -> int:
     return shutil.disk_usage(Path(root)).total if root is not None else 0
 
 
+def used_bytes(backend: StorageBackend, volume_id: str) -> int | None:
+    """Bytes the volume uses now; None when it is not (or no longer) on the backend."""
+    try:
+        return backend.usage(volume_id).used_bytes
+    except BackendError:
+        return None
+
+
+async def report_capacity(env: ProvisionerContext, every: float = 15.0) -> None:
+    """Backend free space and volumes for the metrics endpoint, every `every` seconds."""
+    while True:
+        backends = list(env.backends.values())  # backends come and go at runtime
+        for backend in backends:
+            free = await asyncio.to_thread(backend.free_bytes)
+            metrics.BACKEND_FREE.labels(backend.name).set(free)
+        counts: Counter[tuple[str, str]] = Counter()
+        allocated: Counter[str] = Counter()
+        used: Counter[str] = Counter()
+        for record in await env.volumes.read_all():
+            counts[(record.backend, record.state)] += 1
+            allocated[record.backend] += record.size_bytes
+            holder = env.backends.get(record.backend)
+            if holder is not None and record.state in ("Provisioned", "Bound", "Retained"):
+                size = await asyncio.to_thread(used_bytes, holder, record.volume_id)
+                used[record.backend] += size or 0  # deleted between the listing and now
+        metrics.VOLUMES.clear()
+        for (backend_name, state), count in counts.items():
+            metrics.VOLUMES.labels(backend_name, state).set(count)
+        for backend in backends:
+            metrics.VOLUME_BYTES.labels(backend.name).set(allocated[backend.name])
+            metrics.VOLUME_USED.labels(backend.name).set(used[backend.name])
+        await asyncio.sleep(every)
+
+
 class CapacityWatch:
-    def __init__(self, env: Env) -> None:
+    """Announces pools whose free space fell below their threshold, once per crossing."""
+
+    def __init__(self, env: ProvisionerContext) -> None:
         self.env = env
         self.low: set[str] = set()
         """Pools reported low and not seen above their threshold since."""

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Literal
 
 from vessel.config import PROVISIONER_NAME
 from vessel.kube.client import quantity_bytes
+from vessel.kube.objects import ClaimView, KubeObject, StorageClassView
 
-Obj = dict[str, Any]
 SUPPORTED_ACCESS_MODES = {"ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany"}
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+"""Marks the default StorageClass (`StorageClassView.is_default` reads it)."""
 IMPORT_ANNOTATION = "vessel.io/import-volume"
 POOL_ANNOTATION = "vessel.io/pool"
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
@@ -34,38 +35,38 @@ class ClaimRequest:
     size_text: str
     access_modes: list[str]
     volume_mode: str
-    storage_class: Obj
+    storage_class: KubeObject
 
     @property
     def volume_id(self) -> str:
         return f"pvc-{self.uid}"
 
 
-def needs_volume(claim: Obj) -> bool:
+def needs_volume(claim: KubeObject) -> bool:
     return (
-        not claim.get("spec", {}).get("volumeName")
+        not ClaimView(claim).volume_name
         and (claim.get("status", {}).get("phase", "Pending") == "Pending")
         and not claim["metadata"].get("deletionTimestamp")
     )
 
 
-def pick_class(claim: Obj, classes: list[Obj]) -> Obj | None:
+def pick_class(claim: KubeObject, classes: list[KubeObject]) -> KubeObject | None:
     """The claim's StorageClass, or the default class when it names none."""
-    wanted = claim.get("spec", {}).get("storageClassName")
+    wanted = ClaimView(claim).storage_class
     for sc in classes:
-        if wanted is not None and sc["metadata"]["name"] == wanted:
+        view = StorageClassView(sc)
+        if wanted is not None and view.name == wanted:
             return sc
-        annotations = sc["metadata"].get("annotations") or {}
-        if wanted is None and annotations.get(DEFAULT_CLASS_ANNOTATION) == "true":
+        if wanted is None and view.is_default:
             return sc
     if wanted is None:
         return None
     raise ClaimRejected("ProvisioningFailed", f'storageclass.storage.k8s.io "{wanted}" not found')
 
 
-def parse_claim(claim: Obj, storage_class: Obj) -> ClaimRequest:
-    spec = claim.get("spec", {})
-    size_text = str((spec.get("resources", {}).get("requests") or {}).get("storage", ""))
+def parse_claim(claim: KubeObject, storage_class: KubeObject) -> ClaimRequest:
+    view = ClaimView(claim)
+    size_text = view.requested_storage or ""
     try:
         size = quantity_bytes(size_text)
     except ValueError as exc:
@@ -74,7 +75,7 @@ def parse_claim(claim: Obj, storage_class: Obj) -> ClaimRequest:
         ) from exc
     if size <= 0:
         raise ClaimRejected("InvalidSize", "spec.resources.requests.storage must be positive")
-    modes = list(spec.get("accessModes") or ["ReadWriteOnce"])
+    modes = view.access_modes or ["ReadWriteOnce"]
     unsupported = sorted(set(modes) - SUPPORTED_ACCESS_MODES)
     if unsupported:
         raise ClaimRejected(
@@ -82,21 +83,20 @@ def parse_claim(claim: Obj, storage_class: Obj) -> ClaimRequest:
             f"access modes {', '.join(unsupported)} need shared storage; local backends offer "
             f"{', '.join(sorted(SUPPORTED_ACCESS_MODES))}",
         )
-    meta = claim["metadata"]
     return ClaimRequest(
-        meta["namespace"],
-        meta["name"],
-        meta["uid"],
+        view.namespace,
+        view.name,
+        view.uid,
         size,
         size_text,
         modes,
-        spec.get("volumeMode") or "Filesystem",
+        view.spec.get("volumeMode") or "Filesystem",
         storage_class,
     )
 
 
-def is_ours(storage_class: Obj) -> bool:
-    return storage_class.get("provisioner") == PROVISIONER_NAME
+def is_ours(storage_class: KubeObject) -> bool:
+    return StorageClassView(storage_class).provisioner == PROVISIONER_NAME
 
 
 def persistent_volume(
@@ -107,9 +107,10 @@ def persistent_volume(
     pool: str = "default",
     *,
     node: str | None = None,
-) -> Obj:
+) -> KubeObject:
     """The PV of a provisioned claim; with `node`, pods using it must run on that node."""
-    pv: Obj = {
+    storage_class = StorageClassView(req.storage_class)
+    pv: KubeObject = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": {
@@ -125,8 +126,8 @@ def persistent_volume(
             "capacity": {"storage": req.size_text},
             "accessModes": req.access_modes,
             "volumeMode": req.volume_mode,
-            "persistentVolumeReclaimPolicy": req.storage_class.get("reclaimPolicy") or "Delete",
-            "storageClassName": req.storage_class["metadata"]["name"],
+            "persistentVolumeReclaimPolicy": storage_class.reclaim_policy,
+            "storageClassName": storage_class.name,
             "claimRef": {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
@@ -153,7 +154,7 @@ class DataSource:
     """`dataSourceRef.namespace` when another than the claim's (see grants); else empty."""
 
 
-def data_source(claim: Obj) -> DataSource | None:
+def data_source(claim: KubeObject) -> DataSource | None:
     """What the claim is to be cloned from (`dataSourceRef`, else `dataSource`), if anything."""
     spec = claim.get("spec", {})
     ref = spec.get("dataSourceRef") or spec.get("dataSource")
@@ -182,7 +183,7 @@ def data_source(claim: Obj) -> DataSource | None:
     )
 
 
-def import_source(claim: Obj) -> tuple[str, str] | None:
+def import_source(claim: KubeObject) -> tuple[str, str] | None:
     """(backend, path relative to its root) the claim asks to adopt, if it asks."""
     text = (claim["metadata"].get("annotations") or {}).get(IMPORT_ANNOTATION)
     if text is None:

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.provisioner.autogrow import AutoGrowPolicy, parse_autogrow
 from services.provisioner.claims import ClaimRejected
 from services.provisioner.matching import ParameterError, Requirements, parse_requirements
+from vessel.kube.objects import KubeObject, StorageClassView
 
-Obj = dict[str, Any]
 
-
-def class_policy(storage_class: Obj) -> tuple[Requirements, AutoGrowPolicy | None]:
+def class_policy(storage_class: KubeObject) -> tuple[Requirements, AutoGrowPolicy | None]:
     """Raises `ClaimRejected("InvalidParameters")` naming the class and the parameter."""
-    name = storage_class["metadata"]["name"]
-    parameters = storage_class.get("parameters") or {}
+    view = StorageClassView(storage_class)
     try:
-        requirements = parse_requirements(parameters)
-        policy = parse_autogrow(parameters)
+        requirements = parse_requirements(view.parameters)
+        policy = parse_autogrow(view.parameters)
     except ParameterError as exc:
-        raise ClaimRejected("InvalidParameters", f"StorageClass {name}: {exc}") from exc
-    if policy is not None and not allows_expansion(storage_class):
+        raise ClaimRejected("InvalidParameters", f"StorageClass {view.name}: {exc}") from exc
+    if policy is not None and not view.allows_expansion:
         raise ClaimRejected(
             "InvalidParameters",
-            f"StorageClass {name}: autoGrowThresholdPercent needs allowVolumeExpansion: true",
+            f"StorageClass {view.name}: autoGrowThresholdPercent needs allowVolumeExpansion: true",
         )
     return requirements, policy
-
-
-def allows_expansion(storage_class: Obj) -> bool:
-    return storage_class.get("allowVolumeExpansion") is True

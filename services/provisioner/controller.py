@@ -13,34 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
+from services.provisioner.adapters.base import StorageBackend
 from services.provisioner.announce import Announcer
-from services.provisioner.backends.base import StorageBackend
 from services.provisioner.capacity import CapacityWatch
 from services.provisioner.claims import ClaimRejected, is_ours, needs_volume, pick_class
-from services.provisioner.env import SNAPSHOT_API, Env
+from services.provisioner.context import SNAPSHOT_API, ProvisionerContext
 from services.provisioner.grants import waits_on
 from services.provisioner.group_snapshots import GroupSnapshots
 from services.provisioner.pools import Pool, default_pools
 from services.provisioner.provision import Provisioning
 from services.provisioner.reclaim import Reclaimer
-from services.provisioner.records import RecordStore, SnapshotRecord, VolumeRecord
 from services.provisioner.resize import Resizer
 from services.provisioner.revert import Reverter, revert_requested
 from services.provisioner.snapshots import Snapshots
+from services.provisioner.state import RecordStore, SnapshotRecord, VolumeRecord
 from services.provisioner.workqueue import Key, Retry, WorkQueue
 from vessel.bus.errors import KeyExistsError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import Conflict, KubeError, NotFound
 from vessel.kube.informer import Informer
+from vessel.kube.objects import ClaimView, KubeObject, StorageClassView
 
 log = logging.getLogger("vessel.provisioner")
-Obj = dict[str, Any]
 
 
 class Provisioner:
+    """The reconciler of one cluster; it builds the service's context (`env`), since the
+    work queue every part shares dispatches to it. `ready` is set once the caches are
+    synced: the inbox handles commands and queries only after that."""
+
     def __init__(
         self,
         cluster_id: str,
@@ -59,7 +62,7 @@ class Provisioner:
         self.resync_seconds = resync_seconds
         self.autogrow_seconds = autogrow_seconds
         queue = WorkQueue(self._handle, workers=workers, max_backoff=min(30.0, resync_seconds))
-        self.env = Env(
+        self.env = ProvisionerContext(
             cluster_id=cluster_id,
             kube=kube,
             announce=Announcer(bus, kube, cluster_id),
@@ -150,7 +153,7 @@ class Provisioner:
             await asyncio.sleep(self.resync_seconds)
             self.sweep()
 
-    async def _on_claim(self, type_: str, claim: Obj) -> None:
+    async def _on_claim(self, type_: str, claim: KubeObject) -> None:
         meta = claim["metadata"]
         if type_ == "DELETED":
             self.env.announce.forget(meta["uid"])
@@ -165,17 +168,17 @@ class Provisioner:
                 if vs["metadata"]["namespace"] == meta["namespace"] and not vs.get("status"):
                     self.env.queue.add(("snapshot", key))
 
-    async def _on_pv(self, type_: str, pv: Obj) -> None:
+    async def _on_pv(self, type_: str, pv: KubeObject) -> None:
         if type_ != "DELETED":
             self.env.queue.add(("pv", pv["metadata"]["name"]))
 
-    async def _on_class(self, type_: str, storage_class: Obj) -> None:
-        name = storage_class["metadata"]["name"]
+    async def _on_class(self, type_: str, storage_class: KubeObject) -> None:
+        name = StorageClassView(storage_class).name
         for key, claim in self.env.claims.cache.items():
-            if claim.get("spec", {}).get("storageClassName") == name:
+            if ClaimView(claim).storage_class == name:
                 self.env.queue.add(("claim", key))
 
-    async def _on_snapshot(self, type_: str, vs: Obj) -> None:
+    async def _on_snapshot(self, type_: str, vs: KubeObject) -> None:
         meta = vs["metadata"]
         if type_ == "DELETED":
             self.env.announce.forget(meta["uid"])
@@ -185,7 +188,7 @@ class Provisioner:
             if revert_requested(claim) is not None or waits_on(claim, meta["namespace"]):
                 self.env.queue.add(("claim", key))
 
-    async def _ignore(self, type_: str, obj: Obj) -> None:
+    async def _ignore(self, type_: str, obj: KubeObject) -> None:
         return
 
     async def _handle(self, key: Key) -> None:
@@ -223,10 +226,11 @@ class Provisioner:
             finally:
                 self.reclaimer.inflight.discard(volume_id)
             return
-        record = env.volumes.get(claim.get("spec", {}).get("volumeName") or "")
-        if record is None or record.claim_uid not in ("", claim["metadata"]["uid"]):
+        view = ClaimView(claim)
+        record = env.volumes.get(view.volume_name)
+        if record is None or record.claim_uid not in ("", view.uid):
             return
-        if (claim.get("status") or {}).get("phase") == "Bound":
+        if view.phase == "Bound":
             await self.provisioning.announce_bound(record)
             current = env.volumes.get(record.volume_id)
             if current is not None and current.state == "Bound":

@@ -15,20 +15,18 @@ Vessel targets may lack the Gateway API CRD.
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.provisioner.claims import ClaimRejected, needs_volume
+from vessel.kube.objects import KubeObject
 
-Obj = dict[str, Any]
 GRANT_ANNOTATION = "vessel.io/clone-grant-namespaces"
 
 
-def granted_namespaces(source: Obj) -> set[str]:
+def granted_namespaces(source: KubeObject) -> set[str]:
     text = (source["metadata"].get("annotations") or {}).get(GRANT_ANNOTATION) or ""
     return {part.strip() for part in str(text).split(",") if part.strip()}
 
 
-def check_grant(source: Obj, kind: str, target_namespace: str) -> None:
+def check_grant(source: KubeObject, kind: str, target_namespace: str) -> None:
     """Refuse (`CloneNotGranted`) unless `source` grants clones into `target_namespace`."""
     meta = source["metadata"]
     if meta["namespace"] == target_namespace:
@@ -45,7 +43,7 @@ def check_grant(source: Obj, kind: str, target_namespace: str) -> None:
     )
 
 
-def waits_on(claim: Obj, namespace: str, name: str | None = None) -> bool:
+def waits_on(claim: KubeObject, namespace: str, name: str | None = None) -> bool:
     """Whether a pending claim clones from an object in `namespace` (named `name`)."""
     if not needs_volume(claim):
         return False

@@ -20,11 +20,9 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from services.provisioner.backends.base import BackendError, SnapshotInfo, StorageBackend
-from services.provisioner.env import SNAPSHOT_API, Env
-from services.provisioner.records import SnapshotRecord
+from services.provisioner.adapters.base import BackendError, SnapshotInfo, StorageBackend
+from services.provisioner.context import SNAPSHOT_API, ProvisionerContext
 from services.provisioner.snapshots import (
     FINALIZER,
     KIND,
@@ -33,14 +31,14 @@ from services.provisioner.snapshots import (
     ensure_content,
 )
 from services.provisioner.sources import snapshot_id_of
+from services.provisioner.state import SnapshotRecord
 from vessel.bus.errors import TemporaryError
-from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.group_snapshots import GroupMember, GroupSnapshotResult, SnapshotGroup
 from vessel.kube.errors import AlreadyExists, KubeError
+from vessel.kube.objects import ClaimView, KubeObject
 
 log = logging.getLogger("vessel.provisioner.groups")
-Obj = dict[str, Any]
 GROUP_LABEL = "vessel.io/group"
 SPREAD_ANNOTATION = "vessel.io/group-spread-seconds"
 
@@ -57,7 +55,7 @@ class Member:
     claim: str
     volume_id: str = ""
     backend: StorageBackend | None = None
-    vs: Obj | None = None
+    vs: KubeObject | None = None
     record: SnapshotRecord | None = None
     info: SnapshotInfo | None = None
     error: str = ""
@@ -78,27 +76,14 @@ class Member:
 
 
 class GroupSnapshots:
-    def __init__(self, env: Env, controller: Snapshots) -> None:
+    def __init__(self, env: ProvisionerContext, controller: Snapshots) -> None:
         self.env = env
         self.controller = controller
         self.inflight: set[str] = set()
         """`<namespace>/<name>` of the VolumeSnapshots a running group is completing."""
 
-    async def serve(self, bus: Bus, ready: asyncio.Event) -> None:
-        """Handle this cluster's group snapshot commands once the provisioner is ready."""
-        await ready.wait()
-        task = await bus.consume(
-            f"provisioner-{self.env.cluster_id}-groups",
-            {subjects.SNAPSHOT_GROUP: self.take},
-            cluster=self.env.cluster_id,
-        )
-        try:
-            await asyncio.shield(task)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
     async def take(self, cmd: SnapshotGroup) -> None:
+        """Handles `provisioner.snapshot.group`: takes the group, announces the outcome."""
         result = await self.snapshot(cmd)
         message = (
             subjects.GROUP_SNAPSHOT_FAILED if result.error else subjects.GROUP_SNAPSHOT_CREATED
@@ -143,7 +128,7 @@ class GroupSnapshots:
     def _resolve(self, namespace: str, claim_name: str) -> Member:
         m = Member(namespace, claim_name)
         claim = self.env.claim(namespace, claim_name)
-        volume = self.env.volumes.get(((claim or {}).get("spec") or {}).get("volumeName") or "")
+        volume = self.env.volumes.get(ClaimView(claim).volume_name if claim else "")
         if claim is None:
             m.error = f"claim {namespace}/{claim_name} does not exist"
         elif volume is None or volume.state not in ("Provisioned", "Bound"):
@@ -156,12 +141,12 @@ class GroupSnapshots:
             m.volume_id, m.backend = volume.volume_id, backend
         return m
 
-    async def _prepare(self, cmd: SnapshotGroup, m: Member, vclass: Obj) -> None:
+    async def _prepare(self, cmd: SnapshotGroup, m: Member, vclass: KubeObject) -> None:
         """The VolumeSnapshot (created, or found from an earlier attempt) and its record."""
         name = snapshot_name(cmd.group_id, m.claim)
         m.inflight = f"{m.namespace}/{name}"
         self.inflight.add(m.inflight)
-        spec: Obj = {"source": {"persistentVolumeClaimName": m.claim}}
+        spec: KubeObject = {"source": {"persistentVolumeClaimName": m.claim}}
         if vclass:
             spec["volumeSnapshotClassName"] = vclass["metadata"]["name"]
         body = {
@@ -212,7 +197,9 @@ class GroupSnapshots:
                 m.error = f"claim {m.namespace}/{m.claim}: {exc}"
         return time.monotonic() - started if todo else 0.0
 
-    async def _finish(self, cmd: SnapshotGroup, m: Member, vclass: Obj, spread: float) -> None:
+    async def _finish(
+        self, cmd: SnapshotGroup, m: Member, vclass: KubeObject, spread: float
+    ) -> None:
         assert m.backend is not None and m.record is not None and m.vs is not None
         record = m.record
         if m.info is None:  # taken by an earlier attempt

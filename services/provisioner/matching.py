@@ -3,8 +3,10 @@
 Pure. The candidate pools are those offering every required attribute and matching the
 label `selector`, narrowed to `storagePools` when given; `additionalStoragePools` adds
 pools whatever their attributes; `excludeStoragePools` removes pools last. Pool lists are
-`backend:pool,pool;backend:pool` with each name a full-match regex. Among candidates the
-pool with the most free space that can hold the claim wins. Failures name what no pool met.
+`backend:pool,pool;backend:pool` with each name a full-match regex. The `selector` is
+label requirements joined by `;` (Trident's syntax), parsed by `vessel.kube.selectors`.
+Among candidates the pool with the most free space that can hold the claim wins. Failures
+name what no pool met.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.provisioner.pools import Pool
+from vessel.kube import selectors
 
 ATTRIBUTES: dict[str, tuple[str, ...] | None] = {
     "media": ("hdd", "ssd", "nvme", "hybrid"),
@@ -27,11 +30,7 @@ ATTRIBUTES: dict[str, tuple[str, ...] | None] = {
 POOL_LISTS = ("storagePools", "additionalStoragePools", "excludeStoragePools")
 AUTOGROW = ("autoGrowThresholdPercent", "autoGrowStep", "autoGrowMaxSize")
 KNOWN_PARAMETERS = (*ATTRIBUTES, "selector", *POOL_LISTS, *AUTOGROW)
-_SELECTOR = re.compile(
-    r"^\s*(?:(?P<not>!)\s*(?P<nkey>[\w./-]+)"
-    r"|(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)"
-    r"|\s+(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?)\s*$"
-)
+SELECTOR_FORMS = "'key=value', 'key!=value', 'key in (a,b)', 'key notin (a,b)', 'key' or '!key'"
 
 
 class ParameterError(ValueError):
@@ -56,35 +55,27 @@ class PoolList:
 
 
 @dataclass(frozen=True)
-class LabelRequirement:
-    key: str
-    op: str  # "=", "!=", "in", "notin", "exists", "!"
-    values: tuple[str, ...] = ()
+class SelectorTerm:
+    """One term of a class's `selector`, shown as it was written in explanations: a set
+    form keeps its parentheses (`d notin (z)`), where the kernel shows `d!=z`."""
+
+    requirement: selectors.Requirement
+    set_form: bool = False
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        value = labels.get(self.key)
-        if self.op == "exists":
-            return value is not None
-        if self.op == "!":
-            return value is None
-        if self.op in ("=", "in"):
-            return value in self.values
-        return value not in self.values  # "!=", "notin"
+        return self.requirement.matches(labels)
 
     def __str__(self) -> str:
-        if self.op == "exists":
-            return self.key
-        if self.op == "!":
-            return f"!{self.key}"
-        if self.op in ("in", "notin"):
-            return f"{self.key} {self.op} ({','.join(self.values)})"
-        return f"{self.key}{self.op}{self.values[0]}"
+        req = self.requirement
+        if self.set_form:
+            return f"{req.key} {req.op} ({','.join(req.values)})"
+        return str(req)
 
 
 @dataclass(frozen=True)
 class Requirements:
     attributes: dict[str, str]
-    selector: tuple[LabelRequirement, ...] = ()
+    selector: tuple[SelectorTerm, ...] = ()
     storage_pools: PoolList | None = None
     additional: PoolList | None = None
     exclude: PoolList | None = None
@@ -108,26 +99,22 @@ def parse_pool_list(name: str, text: str) -> PoolList:
     return PoolList(text, tuple(entries))
 
 
-def parse_selector(text: str) -> tuple[LabelRequirement, ...]:
+def parse_selector(text: str) -> tuple[SelectorTerm, ...]:
+    """The `;`-joined terms of a `selector`, each parsed by the kernel; ParameterError names
+    the first one not in SELECTOR_FORMS (the kernel's numeric `>` and `<` included).
+
+    Split here rather than by `selectors.parse(text, separator=";")`: each term's written
+    form decides how explanations show it (see SelectorTerm)."""
     found = []
-    for part in (p for p in text.split(";") if p.strip()):
-        m = _SELECTOR.match(part)
-        if m is None:
-            raise ParameterError(
-                f"selector: {part.strip()!r} is not 'key=value', 'key!=value', "
-                "'key in (a,b)', 'key notin (a,b)', 'key' or '!key'"
-            )
-        if m["nkey"]:
-            found.append(LabelRequirement(m["nkey"], "!"))
-        elif m["op"]:
-            found.append(
-                LabelRequirement(m["key"], "=" if m["op"] == "==" else m["op"], (m["value"],))
-            )
-        elif m["set"]:
-            values = tuple(v.strip() for v in m["values"].split(",") if v.strip())
-            found.append(LabelRequirement(m["key"], m["set"], values))
-        else:
-            found.append(LabelRequirement(m["key"], "exists"))
+    for term in (t.strip() for t in text.split(";") if t.strip()):
+        try:
+            requirement = selectors.parse_requirement(term)
+        except selectors.SelectorError as exc:
+            raise ParameterError(f"selector: {term!r} is not {SELECTOR_FORMS}") from exc
+        if requirement.op in (">", "<"):
+            raise ParameterError(f"selector: {term!r} is not {SELECTOR_FORMS}")
+        set_form = requirement.op in ("in", "notin") and "(" in term
+        found.append(SelectorTerm(requirement, set_form))
     return tuple(found)
 
 

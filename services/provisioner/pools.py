@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.provisioner.backends.base import StorageBackend
+from services.provisioner.adapters.base import StorageBackend
 from vessel.config import BackendConfig, ConfigError, PoolConfig
 
 DEFAULT_POOL = "default"

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
-from services.provisioner.backends.base import (
+from services.provisioner.adapters.base import (
     BackendError,
     InsufficientCapacity,
     InvalidVolume,
@@ -31,26 +30,26 @@ from services.provisioner.claims import (
     persistent_volume,
 )
 from services.provisioner.classes import class_policy
+from services.provisioner.context import ProvisionerContext
 from services.provisioner.crash import crash_point
-from services.provisioner.env import Env
 from services.provisioner.matching import NoCapacity, NoMatch, Requirements, matching_pools, place
 from services.provisioner.pools import Pool
-from services.provisioner.records import VolumeRecord
 from services.provisioner.sources import Origin, clone_origin, import_origin
+from services.provisioner.state import VolumeRecord
 from vessel.contracts import subjects
 from vessel.contracts.events import CloneCreated, VolumeImported, VolumeProvisioned
 from vessel.kube.errors import AlreadyExists
+from vessel.kube.objects import KubeObject, StorageClassView
 
 log = logging.getLogger("vessel.provisioner")
-Obj = dict[str, Any]
 LIVE = ("Provisioned", "Bound")
 
 
 class Provisioning:
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: ProvisionerContext) -> None:
         self.env = env
 
-    async def provision(self, claim: Obj, storage_class: Obj) -> None:
+    async def provision(self, claim: KubeObject, storage_class: KubeObject) -> None:
         req = parse_claim(claim, storage_class)
         record = self.env.volumes.get(req.volume_id)
         if record is None:
@@ -60,8 +59,9 @@ class Provisioning:
         if record.state in LIVE:
             await self._ensure_pv(req, record)
 
-    async def _plan(self, claim: Obj, req: ClaimRequest) -> VolumeRecord:
+    async def _plan(self, claim: KubeObject, req: ClaimRequest) -> VolumeRecord:
         requirements, _ = class_policy(req.storage_class)
+        storage_class = StorageClassView(req.storage_class)
         source, imported = data_source(claim), import_source(claim)
         async with self.env.placement:
             if imported is not None:
@@ -82,8 +82,8 @@ class Provisioning:
                     namespace=req.namespace,
                     claim=req.name,
                     claim_uid=req.uid,
-                    storage_class=req.storage_class["metadata"]["name"],
-                    reclaim_policy=req.storage_class.get("reclaimPolicy") or "Delete",
+                    storage_class=storage_class.name,
+                    reclaim_policy=storage_class.reclaim_policy,
                     state="Creating",
                     origin=origin.kind,
                     source=origin.source,
@@ -96,7 +96,7 @@ class Provisioning:
         return record
 
     async def _place(self, req: ClaimRequest, requirements: Requirements) -> Origin:
-        name = req.storage_class["metadata"]["name"]
+        name = StorageClassView(req.storage_class).name
         try:
             candidates = matching_pools(self.env.pools, requirements)
         except NoMatch as exc:

@@ -10,15 +10,13 @@ reports 0 free rather than failing the whole answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from pydantic import ValidationError
 
-from services.provisioner.backends.base import BackendError, StorageBackend
-from services.provisioner.capacity import backend_total
-from services.provisioner.env import Env
-from vessel.bus.nats_port import Bus
+from services.provisioner.adapters.base import BackendError, StorageBackend
+from services.provisioner.capacity import backend_total, used_bytes
+from services.provisioner.context import ProvisionerContext
 from vessel.config import PROVISIONER_NAME
 from vessel.contracts import subjects
 from vessel.contracts.events import QueryFailed
@@ -34,9 +32,9 @@ from vessel.contracts.infra_queries import (
     VolumeUsageQuery,
 )
 from vessel.contracts.models import Payload
+from vessel.kube.objects import StorageClassView
 
 log = logging.getLogger("vessel.provisioner")
-DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
 def _measure(backend: StorageBackend) -> tuple[int, int]:
@@ -48,7 +46,7 @@ def _measure(backend: StorageBackend) -> tuple[int, int]:
         return 0, 0
 
 
-async def backends(env: Env, query: BackendQuery) -> BackendList:
+async def backends(env: ProvisionerContext, query: BackendQuery) -> BackendList:
     infos = []
     for name in sorted(env.backends):
         if query.name and name != query.name:
@@ -87,46 +85,39 @@ async def backends(env: Env, query: BackendQuery) -> BackendList:
     return BackendList(cluster=env.cluster_id, backends=infos)
 
 
-def storage_classes(env: Env) -> StorageClassList:
+def storage_classes(env: ProvisionerContext) -> StorageClassList:
     found = []
-    for obj in sorted(env.classes.cache.values(), key=lambda o: str(o["metadata"]["name"])):
-        annotations = obj["metadata"].get("annotations") or {}
+    views = (StorageClassView(obj) for obj in env.classes.cache.values())
+    for view in sorted(views, key=lambda v: v.name):
         found.append(
             StorageClassInfo(
-                name=obj["metadata"]["name"],
-                provisioner=str(obj.get("provisioner", "")),
-                parameters={str(k): str(v) for k, v in (obj.get("parameters") or {}).items()},
-                reclaim_policy=str(obj.get("reclaimPolicy") or "Delete"),
-                volume_binding_mode=str(obj.get("volumeBindingMode") or "Immediate"),
-                allow_volume_expansion=obj.get("allowVolumeExpansion") is True,
-                is_default=annotations.get(DEFAULT_CLASS) == "true",
-                vessel=obj.get("provisioner") == PROVISIONER_NAME,
+                name=view.name,
+                provisioner=view.provisioner,
+                parameters=view.parameters,
+                reclaim_policy=view.reclaim_policy,
+                volume_binding_mode=view.binding_mode,
+                allow_volume_expansion=view.allows_expansion,
+                is_default=view.is_default,
+                vessel=view.provisioner == PROVISIONER_NAME,
             )
         )
     return StorageClassList(cluster=env.cluster_id, storage_classes=found)
 
 
-def _used(backend: StorageBackend, volume_id: str) -> int | None:
-    try:
-        return backend.usage(volume_id).used_bytes
-    except BackendError:
-        return None  # not (or no longer) on the backend
-
-
-async def usage(env: Env, query: VolumeUsageQuery) -> VolumeUsage:
+async def usage(env: ProvisionerContext, query: VolumeUsageQuery) -> VolumeUsage:
     used: dict[str, int] = {}
     for volume_id in query.volume_ids:
         record = env.volumes.get(volume_id)
         backend = env.backends.get(record.backend) if record else None
         if backend is None:
             continue
-        size = await asyncio.to_thread(_used, backend, volume_id)
+        size = await asyncio.to_thread(used_bytes, backend, volume_id)
         if size is not None:
             used[volume_id] = size
     return VolumeUsage(cluster=env.cluster_id, used_bytes=used)
 
 
-async def answer(env: Env, subject: str, body: bytes) -> bytes:
+async def answer(env: ProvisionerContext, subject: str, body: bytes) -> bytes:
     """The encoded reply to a request on one of this cluster's query subjects."""
     reply: Payload
     text = body.strip() or b"{}"
@@ -149,18 +140,7 @@ async def answer(env: Env, subject: str, body: bytes) -> bytes:
     return reply.model_dump_json().encode()
 
 
-async def serve_queries(env: Env, bus: Bus, ready: asyncio.Event) -> None:
-    """Answer this cluster's queries once the provisioner's caches are filled."""
-    await ready.wait()
-    prefix = subjects.QUERY_PROVISIONER_BACKENDS.format(cluster=env.cluster_id).rsplit(".", 1)[0]
-
-    async def handler(subject: str, body: bytes) -> bytes:
-        return await answer(env, subject, body)
-
-    task = await bus.serve(f"{prefix}.*", handler, queue=f"provisioner-{env.cluster_id}")
-    try:
-        await asyncio.shield(task)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def subject_for(cluster: str) -> str:
+    """`vessel.query.provisioner.<cluster>.*`: every query `answer` serves for `cluster`."""
+    prefix = subjects.QUERY_PROVISIONER_BACKENDS.format(cluster=cluster).rsplit(".", 1)[0]
+    return f"{prefix}.*"

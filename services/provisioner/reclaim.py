@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from typing import Literal
 
-from services.provisioner.backends.base import BackendError
-from services.provisioner.env import Env
-from services.provisioner.records import VolumeRecord
+from services.provisioner.adapters.base import BackendError
+from services.provisioner.context import ProvisionerContext
+from services.provisioner.state import VolumeRecord
 from services.provisioner.workqueue import Retry
 from vessel.contracts import subjects
 from vessel.contracts.events import VolumeDeleted, VolumeRetained
+from vessel.kube.objects import KubeObject, PersistentVolumeView, annotations_of, labels_of
 
 log = logging.getLogger("vessel.provisioner")
-Obj = dict[str, Any]
 
 
 class Reclaimer:
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: ProvisionerContext) -> None:
         self.env = env
         self.inflight: set[str] = set()
         """Volumes a worker is provisioning right now: never orphans."""
@@ -34,11 +34,12 @@ class Reclaimer:
         pv = self.env.pv(name)
         if pv is None or not self.env.is_ours(pv):
             return
-        if (pv.get("status") or {}).get("phase") != "Released":
+        view = PersistentVolumeView(pv)
+        if view.phase != "Released":
             return
-        volume_id = (pv["metadata"].get("annotations") or {}).get("vessel.io/volume-id", name)
+        volume_id = annotations_of(pv).get("vessel.io/volume-id", name)
         record = self.env.volumes.get(volume_id) or _record_from_pv(self.env, pv, volume_id)
-        policy = pv["spec"].get("persistentVolumeReclaimPolicy") or "Delete"
+        policy = view.reclaim_policy
         if policy == "Delete":
             await self.delete(record, "released")
         elif policy == "Retain":
@@ -127,11 +128,12 @@ class Reclaimer:
         log.info("retained volume %s on %s", record.volume_id, record.backend)
 
 
-def _record_from_pv(env: Env, pv: Obj, volume_id: str) -> VolumeRecord:
+def _record_from_pv(env: ProvisionerContext, pv: KubeObject, volume_id: str) -> VolumeRecord:
     """What a PV of ours tells about its volume when no record is left (a lost KV)."""
-    meta, spec = pv["metadata"], pv.get("spec") or {}
+    view = PersistentVolumeView(pv)
+    spec = view.spec
     ref = spec.get("claimRef") or {}
-    backend = (meta.get("labels") or {}).get("vessel.io/backend", "")
+    backend = labels_of(pv).get("vessel.io/backend", "")
     found = env.backends.get(backend)
     return VolumeRecord(
         cluster=env.cluster_id,
@@ -143,6 +145,6 @@ def _record_from_pv(env: Env, pv: Obj, volume_id: str) -> VolumeRecord:
         namespace=ref.get("namespace") or "unknown",
         claim=ref.get("name") or "unknown",
         claim_uid=ref.get("uid") or "",
-        reclaim_policy=spec.get("persistentVolumeReclaimPolicy") or "Delete",
+        reclaim_policy=view.reclaim_policy,
         state="Bound",
     )

@@ -10,34 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
+from services.provisioner.adapters.base import BackendError, InsufficientCapacity, InvalidVolume
 from services.provisioner.autogrow import grown_size, quantity_text
-from services.provisioner.backends.base import BackendError, InsufficientCapacity, InvalidVolume
 from services.provisioner.claims import ClaimRejected
-from services.provisioner.classes import allows_expansion, class_policy
-from services.provisioner.env import Env
-from services.provisioner.records import VolumeRecord
+from services.provisioner.classes import class_policy
+from services.provisioner.context import ProvisionerContext
+from services.provisioner.state import VolumeRecord
 from services.provisioner.workqueue import Retry
 from vessel.contracts import subjects
 from vessel.contracts.events import VolumeExpanded, VolumeSizeReason
 from vessel.kube.client import quantity_bytes
+from vessel.kube.objects import ClaimView, KubeObject, StorageClassView
 
 log = logging.getLogger("vessel.provisioner")
-Obj = dict[str, Any]
 RESIZE_FAILED = "VolumeResizeFailed"
 
 
 class Resizer:
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: ProvisionerContext) -> None:
         self.env = env
 
-    async def on_bound_claim(self, claim: Obj, record: VolumeRecord) -> None:
-        text = str(
-            ((claim.get("spec") or {}).get("resources") or {})
-            .get("requests", {})
-            .get("storage", "")
-        )
+    async def on_bound_claim(self, claim: KubeObject, record: VolumeRecord) -> None:
+        text = ClaimView(claim).requested_storage or ""
         try:
             requested = quantity_bytes(text)
         except ValueError as exc:
@@ -52,9 +47,9 @@ class Resizer:
                 "volumes only grow",
             )
             return
-        class_name = record.storage_class or claim["spec"].get("storageClassName") or ""
+        class_name = record.storage_class or ClaimView(claim).storage_class or ""
         storage_class = self.env.storage_class(class_name)
-        if storage_class is None or not allows_expansion(storage_class):
+        if storage_class is None or not StorageClassView(storage_class).allows_expansion:
             await self._refuse(
                 claim,
                 f"StorageClass {class_name} does not allow volume expansion "
@@ -67,7 +62,7 @@ class Resizer:
         await self.expand(claim, record, requested, "request")
 
     async def expand(
-        self, claim: Obj, record: VolumeRecord, new_size: int, reason: VolumeSizeReason
+        self, claim: KubeObject, record: VolumeRecord, new_size: int, reason: VolumeSizeReason
     ) -> bool:
         backend = self.env.backends.get(record.backend)
         if backend is None:
@@ -144,7 +139,7 @@ class Resizer:
         )
         return True
 
-    async def _refuse(self, claim: Obj, message: str) -> None:
+    async def _refuse(self, claim: KubeObject, message: str) -> None:
         await self.env.announce.event(claim, "v1", "PersistentVolumeClaim", RESIZE_FAILED, message)
 
     async def autogrow_once(self) -> int:

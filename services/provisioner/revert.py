@@ -20,23 +20,22 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
-from services.provisioner.backends.base import BackendError, InvalidVolume
-from services.provisioner.env import Env
-from services.provisioner.records import VolumeRecord
+from services.provisioner.adapters.base import BackendError, InvalidVolume
+from services.provisioner.context import ProvisionerContext
 from services.provisioner.sources import snapshot_id_of
+from services.provisioner.state import VolumeRecord
 from services.provisioner.workqueue import Retry
 from vessel.contracts import subjects
 from vessel.contracts.events import SnapshotReverted
+from vessel.kube.objects import KubeObject
 
-Obj = dict[str, Any]
 REVERT_TO = "vessel.io/revert-to"
 REVERTED_TO = "vessel.io/reverted-to"
 LIVE = ("Provisioned", "Bound")
 
 
-def revert_requested(claim: Obj) -> str | None:
+def revert_requested(claim: KubeObject) -> str | None:
     """The VolumeSnapshot name the claim asks its volume to be reverted to, if any."""
     value = (claim["metadata"].get("annotations") or {}).get(REVERT_TO)
     return value.strip() if isinstance(value, str) else None
@@ -47,10 +46,10 @@ class RevertRefused(Exception):
 
 
 class Reverter:
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: ProvisionerContext) -> None:
         self.env = env
 
-    async def reconcile(self, claim: Obj, record: VolumeRecord) -> None:
+    async def reconcile(self, claim: KubeObject, record: VolumeRecord) -> None:
         name = revert_requested(claim)
         if name is None or record.state not in LIVE:
             return
@@ -66,7 +65,7 @@ class Reverter:
             record = await self._revert(claim, record, snapshot, request)
         await self._finish(claim, record, snapshot)
 
-    def _check(self, claim: Obj, record: VolumeRecord, name: str) -> Obj:
+    def _check(self, claim: KubeObject, record: VolumeRecord, name: str) -> KubeObject:
         meta = claim["metadata"]
         where = f"annotation {REVERT_TO}={name!r} on claim {meta['namespace']}/{meta['name']}"
         if not name:
@@ -109,7 +108,7 @@ class Reverter:
         return snapshot
 
     async def _revert(
-        self, claim: Obj, record: VolumeRecord, snapshot: Obj, request: str
+        self, claim: KubeObject, record: VolumeRecord, snapshot: KubeObject, request: str
     ) -> VolumeRecord:
         backend = self.env.backends[record.backend]
         snapshot_id = snapshot_id_of(snapshot)
@@ -129,7 +128,7 @@ class Reverter:
         )
         return await self.env.volumes.save(done)
 
-    async def _finish(self, claim: Obj, record: VolumeRecord, snapshot: Obj) -> None:
+    async def _finish(self, claim: KubeObject, record: VolumeRecord, snapshot: KubeObject) -> None:
         meta = claim["metadata"]
         name = snapshot["metadata"]["name"]
         await self.env.announce.publish(
@@ -163,7 +162,7 @@ class Reverter:
             warning=False,
         )
 
-    async def _event(self, claim: Obj, reason: str, message: str, *, warning: bool) -> None:
+    async def _event(self, claim: KubeObject, reason: str, message: str, *, warning: bool) -> None:
         await self.env.announce.event(
             claim, "v1", "PersistentVolumeClaim", reason, message, warning=warning
         )

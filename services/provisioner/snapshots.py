@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
+from services.provisioner.adapters.base import BackendError, InvalidVolume, StorageBackend
 from services.provisioner.autogrow import quantity_text
-from services.provisioner.backends.base import BackendError, InvalidVolume, StorageBackend
-from services.provisioner.env import SNAPSHOT_API, Env
-from services.provisioner.records import SnapshotRecord
+from services.provisioner.context import SNAPSHOT_API, ProvisionerContext
 from services.provisioner.sources import snapshot_id_of
+from services.provisioner.state import SnapshotRecord
 from services.provisioner.workqueue import Retry
 from vessel.config import PROVISIONER_NAME
 from vessel.contracts import subjects
 from vessel.contracts.events import SnapshotChanged
 from vessel.kube.errors import AlreadyExists
+from vessel.kube.objects import ClaimView, KubeObject
 
-Obj = dict[str, Any]
 FINALIZER = "vessel.io/snapshot-protection"
 KIND = "VolumeSnapshot"
 
@@ -38,15 +37,15 @@ def clones_depend_on_snapshots(backend: StorageBackend) -> bool:
     return "dependent_clones" in backend.capabilities
 
 
-def content_name(snapshot: Obj) -> str:
+def content_name(snapshot: KubeObject) -> str:
     return f"snapcontent-{snapshot['metadata']['uid']}"
 
 
 async def ensure_content(
-    env: Env,
-    vs: Obj,
+    env: ProvisionerContext,
+    vs: KubeObject,
     record: SnapshotRecord,
-    vclass: Obj,
+    vclass: KubeObject,
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
 ) -> None:
@@ -98,7 +97,7 @@ async def ensure_content(
 
 
 class Snapshots:
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: ProvisionerContext) -> None:
         self.env = env
 
     async def reconcile(self, namespace: str, name: str) -> None:
@@ -118,10 +117,12 @@ class Snapshots:
             return
         await self._create(vs, record, vclass or {})
 
-    async def _warn(self, vs: Obj, reason: str, message: str) -> None:
+    async def _warn(self, vs: KubeObject, reason: str, message: str) -> None:
         await self.env.announce.event(vs, SNAPSHOT_API, KIND, reason, message)
 
-    async def _create(self, vs: Obj, record: SnapshotRecord | None, vclass: Obj) -> None:
+    async def _create(
+        self, vs: KubeObject, record: SnapshotRecord | None, vclass: KubeObject
+    ) -> None:
         meta = vs["metadata"]
         where = f"VolumeSnapshot {meta['namespace']}/{meta['name']}"
         claim_name = ((vs.get("spec") or {}).get("source") or {}).get("persistentVolumeClaimName")
@@ -134,7 +135,7 @@ class Snapshots:
             return
         if record is None:
             claim = self.env.claim(meta["namespace"], claim_name)
-            volume = self.env.volumes.get(((claim or {}).get("spec") or {}).get("volumeName") or "")
+            volume = self.env.volumes.get(ClaimView(claim).volume_name if claim else "")
             if claim is None or volume is None or volume.state not in ("Provisioned", "Bound"):
                 await self._warn(
                     vs,
@@ -189,10 +190,12 @@ class Snapshots:
         ready = await self.env.snapshots.save(ready)
         await self._publish_status(vs, ready)
 
-    async def _ensure_content(self, vs: Obj, record: SnapshotRecord, vclass: Obj) -> None:
+    async def _ensure_content(
+        self, vs: KubeObject, record: SnapshotRecord, vclass: KubeObject
+    ) -> None:
         await ensure_content(self.env, vs, record, vclass)
 
-    async def _publish_status(self, vs: Obj, record: SnapshotRecord) -> None:
+    async def _publish_status(self, vs: KubeObject, record: SnapshotRecord) -> None:
         status = vs.get("status") or {}
         if status.get("readyToUse") is True and status.get("boundVolumeSnapshotContentName"):
             return
@@ -213,7 +216,7 @@ class Snapshots:
             status=True,
         )
 
-    async def _delete(self, vs: Obj, record: SnapshotRecord | None) -> None:
+    async def _delete(self, vs: KubeObject, record: SnapshotRecord | None) -> None:
         meta = vs["metadata"]
         if FINALIZER not in (meta.get("finalizers") or []):
             return
@@ -261,16 +264,16 @@ class Snapshots:
             size_bytes=record.size_bytes,
         )
 
-    async def _add_finalizer(self, vs: Obj) -> None:
+    async def _add_finalizer(self, vs: KubeObject) -> None:
         finalizers = list(vs["metadata"].get("finalizers") or [])
         if FINALIZER not in finalizers:
             await self._set_finalizers(vs, [*finalizers, FINALIZER])
 
-    async def _drop_finalizer(self, vs: Obj) -> None:
+    async def _drop_finalizer(self, vs: KubeObject) -> None:
         finalizers = list(vs["metadata"].get("finalizers") or [])
         await self._set_finalizers(vs, [f for f in finalizers if f != FINALIZER])
 
-    async def _set_finalizers(self, vs: Obj, finalizers: list[str]) -> None:
+    async def _set_finalizers(self, vs: KubeObject, finalizers: list[str]) -> None:
         meta = vs["metadata"]
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
         await self.env.kube.patch(SNAPSHOT_API, KIND, meta["name"], meta["namespace"], patch)

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 from services.provisioner.claims import ClaimRejected, DataSource
-from services.provisioner.env import Env
+from services.provisioner.context import ProvisionerContext
 from services.provisioner.grants import check_grant
 from services.provisioner.matching import NoMatch, Requirements, matching_pools
-from services.provisioner.records import VolumeRecord
+from services.provisioner.state import VolumeOrigin, VolumeRecord
+from vessel.kube.objects import ClaimView, KubeObject
 
-Obj = dict[str, Any]
 LIVE = ("Provisioned", "Bound")
 
 
 @dataclass(frozen=True)
 class Origin:
-    kind: Literal["new", "clone", "import"]
+    kind: VolumeOrigin
     backend: str = ""
     pool: str = ""
     source: str = ""
@@ -26,11 +25,13 @@ class Origin:
     source_snapshot: str = ""
 
 
-def snapshot_id_of(snapshot: Obj) -> str:
+def snapshot_id_of(snapshot: KubeObject) -> str:
     return f"snapshot-{snapshot['metadata']['uid']}"
 
 
-def clone_origin(env: Env, claim: Obj, ds: DataSource, size_bytes: int) -> Origin:
+def clone_origin(
+    env: ProvisionerContext, claim: KubeObject, ds: DataSource, size_bytes: int
+) -> Origin:
     namespace = ds.namespace or claim["metadata"]["namespace"]
     what = f"{ds.kind} {namespace}/{ds.name}"
     if ds.kind == "PersistentVolumeClaim":
@@ -38,7 +39,7 @@ def clone_origin(env: Env, claim: Obj, ds: DataSource, size_bytes: int) -> Origi
         if source is None:
             raise ClaimRejected("InvalidDataSource", f"dataSource {what} does not exist")
         check_grant(source, ds.kind, claim["metadata"]["namespace"])
-        record = env.volumes.get(source.get("spec", {}).get("volumeName") or "")
+        record = env.volumes.get(ClaimView(source).volume_name)
         if record is None or record.state not in LIVE:
             raise ClaimRejected(
                 "InvalidDataSource", f"dataSource {what} is not bound to a Vessel volume (yet)"
@@ -91,7 +92,9 @@ def clone_origin(env: Env, claim: Obj, ds: DataSource, size_bytes: int) -> Origi
     return origin
 
 
-def import_origin(env: Env, backend_name: str, path: str, req: Requirements) -> Origin:
+def import_origin(
+    env: ProvisionerContext, backend_name: str, path: str, req: Requirements
+) -> Origin:
     backend = env.backends.get(backend_name)
     if backend is None:
         raise ClaimRejected(

@@ -18,7 +18,7 @@ import yaml
 
 from services.discovery.inventory import KINDS as DISCOVERY_KINDS
 from services.discovery.kinds import WATCHED
-from services.protection.compose import SCALABLE
+from services.protection.mobility import SCALABLE
 from tests.deploy.chart_support import (
     COMPONENTS,
     EXPECTED_NAMESPACED_RBAC,

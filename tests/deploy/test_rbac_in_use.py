@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from services.protection import inplace
-from services.protection.compose import SCALABLE
-from services.protection.context import Protection
+from services.protection.context import ProtectionContext
 from services.protection.deletion import SNAPSHOT_API
 from services.protection.hooks import run_hooks
-from services.protection.operations import OperationStore
+from services.protection.mobility import SCALABLE
 from services.protection.restore_apply import apply_all
 from services.protection.restore_plan import build_plan
+from services.protection.state.operations import OperationStore
 from tests.deploy.chart_support import NAMESPACE, Rendering, _renderings
 from tests.deploy.rbac_proxy import AuthorizingProxy, grants_of
 from tests.protection.hook_kit import app, container, deployment, hook, lines, record_to
@@ -170,7 +170,7 @@ async def test_protection_restores_updates_and_clears_every_kind_an_app_holds(
         name = next(o["metadata"]["name"] for o in plan.objects if o["kind"] == kind)
         await kube.patch("apps/v1", kind, name, APP_NS, {"spec": {"replicas": 0}})
 
-    p = Protection(
+    p = ProtectionContext(
         bus=bus,
         clusters={"c1": kube},
         open_bucket=lambda name: pytest.fail(f"no bucket is opened here ({name})"),

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.discovery.runtime import Tuning
-from services.discovery.service import BucketNames, DiscoveryService
+from services.discovery.cluster import Tuning
+from services.discovery.context import DiscoveryContext
+from services.discovery.main import start, stop
+from services.discovery.state import BucketNames
 from tests.discovery.kubeproxy import KubeProxy, kubeconfig_text
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.config import ClusterConfig, VesselSettings
@@ -67,6 +69,14 @@ class Cluster:
 
 
 @dataclass
+class Running:
+    """A discovery instance: its context and the tasks of its inbox."""
+
+    ctx: DiscoveryContext
+    tasks: list[asyncio.Task[None]]
+
+
+@dataclass
 class Lab:
     """One test's clusters, discovery instance, KV buckets and events."""
 
@@ -75,7 +85,7 @@ class Lab:
     nats_url: str
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:6]}")
     clusters: list[Cluster] = field(default_factory=list)
-    services: list[DiscoveryService] = field(default_factory=list)
+    services: list[Running] = field(default_factory=list)
     events: list[CloudEvent] = field(default_factory=list)
 
     @property
@@ -106,7 +116,7 @@ class Lab:
         self,
         configured: Sequence[Cluster] = (),
         tuning: Tuning = FAST,
-    ) -> DiscoveryService:
+    ) -> Running:
         settings = VesselSettings(
             clusters=[c.config() for c in configured], state_dir=self.tmp / "state"
         )
@@ -114,19 +124,20 @@ class Lab:
         # no late reply to a cancelled pull request is left for a drain to wait on.
         bus = Bus(source=f"/clusters/{self.prefix}/discovery")
         await bus.connect(self.nats_url, name="vessel-discovery-test")
-        service = DiscoveryService(bus, settings, tuning=tuning, buckets=self.names)
+        ctx = await DiscoveryContext.open(bus, settings, tuning=tuning, buckets=self.names)
+        service = Running(ctx, [])
         self.services.append(service)
-        await service.start()
+        service.tasks = await start(ctx)
         return service
 
     async def stop_discovery(self) -> None:
         for service in self.services:
-            await service.close()
+            await stop(service.tasks)
             # Not `Bus.close()`: its drain waits 30 s for a message a cancelled pull fetch
             # took from the subscription's queue but never marked done (nats-py), which
             # happens when a consumer is cancelled just as a fetch expires.
-            if service.bus._nc is not None:
-                await service.bus._nc.close()
+            if service.ctx.bus._nc is not None:
+                await service.ctx.bus._nc.close()
         self.services.clear()
 
     async def kv(self, which: str) -> KeyValue:

@@ -6,8 +6,7 @@ import base64
 from typing import Any
 
 from services.discovery.helm import encode_release
-
-Obj = dict[str, Any]
+from vessel.kube.objects import KubeObject
 
 
 def _meta(
@@ -15,8 +14,8 @@ def _meta(
     ns: str | None,
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
-) -> Obj:
-    meta: Obj = {"name": name}
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
     if ns is not None:
         meta["namespace"] = ns
     if labels:
@@ -30,13 +29,13 @@ def helm_annotations(release: str, ns: str) -> dict[str, str]:
     return {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": ns}
 
 
-def namespace(name: str, labels: dict[str, str] | None = None) -> Obj:
+def namespace(name: str, labels: dict[str, str] | None = None) -> KubeObject:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None, labels)}
 
 
 def pod_template(
     labels: dict[str, str], image: str = "nginx:1.25", claims: tuple[str, ...] = ()
-) -> Obj:
+) -> KubeObject:
     volumes = [{"name": c, "persistentVolumeClaim": {"claimName": c}} for c in claims]
     return {
         "metadata": {"labels": dict(labels)},
@@ -53,7 +52,7 @@ def deployment(
     image: str = "nginx:1.25",
     claims: tuple[str, ...] = (),
     annotations: dict[str, str] | None = None,
-) -> Obj:
+) -> KubeObject:
     selector = {"app.kubernetes.io/component": name}
     return {
         "apiVersion": "apps/v1",
@@ -67,7 +66,7 @@ def deployment(
     }
 
 
-def statefulset(name: str, ns: str, labels: dict[str, str], *, claim_template: str) -> Obj:
+def statefulset(name: str, ns: str, labels: dict[str, str], *, claim_template: str) -> KubeObject:
     selector = {"app.kubernetes.io/component": name}
     return {
         "apiVersion": "apps/v1",
@@ -83,7 +82,7 @@ def statefulset(name: str, ns: str, labels: dict[str, str], *, claim_template: s
     }
 
 
-def daemonset(name: str, ns: str, labels: dict[str, str]) -> Obj:
+def daemonset(name: str, ns: str, labels: dict[str, str]) -> KubeObject:
     selector = {"app.kubernetes.io/component": name}
     return {
         "apiVersion": "apps/v1",
@@ -93,7 +92,7 @@ def daemonset(name: str, ns: str, labels: dict[str, str]) -> Obj:
     }
 
 
-def cronjob(name: str, ns: str, labels: dict[str, str]) -> Obj:
+def cronjob(name: str, ns: str, labels: dict[str, str]) -> KubeObject:
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -105,8 +104,8 @@ def cronjob(name: str, ns: str, labels: dict[str, str]) -> Obj:
     }
 
 
-def job(name: str, ns: str, labels: dict[str, str], owner: str | None = None) -> Obj:
-    obj: Obj = {
+def job(name: str, ns: str, labels: dict[str, str], owner: str | None = None) -> KubeObject:
+    obj: KubeObject = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": _meta(name, ns, labels),
@@ -120,8 +119,10 @@ def job(name: str, ns: str, labels: dict[str, str], owner: str | None = None) ->
     return obj
 
 
-def pod(name: str, ns: str, labels: dict[str, str], owner: tuple[str, str] | None = None) -> Obj:
-    obj: Obj = {
+def pod(
+    name: str, ns: str, labels: dict[str, str], owner: tuple[str, str] | None = None
+) -> KubeObject:
+    obj: KubeObject = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": _meta(name, ns, labels),
@@ -135,7 +136,7 @@ def pod(name: str, ns: str, labels: dict[str, str], owner: tuple[str, str] | Non
     return obj
 
 
-def crash_status(container: str = "main") -> Obj:
+def crash_status(container: str = "main") -> dict[str, Any]:
     waiting = {"reason": "CrashLoopBackOff", "message": "back-off restarting"}
     return {
         "phase": "Running",
@@ -154,8 +155,8 @@ def pvc(
     storage_class: str = "fast",
     volume: str | None = None,
     annotations: dict[str, str] | None = None,
-) -> Obj:
-    spec: Obj = {
+) -> KubeObject:
+    spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "storageClassName": storage_class,
         "resources": {"requests": {"storage": size}},
@@ -178,7 +179,7 @@ def pv(
     size: str = "1Gi",
     storage_class: str = "fast",
     vessel_volume: str | None = None,
-) -> Obj:
+) -> KubeObject:
     annotations = (
         {
             "pv.kubernetes.io/provisioned-by": "vessel.io/provisioner",
@@ -203,7 +204,7 @@ def pv(
     }
 
 
-def storage_class(name: str = "fast") -> Obj:
+def storage_class(name: str = "fast") -> KubeObject:
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
@@ -219,13 +220,17 @@ def simple(
     ns: str,
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
-) -> Obj:
+) -> KubeObject:
     api = {
         "Role": "rbac.authorization.k8s.io/v1",
         "RoleBinding": "rbac.authorization.k8s.io/v1",
         "Ingress": "networking.k8s.io/v1",
     }.get(kind, "v1")
-    obj: Obj = {"apiVersion": api, "kind": kind, "metadata": _meta(name, ns, labels, annotations)}
+    obj: KubeObject = {
+        "apiVersion": api,
+        "kind": kind,
+        "metadata": _meta(name, ns, labels, annotations),
+    }
     if kind == "Service":
         obj["spec"] = {"selector": dict(labels or {}), "ports": [{"port": 80}]}
     if kind == "ConfigMap":
@@ -247,7 +252,7 @@ def secret(
     data: dict[str, str],
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
-) -> Obj:
+) -> KubeObject:
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     return {
         "apiVersion": "v1",
@@ -267,7 +272,7 @@ def helm_release(
     chart_version: str = "1.2.3",
     status: str = "deployed",
     values: dict[str, Any] | None = None,
-) -> Obj:
+) -> KubeObject:
     """A release record as Helm 3 writes it (the manifest and values included)."""
     doc = {
         "name": release,

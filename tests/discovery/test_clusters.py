@@ -95,9 +95,8 @@ async def test_register_update_remove_and_restart(lab: Lab) -> None:
 
 
 async def _watching(lab: Lab, cid: str) -> bool:
-    registry = lab.services[-1].registry
-    runtime = registry.runtimes.get(cid) if registry else None
-    return bool(runtime and runtime.inventory and runtime.health.last_contact)
+    cluster = lab.services[-1].ctx.watched.get(cid)
+    return bool(cluster and cluster.inventory and cluster.health.last_contact)
 
 
 async def test_each_bad_input_is_a_clear_condition_and_others_keep_working(lab: Lab) -> None:

@@ -8,14 +8,14 @@ import pytest
 
 from services.discovery.grouping import group_apps
 from vessel.contracts.events import AppRecord
+from vessel.kube.objects import KubeObject
 
-Obj = dict[str, Any]
 CLUSTER = "eu-1"
 
 
-def obj(kind: str, name: str, ns: str = "shop", labels: dict[str, str] | None = None) -> Obj:
+def obj(kind: str, name: str, ns: str = "shop", labels: dict[str, str] | None = None) -> KubeObject:
     api = "apps/v1" if kind in ("Deployment", "StatefulSet", "DaemonSet") else "v1"
-    meta: Obj = {"name": name, "namespace": ns}
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
     if labels is not None:
         meta["labels"] = labels
     return {"apiVersion": api, "kind": kind, "metadata": meta, "spec": {}}
@@ -27,7 +27,7 @@ def deployment(
     labels: dict[str, str] | None = None,
     *,
     claims: tuple[str, ...] = (),
-) -> Obj:
+) -> KubeObject:
     d = obj("Deployment", name, ns, labels)
     volumes = [{"name": c, "persistentVolumeClaim": {"claimName": c}} for c in claims]
     d["spec"] = {"replicas": 2, "template": {"spec": {"volumes": [{"name": "tmp"}, *volumes]}}}
@@ -37,7 +37,7 @@ def deployment(
 
 def pvc(
     name: str, ns: str = "shop", labels: dict[str, str] | None = None, phase: str = "Bound"
-) -> Obj:
+) -> KubeObject:
     p = obj("PersistentVolumeClaim", name, ns, labels)
     p["spec"] = {"storageClassName": "fast", "resources": {"requests": {"storage": "1Gi"}}}
     p["status"] = {"phase": phase}

@@ -9,9 +9,10 @@ import pytest
 
 from services.discovery.credentials import CredentialStore, KubeconfigError, parse, redact
 from services.discovery.diff import app_diff
+from services.discovery.grouping import workload_selects
 from services.discovery.health import ClusterHealth
 from services.discovery.kinds import BY_KIND, slim
-from services.discovery.selectors import selection_matches, workload_selects
+from services.discovery.userapps import selection_matches
 from tests.discovery import objects as o
 from tests.discovery.kubeproxy import kubeconfig_text
 from vessel.contracts.events import AppRecord

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.discovery.queries import QueryError, list_apps
-from services.discovery.rpc import request
+from services.discovery.queries import QueryError, list_apps, request
 from tests.discovery import objects as o
 from tests.discovery.lab import Lab, eventually
 from vessel.contracts import subjects

@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.gateway import policy
+from services.gateway.auth import policy
 from tests.fuzz.messages import hostile_text, populate, tree
 from vessel_dev.rig.stack import Stack
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.server import build_server
+from services.gateway.main import build_gateway
 from tests.gateway.harness import (
     ADMIN_ENV,
     ADMIN_TOKEN,
@@ -44,7 +44,7 @@ async def start_gateway(bus: Bus, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     ) -> Running:
         settings = settings or make_settings()
         environ = {ADMIN_ENV: admin} if admin else {}
-        built = await build_server(settings, bus, environ=environ)
+        built = await build_gateway(settings, bus, environ=environ)
         await built.start()
         run = Running(built, pki)
         running.append(run)

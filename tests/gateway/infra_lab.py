@@ -17,19 +17,18 @@ import grpc
 import pytest
 from grpc_status import rpc_status
 
-from services.gateway.server import build_server
-from services.provisioner.backend_admin import BackendAdmin
-from services.provisioner.queries import serve_queries
+from services.gateway.main import build_gateway
 from tests.gateway.harness import ADMIN_ENV, ADMIN_TOKEN, Pki, Running, issue, make_settings
-from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
+from tests.provisioner.lab import SNAPSHOT_API, Lab, serve_queries, wait_for
+from tests.provisioner.lab import ServedBackendAdmin as BackendAdmin
 from vessel.bus.nats_port import Bus
 from vessel.config import PROVISIONER_NAME, BackendConfig
 from vessel.kube.client import KubeCluster
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import KubeEmulator
 from vessel_dev.rig.processes import NatsServer
 
 GiB = 1 << 30
-Obj = dict[str, Any]
 
 
 @dataclass
@@ -57,7 +56,7 @@ def details(error: grpc.aio.AioRpcError) -> list[Any]:
     return list(status.details) if status else []
 
 
-async def _bound_volume(lab: Lab, namespace: str, name: str, storage_class: Obj) -> str:
+async def _bound_volume(lab: Lab, namespace: str, name: str, storage_class: KubeObject) -> str:
     lab.namespace = namespace
     await lab.claim(name, storage_class, "64Mi")
     claim, _ = await lab.bound(name)
@@ -91,7 +90,7 @@ async def infra_world(nats_server: NatsServer, pki: Pki, tmp: Path) -> AsyncIter
             tls={"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)},
             clusters=[lab.cluster, dark],
         )
-        built = await build_server(settings, bus, environ={ADMIN_ENV: ADMIN_TOKEN})
+        built = await build_gateway(settings, bus, environ={ADMIN_ENV: ADMIN_TOKEN})
         await built.start()
         gateway = Running(built, pki)
         channel = gateway.channel()

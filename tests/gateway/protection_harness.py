@@ -22,7 +22,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from services.gateway.server import build_server
+from services.gateway.main import build_gateway
 from tests.gateway.harness import (
     ADMIN_ENV,
     ADMIN_TOKEN,
@@ -36,7 +36,7 @@ from vessel.bus.codec import decode
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.models import Payload
-from vessel.contracts.operations import Operation
+from vessel.contracts.operations import Operation, Phase
 from vessel.contracts.protection import (
     AppSnapshotRecord,
     PreflightResult,
@@ -213,7 +213,7 @@ async def build_world(names: Names, bus: Bus, s3: S3Server, pki: Pki) -> World:
         await schedules.put(spec.id, spec.model_dump_json().encode())
     operations = await bus.kv("operations")
     done = Operation(id=n.operation, kind="backup", app_id=n.shop_app, bucket="default")
-    done = done.model_copy(update={"phase": "Completed"})
+    done = done.model_copy(update={"phase": Phase.COMPLETED})
     await operations.put(done.id, done.model_dump_json().encode())
 
     def bucket(name: str, s: MinioStore) -> dict[str, Any]:
@@ -230,7 +230,7 @@ async def build_world(names: Names, bus: Bus, s3: S3Server, pki: Pki) -> World:
         clusters=[n.east, n.west],
         buckets=[bucket("default", store), bucket("dr", dr_store)],
     )
-    built = await build_server(settings, bus, environ={ADMIN_ENV: ADMIN_TOKEN})
+    built = await build_gateway(settings, bus, environ={ADMIN_ENV: ADMIN_TOKEN})
     await built.start()
     gateway = Running(built, pki)
     channel = gateway.channel()

@@ -10,8 +10,8 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from services.gateway.tokens import BOOTSTRAP_NAME
-from services.protection.operations import OperationStore
+from services.gateway.auth.tokens import BOOTSTRAP_NAME
+from services.protection.state.operations import OperationStore
 from tests.gateway.harness import ADMIN_TOKEN, Pki, Starter, bearer, issue, make_settings
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
@@ -19,7 +19,7 @@ from vessel.api.v1 import tokens_pb2 as tpb
 from vessel.api.v1 import tokens_pb2_grpc as trpc
 from vessel.bus.nats_port import Bus
 from vessel.contracts.activity import BUCKET
-from vessel.contracts.operations import Operation, now
+from vessel.contracts.operations import Operation, Phase, now
 
 
 async def test_operations_and_admin_actions_are_recorded_and_scoped(
@@ -44,7 +44,7 @@ async def test_operations_and_admin_actions_are_recorded_and_scoped(
             created=start + timedelta(milliseconds=10 * i),
         )
         assert await store.create(op)
-    await store.change(f"backup-{run}-0", lambda o: setattr(o, "phase", "Failed"))
+    await store.change(f"backup-{run}-0", lambda o: setattr(o, "phase", Phase.FAILED))
 
     name, _ = await issue(channel, ADMIN_TOKEN, "viewer", [cluster], ["a"])
     await trpc.TokenServiceStub(channel).RevokeToken(

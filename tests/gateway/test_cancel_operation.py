@@ -17,8 +17,7 @@ from typing import Any
 import grpc
 import pytest
 
-from services.gateway.server import build_server
-from services.mover.cancels import BUCKET as CANCELS_BUCKET
+from services.gateway.main import build_gateway
 from services.mover.cancels import Cancels
 from services.mover.repo.format import SnapshotDoc
 from services.mover.repo.progress import Progress
@@ -27,21 +26,21 @@ from services.mover.volumes import ProgressFn, RepositoryData
 from services.protection.backup import BackupFlow
 from services.protection.bucket_catalog import write_snapshot_resources
 from services.protection.cancel import CancelFlow
-from services.protection.context import Protection
-from services.protection.operations import OperationStore
+from services.protection.context import ProtectionContext
+from services.protection.state.operations import OperationStore
 from tests.gateway.harness import ADMIN_ENV, ADMIN_TOKEN, Pki, Running, bearer, issue, make_settings
 from tests.provisioner.lab import wait_for
 from tests.support import sealed
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import state, subjects
 from vessel.contracts.activity import BUCKET as ACTIVITY_BUCKET
 from vessel.contracts.activity import ActivityRecord
 from vessel.contracts.commands import CreateBackup
 from vessel.contracts.events import AppRecord, BackupEvent, TransferResult
 from vessel.contracts.models import ClaimInfo
-from vessel.contracts.operations import Operation, now
+from vessel.contracts.operations import Operation, Phase, now
 from vessel.contracts.protection import AppSnapshotRecord, SnapshotVolume
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
@@ -87,7 +86,7 @@ class World:
     channel: grpc.aio.Channel
     bus: Bus
     store: MinioStore
-    p: Protection
+    p: ProtectionContext
     backups: BackupFlow
     data: SlowData
     source: Path
@@ -149,7 +148,7 @@ async def world(
         record = app(cluster, pv)
         await inventory.put(f"apps.{record.id}", record.model_dump_json().encode())
     sb = sealed(store)
-    p = Protection(
+    p = ProtectionContext(
         bus=bus,
         clusters={BUSY: kube, IDLE: kube},
         open_bucket=lambda name: sb,
@@ -172,7 +171,11 @@ async def world(
 
     data = SlowData(RepositoryData(store, "repository", PasswordKey("test-password")))
     mover = Mover(
-        BUSY, bus, await bus.kv("transfers"), lambda _: data, Cancels(await bus.kv(CANCELS_BUCKET))
+        BUSY,
+        bus,
+        await bus.kv(state.TRANSFERS.name),
+        lambda _: data,
+        Cancels(await bus.kv(state.CANCELED_OPERATIONS.name)),
     )
     assert mover.cancels is not None
     protection_events = {
@@ -206,7 +209,7 @@ async def world(
             }
         ],
     )
-    built = await build_server(settings, bus, environ={ADMIN_ENV: ADMIN_TOKEN})
+    built = await build_gateway(settings, bus, environ={ADMIN_ENV: ADMIN_TOKEN})
     await built.start()
     gateway = Running(built, pki)
     channel = gateway.channel()
@@ -369,7 +372,9 @@ async def test_a_catalog_written_as_the_cancel_won_is_removed(world: World) -> N
     op = await start_backup(world, IDLE, "race", world.names["member"])
     await cancel(world, op.id, world.tokens["member"])
     world.store.put_bytes(f"backups/{op.id}/backup.json", b"{}")
-    finished = await world.p.operations.change(op.id, lambda o: setattr(o, "phase", "Completed"))
+    finished = await world.p.operations.change(
+        op.id, lambda o: setattr(o, "phase", Phase.COMPLETED)
+    )
     assert finished.phase == "Canceled"  # the store keeps a canceled operation canceled
     await world.bus.publish(
         subjects.BACKUP_COMPLETED,

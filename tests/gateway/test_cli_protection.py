@@ -24,7 +24,7 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.contracts import subjects
 from vessel.contracts.events import TransferProgress
-from vessel.contracts.operations import Operation, VolumeWork
+from vessel.contracts.operations import Operation, Phase, VolumeWork
 from vessel.contracts.protection import PutSchedule
 from vessel_cli.progress import CLEAR_LINE, ProgressView, duration, progress_line, size
 from vessel_dev.rig.processes import NatsServer, S3Server
@@ -289,7 +289,7 @@ async def test_backup_wait_shows_live_progress(run: Any, world: World) -> None:
                 ),
             )
         await asyncio.sleep(1.0)
-        done = running.model_copy(update={"phase": "Completed", "message": "1 volume"})
+        done = running.model_copy(update={"phase": Phase.COMPLETED, "message": "1 volume"})
         await operations.put(op_id, done.model_dump_json().encode())
 
     feeding = asyncio.create_task(feed())

@@ -14,7 +14,7 @@ import pytest
 from google.protobuf.json_format import ParseDict
 from google.protobuf.struct_pb2 import Struct
 
-from services.gateway.tokens import BOOTSTRAP_NAME
+from services.gateway.auth.tokens import BOOTSTRAP_NAME
 from tests.gateway.harness import Pki, bearer
 from tests.gateway.infra_lab import InfraWorld, infra_world
 from vessel.api.v1 import infra_pb2 as ipb

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from services.gateway import restore_options
+from services.gateway.v1.vessel import restore_options
 from tests.gateway.harness import Pki, bearer, unique
 from tests.gateway.protection_harness import (
     Names,
@@ -32,7 +32,7 @@ from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.contracts import subjects
 from vessel.contracts.commands import CreateRestore
 from vessel.contracts.events import TransferProgress
-from vessel.contracts.operations import Operation, VolumeWork
+from vessel.contracts.operations import Operation, Phase, VolumeWork
 from vessel.contracts.protection import PreflightViolation
 from vessel_dev.rig.processes import NatsServer, S3Server
 
@@ -272,7 +272,7 @@ async def test_watch_streams_progress_until_the_operation_ends(world: World) -> 
     await _progress(world, op.id, "t-data", 9)
     while sum(u.HasField("progress") for u in updates if u) < 2:
         updates.append(await next_update())
-    finished = op.model_copy(update={"phase": "Completed", "message": "all done"})
+    finished = op.model_copy(update={"phase": Phase.COMPLETED, "message": "all done"})
     await operations.put(op.id, finished.model_dump_json().encode())
     while updates[-1] is not None:
         updates.append(await next_update())

@@ -17,7 +17,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from services.gateway.server import build_server
+from services.gateway.main import build_gateway
 from tests.gateway.harness import (
     ADMIN_ENV,
     ADMIN_TOKEN,
@@ -36,7 +36,7 @@ from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
 from vessel.contracts.events import AppRecord
-from vessel.contracts.operations import Operation
+from vessel.contracts.operations import Operation, Phase
 from vessel.objectstore.minio_port import MinioStore
 from vessel_dev.rig.processes import NatsServer, S3Server
 
@@ -92,7 +92,7 @@ async def world(
         await inventory.put(f"apps.{app.id}", app.model_dump_json().encode())
     operations = await bus.kv("operations")
     done = Operation(id=OPERATION, kind="backup", app_id=SHOP_APP, bucket="default")
-    done = done.model_copy(update={"phase": "Completed"})
+    done = done.model_copy(update={"phase": Phase.COMPLETED})
     await operations.put(OPERATION, done.model_dump_json().encode())
 
     settings = make_settings(
@@ -108,7 +108,7 @@ async def world(
             }
         ],
     )
-    built = await build_server(settings, bus, environ={ADMIN_ENV: ADMIN_TOKEN})
+    built = await build_gateway(settings, bus, environ={ADMIN_ENV: ADMIN_TOKEN})
     await built.start()
     gateway = Running(built, pki)
     channel = gateway.channel()

@@ -10,7 +10,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
-from services.gateway.server import build_server, log_security
+from services.gateway.main import build_gateway
+from services.gateway.server import log_security
 from tests.gateway.harness import ADMIN_TOKEN, Pki, Running, Starter, bearer, make_settings
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
@@ -85,5 +86,5 @@ async def test_unreadable_tls_files_name_the_setting(bus: Bus, pki: Pki, tmp_pat
         ("client_ca_file", {**tls(pki), "client_ca_file": str(missing)}),
     ):
         with pytest.raises(ConfigError) as error:
-            await build_server(make_settings(tls=broken), bus, environ={})
+            await build_gateway(make_settings(tls=broken), bus, environ={})
         assert f"gateway_tls.{field}" in str(error.value) and str(missing) in str(error.value)

@@ -12,9 +12,11 @@ from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.gateway import policy
-from services.gateway.server import build_server, log_security
-from services.gateway.tokens import Authenticator, TokenStore
+from services.gateway.auth import policy
+from services.gateway.auth.tokens import Authenticator
+from services.gateway.main import build_gateway
+from services.gateway.server import log_security
+from services.gateway.state import TokenStore
 from tests.gateway.harness import (
     ADMIN_ENV,
     ADMIN_TOKEN,
@@ -223,7 +225,7 @@ async def test_unsafe_auth_settings_stop_the_gateway(bus: Bus) -> None:
     with pytest.raises(ConfigError, match="shorter than 24"):
         Authenticator(make_settings(), store, {ADMIN_ENV: "short-secret"})
     with pytest.raises(ConfigError, match="loopback"):
-        await build_server(make_settings(required=False, listen="10.0.0.1:0"), bus, environ={})
+        await build_gateway(make_settings(required=False, listen="10.0.0.1:0"), bus, environ={})
     Authenticator(make_settings(required=False, listen="[::1]:0"), store, {})
 
 

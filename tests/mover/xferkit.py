@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 
 from services.mover import send
+from services.mover.inbox import receiving
 from services.mover.receive import Receiver
 from services.mover.repo import stream
 from services.mover.repo.repository import Repository
 from services.mover.send import Sender
 from services.mover.volumes import RepositoryData
 from vessel.bus.errors import PermanentError
+from vessel.bus.inbox import start
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferResult
@@ -106,7 +108,7 @@ class running:
         self.passwords = source_password, target_password
         self.frame_bytes = frame_bytes
         self.idle = idle
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Clusters:
         source = RepositoryData(self.a, PREFIX, PasswordKey(self.passwords[0]))
@@ -122,7 +124,7 @@ class running:
         receiver = Receiver(f"dst-{suffix}", self.bus, prepare)
         if self.idle is not None:
             receiver.idle = self.idle
-        self._task = await receiver.start()
+        self._tasks = await start(self.bus, receiving(receiver))
         sender = Sender(f"src-{suffix}", self.bus, transfers, {"a": source}.__getitem__)
         if self.frame_bytes is not None:
             sender.frame_bytes = self.frame_bytes
@@ -131,9 +133,10 @@ class running:
         )
 
     async def __aexit__(self, *_: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        assert self._tasks
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def write_files(root: Path, files: dict[str, int]) -> None:

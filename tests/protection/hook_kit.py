@@ -15,7 +15,6 @@ from vessel.contracts.hooks import ExecHook
 from vessel.contracts.models import ClaimInfo, ResourceRef
 from vessel.kube.client import KubeCluster
 
-Obj = dict[str, Any]
 NS = "shop"
 
 
@@ -24,7 +23,7 @@ def container(
     image: str,
     env: dict[str, str] | None = None,
     mounts: dict[str, str] | None = None,
-) -> Obj:
+) -> dict[str, Any]:
     """A container spec; `mounts` maps volume name to mount path."""
     env = {"WHO": name} | (env or {})
     return {
@@ -39,7 +38,7 @@ async def running_pod(
     kube: KubeCluster,
     name: str,
     labels: dict[str, str],
-    containers: list[Obj],
+    containers: list[dict[str, Any]],
     *,
     claims: dict[str, str] | None = None,
     phase: str = "Running",
@@ -66,9 +65,9 @@ async def deployment(
     kube: KubeCluster,
     name: str,
     match_labels: dict[str, str],
-    expressions: list[Obj] | None = None,
+    expressions: list[dict[str, Any]] | None = None,
 ) -> ResourceRef:
-    selector: Obj = {"matchLabels": match_labels}
+    selector: dict[str, Any] = {"matchLabels": match_labels}
     if expressions:
         selector["matchExpressions"] = expressions
     await kube.create(
@@ -116,7 +115,7 @@ def app(
 
 
 def hook(hook_id: str, stage: str = "pre-snapshot", **fields: Any) -> ExecHook:
-    base: Obj = {"id": hook_id, "app_id": "c1.shop.shop", "stage": stage}
+    base: dict[str, Any] = {"id": hook_id, "app_id": "c1.shop.shop", "stage": stage}
     if "container_name" not in fields and "container_image" not in fields:
         base["container_name"] = ".*"
     return ExecHook.model_validate(base | fields)

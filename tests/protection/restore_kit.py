@@ -19,9 +19,9 @@ from services.protection.bucket_catalog import (
     write_catalog,
     write_resources,
 )
-from services.protection.context import Protection
-from services.protection.operations import OperationStore
+from services.protection.context import ProtectionContext
 from services.protection.restore import RestoreFlow
+from services.protection.state.operations import OperationStore
 from tests.support import sealed
 from vessel.bus.nats_port import Bus
 from vessel.config import ConfigError
@@ -30,22 +30,22 @@ from vessel.contracts.events import TransferResult, VolumeProvisioned
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import RestoreOptions
 from vessel.kube.client import KubeCluster
+from vessel.kube.objects import KubeObject
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.documents import SealedStore
 from vessel_dev.emulators.kube import KubeEmulator
 
-Obj = dict[str, Any]
 SNAPSHOT = "ab" * 32
 
 
-def obj(kind: str, name: str, ns: str | None = "shop", api: str = "v1", **extra: Any) -> Obj:
-    meta: Obj = {"name": name, **extra.pop("meta", {})}
+def obj(kind: str, name: str, ns: str | None = "shop", api: str = "v1", **extra: Any) -> KubeObject:
+    meta: dict[str, Any] = {"name": name, **extra.pop("meta", {})}
     if ns:
         meta["namespace"] = ns
     return {"apiVersion": api, "kind": kind, "metadata": meta, **extra}
 
 
-def claim(name: str, ns: str = "shop", storage_class: str = "fast") -> Obj:
+def claim(name: str, ns: str = "shop", storage_class: str = "fast") -> KubeObject:
     spec = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": "1Gi"}},
@@ -54,11 +54,11 @@ def claim(name: str, ns: str = "shop", storage_class: str = "fast") -> Obj:
     return obj("PersistentVolumeClaim", name, ns, spec=spec)
 
 
-def storage_class(name: str) -> Obj:
+def storage_class(name: str) -> KubeObject:
     return obj("StorageClass", name, ns=None, api="storage.k8s.io/v1", provisioner="vessel.example")
 
 
-def deployment(name: str, ns: str = "shop", **labels: str) -> Obj:
+def deployment(name: str, ns: str = "shop", **labels: str) -> KubeObject:
     return obj(
         "Deployment",
         name,
@@ -78,7 +78,7 @@ def deployment(name: str, ns: str = "shop", **labels: str) -> Obj:
 
 def config_map(
     name: str, ns: str = "shop", data: dict[str, str] | None = None, **labels: str
-) -> Obj:
+) -> KubeObject:
     return obj("ConfigMap", name, ns, meta={"labels": labels}, data=data or {"k": "v"})
 
 
@@ -94,7 +94,7 @@ APP = [
 
 @dataclass
 class Bench:
-    p: Protection
+    p: ProtectionContext
     flow: RestoreFlow
     store: SealedStore
     bucket: str
@@ -104,7 +104,7 @@ class Bench:
 
     def write_backup(
         self,
-        objects: list[Obj],
+        objects: list[KubeObject],
         claims: Sequence[str] = (),
         namespace: str = "shop",
         app: str = "shop",
@@ -208,7 +208,7 @@ async def bench(bus: Bus, bucket: MinioStore, tmp_path: Path) -> AsyncIterator[B
                 raise ConfigError(f"bucket {name!r} is not configured")
             return sb
 
-        p = Protection(
+        p = ProtectionContext(
             bus=bus,
             clusters=clusters,
             open_bucket=open_bucket,

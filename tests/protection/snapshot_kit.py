@@ -21,6 +21,7 @@ from vessel.contracts.hooks import ExecHook, HookStage
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import AppSnapshotRecord
 from vessel.kube.client import KubeCluster
+from vessel.kube.objects import KubeObject
 from vessel_dev.rig.scenario import (
     bound_volume_path,
     claim_object,
@@ -35,7 +36,6 @@ APP = "inv"
 APP_ID = f"cluster-a.{NAMESPACE}.{APP}"
 CLAIMS = ("orders", "stock", "audit")
 SNAPSHOT_API = "snapshot.storage.k8s.io/v1"
-Obj = dict[str, Any]
 
 
 def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -55,7 +55,7 @@ def cluster(stack: Stack, cluster_id: str) -> KubeCluster:
     return KubeCluster(stack.kubeconfigs[cluster_id], cluster_id)
 
 
-def app_objects() -> list[Obj]:
+def app_objects() -> list[KubeObject]:
     labels = {"app": APP}
     mounts = [{"name": n, "mountPath": f"/data/{n}"} for n in CLAIMS]
     db = {"name": "db", "image": "db:1", "volumeMounts": mounts}

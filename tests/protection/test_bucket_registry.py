@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.remote_bucket import GatewayBuckets
+from services.gateway.reads.remote_bucket import GatewayBuckets
 from services.protection.bucket_admin import BucketAdmin
 from vessel.buckets import BucketError, BucketRegistry, kube_secret_reader
 from vessel.bus.nats_port import Bus

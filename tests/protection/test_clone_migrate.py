@@ -31,7 +31,7 @@ APP_ID = f"cluster-a.{NAMESPACE}.{APP}"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with full_stack(tmp_path_factory.mktemp("compose")) as running:
+    with full_stack(tmp_path_factory.mktemp("mobility")) as running:
         yield running
 
 
@@ -43,8 +43,8 @@ async def source(stack: Stack) -> dict[str, str]:
 
 @pytest.fixture
 async def bus(stack: Stack) -> AsyncIterator[Bus]:
-    bus = Bus(source="/clusters/test/compose")
-    await bus.connect(stack.nats.url, name="compose-tests")
+    bus = Bus(source="/clusters/test/mobility")
+    await bus.connect(stack.nats.url, name="mobility-tests")
     yield bus
     await bus.close()
 

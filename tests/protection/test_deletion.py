@@ -24,9 +24,10 @@ from services.protection.bucket_catalog import (
     write_catalog,
     write_resources,
 )
-from services.protection.context import Protection
+from services.protection.context import ProtectionContext
 from services.protection.deletion import DeletionFlow
-from services.protection.operations import OperationStore
+from services.protection.state.operations import OperationStore
+from services.protection.state.snapshots import AppSnapshotStore
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import subjects
 from vessel.contracts.operations import Operation, VolumeWork
@@ -104,7 +105,7 @@ async def world(bus: Bus, bucket: MinioStore, kube: KubeCluster) -> AsyncIterato
     # Documents sealed under the repository's own key, as protection opens the bucket.
     sb = SealedStore(bucket, open_or_create_master_key(bucket, "repository", PasswordKey("pw")))
     operations = OperationStore(await bus.kv(f"t_ops_{suffix}"))
-    p = Protection(
+    p = ProtectionContext(
         bus=bus,
         clusters={cluster: kube},
         open_bucket={"default": sb}.__getitem__,
@@ -113,7 +114,7 @@ async def world(bus: Bus, bucket: MinioStore, kube: KubeCluster) -> AsyncIterato
         waits=await bus.kv(f"t_waits_{suffix}"),
     )
     app_snapshots = await bus.kv(f"t_snaps_{suffix}")
-    flow = DeletionFlow(p, app_snapshots)
+    flow = DeletionFlow(p, AppSnapshotStore(app_snapshots))
     data = RepositoryData(bucket, "repository", PasswordKey("pw"))
     forgetter = Forgetter(cluster, bus, {"default": data}.__getitem__)
     # The mover of the cluster and protection's answer consumer, as the services run them.

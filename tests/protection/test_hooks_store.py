@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.protection.hook_store import HookStore, start_hooks
+from services.protection.hook_commands import HookCommands
+from services.protection.state.hooks import HookStore
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import state, subjects
 from vessel.contracts.hooks import ExecHook, PutHook, RemoveHook
 from vessel.contracts.subjects import Message
 
@@ -89,7 +90,13 @@ async def until(condition: Any, within: float = 10) -> None:
 
 
 async def test_put_and_remove_commands_store_and_announce(bus: Bus) -> None:
-    store, consumer = await start_hooks(bus)
+    store = HookStore(await bus.kv(state.HOOKS.name))
+    commands = HookCommands(bus, store)
+    # The consumer as protection's inbox runs it.
+    consumer = await bus.consume(
+        "protection-hooks",
+        {subjects.PUT_HOOK: commands.on_put, subjects.REMOVE_HOOK: commands.on_remove},
+    )
     try:
         app_id = f"c1.shop-{uuid.uuid4().hex[:8]}.web"
         since = datetime.now(UTC)
@@ -109,7 +116,7 @@ async def test_put_and_remove_commands_store_and_announce(bus: Bus) -> None:
 
         await until(gone)
         assert await store.for_app(app_id) == []
-        await store.on_remove(removal)  # a redelivery finds nothing left to announce
+        await commands.on_remove(removal)  # a redelivery finds nothing left to announce
         removed = await events_of(bus, subjects.HOOK_REMOVED, since, app_id)
         assert [ExecHook.model_validate(r) for r in removed] == [hook]
     finally:
@@ -118,7 +125,8 @@ async def test_put_and_remove_commands_store_and_announce(bus: Bus) -> None:
 
 
 async def test_lookup_by_app_and_stage_in_id_order(bus: Bus) -> None:
-    store = HookStore(bus, await bus.kv(f"t_hooks_{uuid.uuid4().hex[:8]}"))
+    store = HookStore(await bus.kv(f"t_hooks_{uuid.uuid4().hex[:8]}"))
+    commands = HookCommands(bus, store)
     app_id = "c1.shop.web"
     hooks = [
         ExecHook.model_validate(valid(id="b", stage="post-snapshot")),
@@ -128,13 +136,13 @@ async def test_lookup_by_app_and_stage_in_id_order(bus: Bus) -> None:
         ExecHook.model_validate(valid(id="a", app_id="c1.shop.web.v2")),
     ]
     for i, hook in enumerate(hooks):
-        await store.on_put(PutHook(operation_id=f"op-{i}", hook=hook))
+        await commands.on_put(PutHook(operation_id=f"op-{i}", hook=hook))
     assert [h.id for h in await store.for_app(app_id)] == ["a", "b", "c"]
     assert [h.id for h in await store.for_app(app_id, "pre-snapshot")] == ["a", "c"]
     assert [h.app_id for h in await store.for_app("c1.shop.web.v2")] == ["c1.shop.web.v2"]
     replaced = hooks[2].model_copy(update={"timeout_seconds": 90})
-    await store.on_put(PutHook(operation_id="op-9", hook=replaced))
+    await commands.on_put(PutHook(operation_id="op-9", hook=replaced))
     assert await store.get(app_id, "a") == replaced
-    await store.on_remove(RemoveHook(operation_id="op-10", app_id=app_id, hook_id="a"))
-    await store.on_remove(RemoveHook(operation_id="op-11", app_id=app_id, hook_id="a"))
+    await commands.on_remove(RemoveHook(operation_id="op-10", app_id=app_id, hook_id="a"))
+    await commands.on_remove(RemoveHook(operation_id="op-11", app_id=app_id, hook_id="a"))
     assert [h.id for h in await store.for_app(app_id)] == ["b", "c"]

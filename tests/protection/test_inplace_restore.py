@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.protection.inplace import LOCKS, lock_key
+from services.protection.state.locks import lock_key
 from tests.protection.restore_kit import (
     APP,
     Bench,
@@ -21,9 +21,10 @@ from tests.protection.restore_kit import (
     storage_class,
 )
 from vessel.bus.nats_port import Bus
+from vessel.contracts import state
 from vessel.contracts.events import AppRecord
 from vessel.contracts.models import ResourceRef
-from vessel.contracts.operations import Operation
+from vessel.contracts.operations import Operation, Phase
 from vessel.contracts.protection import OperationCanceled
 from vessel.objectstore.minio_port import MinioStore
 
@@ -65,7 +66,7 @@ async def running_app(b: Bench, app_id: str) -> dict[str, str]:
 
 
 async def lock_holder(b: Bench, app_id: str) -> str | None:
-    entry = await (await b.p.bus.kv(LOCKS)).get(lock_key(app_id))
+    entry = await (await b.p.bus.kv(state.PROTECTION_LOCKS.name)).get(lock_key(app_id))
     return entry.value.decode() if entry else None
 
 
@@ -136,7 +137,7 @@ async def test_a_canceled_in_place_restore_unlocks_the_app_and_fills_nothing(b: 
     op = await b.restore(backup, "cluster-a", in_place=True, confirm=True)
 
     def cancel(o: Operation) -> None:
-        o.phase = "Canceled"
+        o.phase = Phase.CANCELED
 
     await b.p.operations.change(op.id, cancel)
     await b.flow.on_canceled(OperationCanceled(operation_id=op.id, kind="restore"))

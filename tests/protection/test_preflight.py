@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from services.protection.preflight import serve_preflight
+from services.protection.inbox import QUERIES
+from services.protection.preflight import PreflightQueries
 from tests.protection.restore_kit import APP, Bench, bench, claim, config_map, obj, storage_class
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
@@ -23,7 +24,9 @@ from vessel.objectstore.minio_port import MinioStore
 @pytest.fixture
 async def b(bus: Bus, bucket: MinioStore, tmp_path: Path) -> AsyncIterator[Bench]:
     async with bench(bus, bucket, tmp_path) as running:
-        server = await serve_preflight(running.p)
+        # The responder as protection's inbox runs it.
+        handler = PreflightQueries(running.p).on_request
+        server = await running.p.bus.serve(subjects.QUERY_RESTORE_PREFLIGHT, handler, queue=QUERIES)
         await asyncio.sleep(0.05)  # the subscription reaches the server
         try:
             yield running

@@ -9,19 +9,21 @@ import pytest
 from services.protection.resources import restore_rank
 from services.protection.restore_plan import TransformError, build_plan, matches
 from vessel.contracts.protection import ResourceFilter, RestoreOptions, Transform
+from vessel.kube.objects import KubeObject
 
-Obj = dict[str, Any]
 
-
-def obj(kind: str, name: str, ns: str | None = "shop", api: str = "v1", **extra: Any) -> Obj:
-    meta: Obj = {"name": name, **extra.pop("meta", {})}
+def obj(kind: str, name: str, ns: str | None = "shop", api: str = "v1", **extra: Any) -> KubeObject:
+    meta: dict[str, Any] = {"name": name, **extra.pop("meta", {})}
     if ns:
         meta["namespace"] = ns
     return {"apiVersion": api, "kind": kind, "metadata": meta, **extra}
 
 
-def claim(name: str, ns: str = "shop", storage_class: str | None = "fast") -> Obj:
-    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+def claim(name: str, ns: str = "shop", storage_class: str | None = "fast") -> KubeObject:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
     if storage_class:
         spec["storageClassName"] = storage_class
     return obj("PersistentVolumeClaim", name, ns, spec=spec)
@@ -46,7 +48,7 @@ BACKUP = [
 ]
 
 
-def names(plan_objects: list[Obj]) -> list[str]:
+def names(plan_objects: list[KubeObject]) -> list[str]:
     return [f"{o['kind']}/{o['metadata']['name']}" for o in plan_objects]
 
 

@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 import pytest
 
-from services.protection.operations import OperationStore
-from services.protection.schedules.claims import RunClaim, RunLedger, derived_id
 from services.protection.schedules.enforcement import RetentionEnforcer
+from services.protection.schedules.tickets import derived_id
+from services.protection.state.operations import OperationStore
+from services.protection.state.tickets import RunLedger, RunTicket
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import subjects
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent
@@ -58,8 +59,8 @@ class World:
         """A run of the schedule `hour` hours after T0, its claim and its operation."""
         op_id = f"{self.spec.id}-run{hour}"
         due = T0 + timedelta(hours=hour)
-        await self.ledger.claim(
-            RunClaim(schedule_id=self.spec.id, due=due, outcome="fired", operation_id=op_id)
+        await self.ledger.take(
+            RunTicket(schedule_id=self.spec.id, due=due, outcome="fired", operation_id=op_id)
         )
         await self.operations.create(
             Operation(
@@ -149,7 +150,7 @@ async def test_a_finished_run_deletes_what_retention_does_not_keep_once(
             requested_by=f"schedule/{world.spec.id}",
         ),
     ]
-    marked = {c.operation_id: c.deleted_by for c, _ in await world.ledger.claims(world.spec.id)}
+    marked = {c.operation_id: c.deleted_by for c, _ in await world.ledger.tickets(world.spec.id)}
     assert marked[oldest] == derived_id(oldest, "delete")
     assert [k for k, v in marked.items() if not v] == [f"{world.spec.id}-run{h}" for h in (2, 3, 4)]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from services.protection.schedules.claims import RunLedger
 from services.protection.schedules.commands import ScheduleCommands
+from services.protection.state.tickets import RunLedger
 from vessel.bus.errors import PermanentError
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from services.protection.schedules.claims import RunClaim, RunLedger, run_operation_id
 from services.protection.schedules.scheduler import Scheduler, due_times, pause_reason
+from services.protection.schedules.tickets import run_operation_id
+from services.protection.state.tickets import RunLedger, RunTicket
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup
@@ -275,14 +276,14 @@ def test_run_ids_stay_valid_identifiers_for_the_longest_schedule_ids() -> None:
 
 async def test_a_claim_left_half_done_is_taken_over_once_it_is_stale(rig: Rig) -> None:
     ledger = RunLedger(rig.runs)
-    half_done = RunClaim(
+    half_done = RunTicket(
         schedule_id=rig.spec.id,
         due=T0,
         outcome="fired",
         operation_id=run_operation_id(rig.spec.id, T0),
         claimed_at=T0 + timedelta(seconds=1),
     )
-    await ledger.claim(half_done)  # its replica stopped before publishing the command
+    await ledger.take(half_done)  # its replica stopped before publishing the command
     scheduler = rig.scheduler()
     rig.clock.at = T0 + timedelta(seconds=10)
     await scheduler.tick()  # recent: its replica may still be publishing

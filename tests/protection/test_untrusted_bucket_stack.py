@@ -16,12 +16,12 @@ import nats
 import pytest
 
 from services.protection.bucket_catalog import read_backup
-from services.protection.catalog_head import HEAD
 from tests.protection import snapshot_kit as kit
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup, CreateRestore
 from vessel.contracts.events import AppRecord
+from vessel.contracts.state import CATALOG_HEAD_KEY
 from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -68,7 +68,7 @@ async def backups(stack: Stack, bus: Bus) -> tuple[str, str]:
         )
         done = await kit.finished(bus, backup_id)
         assert done.phase == "Completed", done.message
-        HEADS[backup_id] = stack.store().get_bytes(HEAD)
+        HEADS[backup_id] = stack.store().get_bytes(CATALOG_HEAD_KEY)
     return ids
 
 
@@ -187,13 +187,13 @@ async def test_a_rolled_back_catalog_is_refused(
     """The bucket as it was after the first backup (its head put back): protection saw
     a newer head, so it refuses to restore from it."""
     store = stack.store()
-    current = store.get_bytes(HEAD)
-    store.put_bytes(HEAD, HEADS[backups[0]])
+    current = store.get_bytes(CATALOG_HEAD_KEY)
+    store.put_bytes(CATALOG_HEAD_KEY, HEADS[backups[0]])
     try:
         message = await restore_refused(stack, bus, backups[0], "rolled-back")
         assert "catalog/head.sealed: catalog head 1 is older than head 2" in message
-        store.delete(HEAD)
+        store.delete(CATALOG_HEAD_KEY)
         message = await restore_refused(stack, bus, backups[0], "head-deleted")
         assert "missing, though this Vessel saw catalog head 2" in message
     finally:
-        store.put_bytes(HEAD, current)
+        store.put_bytes(CATALOG_HEAD_KEY, current)

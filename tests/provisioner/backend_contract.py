@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from services.provisioner.backends.base import StorageBackend, Unsupported
-from services.provisioner.backends.btrfs import BtrfsBackend
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.base import StorageBackend, Unsupported
+from services.provisioner.adapters.btrfs import BtrfsBackend
+from services.provisioner.adapters.dirfs import DirBackend
 
 MiB = 1 << 20
 CAPACITY = 256 * MiB

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.provisioner.backends.btrfs import BtrfsBackend
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.btrfs import BtrfsBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from tests.provisioner.lab import Lab, running_lab
 from vessel.bus.nats_port import Bus
 from vessel.kube.client import KubeCluster

@@ -1,5 +1,6 @@
 """A provisioner on the test's event loop, against a real (emulated) API server over HTTP,
-real NATS and real backends; helpers to create objects and wait for outcomes."""
+real NATS and real backends; helpers to create objects and wait for outcomes, and to run
+single rows of the provisioner's inbox (tests embed parts of the service, not all of it)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from services.provisioner.backends.base import StorageBackend
+from services.provisioner.adapters.base import StorageBackend
+from services.provisioner.backend_admin import BackendAdmin
+from services.provisioner.context import ProvisionerContext
 from services.provisioner.controller import Provisioner
+from services.provisioner.inbox import backend_commands, once_ready, query_responder
 from services.provisioner.pools import Pool
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.config import PROVISIONER_NAME
+from vessel.config import PROVISIONER_NAME, BackendConfig
 from vessel.contracts.envelope import CloudEvent
 from vessel.kube.client import KubeCluster
 
@@ -36,6 +40,25 @@ async def wait_for(check: Callable[[], Awaitable[T | None]], what: str, within: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+class ServedBackendAdmin(BackendAdmin):
+    """A `BackendAdmin` that serves its inbox row alone, once `ready`: how tests (here and
+    the gateway's infrastructure tests) run it; the service starts it from its inbox."""
+
+    def __init__(
+        self, env: ProvisionerContext, bus: Bus, kv: KeyValue, configured: list[BackendConfig]
+    ) -> None:
+        super().__init__(env, kv, configured)
+        self.bus = bus
+
+    async def serve(self, ready: asyncio.Event) -> None:
+        await once_ready(self.bus, ready, [backend_commands(self.env, self)]).run()
+
+
+async def serve_queries(env: ProvisionerContext, bus: Bus, ready: asyncio.Event) -> None:
+    """The provisioner's query responder alone, once `ready`."""
+    await once_ready(bus, ready, [query_responder(env)]).run()
 
 
 @dataclass

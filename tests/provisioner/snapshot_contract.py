@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from services.provisioner.backends.base import (
+from services.provisioner.adapters.base import (
     InsufficientCapacity,
     InvalidVolume,
     NotFound,

@@ -7,7 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from services.provisioner.backends.base import StorageBackend
+from services.provisioner.adapters.base import StorageBackend
 from tests.provisioner.lab import Lab, wait_for
 
 MiB = 1 << 20

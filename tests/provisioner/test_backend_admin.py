@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from services.provisioner.backend_admin import BackendAdmin
-from tests.provisioner.lab import Lab, running_lab, wait_for
+from tests.provisioner.lab import Lab, ServedBackendAdmin, running_lab, wait_for
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.config import BackendConfig, ConfigError
 from vessel.contracts import subjects
@@ -28,7 +27,7 @@ MiB = 1 << 20
 @dataclass
 class Admin:
     lab: Lab
-    admin: BackendAdmin
+    admin: ServedBackendAdmin
     kv: KeyValue
     tmp: Path
     task: asyncio.Task[None]
@@ -68,7 +67,7 @@ async def admin(kube: KubeCluster, bus: Bus, tmp_path: Path) -> AsyncIterator[Ad
     async with running_lab(kube, bus, []) as lab:
         provisioner = await lab.start()
         kv = await bus.kv("backends")
-        backend_admin = BackendAdmin(provisioner.env, bus, kv, [])
+        backend_admin = ServedBackendAdmin(provisioner.env, bus, kv, [])
         await backend_admin.load()
         task = asyncio.create_task(backend_admin.serve(provisioner.ready))
         try:
@@ -219,7 +218,7 @@ async def test_updates_change_pools_and_everything_survives_a_restart(
     assert (await admin.outcome(add))[0] == "backend.added"
 
     # A new provisioner process: settings first, then what KV says.
-    fresh = BackendAdmin(env, lab.bus, admin.kv, configured)
+    fresh = ServedBackendAdmin(env, lab.bus, admin.kv, configured)
     env.backends.clear()
     env.pools.clear()
     await fresh.load()
@@ -240,9 +239,9 @@ async def test_a_configured_backend_that_cannot_be_built_stops_the_service(
     env, bus = admin.lab.provisioner.env, admin.lab.bus
     broken = BackendConfig(name="broken", type="btrfs", path=Path(admin.dir_config("x")["path"]))
     with pytest.raises(ConfigError, match=r"backend broken: .* is not a mounted btrfs"):
-        await BackendAdmin(env, bus, admin.kv, [broken]).load()
+        await ServedBackendAdmin(env, bus, admin.kv, [broken]).load()
     with pytest.raises(ConfigError, match="duplicate backend name broken"):
-        await BackendAdmin(env, bus, admin.kv, [broken, broken]).load()
+        await ServedBackendAdmin(env, bus, admin.kv, [broken, broken]).load()
 
 
 async def test_a_btrfs_backend_added_at_runtime_enforces_sizes(

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from services.provisioner.backends.base import (
+from services.provisioner.adapters.base import (
     BackendError,
     InvalidVolume,
     NotFound,
     VolumeExists,
 )
-from services.provisioner.backends.btrfs import BtrfsBackend
+from services.provisioner.adapters.btrfs import BtrfsBackend
 from tests.support import require
 from vessel_dev.rig.btrfs import LoopBtrfs, btrfs_available
 

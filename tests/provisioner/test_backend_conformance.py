@@ -21,13 +21,13 @@ pytest.register_assert_rewrite(
     "tests.provisioner.volume_contract",
 )
 
-from services.provisioner.backends.base import (  # noqa: E402
+from services.provisioner.adapters.base import (  # noqa: E402
     BackendUnavailable,
     InvalidVolume,
     StorageBackend,
 )
-from services.provisioner.backends.btrfs import BtrfsBackend, is_btrfs  # noqa: E402
-from services.provisioner.backends.dirfs import DirBackend  # noqa: E402
+from services.provisioner.adapters.btrfs import BtrfsBackend, is_btrfs  # noqa: E402
+from services.provisioner.adapters.dirfs import DirBackend  # noqa: E402
 from tests.provisioner.backend_contract import CAPACITY, MiB, root_of  # noqa: E402
 from tests.provisioner.snapshot_contract import SnapshotContract  # noqa: E402
 from tests.provisioner.volume_contract import VolumeContract  # noqa: E402

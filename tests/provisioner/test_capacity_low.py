@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.provisioner.backends.btrfs import BtrfsBackend
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.btrfs import BtrfsBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from services.provisioner.pools import build_pools
 from tests.provisioner.lab import Lab, running_lab, wait_for
 from vessel.bus.nats_port import Bus

@@ -6,8 +6,8 @@ import asyncio
 import errno
 from pathlib import Path
 
-from services.provisioner.backends.base import StorageBackend
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.base import StorageBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from tests.provisioner.backend_contract import fill
 from tests.provisioner.lab import Lab, wait_for
 

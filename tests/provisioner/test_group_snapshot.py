@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from services.provisioner.backends.base import StorageBackend
+from services.provisioner.adapters.base import StorageBackend
 from services.provisioner.group_snapshots import GROUP_LABEL
+from services.provisioner.inbox import group_snapshot_commands, once_ready
 from services.provisioner.snapshots import FINALIZER
 from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
 from tests.provisioner.test_snapshots import from_snapshot, snapshot_class
@@ -28,7 +29,8 @@ CLAIMS = ("db", "logs", "media")
 async def serving_groups(lab: Lab) -> AsyncIterator[None]:
     provisioner = lab.provisioner
     assert provisioner is not None
-    task = asyncio.create_task(provisioner.groups.serve(lab.bus, provisioner.ready))
+    row = group_snapshot_commands(provisioner.env, provisioner.groups)
+    task = asyncio.create_task(once_ready(lab.bus, provisioner.ready, [row]).run())
     try:
         yield
     finally:

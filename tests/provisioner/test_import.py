@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from tests.provisioner.lab import Lab
 
 IMPORT = "vessel.io/import-volume"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from services.provisioner.controller import Provisioner
 from tests.provisioner.lab import Lab
 from vessel.config import ClusterConfig

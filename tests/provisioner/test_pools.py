@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.provisioner.backends.base import StorageBackend
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.base import StorageBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from services.provisioner.pools import Pool, build_pools
 from tests.provisioner.lab import Lab, running_lab
 from vessel.bus.nats_port import Bus

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.provisioner.backends.base import BackendUnavailable
-from services.provisioner.backends.factory import build_backend
+from services.provisioner.adapters.base import BackendUnavailable
+from services.provisioner.adapters.factory import build_backend
 from services.provisioner.pools import Pool, build_pools, check_backend_names, default_pools
 from vessel.config import BackendConfig, ConfigError, load_settings
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from tests.provisioner.lab import Lab, wait_for
 
 

@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from services.provisioner.backends.base import StorageBackend
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.base import StorageBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from services.provisioner.revert import REVERT_TO, REVERTED_TO
 from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
 from tests.provisioner.test_snapshots import ready, snapshot, snapshot_class, volume_with_data

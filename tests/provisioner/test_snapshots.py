@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from services.provisioner.backends.base import StorageBackend
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.base import StorageBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from services.provisioner.snapshots import FINALIZER
 from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
 from vessel.config import PROVISIONER_NAME

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from services.provisioner.backends.base import (
+from services.provisioner.adapters.base import (
     InsufficientCapacity,
     InvalidVolume,
     StorageBackend,
     VolumeExists,
 )
-from services.provisioner.backends.btrfs import BtrfsBackend
-from services.provisioner.backends.dirfs import DirBackend
+from services.provisioner.adapters.btrfs import BtrfsBackend
+from services.provisioner.adapters.dirfs import DirBackend
 from tests.provisioner.backend_contract import (
     CAPACITY,
     INVALID_IDS,

@@ -12,7 +12,7 @@ import pytest
 
 from services.mover.buckets import MoverBuckets
 from services.protection.bucket_keys import bucket_opener
-from services.protection.context import Protection
+from services.protection.context import ProtectionContext
 from tests.sealed.kmskit import Kms
 from vessel.buckets import BucketError, BucketRegistry, kube_secret_reader
 from vessel.bus.errors import PermanentError
@@ -84,10 +84,10 @@ def configured(bucket: MinioStore, key: dict[str, Any]) -> VesselSettings:
     )
 
 
-def protection(registry: BucketRegistry) -> Protection:
+def protection(registry: BucketRegistry) -> ProtectionContext:
     """Protection as far as `in_bucket` needs it: the bucket opener of the service."""
     none: Any = None
-    return Protection(none, {}, bucket_opener(registry), none, none, none)
+    return ProtectionContext(none, {}, bucket_opener(registry), none, none, none)
 
 
 async def test_a_missing_secret_is_a_permanent_error_until_it_exists(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 TEXT = "text: "
 
 
@@ -75,7 +74,7 @@ BACKENDS = KvBucket(
     "provisioner",
     "<cluster>.<backend>",
     "services.provisioner.state:BackendRecord",
-    "backends added at run time",
+    "backends added, updated or removed at run time",
 )
 OPERATIONS = KvBucket(
     "operations",
@@ -118,8 +117,8 @@ SCHEDULES = KvBucket(
 SCHEDULE_RUNS = KvBucket(
     "schedule_runs",
     "protection",
-    "<schedule id>.<due time>, cursor.<schedule id>",
-    "services.protection.state:RunTicket",
+    "runs.<schedule id>.<due epoch seconds>, cursor.<schedule id>",
+    "services.protection.state.tickets:RunTicket",
     "per due time a ticket and per schedule a cursor (firing exactly once)",
 )
 PROTECTION_LOCKS = KvBucket(
@@ -170,14 +169,16 @@ CANCELED_OPERATIONS = KvBucket(
 REQUESTS = KvBucket(
     "requests",
     "gateway",
-    "op.<operation id>",
+    "op.<operation id>, schedule|hook|hook-remove.<request id>, admin.<operation id>",
     "vessel.contracts.operations:Operation",
-    "submitted requests (idempotency by request id)",
+    "submitted requests (idempotency by request id): an operation until protection records "
+    "it; the schedule (`ScheduleSpec`) or hook (`ExecHook`) a request put or removed; the "
+    "time or target of an admin command",
 )
 TOKENS = KvBucket(
     "tokens",
     "gateway",
-    "<token id>",
+    "<token name>",
     "services.gateway.state:TokenRecord",
     "SHA-256 of API tokens with their roles and scopes",
 )

@@ -27,8 +27,7 @@ def tables() -> str:
     for b in state.KV_BUCKETS:
         readers = ", ".join(b.readers)
         lines.append(
-            f"| `{b.name}` | {b.owner} | {readers} | `{b.keys}` | {_record(b.record)} | "
-            f"{b.holds} |"
+            f"| `{b.name}` | {b.owner} | {readers} | `{b.keys}` | {_record(b.record)} | {b.holds} |"
         )
     lines += [
         "",

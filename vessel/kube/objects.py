@@ -140,3 +140,8 @@ class PersistentVolumeView:
     @property
     def phase(self) -> str:
         return str((self.obj.get("status") or {}).get("phase", ""))
+
+    @property
+    def storage_class(self) -> str | None:
+        found = self.spec.get("storageClassName")
+        return None if found is None else str(found)

@@ -23,6 +23,7 @@ from services.mover.repo.keyspec import key_provider
 from services.mover.repo.maintenance import forget, prune
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
+from vessel.contracts import state
 from vessel.objectstore.base import ObjectStore, ObjectStoreError
 from vessel.objectstore.local import LocalStore
 from vessel.objectstore.lock import LockPolicy, locked
@@ -30,6 +31,10 @@ from vessel.objectstore.recovery import recover
 from vessel.sealed.keys import KeyProvider
 from vessel.sealed.providers.password import PasswordKey
 from vessel.sealed.rotation import rotate_key
+
+PROTECTION_PREFIXES = (state.BACKUPS_PREFIX, state.snapshot_resources_key("").split("/")[0] + "/")
+"""Where protection's documents lie in the bucket (vessel.contracts.state): backups and app
+snapshots' resource archives. Not the catalog head, which is rewritten by design."""
 
 
 def open_store(args: argparse.Namespace) -> ObjectStore:
@@ -66,7 +71,7 @@ def recover_bucket(store: ObjectStore, prefix: str, key: KeyProvider) -> dict[st
     prefix = prefix.strip("/")
     done = recover(
         store,
-        ["backups/", "snapshots/", f"{prefix}/"],
+        [*PROTECTION_PREFIXES, f"{prefix}/"],
         key_files=f"{prefix}/keys/",
         skip=(f"{prefix}/locks/",),
     )

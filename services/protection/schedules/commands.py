@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from services.protection.schedules.claims import RunLedger
 from services.protection.schedules.scheduler import utc_now
+from services.protection.state.tickets import RunLedger
 from vessel.bus.errors import PermanentError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import subjects

@@ -1,7 +1,7 @@
 """Retention after each scheduled run: when a run's operation ends (backup or snapshot
 completed/failed, its operation carrying `schedule`), the schedule's runs are read from its
-claims in `schedule_runs` (the run index; each claim names its operation, whose phase says
-whether the run succeeded), `retention.decide` picks what goes, and each such run gets a
+run tickets in `schedule_runs` (the run index; each ticket names its operation, whose phase
+says whether the run succeeded), `retention.decide` picks what goes, and each such run gets a
 `backup.delete` / `snapshot.delete` command with a deterministic operation id, so two
 replicas enforcing at once ask for one deletion.
 
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 
-from services.protection.operations import OperationStore
 from services.protection.retention import Run, decide
-from services.protection.schedules.claims import RunClaim, RunLedger, derived_id
+from services.protection.schedules.tickets import derived_id
+from services.protection.state.operations import OperationStore
+from services.protection.state.tickets import RunLedger, RunTicket
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import subjects
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent
-from vessel.contracts.operations import Operation
+from vessel.contracts.operations import Operation, Phase
 from vessel.contracts.protection import DeleteAppSnapshot, DeleteBackup, ScheduleSpec
 
 log = logging.getLogger("vessel.protection.retention")
@@ -46,23 +47,24 @@ class RetentionEnforcer:
             return []
         spec = ScheduleSpec.model_validate_json(entry.value)
         runs: list[Run] = []
-        by_op: dict[str, tuple[RunClaim, int, Operation | None]] = {}
-        for claim, revision in await self.ledger.claims(schedule_id):
-            if not claim.operation_id or claim.deleted_by:
+        by_op: dict[str, tuple[RunTicket, int, Operation | None]] = {}
+        for ticket, revision in await self.ledger.tickets(schedule_id):
+            if not ticket.operation_id or ticket.deleted_by:
                 continue
-            op = await self.operations.get(claim.operation_id)
-            # No operation yet: the command is still queued, so the run is in progress.
+            op = await self.operations.get(ticket.operation_id)
+            # No operation yet: the command is still queued, so the run is in progress. A
+            # run being canceled is not finished either: it is deleted once Canceled.
             finished = op is not None and op.done
-            successful = op is not None and op.phase == "Completed"
-            runs.append(Run(claim.operation_id, claim.due, successful, finished))
-            by_op[claim.operation_id] = (claim, revision, op)
+            successful = op is not None and op.phase == Phase.COMPLETED
+            runs.append(Run(ticket.operation_id, ticket.due, successful, finished))
+            by_op[ticket.operation_id] = (ticket, revision, op)
         started = []
         for run_id in decide(runs, spec.retention).delete:
-            claim, revision, op = by_op[run_id]
+            ticket, revision, op = by_op[run_id]
             assert op is not None  # only finished runs are ever deleted
             deletion_id = derived_id(run_id, "delete")
             await self._delete(spec, op, deletion_id)
-            await self.ledger.mark_deleted(claim, revision, deletion_id)
+            await self.ledger.mark_deleted(ticket, revision, deletion_id)
             started.append(deletion_id)
         if started:
             log.info("schedule %s: retention deletes %d runs", schedule_id, len(started))

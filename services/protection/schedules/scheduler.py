@@ -1,6 +1,6 @@
 """The scheduler loop: every second it looks at each enabled schedule's due times since its
-cursor and settles each one exactly once across all protection replicas (the atomic claim
-in `schedule_runs`).
+cursor and settles each one exactly once across all protection replicas (the run ticket
+taken atomically in `schedule_runs`).
 
 A due time within the grace period starts its run. A due time found later than that was
 missed (no replica was running): it is reported with `protection.run.missed`, and only the
@@ -8,9 +8,9 @@ newest missed time of a schedule runs, once, as a catch-up, never a burst. While
 in-place restore of the app holds `inplace.<app>` in `protection_locks`, due times are not
 run; they are reported missed with the restore's operation id.
 
-A claim is marked done once what it decided is published; one left unfinished by a
-replica that stopped is taken over after `STALE_CLAIM`, and the cursor never passes it
-before that, so no run is lost between claiming and publishing.
+A ticket is marked done once what it decided is published; one left unfinished by a
+replica that stopped is taken over after `STALE_TICKET`, and the cursor never passes it
+before that, so no run is lost between taking the ticket and publishing.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from datetime import UTC, datetime, timedelta
 from croniter import croniter
 from pydantic import ValidationError
 
-from services.protection.schedules.claims import Outcome, RunClaim, RunLedger, run_operation_id
+from services.protection.schedules.tickets import run_operation_id
+from services.protection.state.locks import InPlaceLocks
+from services.protection.state.tickets import Outcome, RunLedger, RunTicket
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup
@@ -33,8 +35,8 @@ from vessel.contracts.schedule_rules import cron_expression
 
 log = logging.getLogger("vessel.protection.scheduler")
 Clock = Callable[[], datetime]
-STALE_CLAIM = timedelta(seconds=30)
-"""A claim not finished after this long belongs to a replica that stopped half-way."""
+STALE_TICKET = timedelta(seconds=30)
+"""A ticket not finished after this long belongs to a replica that stopped half-way."""
 MAX_BACKLOG = 500
 """Most due times looked at per schedule and tick; older ones after a long outage are
 skipped (logged), so a minute schedule after a month down costs no burst of work."""
@@ -86,7 +88,7 @@ class Scheduler:
         self.bus = bus
         self.schedules = schedules
         self.ledger = RunLedger(runs)
-        self.locks = locks
+        self.locks = InPlaceLocks(locks)
         self.grace = grace
         self.now = now
         self.interval = interval
@@ -124,10 +126,10 @@ class Scheduler:
             return
         late = [d for d in dues if now - d > self.grace]
         catch_up = late[-1] if late and len(late) == len(dues) else None
-        lock = await self.locks.get(f"inplace.{spec.app_id}")
-        paused = pause_reason(lock.value) if lock is not None else ""
+        lock = await self.locks.value(spec.app_id)
+        paused = pause_reason(lock) if lock is not None else ""
         settled = position.handled_until
-        pending = False  # a claim still being published: the cursor waits for it
+        pending = False  # a ticket still being published: the cursor waits for it
         for due in dues:
             outcome: Outcome
             reason = paused
@@ -139,7 +141,7 @@ class Scheduler:
             else:
                 outcome = "fired"
             starts = outcome in ("fired", "caught-up")
-            claim = RunClaim(
+            ticket = RunTicket(
                 schedule_id=spec.id,
                 due=due,
                 outcome=outcome,
@@ -147,16 +149,16 @@ class Scheduler:
                 reason=reason,
                 claimed_at=now,
             )
-            won = await self.ledger.claim(claim)
+            won = await self.ledger.take(ticket)
             if won is None:
                 taken = await self._take_over(spec.id, due, now)
                 if taken is None:
                     pending = pending or not await self._is_done(spec.id, due)
                     settled = due if not pending else settled
                     continue
-                claim, won = taken
-            await self._announce(spec, claim, now)
-            await self.ledger.replace(claim.model_copy(update={"done": True}), won)
+                ticket, won = taken
+            await self._announce(spec, ticket, now)
+            await self.ledger.replace(ticket.model_copy(update={"done": True}), won)
             settled = due if not pending else settled
         if settled > position.handled_until:
             await self.ledger.advance(spec.id, settled, revision)
@@ -167,38 +169,38 @@ class Scheduler:
 
     async def _take_over(
         self, schedule_id: str, due: datetime, now: datetime
-    ) -> tuple[RunClaim, int] | None:
-        """A claim whose replica stopped before publishing what it decided, now ours."""
+    ) -> tuple[RunTicket, int] | None:
+        """A ticket whose replica stopped before publishing what it decided, now ours."""
         found = await self.ledger.get(schedule_id, due)
         if found is None or found[0].done:
             return None
-        claim, revision = found
-        if claim.claimed_at is not None and now - claim.claimed_at < STALE_CLAIM:
+        ticket, revision = found
+        if ticket.claimed_at is not None and now - ticket.claimed_at < STALE_TICKET:
             return None  # its replica is probably publishing right now
-        claim = claim.model_copy(update={"claimed_at": now})
-        won = await self.ledger.replace(claim, revision)
+        ticket = ticket.model_copy(update={"claimed_at": now})
+        won = await self.ledger.replace(ticket, revision)
         if won is None:
             return None
-        log.warning("schedule %s: took over the unfinished claim of %s", schedule_id, due)
-        return claim, won
+        log.warning("schedule %s: took over the unfinished ticket of %s", schedule_id, due)
+        return ticket, won
 
-    async def _announce(self, spec: ScheduleSpec, claim: RunClaim, now: datetime) -> None:
-        if claim.outcome != "fired":
+    async def _announce(self, spec: ScheduleSpec, ticket: RunTicket, now: datetime) -> None:
+        if ticket.outcome != "fired":
             await self.bus.publish(
                 subjects.RUN_MISSED,
                 RunMissed(
                     schedule_id=spec.id,
                     app_id=spec.app_id,
-                    due=claim.due,
+                    due=ticket.due,
                     detected=now,
-                    reason=claim.reason,
+                    reason=ticket.reason,
                 ),
             )
-        if claim.outcome in ("fired", "caught-up"):
-            await self._start(spec, claim)
+        if ticket.outcome in ("fired", "caught-up"):
+            await self._start(spec, ticket)
 
-    async def _start(self, spec: ScheduleSpec, claim: RunClaim) -> None:
-        op_id, by = claim.operation_id, f"schedule/{spec.id}"
+    async def _start(self, spec: ScheduleSpec, ticket: RunTicket) -> None:
+        op_id, by = ticket.operation_id, f"schedule/{spec.id}"
         if spec.kind == "backup":
             await self.bus.publish(
                 subjects.CREATE_BACKUP,
@@ -221,10 +223,10 @@ class Scheduler:
                     requested_by=by,
                 ),
             )
-        log.info("schedule %s: %s run %s for %s", spec.id, claim.outcome, op_id, claim.due)
+        log.info("schedule %s: %s run %s for %s", spec.id, ticket.outcome, op_id, ticket.due)
         await self.bus.publish(
             subjects.SCHEDULE_FIRED,
             ScheduleFired(
-                schedule_id=spec.id, app_id=spec.app_id, due=claim.due, operation_id=op_id
+                schedule_id=spec.id, app_id=spec.app_id, due=ticket.due, operation_id=op_id
             ),
         )

@@ -330,7 +330,7 @@ class Operation(_message.Message):
     kind: _builtins.str
     """backup, restore, snapshot, clone, migrate, delete-backup, ..."""
     phase: _builtins.str
-    """New, InProgress, Completed, PartiallyFailed, Failed, Canceled"""
+    """New, InProgress, Canceling, Completed, PartiallyFailed, Failed, Canceled"""
     message: _builtins.str
     app_id: _builtins.str
     backup_id: _builtins.str
@@ -627,7 +627,7 @@ class ListOperationsRequest(_message.Message):
     kind: _builtins.str
     """backup, restore, snapshot, ..."""
     phase: _builtins.str
-    """New, InProgress, Completed, PartiallyFailed, Failed, Canceled"""
+    """New, InProgress, Canceling, Completed, PartiallyFailed, Failed, Canceled"""
     app_id: _builtins.str
     page_size: _builtins.int
     """default 100, at most 1000"""

@@ -337,7 +337,8 @@ class OperationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelOperation(self, request, context):
-        """Stops a running operation (phase Canceled); a finished one: FAILED_PRECONDITION.
+        """Stops a running operation (phase Canceling, then Canceled); a finished one:
+        FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

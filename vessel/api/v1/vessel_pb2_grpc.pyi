@@ -115,7 +115,9 @@ class OperationServiceStub:
     WaitOperation: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.WaitOperationRequest, _vessel_pb2.Operation]
     ListOperations: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.ListOperationsRequest, _vessel_pb2.ListOperationsResponse]
     CancelOperation: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.CancelOperationRequest, _vessel_pb2.Operation]
-    """Stops a running operation (phase Canceled); a finished one: FAILED_PRECONDITION."""
+    """Stops a running operation (phase Canceling, then Canceled); a finished one:
+    FAILED_PRECONDITION.
+    """
 
 @_typing.type_check_only
 class OperationServiceAsyncStub(OperationServiceStub):
@@ -124,7 +126,9 @@ class OperationServiceAsyncStub(OperationServiceStub):
     WaitOperation: _aio.UnaryUnaryMultiCallable[_vessel_pb2.WaitOperationRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
     ListOperations: _aio.UnaryUnaryMultiCallable[_vessel_pb2.ListOperationsRequest, _vessel_pb2.ListOperationsResponse]  # type: ignore[assignment]
     CancelOperation: _aio.UnaryUnaryMultiCallable[_vessel_pb2.CancelOperationRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
-    """Stops a running operation (phase Canceled); a finished one: FAILED_PRECONDITION."""
+    """Stops a running operation (phase Canceling, then Canceled); a finished one:
+    FAILED_PRECONDITION.
+    """
 
 class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -154,6 +158,8 @@ class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vessel_pb2.CancelOperationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vessel_pb2.Operation, _abc.Awaitable[_vessel_pb2.Operation]]:
-        """Stops a running operation (phase Canceled); a finished one: FAILED_PRECONDITION."""
+        """Stops a running operation (phase Canceling, then Canceled); a finished one:
+        FAILED_PRECONDITION.
+        """
 
 def add_OperationServiceServicer_to_server(servicer: OperationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,102 +1,44 @@
 """Label and field selectors with the syntax and matching rules of apimachinery.
 
-Label selectors support equality (``=``, ``==``, ``!=``), set (``in``, ``notin``),
-existence (``key``, ``!key``) and numeric (``>``, ``<``) requirements joined by commas.
-Field selectors support ``=``, ``==`` and ``!=`` on the per-kind field set the real
+Label selectors are the kernel's (`vessel.kube.selectors`): equality (``=``, ``==``,
+``!=``), set (``in``, ``notin``), existence (``key``, ``!key``) and numeric (``>``,
+``<``) requirements joined by commas; a selector that does not parse is a 400 naming the
+term. Field selectors support ``=``, ``==`` and ``!=`` on the per-kind field set the real
 server indexes; any other field is rejected with 400, as the real server does.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vessel.kube import selectors
+from vessel.kube.objects import KubeObject, labels_of
+from vessel.kube.selectors import Requirement, SelectorError
 from vessel_dev.emulators.kube.errors import bad_request
 
-Obj = dict[str, Any]
-Predicate = Callable[[Obj], bool]
+Predicate = Callable[[KubeObject], bool]
 
-_KEY = r"[A-Za-z0-9][-A-Za-z0-9_./]*"
-_VALUE = r"[-A-Za-z0-9_.]*"
-_NOT_EXISTS = re.compile(rf"!\s*({_KEY})")
-_EXISTS = re.compile(rf"({_KEY})")
-_SET = re.compile(rf"({_KEY})\s+(in|notin)\s*\(([^()]*)\)")
-_COMPARE = re.compile(rf"({_KEY})\s*(==|=|!=|>|<)\s*({_VALUE})")
-
-
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    key: str
-    op: str
-    values: frozenset[str] = frozenset()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        present = self.key in labels
-        value = labels.get(self.key, "")
-        if self.op == "exists":
-            return present
-        if self.op == "!exists":
-            return not present
-        if self.op == "in":
-            return present and value in self.values
-        if self.op == "notin":
-            # apimachinery: a missing key satisfies "notin" and "!=".
-            return not present or value not in self.values
-        return present and _numeric_compare(value, self.op, next(iter(self.values)))
-
-
-def _numeric_compare(value: str, op: str, bound: str) -> bool:
-    try:
-        actual, limit = int(value), int(bound)
-    except ValueError:
-        return False
-    return actual > limit if op == ">" else actual < limit
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas outside parentheses, so ``a in (x,y),b`` yields two terms."""
-    terms, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            terms.append(text[start:i])
-            start = i + 1
-    terms.append(text[start:])
-    return terms
-
-
-def _parse_requirement(term: str) -> Requirement:
-    term = term.strip()
-    if match := _SET.fullmatch(term):
-        values = frozenset(v.strip() for v in match.group(3).split(",") if v.strip())
-        return Requirement(match.group(1), match.group(2), values)
-    if match := _COMPARE.fullmatch(term):
-        key, op, value = match.groups()
-        if op in ("=", "=="):
-            return Requirement(key, "in", frozenset({value}))
-        if op == "!=":
-            return Requirement(key, "notin", frozenset({value}))
-        if not value.lstrip("-").isdigit():
-            raise bad_request(f"unable to parse requirement: {term!r}: expected an integer")
-        return Requirement(key, op, frozenset({value}))
-    if match := _NOT_EXISTS.fullmatch(term):
-        return Requirement(match.group(1), "!exists")
-    if match := _EXISTS.fullmatch(term):
-        return Requirement(match.group(1), "exists")
-    raise bad_request(f"unable to parse requirement: found {term!r}, expected a selector term")
+_SET_VALUES = re.compile(r"\([^()]*\)")
 
 
 def parse_label_selector(text: str) -> list[Requirement]:
-    if not text.strip():
-        return []
-    return [_parse_requirement(term) for term in _split_top_level(text)]
+    """The requirements of `?labelSelector=`; a term that does not parse is a 400. Unlike
+    the kernel's parse, which skips them, an empty term (`a,` or `a,,b`) is refused too,
+    as apimachinery refuses it."""
+    try:
+        found = list(selectors.parse(text))
+    except SelectorError as exc:
+        raise bad_request(str(exc)) from None
+    if text.strip() and any(not t.strip() for t in _SET_VALUES.sub("()", text).split(",")):
+        raise bad_request("unable to parse requirement: found '', expected a selector term")
+    return found
 
 
-def labels_match(requirements: list[Requirement], obj: Obj) -> bool:
-    labels = obj.get("metadata", {}).get("labels") or {}
-    return all(req.matches(labels) for req in requirements)
+def labels_match(requirements: list[Requirement], obj: KubeObject) -> bool:
+    return selectors.matches(requirements, labels_of(obj))
 
 
 _COMMON_FIELDS = ("metadata.name", "metadata.namespace")
@@ -139,11 +81,11 @@ class FieldTerm:
     value: str
     negate: bool
 
-    def matches(self, obj: Obj) -> bool:
+    def matches(self, obj: KubeObject) -> bool:
         return (field_value(obj, self.path) == self.value) != self.negate
 
 
-def field_value(obj: Obj, path: tuple[str, ...]) -> str:
+def field_value(obj: KubeObject, path: tuple[str, ...]) -> str:
     current: Any = obj
     for part in path:
         current = current.get(part) if isinstance(current, dict) else None
@@ -186,7 +128,7 @@ def build_predicate(
     labels = parse_label_selector(label_selector)
     fields = parse_field_selector(field_selector, plural)
 
-    def predicate(obj: Obj) -> bool:
+    def predicate(obj: KubeObject) -> bool:
         meta = obj.get("metadata", {})
         if namespace is not None and meta.get("namespace") != namespace:
             return False

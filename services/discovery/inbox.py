@@ -1,0 +1,35 @@
+"""What discovery listens to, in start order.
+
+Queries from the gateway; the watches of every cluster (each cluster's informers and
+health reporter run from its registration until it is removed, and all of them stop with
+this row); and the commands about clusters and user-defined apps. Stopped in the same
+order, the command consumer last (see `main.stop`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from services.discovery import queries
+from services.discovery.context import DiscoveryContext
+from services.discovery.registry import ClusterRegistry
+from vessel.bus.inbox import Consumer, Loop, Responder, Row
+from vessel.contracts import subjects
+
+
+def rows(ctx: DiscoveryContext) -> list[Row]:
+    registry = ClusterRegistry(ctx)
+    return [
+        Responder(queries.SERVED, partial(queries.respond, ctx), queue=f"{ctx.durable}-queries"),
+        Loop("cluster watches", registry.run),
+        Consumer(
+            ctx.durable,
+            {
+                subjects.REGISTER_CLUSTER: registry.register,
+                subjects.UPDATE_CLUSTER: registry.register,
+                subjects.REMOVE_CLUSTER: registry.remove,
+                subjects.DEFINE_APP: registry.define,
+                subjects.UNDEFINE_APP: registry.undefine,
+            },
+        ),
+    ]

@@ -1,0 +1,145 @@
+"""ClusterService: the clusters of the settings and those discovery registered (KV
+`clusters`), and registering or removing one through discovery's commands; and the choice
+of clusters every infrastructure list makes (`cluster_or_all`).
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from services.gateway.auth import authz
+from services.gateway.context import GatewayContext
+from services.gateway.errors import RpcContext, guard, invalid, not_found
+from services.gateway.operations import first_time, operation_id
+from services.gateway.reads import paging
+from services.gateway.v1.infra.convert import cluster_message
+from services.gateway.validation import DNS_LABEL, IDENTIFIER, Checker
+from vessel.api.v1 import infra_pb2 as ipb
+from vessel.api.v1 import infra_pb2_grpc as irpc
+from vessel.contracts import subjects
+from vessel.contracts.commands import RegisterCluster, RemoveCluster
+from vessel.contracts.events import ClusterRecord
+
+
+async def known_clusters(ctx: GatewayContext) -> list[str]:
+    """Clusters of the settings and those discovery registered."""
+    ids = {c.id for c in ctx.settings.clusters}
+    ids.update(await ctx.clusters.keys())
+    return sorted(ids)
+
+
+async def cluster_or_all(ctx: GatewayContext, cluster: str, field: str = "cluster") -> list[str]:
+    """The cluster named (checked) or every known one the caller's scope covers."""
+    principal = authz.current()
+    known = await known_clusters(ctx)
+    if cluster:
+        if not DNS_LABEL.match(cluster):
+            raise invalid([(field, f"{cluster!r} is not a cluster id (DNS label)")])
+        if cluster not in known:
+            raise not_found(f"cluster {cluster}")
+        return [cluster]
+    return [c for c in known if principal.covers(c, None)]
+
+
+class ClusterService(irpc.ClusterServiceServicer):
+    def __init__(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+
+    async def _all(self) -> dict[str, ipb.Cluster]:
+        found: dict[str, ipb.Cluster] = {}
+        for key in await self.ctx.clusters.keys():
+            entry = await self.ctx.clusters.get(key)
+            if entry is not None and entry.value:
+                record = ClusterRecord.model_validate_json(entry.value)
+                found[record.id] = cluster_message(record)
+        for configured in self.ctx.settings.clusters:
+            if configured.id not in found:
+                found[configured.id] = ipb.Cluster(
+                    id=configured.id,
+                    source="config",
+                    state="Pending",
+                    reason="discovery has not reported on this cluster yet",
+                )
+        return found
+
+    @guard
+    async def ListClusters(
+        self, request: ipb.ListClustersRequest, context: RpcContext
+    ) -> ipb.ListClustersResponse:
+        size = paging.page_size(request.page_size)
+        principal = authz.current()
+        clusters = [
+            c
+            for c in (await self._all()).values()
+            if (not request.state or c.state == request.state) and principal.covers(c.id, None)
+        ]
+        page, token = paging.paginate(clusters, lambda c: c.id, size, request.page_token)
+        return ipb.ListClustersResponse(clusters=page, next_page_token=token)
+
+    @guard
+    async def GetCluster(self, request: ipb.GetClusterRequest, context: RpcContext) -> ipb.Cluster:
+        if not DNS_LABEL.match(request.id):
+            raise invalid([("id", f"{request.id!r} is not a cluster id (DNS label)")])
+        found = (await self._all()).get(request.id)
+        if found is None:
+            raise not_found(f"cluster {request.id}")
+        return found
+
+    @guard
+    async def RegisterCluster(
+        self, request: ipb.RegisterClusterRequest, context: RpcContext
+    ) -> ipb.ClusterChange:
+        check = Checker(self.ctx.settings)
+        if not DNS_LABEL.match(request.id):
+            check.add("id", f"{request.id!r} is not a cluster id (DNS label)")
+        if bool(request.kubeconfig) == bool(request.kubeconfig_path):
+            check.add("kubeconfig", "give exactly one of kubeconfig and kubeconfig_path")
+        check.pattern("request_id", request.request_id, IDENTIFIER, "an identifier", required=False)
+        if check.violations:
+            raise invalid(check.violations)
+        op_id = operation_id("cluster-register", request.request_id)
+        try:
+            command = RegisterCluster(
+                operation_id=op_id,
+                cluster=request.id,
+                kubeconfig=request.kubeconfig or None,
+                kubeconfig_path=request.kubeconfig_path or None,
+            )
+        except ValidationError as exc:
+            raise invalid([("request", str(exc.errors()[0]["msg"]))]) from None
+        if await first_time(self.ctx, op_id, f"register {request.id}"):
+            await self.ctx.bus.publish(subjects.REGISTER_CLUSTER, command)
+            await self._accepted("cluster.register", request.id, op_id)
+        return ipb.ClusterChange(operation_id=op_id, cluster=request.id, action="register")
+
+    @guard
+    async def RemoveCluster(
+        self, request: ipb.RemoveClusterRequest, context: RpcContext
+    ) -> ipb.ClusterChange:
+        check = Checker(self.ctx.settings)
+        if not DNS_LABEL.match(request.id):
+            check.add("id", f"{request.id!r} is not a cluster id (DNS label)")
+        check.pattern("request_id", request.request_id, IDENTIFIER, "an identifier", required=False)
+        if check.violations:
+            raise invalid(check.violations)
+        op_id = operation_id("cluster-remove", request.request_id)
+        retry = await self.ctx.requests.remembered("admin", op_id) is not None
+        if not retry and request.id not in await self.ctx.clusters.keys():
+            raise not_found(f"registered cluster {request.id}")
+        if await first_time(self.ctx, op_id, f"remove {request.id}"):
+            await self.ctx.bus.publish(
+                subjects.REMOVE_CLUSTER, RemoveCluster(operation_id=op_id, cluster=request.id)
+            )
+            await self._accepted("cluster.remove", request.id, op_id)
+        return ipb.ClusterChange(operation_id=op_id, cluster=request.id, action="remove")
+
+    async def _accepted(self, action: str, cluster: str, op_id: str) -> None:
+        """The activity record of a cluster command sent (its outcome is discovery's)."""
+        await self.ctx.activity.record(
+            action,
+            f"cluster/{cluster}",
+            "Accepted",
+            identity=authz.current().name,
+            cluster=cluster,
+            operation_id=op_id,
+        )

@@ -1,0 +1,1 @@
+"""The service of tokens.proto: API tokens."""

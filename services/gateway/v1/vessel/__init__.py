@@ -1,0 +1,1 @@
+"""The services of vessel.proto: apps, backups, restores and operations."""

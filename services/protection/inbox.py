@@ -1,0 +1,120 @@
+"""What protection listens to: the one table of its consumers, responders and loops, in
+the order they start (`vessel.bus.inbox`). The handlers are the domain flows' methods.
+
+Order matters: a consumer with `deliver_new` sees only events published after it exists,
+so the event consumers start first and the answers to the first commands handled cannot
+come before them. Durable names are stored consumer state in NATS and never change
+(`protection-composites` keeps the clone and migrate steps' name from before "mobility").
+"""
+
+from __future__ import annotations
+
+from services.protection.backup import BackupFlow
+from services.protection.bucket_admin import BucketAdmin
+from services.protection.cancel import CancelFlow
+from services.protection.context import ProtectionContext
+from services.protection.deletion import DeletionFlow
+from services.protection.hook_commands import HookCommands
+from services.protection.mobility import MobilityFlow
+from services.protection.preflight import PreflightQueries
+from services.protection.restore import RestoreFlow
+from services.protection.results import ResultRouter
+from services.protection.schedules.commands import ScheduleCommands
+from services.protection.schedules.enforcement import RetentionEnforcer
+from services.protection.schedules.scheduler import Scheduler
+from services.protection.snapshot import SnapshotFlow
+from vessel.bus.inbox import Consumer, Loop, Responder, Row
+from vessel.contracts import state, subjects
+
+QUERIES = "protection-queries"
+"""The queue group of protection's responders: replicas split the queries."""
+
+
+async def rows(ctx: ProtectionContext) -> list[Row]:
+    """Every row of protection's inbox, its flows built on `ctx`."""
+    if ctx.registry is None:
+        raise ValueError("protection's inbox needs the context's bucket registry")
+    snapshots = SnapshotFlow(ctx)
+    backups, restores = BackupFlow(ctx, snapshots), RestoreFlow(ctx)
+    results = ResultRouter(ctx, backups, restores, snapshots)
+    cancels, mobility = CancelFlow(ctx), MobilityFlow(ctx)
+    buckets = BucketAdmin(ctx.bus, await ctx.kv(state.BUCKETS), ctx.registry)
+    hooks = HookCommands(ctx.bus, await ctx.hook_store())
+    schedule_specs, runs = await ctx.kv(state.SCHEDULES), await ctx.kv(state.SCHEDULE_RUNS)
+    schedules = ScheduleCommands(ctx.bus, schedule_specs, runs)
+    deletion = DeletionFlow(ctx, await ctx.snapshot_store())
+    retention = RetentionEnforcer(ctx.bus, ctx.operations, schedule_specs, runs)
+    locks = await ctx.kv(state.PROTECTION_LOCKS)
+    scheduler = Scheduler(ctx.bus, schedule_specs, runs, locks, grace=ctx.schedule_grace)
+    return [
+        Consumer(
+            "protection-events",
+            {
+                subjects.TRANSFER_COMPLETED: results.on_transfer,
+                subjects.TRANSFER_FAILED: results.on_transfer,
+                subjects.VOLUME_PROVISIONED: restores.on_volume,
+                subjects.OPERATION_CANCELED: restores.on_canceled,
+                subjects.GROUP_SNAPSHOT_CREATED: results.on_group,
+                subjects.GROUP_SNAPSHOT_FAILED: results.on_group,
+                subjects.BACKUP_COMPLETED: cancels.on_backup_completed,
+            },
+            deliver_new=True,
+        ),
+        Consumer(
+            "protection-composites",
+            {
+                subjects.BACKUP_COMPLETED: mobility.on_backup,
+                subjects.BACKUP_FAILED: mobility.on_backup,
+                subjects.RESTORE_COMPLETED: mobility.on_restore,
+                subjects.RESTORE_FAILED: mobility.on_restore,
+            },
+            deliver_new=True,
+        ),
+        Consumer(
+            "protection-retention",
+            {
+                subjects.BACKUP_COMPLETED: retention.on_run_ended,
+                subjects.BACKUP_FAILED: retention.on_run_ended,
+                subjects.SNAPSHOT_COMPLETED: retention.on_run_ended,
+                subjects.SNAPSHOT_FAILED: retention.on_run_ended,
+                subjects.SNAPSHOTS_FORGOTTEN: deletion.on_forgotten,
+            },
+            deliver_new=True,
+        ),
+        Consumer(
+            "protection-commands",
+            {
+                subjects.CREATE_BACKUP: backups.on_command,
+                subjects.CREATE_RESTORE: restores.on_command,
+                subjects.CREATE_SNAPSHOT: snapshots.on_command,
+                subjects.CANCEL_OPERATION: cancels.on_command,
+                subjects.CREATE_CLONE: mobility.on_clone,
+                subjects.CREATE_MIGRATION: mobility.on_migration,
+                subjects.PUT_BUCKET: buckets.on_put,
+                subjects.REMOVE_BUCKET: buckets.on_remove,
+            },
+        ),
+        Consumer(
+            "protection-deletion",
+            {
+                subjects.DELETE_BACKUP: deletion.on_delete_backup,
+                subjects.DELETE_SNAPSHOT: deletion.on_delete_snapshot,
+            },
+        ),
+        Consumer(
+            "protection-schedules",
+            {
+                subjects.PUT_SCHEDULE: schedules.on_put,
+                subjects.REMOVE_SCHEDULE: schedules.on_remove,
+            },
+        ),
+        Consumer(
+            "protection-hooks",
+            {subjects.PUT_HOOK: hooks.on_put, subjects.REMOVE_HOOK: hooks.on_remove},
+        ),
+        Responder(subjects.QUERY_CATALOG, buckets.answer_catalog, queue=QUERIES),
+        Responder(
+            subjects.QUERY_RESTORE_PREFLIGHT, PreflightQueries(ctx).on_request, queue=QUERIES
+        ),
+        Loop("protection-scheduler", scheduler.run),
+    ]

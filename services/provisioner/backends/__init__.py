@@ -1,1 +1,0 @@
-"""Storage backends behind the `StorageBackend` protocol."""
