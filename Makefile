@@ -23,7 +23,7 @@ lint: setup
 	$(BIN)/python -m vessel.contracts.docs --check
 
 test: lint
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n auto --dist loadfile --durations=15
 
 docs: setup
 	$(BIN)/python -m vessel.contracts.docs

@@ -29,10 +29,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import yaml
+
+from vessel.kube.objects import KubeObject
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,7 +45,6 @@ from vessel_dev.rig.processes import NatsServer  # noqa: E402
 TOKEN = "bench-token"
 NAMESPACES = 10
 GOALS = {"inventory": 30.0, "latency": 1.0, "rss_mb": 500.0}
-Obj = dict[str, Any]
 
 
 def log(text: str) -> None:
@@ -76,7 +76,7 @@ def serve_emulators(count: int, directory: Path) -> None:
 # --- objects -----------------------------------------------------------------------------
 
 
-def app_objects(ns: str, app: str) -> list[tuple[str, Obj]]:
+def app_objects(ns: str, app: str) -> list[tuple[str, KubeObject]]:
     """(collection path, body) of one app: ~10 objects."""
     labels = {"app.kubernetes.io/instance": app, "app.kubernetes.io/component": "web"}
     meta = {"name": app, "namespace": ns, "labels": labels}
@@ -86,7 +86,7 @@ def app_objects(ns: str, app: str) -> list[tuple[str, Obj]]:
     }
     core, apps = f"/api/v1/namespaces/{ns}", f"/apis/apps/v1/namespaces/{ns}"
     pv_name = f"pv-{ns}-{app}"
-    objs: list[tuple[str, Obj]] = [
+    objs: list[tuple[str, KubeObject]] = [
         (
             "/api/v1/persistentvolumes",
             {
@@ -158,7 +158,7 @@ async def populate(urls: list[str], apps: int) -> int:
     async def fill(session: aiohttp.ClientSession, url: str) -> int:
         count = 0
 
-        async def post(path: str, body: Obj) -> None:
+        async def post(path: str, body: KubeObject) -> None:
             nonlocal count
             async with session.post(url + path, json=body, headers=headers) as resp:
                 if resp.status not in (200, 201):

@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from vessel.kube.objects import KubeObject
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -41,7 +43,6 @@ from vessel_dev.emulators.kube import KubeEmulator  # noqa: E402
 from vessel_dev.rig.btrfs import LoopBtrfs, btrfs_available  # noqa: E402
 from vessel_dev.rig.processes import NatsServer, Process  # noqa: E402
 
-Obj = dict[str, Any]
 MiB, GiB = 1 << 20, 1 << 30
 GOAL_P99, GOAL_RATE, GOAL_O1 = 1.0, 20.0, 1.2
 
@@ -91,7 +92,7 @@ class ClaimBench:
         self.created: dict[str, float] = {}
         self.bound: dict[str, float] = {}
 
-    async def _on_claim(self, type_: str, claim: Obj) -> None:
+    async def _on_claim(self, type_: str, claim: KubeObject) -> None:
         name = claim["metadata"]["name"]
         if (claim.get("status") or {}).get("phase") == "Bound" and name not in self.bound:
             self.bound[name] = time.monotonic()

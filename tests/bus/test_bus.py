@@ -235,3 +235,24 @@ async def test_tail_replays_events_from_a_point_in_time(bus: Bus) -> None:
             break
     assert seen[-1] == (subjects.TRANSFER_FAILED.subject, subjects.TRANSFER_FAILED.type, "after")
     assert all(transfer != "before" for *_, transfer in seen)
+
+
+async def test_a_second_consumer_of_the_same_commands_is_refused_naming_it(bus: Bus) -> None:
+    """A work-queue stream gives each subject to one consumer: a second durable of the same
+    commands is an error, not a consumer that silently never receives."""
+    cluster = cluster_id()
+
+    async def handler(_: object) -> None:
+        return None
+
+    first = await bus.consume(f"one-{cluster}", {subjects.MOVE_TO_BUCKET: handler}, cluster=cluster)
+    try:
+        with pytest.raises(BusError, match=f"consumer two-{cluster} on VESSEL_COMMANDS refused"):
+            await bus.consume(f"two-{cluster}", {subjects.MOVE_TO_BUCKET: handler}, cluster=cluster)
+        again = await bus.consume(
+            f"one-{cluster}", {subjects.MOVE_TO_BUCKET: handler}, cluster=cluster
+        )
+        again.cancel()
+    finally:
+        first.cancel()
+        await bus.js.delete_consumer(subjects.COMMANDS_STREAM, f"one-{cluster}")

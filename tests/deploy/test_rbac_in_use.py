@@ -32,9 +32,9 @@ from vessel.bus.nats_port import Bus
 from vessel.contracts.protection import RestoreOptions
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import Forbidden
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import KubeEmulator
 
-Obj = dict[str, Any]
 APP_NS = "shop"  # hook_kit's namespace
 As = Callable[[str], Awaitable[tuple[KubeCluster, AuthorizingProxy]]]
 
@@ -67,21 +67,21 @@ async def as_service(kube_emulator: tuple[KubeEmulator, Path], tmp_path: Path) -
         await proxy.stop()
 
 
-def _obj(api: str, kind: str, name: str, ns: str | None = APP_NS, **extra: Any) -> Obj:
-    meta: Obj = {"name": name, "labels": {"app": "shop"}}
+def _obj(api: str, kind: str, name: str, ns: str | None = APP_NS, **extra: Any) -> KubeObject:
+    meta: KubeObject = {"name": name, "labels": {"app": "shop"}}
     if ns:
         meta["namespace"] = ns
     return {"apiVersion": api, "kind": kind, "metadata": meta, **extra}
 
 
-def _pod_template() -> Obj:
+def _pod_template() -> KubeObject:
     return {
         "metadata": {"labels": {"app": "shop"}},
         "spec": {"containers": [{"name": "app", "image": "shop/app:1"}]},
     }
 
 
-def _app_objects() -> list[Obj]:
+def _app_objects() -> list[KubeObject]:
     """One object of every kind a backup of an app holds (discovery's namespaced kinds)."""
     selector = {"matchLabels": {"app": "shop"}}
     workload = {"selector": selector, "template": _pod_template()}

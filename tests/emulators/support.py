@@ -13,9 +13,9 @@ import pytest
 from kubernetes import config, watch
 from kubernetes.client import ApiClient, ApiException
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import KubeEmulator
 
-Obj = dict[str, Any]
 NS = "default"
 MERGE = "application/merge-patch+json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,29 +35,31 @@ def running(tmp_path: Path, **kwargs: Any) -> Iterator[tuple[KubeEmulator, ApiCl
         emulator.stop()
 
 
-def error_of(call: Callable[[], Any]) -> tuple[int, Obj]:
+def error_of(call: Callable[[], Any]) -> tuple[int, KubeObject]:
     with pytest.raises(ApiException) as caught:
         call()
     return caught.value.status, json.loads(caught.value.body)
 
 
-def raw_json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+def raw_json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> KubeObject:
     response = call(*args, _preload_content=False, **kwargs)
-    body: Obj = json.loads(response.data)
+    body: KubeObject = json.loads(response.data)
     return body
 
 
-def configmap(name: str, labels: dict[str, str] | None = None, **extra: Any) -> Obj:
+def configmap(name: str, labels: dict[str, str] | None = None, **extra: Any) -> KubeObject:
     return {"metadata": {"name": name, "labels": labels or {}}, "data": {"k": "v"}, **extra}
 
 
-def watch_events(func: Callable[..., Any], *args: Any, **kwargs: Any) -> list[tuple[str, Obj]]:
+def watch_events(
+    func: Callable[..., Any], *args: Any, **kwargs: Any
+) -> list[tuple[str, KubeObject]]:
     """Every event of a watch that ends by its own timeoutSeconds."""
     stream = watch.Watch().stream(func, *args, **kwargs)
     return [(event["type"], event["raw_object"]) for event in stream]
 
 
-def names(events: list[tuple[str, Obj]]) -> list[tuple[str, str]]:
+def names(events: list[tuple[str, KubeObject]]) -> list[tuple[str, str]]:
     return [(kind, obj["metadata"]["name"]) for kind, obj in events]
 
 
@@ -68,8 +70,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
-def pvc(name: str, storage_class: str | None = "vessel", volume_name: str | None = None) -> Obj:
-    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}
+def pvc(
+    name: str, storage_class: str | None = "vessel", volume_name: str | None = None
+) -> KubeObject:
+    spec: KubeObject = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "5Gi"}},
+    }
     if storage_class is not None:
         spec["storageClassName"] = storage_class
     if volume_name is not None:
@@ -77,7 +84,7 @@ def pvc(name: str, storage_class: str | None = "vessel", volume_name: str | None
     return {"metadata": {"name": name}, "spec": spec}
 
 
-def pv(name: str, claim_ref: tuple[str, str]) -> Obj:
+def pv(name: str, claim_ref: tuple[str, str]) -> KubeObject:
     return {
         "metadata": {"name": name},
         "spec": {
@@ -91,8 +98,10 @@ def pv(name: str, claim_ref: tuple[str, str]) -> Obj:
     }
 
 
-def deployment(name: str, replicas: int | None = None, containers: list[Obj] | None = None) -> Obj:
-    spec: Obj = {
+def deployment(
+    name: str, replicas: int | None = None, containers: list[KubeObject] | None = None
+) -> KubeObject:
+    spec: KubeObject = {
         "selector": {"matchLabels": {"app": name}},
         "template": {
             "metadata": {"labels": {"app": name}},

@@ -13,17 +13,17 @@ from kubernetes.client import ApiException
 from kubernetes.stream import stream
 
 from tests.emulators.support import NS, running
+from vessel.kube.objects import KubeObject
 
 pytestmark = pytest.mark.timeout(30)
-Obj = dict[str, Any]
 
 
-def pod(name: str, *containers: Obj) -> Obj:
+def pod(name: str, *containers: KubeObject) -> KubeObject:
     return {"metadata": {"name": name}, "spec": {"containers": list(containers)}}
 
 
-def container(name: str, env: dict[str, str] | None = None) -> Obj:
-    spec: Obj = {"name": name, "image": f"example/{name}:1"}
+def container(name: str, env: dict[str, str] | None = None) -> KubeObject:
+    spec: KubeObject = {"name": name, "image": f"example/{name}:1"}
     if env:
         spec["env"] = [{"name": k, "value": v} for k, v in env.items()]
     return spec

@@ -230,13 +230,3 @@ def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     assert b"kube emulator serving https://127.0.0.1:" in out
-
-
-def test_create_throughput(core: client.CoreV1Api) -> None:
-    count = 300
-    started = time.perf_counter()
-    for i in range(count):
-        core.create_namespaced_config_map(NS, {"metadata": {"name": f"perf-{i}"}})
-    rate = count / (time.perf_counter() - started)
-    # The target is 500/s; the floor is lower so a loaded CI machine does not flake.
-    assert rate > 200, f"{rate:.0f} creates/s"

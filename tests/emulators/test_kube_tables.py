@@ -4,7 +4,6 @@ through the official client so they are covered where no kubectl is installed.""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -14,7 +13,6 @@ from tests.emulators.support import NS, pv, pvc
 from vessel_cli.humanize import age as human_duration
 
 pytestmark = pytest.mark.timeout(30)
-Obj = dict[str, Any]
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 

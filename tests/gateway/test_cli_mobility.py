@@ -192,12 +192,14 @@ async def bucket_admin(world: World, kube: KubeCluster, s3_server: S3Server) -> 
     kv = await world.bus.kv("buckets")
     registry = BucketRegistry(VesselSettings(), kv, kube_secret_reader(kube))
     admin = BucketAdmin(world.bus, kv, registry)
+    durable = f"tests-cli-bucket-admin-{N.run}"
     commands = await world.bus.consume(
-        f"tests-cli-bucket-admin-{N.run}",
-        {subjects.PUT_BUCKET: admin.on_put, subjects.REMOVE_BUCKET: admin.on_remove},
+        durable, {subjects.PUT_BUCKET: admin.on_put, subjects.REMOVE_BUCKET: admin.on_remove}
     )
     yield namespace
     commands.cancel()
+    # A work-queue stream gives each subject to one consumer: leave none behind.
+    await world.bus.js.delete_consumer(subjects.COMMANDS_STREAM, durable)
 
 
 async def test_bucket_register_and_remove(run: Any, world: World, bucket_admin: str) -> None:

@@ -165,6 +165,7 @@ async def test_bad_token_requests_are_invalid(start_gateway: Starter) -> None:
         "Bearer vsl_nobody_abc",
         "Bearer vsl_",
     ],
+    ids=["none", "bare", "basic", "longer", "shorter", "unknown", "empty-name"],
 )
 async def test_wrong_credentials_are_unauthenticated(
     start_gateway: Starter, authorization: str | None

@@ -87,7 +87,7 @@ def test_prune_during_a_backup_keeps_what_the_backup_reuses(tmp_path: Path) -> N
     backup.join(30)
     pruner.join(30)
     snapshot_id = results["backup"][0]  # type: ignore[index]
-    assert results["prune"].waited_seconds >= 0.4  # type: ignore[attr-defined]
+    assert results["prune"].waited_seconds > 0  # type: ignore[attr-defined]
     fresh = open_repo(store)
     report = check(fresh, read_data=True)
     assert report.errors == []

@@ -24,8 +24,8 @@ from vessel.bus.nats_port import Bus, KeyValue
 from vessel.config import PROVISIONER_NAME, BackendConfig
 from vessel.contracts.envelope import CloudEvent
 from vessel.kube.client import KubeCluster
+from vessel.kube.objects import KubeObject
 
-Obj = dict[str, Any]
 T = TypeVar("T")
 MiB = 1 << 20
 SNAPSHOT_API = "snapshot.storage.k8s.io/v1"
@@ -136,8 +136,8 @@ class Lab:
 
     async def storage_class(
         self, name: str, parameters: dict[str, str] | None = None, **fields: Any
-    ) -> Obj:
-        body: Obj = {
+    ) -> KubeObject:
+        body: KubeObject = {
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
             "metadata": {"name": f"{name}-{self.cluster}"},
@@ -153,13 +153,13 @@ class Lab:
     async def claim(
         self,
         name: str,
-        storage_class: Obj,
+        storage_class: KubeObject,
         size: str = "64Mi",
         *,
         annotations: dict[str, str] | None = None,
         **spec: Any,
-    ) -> Obj:
-        body: Obj = {
+    ) -> KubeObject:
+        body: KubeObject = {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
             "metadata": {"name": name, "namespace": self.namespace},
@@ -174,16 +174,16 @@ class Lab:
             body["metadata"]["annotations"] = annotations
         return await self.kube.create(body)
 
-    async def get_claim(self, name: str) -> Obj | None:
+    async def get_claim(self, name: str) -> KubeObject | None:
         return await self.kube.get("v1", "PersistentVolumeClaim", name, self.namespace)
 
-    async def get_pv(self, name: str) -> Obj | None:
+    async def get_pv(self, name: str) -> KubeObject | None:
         return await self.kube.get("v1", "PersistentVolume", name)
 
-    async def bound(self, name: str, within: float = 10) -> tuple[Obj, Obj]:
+    async def bound(self, name: str, within: float = 10) -> tuple[KubeObject, KubeObject]:
         """The claim once Bound, and its PV."""
 
-        async def check() -> Obj | None:
+        async def check() -> KubeObject | None:
             claim = await self.get_claim(name)
             phase = (claim or {}).get("status", {}).get("phase")
             return claim if phase == "Bound" else None

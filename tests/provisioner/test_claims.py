@@ -16,8 +16,7 @@ from services.provisioner.claims import (
     pick_class,
 )
 from vessel.config import PROVISIONER_NAME
-
-Obj = dict[str, Any]
+from vessel.kube.objects import KubeObject
 
 
 def claim(
@@ -26,20 +25,23 @@ def claim(
     size: object = "1Gi",
     modes: list[str] | None = None,
     **extra: Any,
-) -> Obj:
-    spec: Obj = {"resources": {"requests": {"storage": size}}}
+) -> KubeObject:
+    spec: KubeObject = {"resources": {"requests": {"storage": size}}}
     if storage_class is not None:
         spec["storageClassName"] = storage_class
     if modes is not None:
         spec["accessModes"] = modes
-    obj: Obj = {"metadata": {"namespace": "shop", "name": "data", "uid": "1234-abcd"}, "spec": spec}
+    obj: KubeObject = {
+        "metadata": {"namespace": "shop", "name": "data", "uid": "1234-abcd"},
+        "spec": spec,
+    }
     for key, value in extra.items():
         obj[key] = value
     return obj
 
 
-def storage_class(name: str, *, default: bool = False, **extra: Any) -> Obj:
-    meta: Obj = {"name": name}
+def storage_class(name: str, *, default: bool = False, **extra: Any) -> KubeObject:
+    meta: KubeObject = {"name": name}
     if default:
         meta["annotations"] = {DEFAULT_CLASS_ANNOTATION: "true"}
     return {"metadata": meta, "provisioner": PROVISIONER_NAME, **extra}
@@ -61,7 +63,7 @@ def test_a_pending_unbound_claim_needs_a_volume() -> None:
         {"metadata": {"name": "d", "deletionTimestamp": "2024-01-01T00:00:00Z"}},
     ],
 )
-def test_bound_lost_or_deleting_claims_need_nothing(changes: Obj) -> None:
+def test_bound_lost_or_deleting_claims_need_nothing(changes: KubeObject) -> None:
     assert not needs_volume(claim(**changes))
 
 

@@ -20,11 +20,11 @@ from tests.provisioner.lab import Lab, wait_for
 from vessel.bus.nats_port import Bus
 from vessel.config import PROVISIONER_NAME
 from vessel.kube.client import KubeCluster
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import KubeEmulator
 from vessel_dev.rig.processes import NatsServer, Process
 
 pytestmark = pytest.mark.timeout(60)
-Obj = dict[str, Any]
 
 
 class ProvisionerProcess:
@@ -81,7 +81,7 @@ def process(
     proc.stop()
 
 
-async def storage_class(kube: KubeCluster, name: str, policy: str) -> Obj:
+async def storage_class(kube: KubeCluster, name: str, policy: str) -> KubeObject:
     return await kube.create(
         {
             "apiVersion": "storage.k8s.io/v1",
@@ -95,7 +95,7 @@ async def storage_class(kube: KubeCluster, name: str, policy: str) -> Obj:
 
 async def crash_while_provisioning(
     kube: KubeCluster, process: ProvisionerProcess, policy: str
-) -> Obj:
+) -> KubeObject:
     """Start a provisioner that dies right after the backend volume exists."""
     await storage_class(kube, f"crash-{policy.lower()}", policy)
     process.start(crash_after="volume-created")
@@ -126,7 +126,7 @@ async def test_a_crash_after_the_backend_volume_is_repaired_on_restart(
     volume_id = f"pvc-{claim['metadata']['uid']}"
     process.start()
 
-    async def bound() -> Obj | None:
+    async def bound() -> KubeObject | None:
         current = await lab.get_claim("victim")
         return current if (current or {}).get("status", {}).get("phase") == "Bound" else None
 

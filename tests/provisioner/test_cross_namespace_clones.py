@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any
 
 from services.provisioner.grants import GRANT_ANNOTATION
 from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
 from tests.provisioner.test_snapshots import ready, snapshot, snapshot_class, volume_with_data
 from vessel.kube.errors import AlreadyExists
-
-Obj = dict[str, Any]
+from vessel.kube.objects import KubeObject
 
 
 async def namespace(lab: Lab, name: str) -> None:
@@ -22,7 +20,9 @@ async def namespace(lab: Lab, name: str) -> None:
         await lab.kube.create(body)
 
 
-async def foreign_claim(lab: Lab, namespace_: str, name: str, sc: Obj, ref: Obj) -> Obj:
+async def foreign_claim(
+    lab: Lab, namespace_: str, name: str, sc: KubeObject, ref: KubeObject
+) -> KubeObject:
     await namespace(lab, namespace_)
     return await lab.kube.create(
         {
@@ -53,7 +53,7 @@ async def warning(lab: Lab, namespace: str, name: str, reason: str, text: str = 
 
 
 async def bound_in(lab: Lab, namespace: str, name: str) -> Path:
-    async def check() -> Obj | None:
+    async def check() -> KubeObject | None:
         claim = await lab.kube.get("v1", "PersistentVolumeClaim", name, namespace)
         return claim if (claim or {}).get("status", {}).get("phase") == "Bound" else None
 

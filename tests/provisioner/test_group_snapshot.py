@@ -20,8 +20,8 @@ from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
 from tests.provisioner.test_snapshots import from_snapshot, snapshot_class
 from vessel.contracts import subjects
 from vessel.contracts.group_snapshots import GroupClaim, SnapshotGroup
+from vessel.kube.objects import KubeObject
 
-Obj = dict[str, Any]
 CLAIMS = ("db", "logs", "media")
 
 
@@ -38,7 +38,7 @@ async def serving_groups(lab: Lab) -> AsyncIterator[None]:
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def app_volumes(lab: Lab) -> tuple[Obj, dict[str, Path]]:
+async def app_volumes(lab: Lab) -> tuple[KubeObject, dict[str, Path]]:
     """A class and three bound claims, each holding its own name in a file."""
     await lab.start()
     sc = await lab.storage_class("group")
@@ -73,7 +73,7 @@ async def take_over_bus(lab: Lab, cmd: SnapshotGroup, verb: str = "created") -> 
     return await wait_for(answered, f"group {cmd.group_id} {verb}")
 
 
-async def check_group(lab: Lab, result: dict[str, Any], group: str) -> list[Obj]:
+async def check_group(lab: Lab, result: dict[str, Any], group: str) -> list[KubeObject]:
     """Every member is a ready, labelled VolumeSnapshot whose data is the frozen image."""
     assert [m["claim"] for m in result["members"]] == list(CLAIMS)
     assert 0 < result["spread_seconds"] < 10

@@ -15,9 +15,9 @@ from services.provisioner.autogrow import (
 from services.provisioner.claims import ClaimRejected, DataSource, data_source, import_source
 from services.provisioner.classes import class_policy
 from services.provisioner.matching import ParameterError
+from vessel.kube.objects import KubeObject
 
 MiB, GiB = 1 << 20, 1 << 30
-Obj = dict[str, Any]
 
 
 def test_no_threshold_means_no_auto_grow() -> None:
@@ -75,7 +75,7 @@ def test_quantity_text(size: int, text: str) -> None:
     assert quantity_text(size) == text
 
 
-def storage_class(**fields: Any) -> Obj:
+def storage_class(**fields: Any) -> KubeObject:
     return {"metadata": {"name": "sc"}, **fields}
 
 
@@ -94,8 +94,8 @@ def test_auto_grow_needs_a_class_that_allows_expansion() -> None:
     assert policy is not None and policy.threshold_percent == 80
 
 
-def claim(annotations: dict[str, str] | None = None, **spec: Any) -> Obj:
-    meta: Obj = {"name": "c", "namespace": "ns", "uid": "u"}
+def claim(annotations: dict[str, str] | None = None, **spec: Any) -> KubeObject:
+    meta: KubeObject = {"name": "c", "namespace": "ns", "uid": "u"}
     if annotations:
         meta["annotations"] = annotations
     return {"metadata": meta, "spec": spec}
@@ -118,7 +118,7 @@ def test_data_sources() -> None:
         ({"kind": "PersistentVolumeClaim", "name": "x", "namespace": "other"}, "namespace other"),
     ],
 )
-def test_unsupported_data_sources_are_named(ref: Obj, named: str) -> None:
+def test_unsupported_data_sources_are_named(ref: KubeObject, named: str) -> None:
     with pytest.raises(ClaimRejected) as raised:
         data_source(claim(dataSource=ref))
     assert raised.value.reason == "InvalidDataSource" and named in str(raised.value)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from services.provisioner.adapters.base import StorageBackend
 from services.provisioner.adapters.dirfs import DirBackend
 from services.provisioner.revert import REVERT_TO, REVERTED_TO
 from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
 from tests.provisioner.test_snapshots import ready, snapshot, snapshot_class, volume_with_data
-
-Obj = dict[str, Any]
+from vessel.kube.objects import KubeObject
 
 
 async def annotate(lab: Lab, name: str, annotations: dict[str, str | None]) -> None:
@@ -26,8 +24,8 @@ async def annotate(lab: Lab, name: str, annotations: dict[str, str | None]) -> N
     )
 
 
-async def reverted(lab: Lab, name: str) -> Obj:
-    async def check() -> Obj | None:
+async def reverted(lab: Lab, name: str) -> KubeObject:
+    async def check() -> KubeObject | None:
         claim = await lab.get_claim(name)
         annotations = (claim or {}).get("metadata", {}).get("annotations") or {}
         return claim if REVERTED_TO in annotations and REVERT_TO not in annotations else None
@@ -116,7 +114,7 @@ async def test_refused_reverts_are_warnings_and_a_corrected_name_is_retried(lab:
     assert (path / "data.txt").read_text() == "mine-v1"
 
     # A snapshot that is not ready (its class is unknown, so it is never taken) is refused.
-    pending: Obj = {
+    pending: KubeObject = {
         "apiVersion": SNAPSHOT_API,
         "kind": "VolumeSnapshot",
         "metadata": {"name": "mine-pending", "namespace": lab.namespace},

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from services.provisioner.adapters.base import StorageBackend
 from services.provisioner.adapters.dirfs import DirBackend
 from services.provisioner.snapshots import FINALIZER
 from tests.provisioner.lab import SNAPSHOT_API, Lab, wait_for
 from vessel.config import PROVISIONER_NAME
+from vessel.kube.objects import KubeObject
 
-Obj = dict[str, Any]
 MiB = 1 << 20
 
 
-async def snapshot_class(lab: Lab, name: str, policy: str = "Delete") -> Obj:
+async def snapshot_class(lab: Lab, name: str, policy: str = "Delete") -> KubeObject:
     return await lab.kube.create(
         {
             "apiVersion": SNAPSHOT_API,
@@ -28,7 +27,7 @@ async def snapshot_class(lab: Lab, name: str, policy: str = "Delete") -> Obj:
     )
 
 
-async def snapshot(lab: Lab, name: str, claim: str, vsclass: Obj) -> Obj:
+async def snapshot(lab: Lab, name: str, claim: str, vsclass: KubeObject) -> KubeObject:
     return await lab.kube.create(
         {
             "apiVersion": SNAPSHOT_API,
@@ -42,12 +41,12 @@ async def snapshot(lab: Lab, name: str, claim: str, vsclass: Obj) -> Obj:
     )
 
 
-async def get_snapshot(lab: Lab, name: str) -> Obj | None:
+async def get_snapshot(lab: Lab, name: str) -> KubeObject | None:
     return await lab.kube.get(SNAPSHOT_API, "VolumeSnapshot", name, lab.namespace)
 
 
-async def ready(lab: Lab, name: str) -> Obj:
-    async def check() -> Obj | None:
+async def ready(lab: Lab, name: str) -> KubeObject:
+    async def check() -> KubeObject | None:
         vs = await get_snapshot(lab, name)
         return vs if (vs or {}).get("status", {}).get("readyToUse") is True else None
 
@@ -58,11 +57,11 @@ async def snapshot_gone(lab: Lab, name: str) -> bool:
     return await get_snapshot(lab, name) is None
 
 
-def from_snapshot(name: str) -> Obj:
+def from_snapshot(name: str) -> KubeObject:
     return {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": name}
 
 
-async def volume_with_data(lab: Lab, name: str, sc: Obj, text: str) -> tuple[str, Path]:
+async def volume_with_data(lab: Lab, name: str, sc: KubeObject, text: str) -> tuple[str, Path]:
     await lab.claim(name, sc, "32Mi")
     _, pv = await lab.bound(name)
     path = Path(pv["spec"]["hostPath"]["path"])

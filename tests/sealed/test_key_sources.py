@@ -47,7 +47,9 @@ def test_scrypt_costs_from_the_bucket_are_bounded(n: int) -> None:
         PasswordKey("legacy password").unwrap({**LEGACY, "n": n})
 
 
-@pytest.mark.parametrize("value", ["", "not base64!", new_secret_value()[:20]])
+@pytest.mark.parametrize(
+    "value", ["", "not base64!", new_secret_value()[:20]], ids=["empty", "not-base64", "short"]
+)
 def test_a_secret_without_a_32_byte_key_is_unavailable_naming_it(value: str) -> None:
     with pytest.raises(KeyUnavailable, match="Secret vessel/bucket-key key 'k'") as caught:
         SecretKey(value, "vessel", "bucket-key", "k")

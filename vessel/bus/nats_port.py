@@ -41,6 +41,7 @@ from nats.js.errors import (
     InvalidKeyError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
+    NotFoundError,
 )
 from nats.js.kv import KeyValue as NatsKeyValue
 from opentelemetry.trace import Span, SpanKind
@@ -274,8 +275,16 @@ class Bus:
         )
         try:
             await self.js.add_consumer(stream, config)
-        except BadRequestError:
-            pass  # exists with settings a previous version chose; keep its position
+        except BadRequestError as exc:
+            # It exists with settings a previous version chose: keep its position. Any other
+            # refusal (a work-queue stream gives each subject to one consumer) must be seen,
+            # not become a consumer that never receives.
+            try:
+                await self.js.consumer_info(stream, durable)
+            except NotFoundError:
+                raise BusError(
+                    f"consumer {durable} on {stream} refused: {exc.description}"
+                ) from exc
         sub = await self.js.pull_subscribe_bind(durable, stream=stream)
         by_type = {m.type: h for m, h in handlers.items()}
         task = asyncio.create_task(self._loop(sub, stream, by_type), name=f"consume:{durable}")

@@ -30,9 +30,9 @@ from kubernetes.stream import stream as ws_stream
 
 from vessel.kube import errors
 from vessel.kube.exec_stream import ExecResult, connect_error, exit_code, read_exec
+from vessel.kube.objects import KubeObject
 
 T = TypeVar("T")
-Obj = dict[str, Any]
 Argv = list[str]
 """A command and its arguments (`list` is a method name inside `KubeCluster`)."""
 MERGE_PATCH = "application/merge-patch+json"
@@ -112,7 +112,7 @@ class KubeCluster:
 
     async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> Obj | None:
+    ) -> KubeObject | None:
         try:
             return await self._call(
                 f"get {kind} {namespace}/{name}",
@@ -129,10 +129,10 @@ class KubeCluster:
         kind: str,
         namespace: str | None = None,
         label_selector: str | None = None,
-    ) -> tuple[list[Obj], str]:
+    ) -> tuple[list[KubeObject], str]:
         """Items and the list's resourceVersion (where a watch resumes)."""
 
-        def run() -> tuple[list[Obj], str]:
+        def run() -> tuple[list[KubeObject], str]:
             result = self._resource(api_version, kind).get(
                 namespace=namespace, label_selector=label_selector
             )
@@ -141,7 +141,7 @@ class KubeCluster:
 
         return await self._call(f"list {kind}", run)
 
-    async def create(self, obj: Obj) -> Obj:
+    async def create(self, obj: KubeObject) -> KubeObject:
         meta = obj.get("metadata", {})
         return await self._call(
             f"create {obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}",
@@ -158,22 +158,22 @@ class KubeCluster:
         kind: str,
         name: str,
         namespace: str | None,
-        patch: Obj,
+        patch: KubeObject,
         *,
         status: bool = False,
-    ) -> Obj:
-        def run() -> Obj:
+    ) -> KubeObject:
+        def run() -> KubeObject:
             resource = self._resource(api_version, kind)
             if status:
                 resource = resource.subresources["status"]
-            patched: Obj = resource.patch(
+            patched: KubeObject = resource.patch(
                 body=patch, name=name, namespace=namespace, content_type=MERGE_PATCH
             ).to_dict()
             return patched
 
         return await self._call(f"patch {kind} {namespace}/{name}", run)
 
-    async def replace(self, obj: Obj) -> Obj:
+    async def replace(self, obj: KubeObject) -> KubeObject:
         """PUT `obj` over the stored object; `metadata.resourceVersion` must be the stored
         one (Conflict otherwise), so a concurrent change is never overwritten unseen."""
         meta = obj.get("metadata", {})
@@ -272,7 +272,13 @@ class KubeCluster:
             api.close()
 
     async def emit_event(
-        self, involved: Obj, reason: str, message: str, *, component: str, type_: str = "Warning"
+        self,
+        involved: KubeObject,
+        reason: str,
+        message: str,
+        *,
+        component: str,
+        type_: str = "Warning",
     ) -> None:
         """Record a Kubernetes Event on `involved` (what `kubectl describe` shows)."""
         meta = involved["metadata"]
@@ -311,10 +317,10 @@ class KubeCluster:
         *,
         namespace: str | None = None,
         timeout_seconds: int = 30,
-    ) -> AsyncIterator[tuple[str, Obj]]:
+    ) -> AsyncIterator[tuple[str, KubeObject]]:
         """(type, object) events after `resource_version`; raises `Gone` when it expired."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Obj] | Exception | None] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[str, KubeObject] | Exception | None] = asyncio.Queue()
         watcher = watch.Watch()
 
         def pump() -> None:
@@ -350,7 +356,7 @@ class KubeCluster:
         namespace: str | None,
         resource_version: str,
         timeout: int,
-    ) -> Iterator[tuple[str, Obj]]:
+    ) -> Iterator[tuple[str, KubeObject]]:
         resource = self._resource(api_version, kind)
         for event in self._dyn_watch(resource, watcher, namespace, resource_version, timeout):
             yield str(event["type"]), dict(event["raw_object"])

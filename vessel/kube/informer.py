@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from vessel.kube.errors import Gone, KubeError
+from vessel.kube.objects import KubeObject
 
 log = logging.getLogger("vessel.kube.informer")
-Obj = dict[str, Any]
-OnChange = Callable[[str, Obj], Awaitable[None]]
+OnChange = Callable[[str, KubeObject], Awaitable[None]]
 
 
 class Watchable(Protocol):
@@ -26,7 +26,7 @@ class Watchable(Protocol):
         kind: str,
         namespace: str | None = None,
         label_selector: str | None = None,
-    ) -> tuple[list[Obj], str]: ...
+    ) -> tuple[list[KubeObject], str]: ...
 
     def watch(
         self,
@@ -39,7 +39,7 @@ class Watchable(Protocol):
     ) -> Any: ...
 
 
-def key_of(obj: Obj) -> str:
+def key_of(obj: KubeObject) -> str:
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace') or ''}/{meta.get('name')}"
 
@@ -59,7 +59,7 @@ class Informer:
         self.kind = kind
         self.namespace = namespace
         self.watch_timeout = watch_timeout
-        self.cache: dict[str, Obj] = {}
+        self.cache: dict[str, KubeObject] = {}
         self.synced = asyncio.Event()
         self.resource_version = ""
 
@@ -119,7 +119,7 @@ class Informer:
                 self.cache[key_of(obj)] = obj
             await self._notify(on_change, type_, obj)
 
-    async def _notify(self, on_change: OnChange, type_: str, obj: Obj) -> None:
+    async def _notify(self, on_change: OnChange, type_: str, obj: KubeObject) -> None:
         try:
             await on_change(type_, obj)
         except Exception:  # one bad object must not stop the informer

@@ -11,14 +11,12 @@ provisioner deletes the PVs it provisioned, as in a real cluster).
 from __future__ import annotations
 
 import copy
-from typing import Any
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube.edits import edit, set_status
 from vessel_dev.emulators.kube.kinds import Kind, core, named
 from vessel_dev.emulators.kube.objects import meta
 from vessel_dev.emulators.kube.store import Store
-
-Obj = dict[str, Any]
 
 PVC = core("persistentvolumeclaims")
 PV = core("persistentvolumes")
@@ -31,7 +29,7 @@ DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 SELECTED_NODE_ANNOTATION = "volume.kubernetes.io/selected-node"
 
 
-def admit(store: Store, kind: Kind, obj: Obj) -> None:
+def admit(store: Store, kind: Kind, obj: KubeObject) -> None:
     if kind is PV:
         # The real controller moves new PVs to Available with one more write.
         obj["status"] = {"phase": "Available"}
@@ -52,14 +50,14 @@ def _default_storage_class(store: Store) -> str | None:
     return meta(defaults[-1])["name"] if defaults else None
 
 
-def sync_volume(store: Store, pv: Obj) -> None:
+def sync_volume(store: Store, pv: KubeObject) -> None:
     ref = pv.get("spec", {}).get("claimRef") or {}
     claim = store.find(PVC, ref.get("namespace") or "", ref.get("name") or "")
     if claim is not None:
         _bind(store, pv, claim)
 
 
-def sync_claim(store: Store, claim: Obj) -> None:
+def sync_claim(store: Store, claim: KubeObject) -> None:
     for pv in list(store.iter(PV, lambda pv: _claims(pv, claim))):
         _bind(store, pv, claim)
     claim = store.get(PVC, meta(claim)["namespace"], meta(claim)["name"])
@@ -67,7 +65,7 @@ def sync_claim(store: Store, claim: Obj) -> None:
         _annotate_provisioner(store, claim)
 
 
-def release(store: Store, claim: Obj) -> None:
+def release(store: Store, claim: KubeObject) -> None:
     """The claim is gone: PVs bound to it become Released."""
     for pv in list(store.iter(PV, lambda pv: _claims(pv, claim))):
         if pv.get("status", {}).get("phase") == "Bound":
@@ -75,14 +73,14 @@ def release(store: Store, claim: Obj) -> None:
             store.patch(PV, "", meta(pv)["name"], change, status_only=True)
 
 
-def _claims(pv: Obj, claim: Obj) -> bool:
+def _claims(pv: KubeObject, claim: KubeObject) -> bool:
     ref = pv.get("spec", {}).get("claimRef") or {}
     where = (ref.get("namespace"), ref.get("name"))
     same = where == (meta(claim)["namespace"], meta(claim)["name"])
     return same and ref.get("uid") in (None, "", meta(claim)["uid"])
 
 
-def _bind(store: Store, pv: Obj, claim: Obj) -> None:
+def _bind(store: Store, pv: KubeObject, claim: KubeObject) -> None:
     if not _claims(pv, claim) or meta(claim).get("deletionTimestamp"):
         return
     pv_name = meta(pv)["name"]
@@ -102,7 +100,7 @@ def _bind(store: Store, pv: Obj, claim: Obj) -> None:
     store.patch(PVC, namespace, name, bound, status_only=True)
 
 
-def _claim_volume(claim: Obj, pv_name: str, bound_by_controller: bool) -> None:
+def _claim_volume(claim: KubeObject, pv_name: str, bound_by_controller: bool) -> None:
     claim.setdefault("spec", {})["volumeName"] = pv_name
     annotations = claim["metadata"].setdefault("annotations", {})
     annotations["pv.kubernetes.io/bind-completed"] = "yes"
@@ -110,7 +108,7 @@ def _claim_volume(claim: Obj, pv_name: str, bound_by_controller: bool) -> None:
         annotations["pv.kubernetes.io/bound-by-controller"] = "yes"
 
 
-def _annotate_provisioner(store: Store, claim: Obj) -> None:
+def _annotate_provisioner(store: Store, claim: KubeObject) -> None:
     """Hand a pending claim to its class's external provisioner, as the real controller does."""
     annotations = meta(claim).get("annotations") or {}
     class_name = claim.get("spec", {}).get("storageClassName")

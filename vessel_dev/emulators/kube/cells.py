@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from vessel.kube.objects import KubeObject
 from vessel_cli.humanize import age as human_duration
 
-Obj = dict[str, Any]
 _ACCESS_MODES = (
     ("ReadWriteOnce", "RWO"),
     ("ReadOnlyMany", "ROX"),
@@ -31,7 +31,7 @@ def since(timestamp: Any) -> str:
     return human_duration((datetime.now(UTC) - then).total_seconds())
 
 
-def _meta(obj: Obj) -> Obj:
+def _meta(obj: KubeObject) -> KubeObject:
     value = obj.get("metadata")
     return value if isinstance(value, dict) else {}
 
@@ -42,15 +42,15 @@ def _get(obj: Any, *path: str) -> Any:
     return obj
 
 
-def name(obj: Obj) -> str:
+def name(obj: KubeObject) -> str:
     return str(_meta(obj).get("name", ""))
 
 
-def age(obj: Obj) -> str:
+def age(obj: KubeObject) -> str:
     return since(_meta(obj).get("creationTimestamp"))
 
 
-def phase(obj: Obj) -> str:
+def phase(obj: KubeObject) -> str:
     if _meta(obj).get("deletionTimestamp"):
         return "Terminating"
     return str(_get(obj, "status", "phase") or "")
@@ -65,7 +65,7 @@ def _or_none(value: Any) -> str:
     return str(value) if value not in (None, "") else "<none>"
 
 
-def claim(obj: Obj) -> list[Any]:
+def claim(obj: KubeObject) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     bound = bool(spec.get("volumeName"))
     return [
@@ -80,7 +80,7 @@ def claim(obj: Obj) -> list[Any]:
     ]
 
 
-def volume(obj: Obj) -> list[Any]:
+def volume(obj: KubeObject) -> list[Any]:
     spec, ref = obj.get("spec") or {}, _get(obj, "spec", "claimRef") or {}
     return [
         (spec.get("capacity") or {}).get("storage", ""),
@@ -96,7 +96,7 @@ def volume(obj: Obj) -> list[Any]:
     ]
 
 
-def pod(obj: Obj) -> list[Any]:
+def pod(obj: KubeObject) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     statuses = status.get("containerStatuses") or []
     reason = status.get("reason") or status.get("phase") or ""
@@ -114,16 +114,16 @@ def pod(obj: Obj) -> list[Any]:
     ]
 
 
-def _selector(obj: Obj) -> str:
+def _selector(obj: KubeObject) -> str:
     labels = _get(obj, "spec", "selector", "matchLabels") or {}
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
 
 
-def _containers(obj: Obj) -> list[Obj]:
+def _containers(obj: KubeObject) -> list[KubeObject]:
     return list(_get(obj, "spec", "template", "spec", "containers") or [])
 
 
-def deployment(obj: Obj) -> list[Any]:
+def deployment(obj: KubeObject) -> list[Any]:
     status, replicas = obj.get("status") or {}, _get(obj, "spec", "replicas")
     return [
         f"{status.get('readyReplicas', 0)}/{1 if replicas is None else replicas}",
@@ -136,7 +136,7 @@ def deployment(obj: Obj) -> list[Any]:
     ]
 
 
-def statefulset(obj: Obj) -> list[Any]:
+def statefulset(obj: KubeObject) -> list[Any]:
     status, replicas = obj.get("status") or {}, _get(obj, "spec", "replicas")
     ready = f"{status.get('readyReplicas', 0)}/{1 if replicas is None else replicas}"
     containers = _containers(obj)
@@ -144,7 +144,7 @@ def statefulset(obj: Obj) -> list[Any]:
     return [ready, age(obj), names, ",".join(c.get("image", "") for c in containers)]
 
 
-def storage_class(obj: Obj) -> list[Any]:
+def storage_class(obj: KubeObject) -> list[Any]:
     annotations = _meta(obj).get("annotations") or {}
     default = annotations.get("storageclass.kubernetes.io/is-default-class") == "true"
     return [
@@ -157,7 +157,7 @@ def storage_class(obj: Obj) -> list[Any]:
     ]
 
 
-def event(obj: Obj) -> list[Any]:
+def event(obj: KubeObject) -> list[Any]:
     involved = obj.get("involvedObject") or {}
     first = since(obj.get("firstTimestamp") or obj.get("eventTime"))
     last = since(obj.get("lastTimestamp")) if obj.get("lastTimestamp") else first
@@ -178,7 +178,7 @@ def event(obj: Obj) -> list[Any]:
     ]
 
 
-def snapshot(obj: Obj) -> list[Any]:
+def snapshot(obj: KubeObject) -> list[Any]:
     return [
         _get(obj, "status", "readyToUse"),
         _get(obj, "spec", "source", "persistentVolumeClaimName"),
@@ -191,7 +191,7 @@ def snapshot(obj: Obj) -> list[Any]:
     ]
 
 
-def snapshot_content(obj: Obj) -> list[Any]:
+def snapshot_content(obj: KubeObject) -> list[Any]:
     ref = _get(obj, "spec", "volumeSnapshotRef") or {}
     return [
         _get(obj, "status", "readyToUse"),

@@ -8,16 +8,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import binder, protection
 from vessel_dev.emulators.kube.edits import edit, set_status
 from vessel_dev.emulators.kube.history import DELETED, Event
 from vessel_dev.emulators.kube.kinds import Kind, core, named
 from vessel_dev.emulators.kube.objects import meta
 from vessel_dev.emulators.kube.store import Store
-
-Obj = dict[str, Any]
 
 PVC = core("persistentvolumeclaims")
 PV = core("persistentvolumes")
@@ -35,7 +32,7 @@ def install(store: Store) -> None:
     store.add_hook(lambda event: _dispatch(store, event))
 
 
-def _admit(store: Store, kind: Kind, obj: Obj) -> None:
+def _admit(store: Store, kind: Kind, obj: KubeObject) -> None:
     binder.admit(store, kind, obj)
     protection.admit(kind, obj)
 
@@ -71,19 +68,19 @@ def _on_deleted(store: Store, event: Event) -> None:
         protection.pod_changed(store, event.prev)
 
 
-def _current(store: Store, event: Event) -> Obj | None:
+def _current(store: Store, event: Event) -> KubeObject | None:
     obj = store.find(event.kind, *_key(event.obj))
     return obj if obj is not None and meta(obj)["uid"] == meta(event.obj)["uid"] else None
 
 
-def _key(obj: Obj) -> tuple[str, str]:
+def _key(obj: KubeObject) -> tuple[str, str]:
     return meta(obj).get("namespace", ""), meta(obj)["name"]
 
 
-def _sync_workload(store: Store, kind: Kind, obj: Obj) -> None:
+def _sync_workload(store: Store, kind: Kind, obj: KubeObject) -> None:
     replicas = obj.get("spec", {}).get("replicas")
     desired = 1 if replicas is None else int(replicas)
-    want: Obj = {
+    want: KubeObject = {
         "observedGeneration": meta(obj).get("generation", 1),
         "replicas": desired,
         "readyReplicas": desired,

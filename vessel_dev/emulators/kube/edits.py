@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-Obj = dict[str, Any]
+from vessel.kube.objects import KubeObject
 
 
-def edit(change: Callable[[Obj], Any]) -> Callable[[Obj], Obj]:
+def edit(change: Callable[[KubeObject], Any]) -> Callable[[KubeObject], KubeObject]:
     """Adapt an in-place edit of the (already copied) object to Store.patch's contract."""
 
-    def apply(obj: Obj) -> Obj:
+    def apply(obj: KubeObject) -> KubeObject:
         change(obj)
         return obj
 
     return apply
 
 
-def set_status(obj: Obj, **fields: Any) -> None:
+def set_status(obj: KubeObject, **fields: Any) -> None:
     """Set status fields in place; a None value removes the field."""
     status = obj.setdefault("status", {})
     for key, value in fields.items():
@@ -28,8 +28,8 @@ def set_status(obj: Obj, **fields: Any) -> None:
             status[key] = value
 
 
-def drop_finalizer(name: str) -> Callable[[Obj], Obj]:
-    def change(obj: Obj) -> None:
+def drop_finalizer(name: str) -> Callable[[KubeObject], KubeObject]:
+    def change(obj: KubeObject) -> None:
         obj["metadata"]["finalizers"] = [
             f for f in obj["metadata"].get("finalizers") or [] if f != name
         ]

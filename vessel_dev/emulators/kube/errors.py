@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube.kinds import Kind
-
-Obj = dict[str, Any]
 
 
 class ApiError(Exception):
     """A failed request; ``status()`` is the body the real API server would send."""
 
-    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, details: KubeObject | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.details = details
 
-    def status(self) -> Obj:
+    def status(self) -> KubeObject:
         return failure_status(self.code, self.reason, self.message, self.details)
 
 
-def failure_status(code: int, reason: str, message: str, details: Obj | None = None) -> Obj:
-    body: Obj = {
+def failure_status(
+    code: int, reason: str, message: str, details: KubeObject | None = None
+) -> KubeObject:
+    body: KubeObject = {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
@@ -40,9 +41,9 @@ def failure_status(code: int, reason: str, message: str, details: Obj | None = N
     return body
 
 
-def _details(kind: Kind, name: str, kind_field: str | None = None) -> Obj:
+def _details(kind: Kind, name: str, kind_field: str | None = None) -> KubeObject:
     # The real server omits empty fields (Go omitempty), so clients never see group "".
-    details: Obj = {"name": name, "kind": kind_field or kind.plural}
+    details: KubeObject = {"name": name, "kind": kind_field or kind.plural}
     if kind.group:
         details["group"] = kind.group
     return details

@@ -31,11 +31,11 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import errors
 from vessel_dev.emulators.kube.kinds import core
 from vessel_dev.emulators.kube.store import Store
 
-Obj = dict[str, Any]
 PROTOCOL = "v4.channel.k8s.io"
 STDOUT, STDERR, ERROR = 1, 2, 3
 _PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec/?$")
@@ -62,11 +62,11 @@ def match(path: str) -> tuple[str, str] | None:
     return (found.group(1), found.group(2)) if found else None
 
 
-def success() -> Obj:
+def success() -> KubeObject:
     return {"metadata": {}, "status": "Success"}
 
 
-def exit_failure(code: int) -> Obj:
+def exit_failure(code: int) -> KubeObject:
     return {
         "metadata": {},
         "status": "Failure",
@@ -76,7 +76,7 @@ def exit_failure(code: int) -> Obj:
     }
 
 
-def start_failure(message: str) -> Obj:
+def start_failure(message: str) -> KubeObject:
     """What the kubelet reports when the runtime cannot start the command at all."""
     return {
         "metadata": {},
@@ -188,7 +188,7 @@ def _environment(req: ExecRequest, cwd: Path) -> dict[str, str]:
     return base | req.env
 
 
-async def _run(ws: web.WebSocketResponse, req: ExecRequest, cwd: Path) -> Obj | None:
+async def _run(ws: web.WebSocketResponse, req: ExecRequest, cwd: Path) -> KubeObject | None:
     """Run the command, streaming its output; the final Status, or None if the client left."""
     pipe = asyncio.subprocess.PIPE
     devnull = asyncio.subprocess.DEVNULL

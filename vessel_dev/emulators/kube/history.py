@@ -6,12 +6,11 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube.errors import expired
 from vessel_dev.emulators.kube.kinds import Kind
 
-Obj = dict[str, Any]
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
 
@@ -20,12 +19,12 @@ class Event:
     rv: int
     type: str
     kind: Kind
-    obj: Obj
+    obj: KubeObject
     # The object before this write; watchers need it to see selector transitions.
-    prev: Obj | None
+    prev: KubeObject | None
 
 
-def with_rv(obj: Obj, rv: int) -> Obj:
+def with_rv(obj: KubeObject, rv: int) -> KubeObject:
     """Shallow copy carrying another resourceVersion; stored objects are never mutated."""
     return {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(rv)}}
 
@@ -33,14 +32,16 @@ def with_rv(obj: Obj, rv: int) -> Obj:
 class Watcher:
     """One watch stream's filter and queue; ``None`` in the queue means "close"."""
 
-    def __init__(self, kind: Kind, predicate: Callable[[Obj], bool], max_pending: int) -> None:
+    def __init__(
+        self, kind: Kind, predicate: Callable[[KubeObject], bool], max_pending: int
+    ) -> None:
         self.kind = kind
         self.predicate = predicate
-        self.queue: asyncio.Queue[tuple[str, Obj] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[str, KubeObject] | None] = asyncio.Queue()
         self._max_pending = max_pending
         self.closed = False
 
-    def translate(self, event: Event) -> tuple[str, Obj] | None:
+    def translate(self, event: Event) -> tuple[str, KubeObject] | None:
         """Map a store event to what this watcher sees, as k8s.io/apiserver's cacher does."""
         if event.kind is not self.kind:
             return None

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from vessel.kube.objects import KubeObject
 
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 STATUS_VERBS = ["get", "patch", "update"]
@@ -104,7 +103,7 @@ def group_versions() -> dict[str, list[str]]:
     return groups
 
 
-def version_doc() -> Obj:
+def version_doc() -> KubeObject:
     return {
         "major": "1",
         "minor": "31",
@@ -118,7 +117,7 @@ def version_doc() -> Obj:
     }
 
 
-def api_versions_doc(server_address: str) -> Obj:
+def api_versions_doc(server_address: str) -> KubeObject:
     return {
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -128,25 +127,25 @@ def api_versions_doc(server_address: str) -> Obj:
     }
 
 
-def _group_entry(name: str, versions: list[str]) -> Obj:
+def _group_entry(name: str, versions: list[str]) -> KubeObject:
     entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
     return {"name": name, "versions": entries, "preferredVersion": entries[0]}
 
 
-def api_group_list_doc() -> Obj:
+def api_group_list_doc() -> KubeObject:
     groups = [_group_entry(name, vs) for name, vs in group_versions().items()]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def api_group_doc(group: str) -> Obj | None:
+def api_group_doc(group: str) -> KubeObject | None:
     versions = group_versions().get(group)
     if versions is None:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_group_entry(group, versions)}
 
 
-def _resource_entries(kind: Kind) -> list[Obj]:
-    main: Obj = {
+def _resource_entries(kind: Kind) -> list[KubeObject]:
+    main: KubeObject = {
         "name": kind.plural,
         "singularName": kind.kind.lower(),
         "namespaced": kind.namespaced,
@@ -169,7 +168,7 @@ def _resource_entries(kind: Kind) -> list[Obj]:
     return entries
 
 
-def api_resource_list_doc(group: str, version: str) -> Obj | None:
+def api_resource_list_doc(group: str, version: str) -> KubeObject | None:
     kinds = [k for k in KINDS if k.group == group and k.version == version]
     if not kinds:
         return None

@@ -14,18 +14,16 @@ import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import errors
 from vessel_dev.emulators.kube.kinds import Kind
 from vessel_dev.emulators.kube.objects import meta
 
-Obj = dict[str, Any]
-
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    items: list[Obj]
+    items: list[KubeObject]
     resource_version: int
     continue_token: str
     remaining: int | None
@@ -46,7 +44,7 @@ def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
 
 
 def paginate(
-    items: Iterable[Obj], store_rv: int, limit: int, token: str, count_remaining: bool
+    items: Iterable[KubeObject], store_rv: int, limit: int, token: str, count_remaining: bool
 ) -> Page:
     """Take one page from ``items`` (already in key order and filtered)."""
     rv, after = store_rv, None
@@ -63,13 +61,13 @@ def paginate(
     return Page(page, rv, encode_continue(rv, *last), len(rest) if count_remaining else None)
 
 
-def _key(obj: Obj) -> tuple[str, str]:
+def _key(obj: KubeObject) -> tuple[str, str]:
     metadata = meta(obj)
     return metadata.get("namespace", ""), metadata["name"]
 
 
-def list_document(kind: Kind, page: Page) -> Obj:
-    metadata: Obj = {"resourceVersion": str(page.resource_version)}
+def list_document(kind: Kind, page: Page) -> KubeObject:
+    metadata: KubeObject = {"resourceVersion": str(page.resource_version)}
     if page.continue_token:
         metadata["continue"] = page.continue_token
     if page.remaining is not None:

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import errors
 from vessel_dev.emulators.kube.kinds import Kind, core
-
-Obj = dict[str, Any]
 
 # Fields the server owns: client values are ignored on update, as the real server does.
 _SERVER_OWNED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -40,12 +39,12 @@ def unused_name(kind: Kind, prefix: str, taken: Callable[[str], bool]) -> str:
     raise errors.already_exists(kind, prefix)
 
 
-def meta(obj: Obj) -> Obj:
+def meta(obj: KubeObject) -> KubeObject:
     metadata = obj.get("metadata")
     return metadata if isinstance(metadata, dict) else {}
 
 
-def require_object(body: Any) -> Obj:
+def require_object(body: Any) -> KubeObject:
     if not isinstance(body, dict):
         raise errors.bad_request("the request body must be a JSON object")
     metadata = body.get("metadata", {})
@@ -54,7 +53,7 @@ def require_object(body: Any) -> Obj:
     return body
 
 
-def _check_namespace(kind: Kind, namespace: str, metadata: Obj, name: str) -> None:
+def _check_namespace(kind: Kind, namespace: str, metadata: KubeObject, name: str) -> None:
     body_ns = metadata.get("namespace")
     if kind.namespaced and body_ns and body_ns != namespace:
         raise errors.invalid(
@@ -67,7 +66,7 @@ def _check_namespace(kind: Kind, namespace: str, metadata: Obj, name: str) -> No
         )
 
 
-def prepare_create(kind: Kind, namespace: str, body: Obj) -> Obj:
+def prepare_create(kind: Kind, namespace: str, body: KubeObject) -> KubeObject:
     """Validate a create body and fill the server-owned metadata except resourceVersion."""
     obj = copy.deepcopy(require_object(body))
     metadata = obj.setdefault("metadata", {})
@@ -102,7 +101,9 @@ def prepare_create(kind: Kind, namespace: str, body: Obj) -> Obj:
     return obj
 
 
-def prepare_update(kind: Kind, current: Obj, body: Obj, status_only: bool) -> Obj:
+def prepare_update(
+    kind: Kind, current: KubeObject, body: KubeObject, status_only: bool
+) -> KubeObject:
     """Merge a replacement body onto the stored object under the status subresource rules."""
     body = require_object(body)
     name = meta(current)["name"]
@@ -129,21 +130,21 @@ def prepare_update(kind: Kind, current: Obj, body: Obj, status_only: bool) -> Ob
     return new
 
 
-def _set_or_drop(target: Obj, key: str, value: Any) -> None:
+def _set_or_drop(target: KubeObject, key: str, value: Any) -> None:
     if value is None:
         target.pop(key, None)
     else:
         target[key] = value
 
 
-def spec_changed(old: Obj, new: Obj) -> bool:
+def spec_changed(old: KubeObject, new: KubeObject) -> bool:
     """Anything outside metadata and status is "spec" for generation purposes."""
     ignored = {"metadata", "status", "kind", "apiVersion"}
     keys = (old.keys() | new.keys()) - ignored
     return any(old.get(k) != new.get(k) for k in keys)
 
 
-def same_content(old: Obj, new: Obj) -> bool:
+def same_content(old: KubeObject, new: KubeObject) -> bool:
     """Whether a write would change nothing; the real server then skips it (no new rv)."""
     if old.keys() != new.keys() or any(old[k] != new[k] for k in old if k != "metadata"):
         return False
@@ -152,7 +153,7 @@ def same_content(old: Obj, new: Obj) -> bool:
     return old_meta == new_meta
 
 
-def mark_deleting(obj: Obj) -> Obj:
+def mark_deleting(obj: KubeObject) -> KubeObject:
     new = copy.deepcopy(obj)
     metadata = new["metadata"]
     metadata["deletionTimestamp"] = now()
@@ -161,12 +162,12 @@ def mark_deleting(obj: Obj) -> Obj:
     return new
 
 
-def resource_version_of(obj: Obj) -> str:
+def resource_version_of(obj: KubeObject) -> str:
     value = meta(obj).get("resourceVersion")
     return str(value) if value else ""
 
 
-def check_preconditions(kind: Kind, current: Obj, preconditions: Obj) -> None:
+def check_preconditions(kind: Kind, current: KubeObject, preconditions: KubeObject) -> None:
     """DeleteOptions.preconditions: uid and resourceVersion must match the stored object."""
     for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
         wanted, actual = preconditions.get(field), meta(current).get(field)

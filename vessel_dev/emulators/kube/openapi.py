@@ -15,11 +15,10 @@ written here by hand for the handful of fields used. JSON is served on request.
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube.kinds import KINDS, Kind, version_doc
 
-Obj = dict[str, Any]
 # The Accept header names it with "@v1.0"; replies spell it with a dot, which Go can parse.
 PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 _GVK = "x-kubernetes-group-version-kind"
@@ -36,11 +35,11 @@ def item_path(kind: Kind) -> str:
     return f"{root}{scope}/{kind.plural}/{{name}}"
 
 
-def _gvk(kind: Kind) -> Obj:
+def _gvk(kind: Kind) -> KubeObject:
     return {"group": kind.group, "kind": kind.kind, "version": kind.version}
 
 
-def document() -> Obj:
+def document() -> KubeObject:
     """The JSON form of the document."""
     paths = {item_path(k): {"patch": {_GVK: _gvk(k), "responses": {}}} for k in KINDS}
     info = {"title": "Kubernetes", "version": version_doc()["gitVersion"]}

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import cells
 from vessel_dev.emulators.kube.kinds import SNAPSHOT
 
-Obj = dict[str, Any]
-Cells = Callable[[Obj], list[Any]]
+Cells = Callable[[KubeObject], list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class Printer:
     columns: tuple[str, ...]  # "Name[:type][+]": "+" marks a wide (priority 1) column
     row: Cells
 
-    def definitions(self) -> list[Obj]:
+    def definitions(self) -> list[KubeObject]:
         result = []
         for spec in self.columns:
             wide = spec.endswith("+")

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import errors, kinds, openapi, tables
 from vessel_dev.emulators.kube import exec as pod_exec
 from vessel_dev.emulators.kube.errors import ApiError
@@ -21,7 +22,6 @@ from vessel_dev.emulators.kube.selectors import build_predicate
 from vessel_dev.emulators.kube.store import Store
 from vessel_dev.emulators.kube.watch import WatchRequest, serve_watch
 
-Obj = dict[str, Any]
 _HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 _TRUE = frozenset({"true", "1"})
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Target:
     subresource: str | None
 
 
-def json_response(body: Obj, status: int = 200) -> web.Response:
+def json_response(body: KubeObject, status: int = 200) -> web.Response:
     payload = json.dumps(body, separators=(",", ":")).encode()
     return web.Response(body=payload, status=status, content_type="application/json")
 
@@ -65,10 +65,10 @@ def resolve(path: str) -> Target:
     return Target(kind, namespace, tail[0] if tail else None, subresource)
 
 
-def discovery(path: str, host: str) -> Obj | None:
+def discovery(path: str, host: str) -> KubeObject | None:
     """The discovery document for ``path``, or None when it is not a discovery path."""
     parts = [p for p in path.split("/") if p]
-    document: Obj | None
+    document: KubeObject | None
     if parts == ["version"]:
         document = kinds.version_doc()
     elif parts == ["api"]:
@@ -227,9 +227,9 @@ class ApiServer:
             raise errors.unsupported_media_type(content_type)
         patch = await read_json(request)
 
-        def apply(current: Obj) -> Obj:
+        def apply(current: KubeObject) -> KubeObject:
             try:
-                result: Obj = apply_patch(content_type, current, patch)
+                result: KubeObject = apply_patch(content_type, current, patch)
             except PatchError as exc:
                 raise ApiError(
                     422,

@@ -11,17 +11,16 @@ import copy
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import errors, objects
 from vessel_dev.emulators.kube.history import ADDED, DELETED, MODIFIED, Event, EventLog, with_rv
 from vessel_dev.emulators.kube.kinds import KINDS, Kind, core
 from vessel_dev.emulators.kube.objects import meta
 
-Obj = dict[str, Any]
 Hook = Callable[[Event], None]
-Admission = Callable[[Kind, Obj], None]
-Predicate = Callable[[Obj], bool]
+Admission = Callable[[Kind, KubeObject], None]
+Predicate = Callable[[KubeObject], bool]
 
 NAMESPACES = core("namespaces")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public")
@@ -34,7 +33,7 @@ class Store:
     def __init__(self, history: int = 10_000) -> None:
         self.rv = 0
         self.log = EventLog(history)
-        self._objects: dict[Kind, dict[tuple[str, str], Obj]] = {k: {} for k in KINDS}
+        self._objects: dict[Kind, dict[tuple[str, str], KubeObject]] = {k: {} for k in KINDS}
         self._hooks: list[Hook] = []
         self._admission: list[Admission] = []
         self._pending: deque[Event] = deque()
@@ -52,16 +51,16 @@ class Store:
 
     # Reads. Returned objects are shared: callers must not mutate them.
 
-    def find(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+    def find(self, kind: Kind, namespace: str, name: str) -> KubeObject | None:
         return self._objects[kind].get((namespace if kind.namespaced else "", name))
 
-    def get(self, kind: Kind, namespace: str, name: str) -> Obj:
+    def get(self, kind: Kind, namespace: str, name: str) -> KubeObject:
         obj = self.find(kind, namespace, name)
         if obj is None:
             raise errors.not_found(kind, name)
         return obj
 
-    def iter(self, kind: Kind, predicate: Predicate | None = None) -> Iterator[Obj]:
+    def iter(self, kind: Kind, predicate: Predicate | None = None) -> Iterator[KubeObject]:
         """Objects in etcd key order (namespace, then name), as the real server lists them."""
         bucket = self._objects[kind]
         for key in sorted(bucket):
@@ -70,7 +69,9 @@ class Store:
 
     # Writes.
 
-    def create(self, kind: Kind, namespace: str, body: Obj, dry_run: bool = False) -> Obj:
+    def create(
+        self, kind: Kind, namespace: str, body: KubeObject, dry_run: bool = False
+    ) -> KubeObject:
         obj = objects.prepare_create(kind, namespace, body)
         metadata = obj["metadata"]
         if kind.namespaced:
@@ -94,10 +95,10 @@ class Store:
         kind: Kind,
         namespace: str,
         name: str,
-        body: Obj,
+        body: KubeObject,
         status_only: bool = False,
         dry_run: bool = False,
-    ) -> Obj:
+    ) -> KubeObject:
         current = self.get(kind, namespace, name)
         new = objects.prepare_update(kind, current, body, status_only)
         return self._update(kind, current, new, objects.resource_version_of(body), dry_run)
@@ -107,10 +108,10 @@ class Store:
         kind: Kind,
         namespace: str,
         name: str,
-        apply: Callable[[Obj], Obj],
+        apply: Callable[[KubeObject], KubeObject],
         status_only: bool = False,
         dry_run: bool = False,
-    ) -> Obj:
+    ) -> KubeObject:
         """Update with ``apply(copy of current)``; a resourceVersion it sets is a precondition."""
         current = self.get(kind, namespace, name)
         patched = objects.require_object(apply(copy.deepcopy(current)))
@@ -122,9 +123,9 @@ class Store:
         kind: Kind,
         namespace: str,
         name: str,
-        options: Obj | None = None,
+        options: KubeObject | None = None,
         dry_run: bool = False,
-    ) -> Obj:
+    ) -> KubeObject:
         current = self.get(kind, namespace, name)
         objects.check_preconditions(kind, current, (options or {}).get("preconditions") or {})
         if dry_run:
@@ -138,7 +139,9 @@ class Store:
 
     # Internals.
 
-    def _update(self, kind: Kind, current: Obj, new: Obj, requested_rv: str, dry_run: bool) -> Obj:
+    def _update(
+        self, kind: Kind, current: KubeObject, new: KubeObject, requested_rv: str, dry_run: bool
+    ) -> KubeObject:
         if requested_rv and requested_rv != objects.resource_version_of(current):
             raise errors.conflict(kind, meta(current)["name"])
         if objects.same_content(current, new):
@@ -155,7 +158,9 @@ class Store:
         self._settle()
         return result
 
-    def _write(self, kind: Kind, event_type: str, obj: Obj, prev: Obj | None) -> Obj:
+    def _write(
+        self, kind: Kind, event_type: str, obj: KubeObject, prev: KubeObject | None
+    ) -> KubeObject:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         metadata = obj["metadata"]
@@ -163,7 +168,7 @@ class Store:
         self._publish(Event(self.rv, event_type, kind, obj, prev))
         return obj
 
-    def _remove(self, kind: Kind, last: Obj) -> Obj:
+    def _remove(self, kind: Kind, last: KubeObject) -> KubeObject:
         metadata = meta(last)
         namespace = metadata.get("namespace", "")
         del self._objects[kind][(namespace, metadata["name"])]
@@ -204,14 +209,14 @@ class Store:
                 # The client's write already succeeded; a controller fault must not fail it.
                 log.exception("emulated controller failed on %s %s", event.type, event.kind.kind)
 
-    def _delete_object(self, kind: Kind, current: Obj) -> Obj:
+    def _delete_object(self, kind: Kind, current: KubeObject) -> KubeObject:
         if not meta(current).get("finalizers"):
             return self._remove(kind, current)
         if meta(current).get("deletionTimestamp"):
             return current
         return self._write(kind, MODIFIED, objects.mark_deleting(current), current)
 
-    def _delete_namespace(self, ns_obj: Obj) -> Obj:
+    def _delete_namespace(self, ns_obj: KubeObject) -> KubeObject:
         name = meta(ns_obj)["name"]
         for kind in KINDS:
             if kind.namespaced:
@@ -220,7 +225,7 @@ class Store:
                         self._delete_object(kind, obj)
         return self._finish_namespace(name)
 
-    def _finish_namespace(self, name: str) -> Obj:
+    def _finish_namespace(self, name: str) -> KubeObject:
         """Remove a terminating namespace once it is empty and unfinalized, else mark it."""
         ns_obj = self.get(NAMESPACES, "", name)
         empty = not any(

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import errors
 from vessel_dev.emulators.kube.kinds import Kind
 from vessel_dev.emulators.kube.printers import printer
 
-Obj = dict[str, Any]
-Render = Callable[[Obj], Obj]
+Render = Callable[[KubeObject], KubeObject]
 _GROUP = "meta.k8s.io"
 _VERSIONS = ("v1", "v1beta1")
 _INCLUDE = ("None", "Metadata", "Object")
@@ -44,7 +43,7 @@ def include_object(query: Mapping[str, str]) -> str:
     return value
 
 
-def _row_object(obj: Obj, include: str) -> Obj | None:
+def _row_object(obj: KubeObject, include: str) -> KubeObject | None:
     if include == "Object":
         return obj
     if include == "None":
@@ -61,11 +60,11 @@ class TableRequest:
     version: str
     include: str  # None, Metadata or Object
 
-    def of_list(self, kind: Kind, objs: Iterable[Obj], list_meta: Obj) -> Obj:
+    def of_list(self, kind: Kind, objs: Iterable[KubeObject], list_meta: KubeObject) -> KubeObject:
         shown = printer(kind.group, kind.plural)
         rows = []
         for obj in objs:
-            row: Obj = {"cells": shown.row(obj)}
+            row: KubeObject = {"cells": shown.row(obj)}
             embedded = _row_object(obj, self.include)
             if embedded is not None:
                 row["object"] = embedded
@@ -78,7 +77,7 @@ class TableRequest:
             "rows": rows,
         }
 
-    def of_object(self, kind: Kind, obj: Obj) -> Obj:
+    def of_object(self, kind: Kind, obj: KubeObject) -> KubeObject:
         rv = (obj.get("metadata") or {}).get("resourceVersion", "")
         return self.of_list(kind, [obj], {"resourceVersion": rv})
 

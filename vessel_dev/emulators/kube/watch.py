@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
+from vessel.kube.objects import KubeObject
 from vessel_dev.emulators.kube import errors
 from vessel_dev.emulators.kube.errors import ApiError
 from vessel_dev.emulators.kube.history import ADDED, Watcher
@@ -17,7 +17,6 @@ from vessel_dev.emulators.kube.selectors import Predicate
 from vessel_dev.emulators.kube.store import Store
 from vessel_dev.emulators.kube.tables import Render
 
-Obj = dict[str, Any]
 # Below the one-second cadence promised to informers, so a bookmark is never late.
 BOOKMARK_INTERVAL = 0.5
 
@@ -31,15 +30,15 @@ class WatchRequest:
     bookmarks: bool
     render: Render | None = None  # e.g. a Table per object, when kubectl asks for one
 
-    def line(self, event_type: str, obj: Obj) -> bytes:
+    def line(self, event_type: str, obj: KubeObject) -> bytes:
         return event_line(event_type, obj if self.render is None else self.render(obj))
 
 
-def event_line(event_type: str, obj: Obj) -> bytes:
+def event_line(event_type: str, obj: KubeObject) -> bytes:
     return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
 
-def _initial_events(store: Store, watcher: Watcher, rv_text: str) -> list[tuple[str, Obj]]:
+def _initial_events(store: Store, watcher: Watcher, rv_text: str) -> list[tuple[str, KubeObject]]:
     """Synthetic ADDED for rv "" / "0", else the retained history after ``rv_text``."""
     if rv_text in ("", "0"):
         return [(ADDED, obj) for obj in store.iter(watcher.kind, watcher.predicate)]
@@ -106,7 +105,7 @@ async def _pump(
         await response.write(watch.line(*item))
 
 
-def _bookmark(kind: Kind, rv: int) -> Obj:
+def _bookmark(kind: Kind, rv: int) -> KubeObject:
     # Safe to claim the store's rv: the queue is empty, so every earlier event was delivered.
     return {
         "kind": kind.kind,
