@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     model_validator,
 )
@@ -282,6 +283,17 @@ class VesselSettings(BaseSettings):
     )
 
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server URL")
+    nats_user: str | None = Field(
+        None, description="NATS user of this service (with nats_password); unset: none"
+    )
+    nats_password: SecretStr | None = Field(
+        None, description="Password of nats_user; from the environment (VESSEL_NATS_PASSWORD)"
+    )
+    nats_credentials: Path | None = Field(
+        None,
+        description="NATS .creds file of this service (JWT and nkey seed), instead of a "
+        "user and password; the chart mounts it (VESSEL_NATS_CREDENTIALS)",
+    )
     clusters: list[ClusterConfig] = Field(default_factory=list, description="Managed clusters")
     buckets: list[BucketConfig] = Field(default_factory=list, description="Backup buckets")
     secrets_cluster: ClusterId | None = Field(
@@ -326,6 +338,14 @@ class VesselSettings(BaseSettings):
         description="Directory for state a service keeps on disk (discovery: kubeconfigs of "
         "registered clusters, 0600); default $XDG_STATE_HOME/vessel or ~/.local/state/vessel",
     )
+
+    @model_validator(mode="after")
+    def _nats_auth(self) -> VesselSettings:
+        if (self.nats_user is None) != (self.nats_password is None):
+            raise ValueError("nats_user and nats_password go together: set both or neither")
+        if self.nats_user is not None and self.nats_credentials is not None:
+            raise ValueError("set nats_credentials or nats_user, not both")
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> VesselSettings:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from vessel.bus.nats_port import Bus
+from vessel.bus.nats_port import Bus, NatsAuth
 from vessel.config import ConfigError, VesselSettings, load_settings
 from vessel.telemetry import metrics, tracing
 from vessel.telemetry.logs import setup_logging
@@ -58,7 +58,7 @@ def run_service(name: str, body: Body, *, per_cluster: bool = False) -> None:
 
 async def _serve(name: str, body: Body, settings: VesselSettings, cluster: str | None) -> None:
     bus = Bus(source=f"/clusters/{cluster or 'global'}/{name}")
-    await bus.connect(settings.nats_url, name=f"vessel-{name}")
+    await bus.connect(settings.nats_url, name=f"vessel-{name}", auth=nats_auth(settings))
     metrics.ready_when(lambda: bus.connected)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -74,3 +74,9 @@ async def _serve(name: str, body: Body, settings: VesselSettings, cluster: str |
     await bus.close()
     if task in done and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]
+
+
+def nats_auth(settings: VesselSettings) -> NatsAuth:
+    password = settings.nats_password.get_secret_value() if settings.nats_password else None
+    credentials = str(settings.nats_credentials) if settings.nats_credentials else None
+    return NatsAuth(settings.nats_user, password, credentials)

@@ -7,6 +7,7 @@ own process; the Kubernetes API servers are emulated over HTTP (or real ones, on
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -297,3 +298,18 @@ def test_backend_volume_is_real(stack: Stack) -> None:
         require("btrfs unavailable: " + str(btrfs_available()))
     mount = Path(stack.filesystems[0].mountpoint)
     assert Path("/proc/mounts").read_text().count(f" {mount} btrfs ") == 1
+
+
+def test_every_service_is_its_own_nats_user(stack: Stack) -> None:
+    """The stack's nats-server enforces the generated permissions: each service connects as
+    its own user (tests and tools without credentials are the admin)."""
+    with urllib.request.urlopen(f"{stack.nats.monitor_url}/connz?auth=1", timeout=5) as reply:
+        connections = json.load(reply)["connections"]
+    services = sorted(
+        (c["name"], c.get("authorized_user"))
+        for c in connections
+        if c.get("name", "").startswith("vessel-")
+    )
+    per_cluster = [(f"vessel-{s}", s) for s in ("mover", "provisioner") for _ in range(2)]
+    hub = [(f"vessel-{s}", s) for s in ("discovery", "gateway", "protection")]
+    assert services == sorted(hub + per_cluster)

@@ -153,6 +153,20 @@ class KeyValue:
         return keys
 
 
+@dataclass(frozen=True)
+class NatsAuth:
+    """Who a service is on NATS: a user and password, or a `.creds` file."""
+
+    user: str | None = None
+    password: str | None = None
+    credentials: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        if self.credentials:
+            return {"user_credentials": self.credentials}
+        return {"user": self.user, "password": self.password} if self.user else {}
+
+
 class Bus:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -170,7 +184,21 @@ class Bus:
             raise RuntimeError("bus is not connected")
         return self._js
 
-    async def connect(self, url: str, name: str, attempts: int = 60) -> None:
+    async def connect(
+        self, url: str, name: str, attempts: int = 60, auth: NatsAuth | None = None
+    ) -> None:
+        """Connects as `auth`'s user (none: anonymous). A server that refuses the
+        credentials is not retried: the error says so at once."""
+        credentials = {} if auth is None else auth.options()
+        connected = False
+
+        async def on_error(error: Exception) -> None:
+            # Raised inside the first connect it ends it: retrying cannot fix credentials.
+            if not connected and "authorization violation" in str(error).lower():
+                who = auth.user if auth and auth.user else "this client"
+                raise BusError(f"NATS at {url} refused the credentials of {who}: {error}")
+            log.error("NATS: %s", error)
+
         for attempt in range(attempts):
             try:
                 self._nc = await nats.connect(
@@ -180,7 +208,10 @@ class Bus:
                     reconnect_time_wait=0.5,
                     connect_timeout=2,
                     allow_reconnect=True,
+                    error_cb=on_error,
+                    **credentials,
                 )
+                connected = True
                 break
             except (OSError, NatsTimeout, nats.errors.NoServersError):
                 if attempt == attempts - 1:

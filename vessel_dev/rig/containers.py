@@ -50,13 +50,23 @@ class NatsContainerServer:
     url: str = ""
     monitor_url: str = ""
     container: Any = None
+    config: str = ""
+    environ: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         _docker_reachable()
         from testcontainers.community.nats import NatsContainer
 
         self.container = NatsContainer(NATS_IMAGE, management_port=_MONITOR_PORT)
-        self.container.with_command(f"-js -m {_MONITOR_PORT}")
+        command = f"-js -m {_MONITOR_PORT}"
+        if self.config:  # the same file as the local server's, mounted read-only
+            path = self.workdir / "nats.conf"
+            path.write_text(self.config)
+            self.container.with_volume_mapping(str(path), "/etc/vessel-nats.conf", "ro")
+            command += " -c /etc/vessel-nats.conf"
+        for name, value in self.environ.items():
+            self.container.with_env(name, value)
+        self.container.with_command(command)
         self.container.start()
         host, port = self.container.nats_host_and_port()
         self.url = f"nats://{host}:{port}"

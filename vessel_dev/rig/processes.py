@@ -114,6 +114,10 @@ class NatsServer:
     port: int = field(default_factory=free_port)
     monitor_port: int = field(default_factory=free_port)
     process: Process | None = None
+    config: str = ""
+    """nats-server configuration (e.g. an authorization block) on top of the flags."""
+    environ: dict[str, str] = field(default_factory=dict)
+    """Variables the configuration references (`$NAME`), such as passwords."""
 
     @property
     def url(self) -> str:
@@ -139,7 +143,12 @@ class NatsServer:
             "-sd",
             str(store),
         ]
-        self.process = Process("nats", argv, self.workdir / "nats.log")
+        if self.config:
+            path = self.workdir / "nats.conf"
+            path.write_text(self.config)
+            argv += ["-c", str(path)]
+        env = {**os.environ, **self.environ} if self.environ else None
+        self.process = Process("nats", argv, self.workdir / "nats.log", env=env)
         self.process.start()
         wait_until(lambda: port_open(self.port), 15, "nats-server")
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from vessel.config import PROVISIONER_NAME
+from vessel.contracts import permissions
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.keys import open_master_key
@@ -37,6 +38,7 @@ class Stack:
     btrfs: bool | None = None
     """True: btrfs required; False: dir backends only; None: btrfs for cluster-a when possible."""
     nats: Nats = field(init=False)
+    nats_passwords: dict[str, str] = field(init=False)
     shared_s3: S3 | None = None
     """An S3 server started elsewhere (kept running at stop): two Vessels, one bucket."""
     s3: S3 = field(init=False)
@@ -69,6 +71,12 @@ class Stack:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.nats = new_nats(self.workdir)
+        # Every service is its own NATS user with the permissions generated from the
+        # subject table; tests and tools connecting without credentials are the admin.
+        self.nats_passwords = {s: secrets.token_urlsafe(18) for s in permissions.SERVICES}
+        admin = {"user": "admin", "password": secrets.token_urlsafe(18)}
+        self.nats.config = permissions.authorization((admin,)) + "no_auth_user: admin\n"
+        self.nats.environ = permissions.server_environ(self.nats_passwords)
         self.nats.start()
         if self.shared_s3 is not None:
             self.s3 = self.shared_s3
@@ -93,7 +101,13 @@ class Stack:
         for argv in self._service_commands():
             name = argv[2].split(".")[1] + ("-" + argv[-1] if "--cluster" in argv else "")
             self.metrics[name] = f"127.0.0.1:{free_port()}"
-            env = {**self.env(), "VESSEL_METRICS_LISTEN": self.metrics[name]}
+            service = argv[2].split(".")[1]
+            env = {
+                **self.env(),
+                "VESSEL_METRICS_LISTEN": self.metrics[name],
+                "VESSEL_NATS_USER": service,
+                "VESSEL_NATS_PASSWORD": self.nats_passwords[service],
+            }
             proc = Process(name, argv, self.workdir / f"{name}.log", env=env)
             proc.start()
             self.services.append(proc)

@@ -1,0 +1,95 @@
+"""The NATS permissions generated for each service cover what its code publishes, and no
+more than the subject table says it sends."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from vessel.contracts import permissions, subjects
+from vessel.contracts.message import Message
+
+ROOT = Path(__file__).resolve().parents[2]
+MESSAGES = {name: m for name, m in vars(subjects).items() if isinstance(m, Message)}
+
+
+def allows(patterns: tuple[str, ...], subject: str) -> bool:
+    """NATS subject matching: `*` one token, `>` the rest."""
+    tokens = subject.split(".")
+    for pattern in patterns:
+        parts = pattern.split(".")
+        if parts[-1] == ">" and len(tokens) >= len(parts):
+            parts, candidate = parts[:-1], tokens[: len(parts) - 1]
+        elif len(parts) == len(tokens):
+            candidate = tokens
+        else:
+            continue
+        if all(p in ("*", t) for p, t in zip(parts, candidate, strict=True)):
+            return True
+    return False
+
+
+def referenced(service: str) -> tuple[set[str], set[str]]:
+    """(messages named anywhere in the service, messages it passes to `publish`)."""
+    named, published = set(), set()
+    for path in (ROOT / "services" / service).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "subjects"
+                and node.attr in MESSAGES
+            ):
+                named.add(node.attr)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "publish":
+                first = node.args[0] if node.args else None
+                if isinstance(first, ast.Attribute) and first.attr in MESSAGES:
+                    published.add(first.attr)
+    return named, published
+
+
+@pytest.mark.parametrize("service", permissions.SERVICES)
+def test_what_a_service_publishes_is_allowed(service: str) -> None:
+    allowed = permissions.for_service(service).publish
+    _, published = referenced(service)
+    assert published, f"no publish found in {service}: the scan is broken"
+    refused = [n for n in published if not allows(allowed, MESSAGES[n].filter_subject)]
+    assert refused == []
+
+
+@pytest.mark.parametrize("service", permissions.SERVICES)
+def test_every_command_a_service_names_is_its_own_or_one_it_sends(service: str) -> None:
+    named, _ = referenced(service)
+    commands = {n for n in named if MESSAGES[n].kind == "command"}
+    own = f"vessel.cmd.{service}."
+    sends = {m.type for m in permissions.SENDS[service]}
+    stray = [
+        n
+        for n in commands
+        if not MESSAGES[n].subject.startswith(own) and MESSAGES[n].type not in sends
+    ]
+    assert stray == []
+
+
+def test_only_protection_may_destroy_backup_data() -> None:
+    forget = subjects.FORGET_SNAPSHOTS.subject_for("c1")
+    for service in permissions.SERVICES:
+        publish = permissions.for_service(service).publish
+        assert allows(publish, forget) == (service == "protection"), service
+        assert allows(publish, "vessel.cmd.mover.c1.backup") == (service == "protection")
+    assert not allows(permissions.for_service("gateway").publish, "$KV.operations.op-1")
+    assert allows(permissions.for_service("gateway").publish, "$KV.requests.op.op-1")
+
+
+def test_the_authorization_block_holds_no_secret() -> None:
+    block = permissions.authorization()
+    for service in permissions.SERVICES:
+        assert f"{{user: {service}, password: ${permissions.password_variable(service)}," in block
+    assert 'password: "' not in block
+
+
+def test_an_unknown_service_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown service 'hub'"):
+        permissions.for_service("hub")

@@ -1,0 +1,165 @@
+"""What each service may say on NATS, generated from the subject table and the state
+catalogue, and the `nats-server` authorization block that enforces it.
+
+A service may publish:
+- the events of its own domain (`vessel.evt.<service>.>`) and dead letters
+  (`vessel.evt.system.>`, which any consumer may produce);
+- the commands `SENDS` lists for it (commands it consumes itself are only received);
+- the queries `ASKS` lists for it, and replies to whoever asked it (`_INBOX.>`);
+- writes to the KV buckets the state catalogue says it owns (`$KV.<bucket>.>`);
+- the JetStream API, acknowledgements and flow control (`$JS.API.>`, `$JS.ACK.>`,
+  `$JS.FC.>`): consumers, KV reads and stream set-up. Narrowing the API to the service's
+  own consumers is the next step (docs/design/0007-hub-and-agents.md).
+
+It may subscribe only to inboxes (replies, pull and ordered consumers, KV watches) and to
+the queries it answers. Only protection may send `mover.forget` (it destroys backup data)
+and retention's deletions; the gateway sends a user's deletion request to protection after
+its role check.
+
+`python -m vessel.contracts.permissions` prints the authorization block; passwords are
+taken from the server's environment (`$VESSEL_NATS_PASSWORD_<SERVICE>`, each a quoted
+string: nats-server parses a variable's value as configuration), so the block holds no
+secret. `no_auth_user` is left to the operator (the rig uses it for its tests).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from vessel.contracts import state, subjects
+from vessel.contracts.message import Message
+
+SERVICES = ("provisioner", "discovery", "protection", "mover", "gateway")
+
+SENDS: dict[str, tuple[Message, ...]] = {
+    "gateway": (
+        subjects.CREATE_BACKUP,
+        subjects.CREATE_RESTORE,
+        subjects.CREATE_SNAPSHOT,
+        subjects.CREATE_CLONE,
+        subjects.CREATE_MIGRATION,
+        subjects.CANCEL_OPERATION,
+        subjects.DELETE_BACKUP,
+        subjects.DELETE_SNAPSHOT,
+        subjects.PUT_SCHEDULE,
+        subjects.REMOVE_SCHEDULE,
+        subjects.PUT_HOOK,
+        subjects.REMOVE_HOOK,
+        subjects.PUT_BUCKET,
+        subjects.REMOVE_BUCKET,
+        subjects.REGISTER_CLUSTER,
+        subjects.REMOVE_CLUSTER,
+        subjects.ADD_BACKEND,
+        subjects.UPDATE_BACKEND,
+        subjects.REMOVE_BACKEND,
+    ),
+    "protection": (
+        subjects.CREATE_BACKUP,
+        subjects.CREATE_RESTORE,
+        subjects.CREATE_SNAPSHOT,
+        subjects.DELETE_BACKUP,
+        subjects.DELETE_SNAPSHOT,
+        subjects.SNAPSHOT_GROUP,
+        subjects.MOVE_TO_BUCKET,
+        subjects.MOVE_FROM_BUCKET,
+        subjects.FORGET_SNAPSHOTS,
+    ),
+    "mover": (),
+    "provisioner": (),
+    "discovery": (),
+}
+"""The commands each service sends to others (or to itself, as protection's scheduled
+runs and retention do)."""
+
+ASKS: dict[str, tuple[str, ...]] = {
+    "gateway": (
+        subjects.QUERY_CATALOG,
+        subjects.QUERY_RESTORE_PREFLIGHT,
+        subjects.QUERY_PROVISIONER_BACKENDS,
+        subjects.QUERY_PROVISIONER_STORAGECLASSES,
+        subjects.QUERY_PROVISIONER_VOLUMES,
+    ),
+    "mover": ("vessel.xfer.>",),
+    "protection": (),
+    "provisioner": (),
+    "discovery": ("vessel.query.discovery.>",),
+}
+"""The query subjects each service asks (discovery asks its own replicas)."""
+
+ANSWERS: dict[str, tuple[str, ...]] = {
+    "gateway": (),
+    "mover": ("vessel.xfer.>",),
+    "protection": ("vessel.query.protection.>",),
+    "provisioner": ("vessel.query.provisioner.>",),
+    "discovery": ("vessel.query.discovery.>",),
+}
+"""The query subjects each service answers (the mover's direct-transfer sessions too)."""
+
+JETSTREAM = ("$JS.API.>", "$JS.ACK.>", "$JS.FC.>")
+INBOXES = "_INBOX.>"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+
+def _wildcard(subject: str) -> str:
+    """A subject pattern with its `{placeholder}` tokens as single-token wildcards."""
+    return re.sub(r"\{[a-z]+\}", "*", subject)
+
+
+def owned_buckets(service: str) -> tuple[str, ...]:
+    return tuple(b.name for b in state.KV_BUCKETS if service in b.owner.replace(",", " ").split())
+
+
+def for_service(service: str) -> Permissions:
+    """ValueError names an unknown service."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+    publish = [
+        f"vessel.evt.{service}.>",
+        "vessel.evt.system.>",
+        *(m.filter_subject for m in SENDS[service]),
+        *(_wildcard(s) for s in ASKS[service]),
+        *(f"$KV.{name}.>" for name in owned_buckets(service)),
+        *JETSTREAM,
+        INBOXES,
+    ]
+    subscribe = [INBOXES, *ANSWERS[service]]
+    return Permissions(tuple(dict.fromkeys(publish)), tuple(dict.fromkeys(subscribe)))
+
+
+def password_variable(service: str) -> str:
+    return f"VESSEL_NATS_PASSWORD_{service.upper()}"
+
+
+def server_environ(passwords: dict[str, str]) -> dict[str, str]:
+    """The nats-server environment for `passwords` by service. The server parses a
+    variable's value as configuration, so each is given as a quoted string."""
+    return {password_variable(s): json.dumps(p) for s, p in passwords.items()}
+
+
+def authorization(extra_users: tuple[dict[str, str], ...] = ()) -> str:
+    """The `authorization` block of a nats-server configuration: one user per service with
+    its permissions, then `extra_users` (e.g. an administrator) as given."""
+    users: list[str] = []
+    for service in SERVICES:
+        allowed = for_service(service)
+        permissions = {
+            "publish": {"allow": list(allowed.publish)},
+            "subscribe": {"allow": list(allowed.subscribe)},
+        }
+        users.append(
+            f"    {{user: {service}, password: ${password_variable(service)}, "
+            f"permissions: {json.dumps(permissions)}}}"
+        )
+    users += [f"    {json.dumps(user)}" for user in extra_users]
+    return "authorization {\n  users = [\n" + "\n".join(users) + "\n  ]\n}\n"
+
+
+if __name__ == "__main__":
+    print(authorization(), end="")
