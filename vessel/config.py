@@ -289,6 +289,12 @@ class VesselSettings(BaseSettings):
     nats_password: SecretStr | None = Field(
         None, description="Password of nats_user; from the environment (VESSEL_NATS_PASSWORD)"
     )
+    nats_jetstream_domain: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="JetStream domain of the hub, when this service's NATS server is a leaf "
+        "node without JetStream; unset: the server's own JetStream",
+    )
     nats_credentials: Path | None = Field(
         None,
         description="NATS .creds file of this service (JWT and nkey seed), instead of a "

@@ -79,4 +79,4 @@ async def _serve(name: str, body: Body, settings: VesselSettings, cluster: str |
 def nats_auth(settings: VesselSettings) -> NatsAuth:
     password = settings.nats_password.get_secret_value() if settings.nats_password else None
     credentials = str(settings.nats_credentials) if settings.nats_credentials else None
-    return NatsAuth(settings.nats_user, password, credentials)
+    return NatsAuth(settings.nats_user, password, credentials, settings.nats_jetstream_domain)

@@ -93,3 +93,20 @@ def test_the_authorization_block_holds_no_secret() -> None:
 def test_an_unknown_service_is_named() -> None:
     with pytest.raises(ValueError, match="unknown service 'hub'"):
         permissions.for_service("hub")
+
+
+def test_a_clusters_leaf_carries_only_what_its_node_agents_may_say() -> None:
+    leaf = permissions.leaf_node()
+    assert allows(leaf.publish, "vessel.evt.provisioner.volume.provisioned")
+    assert allows(leaf.publish, "vessel.evt.mover.transfer.completed")
+    assert allows(leaf.publish, "$JS.hub.API.$KV.volumes.cluster-a.pvc-1")
+    for refused in (
+        "vessel.evt.protection.backup.completed",
+        "vessel.cmd.protection.backup.delete",
+        subjects.FORGET_SNAPSHOTS.subject_for("cluster-a"),
+        "$KV.operations.op-1",
+        "$JS.hub.API.$KV.operations.op-1",
+    ):
+        assert not allows(leaf.publish, refused), refused
+    assert allows(leaf.subscribe, "vessel.query.provisioner.cluster-a.volumes")
+    assert not allows(leaf.subscribe, "vessel.query.protection.catalog")

@@ -300,16 +300,25 @@ def test_backend_volume_is_real(stack: Stack) -> None:
     assert Path("/proc/mounts").read_text().count(f" {mount} btrfs ") == 1
 
 
-def test_every_service_is_its_own_nats_user(stack: Stack) -> None:
-    """The stack's nats-server enforces the generated permissions: each service connects as
-    its own user (tests and tools without credentials are the admin)."""
-    with urllib.request.urlopen(f"{stack.nats.monitor_url}/connz?auth=1", timeout=5) as reply:
-        connections = json.load(reply)["connections"]
-    services = sorted(
-        (c["name"], c.get("authorized_user"))
-        for c in connections
-        if c.get("name", "").startswith("vessel-")
-    )
-    per_cluster = [(f"vessel-{s}", s) for s in ("mover", "provisioner") for _ in range(2)]
+def _monitor(url: str, path: str) -> Any:
+    with urllib.request.urlopen(f"{url}/{path}", timeout=5) as reply:
+        return json.load(reply)
+
+
+def _services(url: str) -> list[tuple[str, str]]:
+    connections = _monitor(url, "connz?auth=1")["connections"]
+    found = [(c.get("name", ""), c.get("authorized_user")) for c in connections]
+    return sorted((name, user) for name, user in found if name.startswith("vessel-"))
+
+
+def test_every_service_is_its_own_nats_user_and_clusters_are_leaf_nodes(stack: Stack) -> None:
+    """The hub runs the hub services and JetStream; each cluster's provisioner and mover
+    connect to that cluster's leaf node, which dials the hub as the cluster's user. Every
+    service is its own NATS user (tests without credentials are the hub's admin)."""
     hub = [(f"vessel-{s}", s) for s in ("discovery", "gateway", "protection")]
-    assert services == sorted(hub + per_cluster)
+    assert _services(stack.nats.monitor_url) == hub
+    leafz = _monitor(stack.nats.monitor_url, "leafz")
+    assert leafz["leafnodes"] == len(stack.topology.leaves) == 2
+    for leaf in stack.topology.leaves.values():
+        agents = [(f"vessel-{s}", s) for s in ("mover", "provisioner")]
+        assert _services(leaf.monitor_url) == agents

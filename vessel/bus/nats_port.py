@@ -160,6 +160,8 @@ class NatsAuth:
     user: str | None = None
     password: str | None = None
     credentials: str | None = None
+    jetstream_domain: str | None = None
+    """The JetStream domain of the hub, for a service whose server is a leaf node."""
 
     def options(self) -> dict[str, Any]:
         if self.credentials:
@@ -172,6 +174,7 @@ class Bus:
         self.source = source
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._domain: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -218,7 +221,8 @@ class Bus:
                     raise
                 await asyncio.sleep(0.5)
         assert self._nc is not None
-        self._js = self._nc.jetstream()
+        self._domain = auth.jetstream_domain if auth else None
+        self._js = self._nc.jetstream(domain=self._domain)
         await self.ensure_streams()
 
     async def ensure_streams(self) -> None:
@@ -247,9 +251,14 @@ class Bus:
 
     async def kv(self, bucket: str, history: int = 5) -> KeyValue:
         try:
-            return KeyValue(await self.js.key_value(bucket))
+            found = await self.js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:
-            return KeyValue(await self.js.create_key_value(bucket=bucket, history=history))
+            found = await self.js.create_key_value(bucket=bucket, history=history)
+        if self._domain:
+            # Across a leaf node the hub takes KV writes only through its domain's API
+            # (`$JS.<domain>.API.$KV.…`); nats-py writes to `$KV.…` whatever the domain.
+            found._pre = f"$JS.{self._domain}.API.$KV.{bucket}."
+        return KeyValue(found)
 
     async def publish(
         self,

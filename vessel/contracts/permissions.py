@@ -7,9 +7,10 @@ A service may publish:
 - the commands `SENDS` lists for it (commands it consumes itself are only received);
 - the queries `ASKS` lists for it, and replies to whoever asked it (`_INBOX.>`);
 - writes to the KV buckets the state catalogue says it owns (`$KV.<bucket>.>`);
-- the JetStream API, acknowledgements and flow control (`$JS.API.>`, `$JS.ACK.>`,
-  `$JS.FC.>`): consumers, KV reads and stream set-up. Narrowing the API to the service's
-  own consumers is the next step (docs/design/0007-hub-and-agents.md).
+- the JetStream API, acknowledgements and flow control (`$JS.API.>`, `$JS.<domain>.API.>`
+  from a leaf node, `$JS.ACK.>`, `$JS.FC.>`): consumers, KV reads and stream set-up.
+  Narrowing the API to the service's own consumers is the next step
+  (docs/design/0007-hub-and-agents.md).
 
 It may subscribe only to inboxes (replies, pull and ordered consumers, KV watches) and to
 the queries it answers. Only protection may send `mover.forget` (it destroys backup data)
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from vessel.contracts import state, subjects
 from vessel.contracts.message import Message
@@ -97,7 +99,16 @@ ANSWERS: dict[str, tuple[str, ...]] = {
 }
 """The query subjects each service answers (the mover's direct-transfer sessions too)."""
 
-JETSTREAM = ("$JS.API.>", "$JS.ACK.>", "$JS.FC.>")
+JETSTREAM = (
+    "$JS.API.>",
+    "$JS.*.API.INFO",
+    "$JS.*.API.STREAM.>",
+    "$JS.*.API.CONSUMER.>",
+    "$JS.*.API.DIRECT.>",
+    "$JS.ACK.>",
+    "$JS.FC.>",
+)
+"""The JetStream API (also through a domain, from a leaf node), acks and flow control."""
 INBOXES = "_INBOX.>"
 
 
@@ -126,10 +137,24 @@ def for_service(service: str) -> Permissions:
         *(m.filter_subject for m in SENDS[service]),
         *(_wildcard(s) for s in ASKS[service]),
         *(f"$KV.{name}.>" for name in owned_buckets(service)),
+        *(f"$JS.*.API.$KV.{name}.>" for name in owned_buckets(service)),
         *JETSTREAM,
         INBOXES,
     ]
     subscribe = [INBOXES, *ANSWERS[service]]
+    return Permissions(tuple(dict.fromkeys(publish)), tuple(dict.fromkeys(subscribe)))
+
+
+NODE_AGENTS = ("provisioner", "mover")
+"""The services that run in each cluster and reach the hub through the cluster's leaf
+node (docs/design/0007-hub-and-agents.md)."""
+
+
+def leaf_node() -> Permissions:
+    """What a cluster's leaf connection may carry: what its node agents may publish goes
+    to the hub, what they may subscribe to comes into the cluster, nothing else."""
+    publish = [p for s in NODE_AGENTS for p in for_service(s).publish]
+    subscribe = [p for s in NODE_AGENTS for p in for_service(s).subscribe]
     return Permissions(tuple(dict.fromkeys(publish)), tuple(dict.fromkeys(subscribe)))
 
 
@@ -143,7 +168,7 @@ def server_environ(passwords: dict[str, str]) -> dict[str, str]:
     return {password_variable(s): json.dumps(p) for s, p in passwords.items()}
 
 
-def authorization(extra_users: tuple[dict[str, str], ...] = ()) -> str:
+def authorization(extra_users: tuple[dict[str, Any], ...] = ()) -> str:
     """The `authorization` block of a nats-server configuration: one user per service with
     its permissions, then `extra_users` (e.g. an administrator) as given."""
     users: list[str] = []

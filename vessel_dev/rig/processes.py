@@ -118,6 +118,9 @@ class NatsServer:
     """nats-server configuration (e.g. an authorization block) on top of the flags."""
     environ: dict[str, str] = field(default_factory=dict)
     """Variables the configuration references (`$NAME`), such as passwords."""
+    jetstream: bool = True
+    """False for a leaf node: JetStream stays on the hub it connects to."""
+    name: str = "nats"
 
     @property
     def url(self) -> str:
@@ -139,16 +142,17 @@ class NatsServer:
             str(self.port),
             "-m",
             str(self.monitor_port),
-            "-js",
-            "-sd",
-            str(store),
+            "-n",
+            self.name,
         ]
+        if self.jetstream:
+            argv += ["-js", "-sd", str(store)]
         if self.config:
-            path = self.workdir / "nats.conf"
+            path = self.workdir / f"{self.name}.conf"
             path.write_text(self.config)
             argv += ["-c", str(path)]
         env = {**os.environ, **self.environ} if self.environ else None
-        self.process = Process("nats", argv, self.workdir / "nats.log", env=env)
+        self.process = Process(self.name, argv, self.workdir / f"{self.name}.log", env=env)
         self.process.start()
         wait_until(lambda: port_open(self.port), 15, "nats-server")
 

@@ -17,15 +17,15 @@ from typing import Any
 import yaml
 
 from vessel.config import PROVISIONER_NAME
-from vessel.contracts import permissions
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.keys import open_master_key
 from vessel.sealed.providers.password import PasswordKey
 from vessel_dev.emulators.kube import KubeEmulator
 from vessel_dev.rig.btrfs import LoopBtrfs, btrfs_available
+from vessel_dev.rig.nats_topology import NatsTopology
 from vessel_dev.rig.processes import Process, free_port, port_open, wait_until
-from vessel_dev.rig.servers import S3, Nats, new_nats, new_s3
+from vessel_dev.rig.servers import S3, Nats, new_s3
 
 CLUSTERS = ("cluster-a", "cluster-b")
 BUCKET = "vessel-backups"
@@ -38,7 +38,8 @@ class Stack:
     btrfs: bool | None = None
     """True: btrfs required; False: dir backends only; None: btrfs for cluster-a when possible."""
     nats: Nats = field(init=False)
-    nats_passwords: dict[str, str] = field(init=False)
+    """The hub's NATS server."""
+    topology: NatsTopology = field(init=False)
     shared_s3: S3 | None = None
     """An S3 server started elsewhere (kept running at stop): two Vessels, one bucket."""
     s3: S3 = field(init=False)
@@ -70,14 +71,9 @@ class Stack:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.nats = new_nats(self.workdir)
-        # Every service is its own NATS user with the permissions generated from the
-        # subject table; tests and tools connecting without credentials are the admin.
-        self.nats_passwords = {s: secrets.token_urlsafe(18) for s in permissions.SERVICES}
-        admin = {"user": "admin", "password": secrets.token_urlsafe(18)}
-        self.nats.config = permissions.authorization((admin,)) + "no_auth_user: admin\n"
-        self.nats.environ = permissions.server_environ(self.nats_passwords)
-        self.nats.start()
+        self.topology = NatsTopology(self.workdir, CLUSTERS)
+        self.topology.start()
+        self.nats = self.topology.hub
         if self.shared_s3 is not None:
             self.s3 = self.shared_s3
             self._bucket_ready()
@@ -102,11 +98,11 @@ class Stack:
             name = argv[2].split(".")[1] + ("-" + argv[-1] if "--cluster" in argv else "")
             self.metrics[name] = f"127.0.0.1:{free_port()}"
             service = argv[2].split(".")[1]
+            cluster = argv[-1] if "--cluster" in argv else None
             env = {
                 **self.env(),
                 "VESSEL_METRICS_LISTEN": self.metrics[name],
-                "VESSEL_NATS_USER": service,
-                "VESSEL_NATS_PASSWORD": self.nats_passwords[service],
+                **self.topology.environ_for(service, cluster),
             }
             proc = Process(name, argv, self.workdir / f"{name}.log", env=env)
             proc.start()
@@ -220,9 +216,10 @@ class Stack:
         for emulator in self.clusters.values():
             emulator.stop()
         own_s3 = getattr(self, "s3", None) if self.shared_s3 is None else None
-        for server in (own_s3, getattr(self, "nats", None)):
-            if server is not None:
-                server.stop()
+        if own_s3 is not None:
+            own_s3.stop()
+        if hasattr(self, "topology"):
+            self.topology.stop()
         for fs in self.filesystems:
             fs.stop()
 

@@ -1,0 +1,105 @@
+"""The rig's NATS laid out as a fleet's (docs/design/0007-hub-and-agents.md): a hub with
+JetStream, and per cluster a leaf node without it that dials out to the hub.
+
+Each service is its own user with the permissions generated from the subject table, on the
+hub and on every leaf; each cluster's leaf connection is a user of the hub whose
+permissions carry only what that cluster's node agents may say. Tests and tools that
+connect to the hub without credentials are its administrator. With the container servers
+(`VESSEL_TEST_CONTAINERS=1`) only the hub runs and every service connects to it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vessel.contracts import permissions
+from vessel_dev.rig.processes import NatsServer, free_port, wait_until
+from vessel_dev.rig.servers import Nats, new_nats
+
+DOMAIN = "hub"
+"""The hub's JetStream domain: services on a leaf node reach JetStream through it."""
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def leaf_user(cluster: str, password: str) -> dict[str, Any]:
+    allowed = permissions.leaf_node()
+    return {
+        "user": cluster,
+        "password": password,
+        "permissions": {
+            "publish": {"allow": list(allowed.publish)},
+            "subscribe": {"allow": list(allowed.subscribe)},
+        },
+    }
+
+
+@dataclass
+class NatsTopology:
+    workdir: Path
+    clusters: tuple[str, ...]
+    hub: Nats = field(init=False)
+    leaves: dict[str, NatsServer] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)
+    """Each service's NATS password, by service."""
+
+    def start(self) -> None:
+        self.passwords = {s: _token() for s in permissions.SERVICES}
+        self.hub = new_nats(self.workdir)
+        local = isinstance(self.hub, NatsServer)
+        leaf_port, leaf_passwords = free_port(), {c: _token() for c in self.clusters}
+        leaf_users = tuple(leaf_user(c, p) for c, p in leaf_passwords.items()) if local else ()
+        admin = {"user": "admin", "password": _token()}
+        self.hub.config = permissions.authorization((admin, *leaf_users))
+        self.hub.config += "no_auth_user: admin\n"
+        if local:
+            self.hub.config += f'leafnodes {{ listen: "127.0.0.1:{leaf_port}" }}\n'
+            self.hub.config += f"jetstream {{ domain: {DOMAIN} }}\n"
+        self.hub.environ = permissions.server_environ(self.passwords)
+        self.hub.start()
+        if not local:
+            return
+        for cluster, password in leaf_passwords.items():
+            remote = f"nats-leaf://{cluster}:{password}@127.0.0.1:{leaf_port}"
+            leaf = NatsServer(
+                self.workdir / f"nats-{cluster}",
+                config=permissions.authorization()
+                + f"leafnodes {{ remotes = [ {{ url: {json.dumps(remote)} }} ] }}\n",
+                environ=permissions.server_environ(self.passwords),
+                jetstream=False,
+                name=f"nats-{cluster}",
+            )
+            leaf.workdir.mkdir(parents=True, exist_ok=True)
+            leaf.start()
+            self.leaves[cluster] = leaf
+        wait_until(
+            lambda: self.leaf_connections() == len(self.clusters), 15, "every leaf node at the hub"
+        )
+
+    def leaf_connections(self) -> int:
+        with urllib.request.urlopen(f"{self.hub.monitor_url}/leafz", timeout=2) as reply:
+            return int(json.load(reply).get("leafnodes", 0))
+
+    def environ_for(self, service: str, cluster: str | None) -> dict[str, str]:
+        """How a service (of `cluster`; None: a hub service) connects: its own user, to its
+        cluster's leaf node when there is one, with JetStream through the hub's domain."""
+        leaf = self.leaves.get(cluster) if cluster else None
+        found = {
+            "VESSEL_NATS_URL": leaf.url if leaf else self.hub.url,
+            "VESSEL_NATS_USER": service,
+            "VESSEL_NATS_PASSWORD": self.passwords[service],
+        }
+        return found | ({"VESSEL_NATS_JETSTREAM_DOMAIN": DOMAIN} if leaf else {})
+
+    def stop(self) -> None:
+        for leaf in self.leaves.values():
+            leaf.stop()
+        if hasattr(self, "hub"):
+            self.hub.stop()
