@@ -228,6 +228,11 @@ async def _run(ws: web.WebSocketResponse, req: ExecRequest, cwd: Path) -> KubeOb
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+        # Close the pipes now, on this loop: a transport left to the garbage collector
+        # would close them after the emulator's loop has ended, and fail there.
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
 
 
 async def _pump(stream: asyncio.StreamReader, channel: int, ws: web.WebSocketResponse) -> None:
