@@ -1,5 +1,6 @@
 """gRPC errors with google.rpc details, raised as exceptions and mapped once in `guard`
-(every unary servicer method wears it)."""
+(every unary servicer method wears it). A bus that does not answer is UNAVAILABLE with a
+readable message, never UNKNOWN."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any, TypeAlias, TypeVar
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from vessel.bus.errors import BusError
 
 T = TypeVar("T")
 RpcContext: TypeAlias = grpc.aio.ServicerContext
@@ -55,6 +58,12 @@ def invalid(violations: list[tuple[str, str]]) -> ApiError:
     return ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid request: {text}", violations)
 
 
+def unavailable(why: str) -> ApiError:
+    return ApiError(
+        grpc.StatusCode.UNAVAILABLE, f"Vessel is unavailable: {why}; retry later", reason="BUS"
+    )
+
+
 def not_found(what: str) -> ApiError:
     return ApiError(grpc.StatusCode.NOT_FOUND, f"{what} not found")
 
@@ -69,5 +78,11 @@ def guard(
         except ApiError as exc:
             await context.abort_with_status(exc.status())
             raise  # abort raises; this satisfies the type checker
+        except (TimeoutError, BusError) as exc:
+            # The bus did not answer (NATS down or restarting): the call may succeed
+            # later, which UNAVAILABLE tells every gRPC client, and retry policies act on.
+            error = unavailable(f"the message bus did not answer ({exc or type(exc).__name__})")
+            await context.abort_with_status(error.status())
+            raise
 
     return wrapper

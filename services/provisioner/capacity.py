@@ -18,6 +18,7 @@ from pathlib import Path
 from services.provisioner.adapters.base import BackendError, StorageBackend
 from services.provisioner.context import ProvisionerContext
 from services.provisioner.pools import Pool
+from vessel.bus.errors import BusError
 from vessel.contracts import subjects
 from vessel.contracts.events import PoolCapacityLow
 from vessel.telemetry import metrics
@@ -43,29 +44,38 @@ def used_bytes(backend: StorageBackend, volume_id: str) -> int | None:
 
 
 async def report_capacity(env: ProvisionerContext, every: float = 15.0) -> None:
-    """Backend free space and volumes for the metrics endpoint, every `every` seconds."""
+    """Backend free space and volumes for the metrics endpoint, every `every` seconds. A
+    tick the bus cannot answer (NATS down) is skipped: the metrics keep their last values
+    and the provisioner keeps running."""
     while True:
-        backends = list(env.backends.values())  # backends come and go at runtime
-        for backend in backends:
-            free = await asyncio.to_thread(backend.free_bytes)
-            metrics.BACKEND_FREE.labels(backend.name).set(free)
-        counts: Counter[tuple[str, str]] = Counter()
-        allocated: Counter[str] = Counter()
-        used: Counter[str] = Counter()
-        for record in await env.volumes.read_all():
-            counts[(record.backend, record.state)] += 1
-            allocated[record.backend] += record.size_bytes
-            holder = env.backends.get(record.backend)
-            if holder is not None and record.state in ("Provisioned", "Bound", "Retained"):
-                size = await asyncio.to_thread(used_bytes, holder, record.volume_id)
-                used[record.backend] += size or 0  # deleted between the listing and now
-        metrics.VOLUMES.clear()
-        for (backend_name, state), count in counts.items():
-            metrics.VOLUMES.labels(backend_name, state).set(count)
-        for backend in backends:
-            metrics.VOLUME_BYTES.labels(backend.name).set(allocated[backend.name])
-            metrics.VOLUME_USED.labels(backend.name).set(used[backend.name])
+        try:
+            await _measure(env)
+        except (TimeoutError, BusError) as exc:
+            log.warning("capacity metrics skipped this tick: the bus did not answer (%s)", exc)
         await asyncio.sleep(every)
+
+
+async def _measure(env: ProvisionerContext) -> None:
+    backends = list(env.backends.values())  # backends come and go at runtime
+    for backend in backends:
+        free = await asyncio.to_thread(backend.free_bytes)
+        metrics.BACKEND_FREE.labels(backend.name).set(free)
+    counts: Counter[tuple[str, str]] = Counter()
+    allocated: Counter[str] = Counter()
+    used: Counter[str] = Counter()
+    for record in await env.volumes.read_all():
+        counts[(record.backend, record.state)] += 1
+        allocated[record.backend] += record.size_bytes
+        holder = env.backends.get(record.backend)
+        if holder is not None and record.state in ("Provisioned", "Bound", "Retained"):
+            size = await asyncio.to_thread(used_bytes, holder, record.volume_id)
+            used[record.backend] += size or 0  # deleted between the listing and now
+    metrics.VOLUMES.clear()
+    for (backend_name, state), count in counts.items():
+        metrics.VOLUMES.labels(backend_name, state).set(count)
+    for backend in backends:
+        metrics.VOLUME_BYTES.labels(backend.name).set(allocated[backend.name])
+        metrics.VOLUME_USED.labels(backend.name).set(used[backend.name])
 
 
 class CapacityWatch:

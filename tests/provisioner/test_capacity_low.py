@@ -100,3 +100,31 @@ async def test_expansion_crossing_the_threshold_is_announced_on_btrfs(
         [low] = await lab.wait_published("pool.capacity.low")
         assert (low["backend"], low["pool"], low["threshold_percent"]) == ("fast", "gold", 25.0)
         assert (low["free_bytes"], low["total_bytes"]) == (40 * MiB, 200 * MiB)
+
+
+async def test_capacity_metrics_survive_a_bus_that_does_not_answer() -> None:
+    """NATS down for longer than a tick: the tick is skipped (the bus raises TimeoutError,
+    as nats-py does), the loop goes on and reports again once the bus answers."""
+    from types import SimpleNamespace
+
+    from services.provisioner.capacity import report_capacity
+
+    calls = 0
+
+    async def read_all() -> list[object]:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise TimeoutError("nats: timeout")
+        return []
+
+    env = SimpleNamespace(backends={}, volumes=SimpleNamespace(read_all=read_all))
+    loop = asyncio.create_task(report_capacity(env, every=0.01))  # type: ignore[arg-type]
+    try:
+        for _ in range(200):
+            if calls >= 4:
+                break
+            await asyncio.sleep(0.01)
+        assert calls >= 4 and not loop.done()
+    finally:
+        loop.cancel()

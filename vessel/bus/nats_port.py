@@ -200,6 +200,8 @@ class Bus:
             if not connected and "authorization violation" in str(error).lower():
                 who = auth.user if auth and auth.user else "this client"
                 raise BusError(f"NATS at {url} refused the credentials of {who}: {error}")
+            if isinstance(error, OSError):
+                return  # a failed reconnect attempt, every 0.5 s of an outage already logged
             log.error("NATS: %s", error)
 
         for attempt in range(attempts):
@@ -511,5 +513,6 @@ class Bus:
             # pull subscriptions' internal queues.
             with contextlib.suppress(Exception):
                 await self._nc.flush(timeout=2)
-            await self._nc.close()
+            with contextlib.suppress(OSError):  # the server is already gone: nothing to say
+                await self._nc.close()
             self._nc = None
