@@ -10,6 +10,7 @@ the supported interface to send streams; no maintained Python binding parses the
 from __future__ import annotations
 
 import re
+import signal
 import stat
 import subprocess
 from pathlib import Path, PurePosixPath
@@ -60,10 +61,13 @@ def changed_paths(parent: Path, snapshot: Path) -> set[str]:
     assert send.stdout is not None
     send.stdout.close()
     _, err = send.communicate()
-    if send.returncode != 0 or dump.returncode != 0:
+    # `receive --dump` exits 0 only once it has read the stream's end command; send may
+    # still be writing then and die of SIGPIPE. That stream was whole: not a failure.
+    sent = send.returncode == 0 or (send.returncode == -signal.SIGPIPE and dump.returncode == 0)
+    if not sent or dump.returncode != 0:
         raise ChangeTrackingUnavailable(
-            f"btrfs send -p {parent} {snapshot}: {err.decode(errors='replace').strip()}"
-            f"{dump.stderr.strip()}"
+            f"btrfs send -p {parent} {snapshot} (exit {send.returncode}, dump exit "
+            f"{dump.returncode}): {err.decode(errors='replace').strip()}{dump.stderr.strip()}"
         )
     changed: set[str] = set()
     root = ""
