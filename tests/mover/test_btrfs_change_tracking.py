@@ -123,5 +123,5 @@ def test_unrelated_snapshots_are_refused(volume: Path, btrfs_root: Path) -> None
     first = snapshot(volume, "s1")
     btrfs("subvolume", "create", btrfs_root / "other")
     btrfs("subvolume", "snapshot", "-r", btrfs_root / "other", btrfs_root / "snaps" / "o1")
-    with pytest.raises(ChangeTrackingUnavailable, match="btrfs send"):
-        changed_paths(btrfs_root / "snaps" / "o1", first / "missing")
+    with pytest.raises(ChangeTrackingUnavailable, match="not snapshots of the same subvolume"):
+        changed_paths(btrfs_root / "snaps" / "o1", first)

@@ -42,7 +42,15 @@ def _relative(raw: str, root: str) -> str:
 
 
 def changed_paths(parent: Path, snapshot: Path) -> set[str]:
-    """Paths (relative, `/`-separated; "" is the root) that differ between the two."""
+    """Paths (relative, `/`-separated; "" is the root) that differ between the two.
+    ChangeTrackingUnavailable unless both are snapshots of the same subvolume: btrfs sends
+    a stream against any parent, but against an unrelated one equal inode numbers would
+    make changed files look unchanged."""
+    origins = {_origin(parent), _origin(snapshot)}
+    if len(origins) != 1 or "" in origins:
+        raise ChangeTrackingUnavailable(
+            f"{parent} and {snapshot} are not snapshots of the same subvolume"
+        )
     # Send needs both snapshots committed (their received/parent UUID lookups read the
     # committed UUID tree); a snapshot taken a moment ago may not be yet.
     subprocess.run(["btrfs", "filesystem", "sync", str(snapshot)], capture_output=True, check=False)
@@ -82,6 +90,18 @@ def changed_paths(parent: Path, snapshot: Path) -> set[str]:
         for raw in [target] + [t[5:] for t in tokens[2:] if t.startswith("dest=")]:
             changed.add(_relative(raw, root).strip("/"))
     return changed | _other_names(snapshot, changed)
+
+
+def _origin(snapshot: Path) -> str:
+    """The UUID of the subvolume `snapshot` was taken of ("" when unknown)."""
+    shown = subprocess.run(
+        ["btrfs", "subvolume", "show", str(snapshot)], capture_output=True, text=True, check=False
+    )
+    for line in shown.stdout.splitlines():
+        name, _, value = line.strip().partition(":")
+        if name == "Parent UUID":
+            return value.strip() if value.strip() != "-" else ""
+    return ""
 
 
 def _other_names(snapshot: Path, changed: set[str]) -> set[str]:
