@@ -30,7 +30,6 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
-    AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
     RetentionPolicy,
@@ -38,16 +37,14 @@ from nats.js.api import (
 )
 from nats.js.errors import (
     BadRequestError,
-    InvalidKeyError,
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
     NotFoundError,
 )
-from nats.js.kv import KeyValue as NatsKeyValue
 from opentelemetry.trace import Span, SpanKind
 
 from vessel.bus.codec import DecodeError, decode, encode, for_dead_letter
-from vessel.bus.errors import BusError, KeyExistsError, PermanentError, TemporaryError
+from vessel.bus.errors import BusError, PermanentError, TemporaryError
+from vessel.bus.kv import Entry as Entry
+from vessel.bus.kv import KeyValue as KeyValue
 from vessel.contracts import subjects
 from vessel.contracts.envelope import CONTENT_TYPE, CloudEvent
 from vessel.contracts.events import DeadLettered
@@ -59,13 +56,6 @@ log = logging.getLogger("vessel.bus")
 Handler = Callable[[Any], Awaitable[None]]
 MAX_DELIVER = 5
 DEFAULT_RETRY_DELAY = 2.0
-
-
-@dataclass(frozen=True)
-class Entry:
-    key: str
-    value: bytes
-    revision: int
 
 
 @contextlib.contextmanager
@@ -85,72 +75,6 @@ def _processing(msg: Msg, event: CloudEvent | None) -> Iterator[Span]:
 def _known_type(event: CloudEvent | None) -> str:
     """A label value that stays bounded: unknown types are not echoed into metrics."""
     return event.type if event is not None and event.type in subjects.BY_TYPE else "unknown"
-
-
-class KeyValue:
-    """A KV bucket; `update` is a compare-and-set on the revision (one writer per key)."""
-
-    def __init__(self, kv: NatsKeyValue) -> None:
-        self._kv = kv
-
-    async def get(self, key: str) -> Entry | None:
-        try:
-            entry = await self._kv.get(key)
-        except (KeyNotFoundError, InvalidKeyError):
-            return None  # a key NATS cannot store is a key that does not exist
-        return Entry(key, entry.value or b"", entry.revision or 0)
-
-    async def put(self, key: str, value: bytes) -> int:
-        return await self._kv.put(key, value)
-
-    async def create(self, key: str, value: bytes) -> int:
-        try:
-            return await self._kv.create(key, value)
-        except KeyWrongLastSequenceError as exc:
-            raise KeyExistsError(f"key {key!r} exists") from exc
-
-    async def update(self, key: str, value: bytes, revision: int) -> int:
-        try:
-            return await self._kv.update(key, value, last=revision)
-        except KeyWrongLastSequenceError as exc:
-            raise KeyExistsError(f"key {key!r} changed since revision {revision}") from exc
-
-    async def delete(self, key: str) -> None:
-        await self._kv.delete(key)
-
-    async def keys(self) -> list[str]:
-        """Current keys, read through a pull consumer delivering the last message of every
-        key: the server says at creation how many there are, so none can be missed (a push
-        watcher can signal "done" before every key arrived when they race its setup). The
-        consumer is deleted at once, so frequent listing never nears the server's limit."""
-        js, stream, prefix = self._kv._js, self._kv._stream, self._kv._pre
-        sub = await js.pull_subscribe(
-            f"{prefix}>",
-            stream=stream,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-                ack_policy=AckPolicy.NONE,
-                headers_only=True,
-                inactive_threshold=30.0,
-            ),
-        )
-        keys: list[str] = []
-        try:
-            info = await sub.consumer_info()
-            remaining = info.num_pending or 0
-            while remaining > 0:
-                for msg in await sub.fetch(min(remaining, 256), timeout=5.0):
-                    remaining -= 1
-                    operation = (msg.headers or {}).get("KV-Operation")
-                    if operation not in ("DEL", "PURGE"):
-                        keys.append(msg.subject[len(prefix) :])
-        finally:
-            with contextlib.suppress(Exception):
-                info = await sub.consumer_info()
-                await js.delete_consumer(info.stream_name, info.name)
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        return keys
 
 
 @dataclass(frozen=True)
@@ -256,11 +180,7 @@ class Bus:
             found = await self.js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:
             found = await self.js.create_key_value(bucket=bucket, history=history)
-        if self._domain:
-            # Across a leaf node the hub takes KV writes only through its domain's API
-            # (`$JS.<domain>.API.$KV.…`); nats-py writes to `$KV.…` whatever the domain.
-            found._pre = f"$JS.{self._domain}.API.$KV.{bucket}."
-        return KeyValue(found)
+        return KeyValue(found, self._domain)
 
     async def publish(
         self,

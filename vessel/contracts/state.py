@@ -218,6 +218,7 @@ class ObjectLayout:
 
 
 BACKUPS_PREFIX = "backups/"
+SNAPSHOTS_PREFIX = "snapshots/"
 BACKUP_LISTING = "backup.json"
 BACKUP_RECORD = "backup.sealed"
 RESOURCES = "resources.sealed"
@@ -241,7 +242,7 @@ OBJECT_LAYOUTS: tuple[ObjectLayout, ...] = (
         "the sealed archive of the app's Kubernetes resources",
     ),
     ObjectLayout(
-        f"snapshots/<snapshot id>/{RESOURCES}",
+        f"{SNAPSHOTS_PREFIX}<snapshot id>/{RESOURCES}",
         "protection",
         "an app snapshot's sealed resource archive",
     ),
@@ -263,7 +264,7 @@ def backup_key(backup_id: str, name: str) -> str:
 
 
 def snapshot_resources_key(snapshot_id: str) -> str:
-    return f"snapshots/{snapshot_id}/{RESOURCES}"
+    return f"{SNAPSHOTS_PREFIX}{snapshot_id}/{RESOURCES}"
 
 
 def listed_backup_id(key: str) -> str | None:

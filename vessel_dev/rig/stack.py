@@ -95,10 +95,10 @@ class Stack:
         self.config_path = self.workdir / "vessel.yaml"
         self.config_path.write_text(yaml.safe_dump(self.config(backends)))
         for argv in self._service_commands():
-            name = argv[2].split(".")[1] + ("-" + argv[-1] if "--cluster" in argv else "")
-            self.metrics[name] = f"127.0.0.1:{free_port()}"
             service = argv[2].split(".")[1]
             cluster = argv[-1] if "--cluster" in argv else None
+            name = f"{service}-{cluster}" if cluster else service
+            self.metrics[name] = f"127.0.0.1:{free_port()}"
             env = {
                 **self.env(),
                 "VESSEL_METRICS_LISTEN": self.metrics[name],

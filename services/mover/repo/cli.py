@@ -32,7 +32,7 @@ from vessel.sealed.keys import KeyProvider
 from vessel.sealed.providers.password import PasswordKey
 from vessel.sealed.rotation import rotate_key
 
-PROTECTION_PREFIXES = (state.BACKUPS_PREFIX, state.snapshot_resources_key("").split("/")[0] + "/")
+PROTECTION_PREFIXES = (state.BACKUPS_PREFIX, state.SNAPSHOTS_PREFIX)
 """Where protection's documents lie in the bucket (vessel.contracts.state): backups and app
 snapshots' resource archives. Not the catalog head, which is rewritten by design."""
 

@@ -1,0 +1,92 @@
+"""A KV bucket over NATS JetStream: get, put, compare-and-set, delete and a complete key
+listing. Split from the bus port (`nats_port.py`), which opens buckets and re-exports
+these; like it, this module may import `nats`."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import InvalidKeyError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue as NatsKeyValue
+
+from vessel.bus.errors import KeyExistsError
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    value: bytes
+    revision: int
+
+
+class KeyValue:
+    """A KV bucket; `update` is a compare-and-set on the revision (one writer per key)."""
+
+    def __init__(self, kv: NatsKeyValue, domain: str | None = None) -> None:
+        self._kv = kv
+        self._subjects = kv._pre  # the stream's subjects, `$KV.<bucket>.`
+        if domain:
+            # Across a leaf node the hub takes KV writes only through its domain's API
+            # (`$JS.<domain>.API.$KV.…`); nats-py writes to `$KV.…` whatever the domain.
+            kv._pre = f"$JS.{domain}.API.{self._subjects}"
+
+    async def get(self, key: str) -> Entry | None:
+        try:
+            entry = await self._kv.get(key)
+        except (KeyNotFoundError, InvalidKeyError):
+            return None  # a key NATS cannot store is a key that does not exist
+        return Entry(key, entry.value or b"", entry.revision or 0)
+
+    async def put(self, key: str, value: bytes) -> int:
+        return await self._kv.put(key, value)
+
+    async def create(self, key: str, value: bytes) -> int:
+        try:
+            return await self._kv.create(key, value)
+        except KeyWrongLastSequenceError as exc:
+            raise KeyExistsError(f"key {key!r} exists") from exc
+
+    async def update(self, key: str, value: bytes, revision: int) -> int:
+        try:
+            return await self._kv.update(key, value, last=revision)
+        except KeyWrongLastSequenceError as exc:
+            raise KeyExistsError(f"key {key!r} changed since revision {revision}") from exc
+
+    async def delete(self, key: str) -> None:
+        await self._kv.delete(key)
+
+    async def keys(self) -> list[str]:
+        """Current keys, read through a pull consumer delivering the last message of every
+        key: the server says at creation how many there are, so none can be missed (a push
+        watcher can signal "done" before every key arrived when they race its setup). The
+        consumer is deleted at once, so frequent listing never nears the server's limit."""
+        js, stream, prefix = self._kv._js, self._kv._stream, self._subjects
+        sub = await js.pull_subscribe(
+            f"{prefix}>",
+            stream=stream,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                ack_policy=AckPolicy.NONE,
+                headers_only=True,
+                inactive_threshold=30.0,
+            ),
+        )
+        keys: list[str] = []
+        try:
+            info = await sub.consumer_info()
+            remaining = info.num_pending or 0
+            while remaining > 0:
+                for msg in await sub.fetch(min(remaining, 256), timeout=5.0):
+                    remaining -= 1
+                    operation = (msg.headers or {}).get("KV-Operation")
+                    if operation not in ("DEL", "PURGE"):
+                        keys.append(msg.subject[len(prefix) :])
+        finally:
+            with contextlib.suppress(Exception):
+                info = await sub.consumer_info()
+                await js.delete_consumer(info.stream_name, info.name)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return keys
