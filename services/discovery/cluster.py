@@ -1,5 +1,6 @@
-"""One registered cluster as discovery watches it: its kube client, inventory, health and
-KV record, and the `Tuning` of every cluster's watches.
+"""One registered cluster as discovery watches it: its kube client, inventory, health, KV
+record and the agent calls it answers (`agent.py`), and the `Tuning` of every cluster's
+watches.
 
 The record in the `clusters` bucket is rewritten when the state, reason or conditions
 change, and at most every `contact_interval` seconds for `last_contact`. Transitions into
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from services.discovery import agent
 from services.discovery.credentials import redact
 from services.discovery.health import ClusterHealth
 from services.discovery.inventory import ClusterInventory
@@ -62,8 +64,8 @@ class Connection:
 
 
 class WatchedCluster:
-    """A cluster's watches (its inventory's informers and its health reporter) run as
-    tasks of their own from `start` until `stop`."""
+    """A cluster's watches (its inventory's informers and its health reporter) and its
+    agent's responder run as tasks of their own from `start` until `stop`."""
 
     def __init__(
         self,
@@ -128,6 +130,7 @@ class WatchedCluster:
                     watch_timeout=t.watch_timeout,
                 )
                 self._tasks.append(asyncio.create_task(self.inventory.run()))
+                self._tasks.append(await agent.serve(self.bus, self.id, kube))
         await self.report(registered=new)
         self._tasks.append(asyncio.create_task(self._reporter()))
 

@@ -87,6 +87,12 @@ class GatewayContext:
             raise not_found(f"snapshot {snapshot_id} of app {app_id}")
         return record
 
+    async def cluster_ids(self) -> list[str]:
+        """Clusters of the settings and those discovery registered."""
+        ids = {c.id for c in self.settings.clusters}
+        ids.update(await self.clusters.keys())
+        return sorted(ids)
+
     async def known_bucket(self, field: str, name: str) -> None:
         """A well-formed name of a bucket neither configured nor registered is NOT_FOUND."""
         require_ids((field, name, "a bucket name", True))

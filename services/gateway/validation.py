@@ -19,10 +19,15 @@ Check = tuple[str, str, str, bool]
 
 
 class Checker:
-    def __init__(self, settings: VesselSettings, buckets: Collection[str] | None = None) -> None:
-        """`buckets`: every bucket name known (configured and registered); unset: the
-        settings' buckets only."""
-        self.settings, self.buckets = settings, buckets
+    def __init__(
+        self,
+        settings: VesselSettings,
+        buckets: Collection[str] | None = None,
+        clusters: Collection[str] | None = None,
+    ) -> None:
+        """`buckets`, `clusters`: every name known (configured and registered); unset: the
+        settings' only."""
+        self.settings, self.buckets, self.clusters = settings, buckets, clusters
         self.violations: Violations = []
 
     def add(self, field: str, problem: str) -> None:
@@ -53,6 +58,10 @@ class Checker:
     def cluster(self, field: str, cluster_id: str) -> None:
         if not cluster_id:
             self.add(field, "is required")
+            return
+        if self.clusters is not None:
+            if cluster_id not in self.clusters:
+                self.add(field, f"cluster {cluster_id!r} is neither configured nor registered")
             return
         try:
             self.settings.cluster(cluster_id)

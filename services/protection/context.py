@@ -1,5 +1,5 @@
-"""`ProtectionContext`: what protection's flows share. Clusters, buckets, the bus, and the
-KV state the service owns (`state/`).
+"""`ProtectionContext`: what protection's flows share. Clusters (through their agents),
+buckets, the bus, and the KV state the service owns (`state/`).
 
 `main.py` builds it from the settings and the buckets every flow reads; the other KV
 buckets of the state catalogue are opened on first use (`kv`), so a flow run on its own
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
+from services.protection.agents import Clusters
 from services.protection.state.heads import CatalogHeads
 from services.protection.state.hooks import HookStore
 from services.protection.state.locks import InPlaceLocks
@@ -25,7 +26,7 @@ from vessel.buckets import BucketError, BucketRegistry
 from vessel.bus.errors import PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import state
-from vessel.kube.client import KubeCluster
+from vessel.kube.port import KubeApi
 from vessel.objectstore.base import AccessDenied, StoreUnavailable
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.errors import KeyServiceUnreachable, SealError
@@ -36,7 +37,8 @@ T = TypeVar("T")
 @dataclass
 class ProtectionContext:
     bus: Bus
-    clusters: dict[str, KubeCluster]
+    clusters: Clusters
+    """The registered clusters, each reached through its agent (`agents.py`)."""
     open_bucket: Callable[[str], SealedStore | Awaitable[SealedStore]]
     """A bucket's store and document key by name (the registry's, or fixed in tests)."""
     operations: OperationStore
@@ -84,11 +86,11 @@ class ProtectionContext:
     async def lock_store(self) -> InPlaceLocks:
         return InPlaceLocks(await self.kv(state.PROTECTION_LOCKS))
 
-    def cluster(self, cluster_id: str) -> KubeCluster:
-        try:
-            return self.clusters[cluster_id]
-        except KeyError:
-            raise PermanentError(f"cluster {cluster_id!r} is not registered") from None
+    async def cluster(self, cluster_id: str) -> KubeApi:
+        found = await self.clusters.kube(cluster_id)
+        if found is None:
+            raise PermanentError(f"cluster {cluster_id!r} is not registered")
+        return found
 
     async def in_bucket(self, bucket: str, fn: Callable[[SealedStore], T]) -> T:
         """Run a blocking bucket call in a thread, mapping store errors to retry policy."""

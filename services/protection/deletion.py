@@ -161,9 +161,10 @@ class DeletionFlow:
         if not snapshot_ids:
             await self._backup_deleted(op.id, app_id, 0)
             return
-        if cluster not in self.p.clusters:
+        registered = await self.p.clusters.ids()
+        if cluster not in registered:
             # Any cluster's mover reaches the bucket; prefer the one that wrote the data.
-            cluster = min(self.p.clusters, default="")
+            cluster = min(registered, default="")
         if not cluster:
             raise TemporaryError("no cluster is registered whose mover could forget", delay=30)
 
@@ -233,7 +234,7 @@ class DeletionFlow:
                 )
                 await self._finish(op.id, Phase.FAILED, message)
                 return
-            kube = self.p.cluster(record.cluster)
+            kube = await self.p.cluster(record.cluster)
             for volume in record.volumes:
                 await kube.delete(
                     SNAPSHOT_API, "VolumeSnapshot", volume.volume_snapshot, volume.namespace

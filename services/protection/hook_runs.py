@@ -25,7 +25,7 @@ async def run_stage(
     if not hooks:
         return HookOutcome()
     hooks = [h.model_copy(update={"app_id": app.id}) for h in hooks]  # run in `app`
-    ran = await run_hooks(p.cluster(app.cluster), app, hooks, stage)
+    ran = await run_hooks(await p.cluster(app.cluster), app, hooks, stage)
     await report(p.bus, ran, op_id)
 
     def record(o: Operation) -> None:

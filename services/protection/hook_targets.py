@@ -14,14 +14,14 @@ from typing import Any
 from vessel.contracts.events import AppRecord
 from vessel.contracts.hooks import ExecHook
 from vessel.kube import selectors
-from vessel.kube.client import KubeCluster
 from vessel.kube.objects import KubeObject, name_of
+from vessel.kube.port import KubeApi
 
 Container = dict[str, Any]
 """A container of a pod's `spec.containers`."""
 
 
-async def app_pods(kube: KubeCluster, app: AppRecord) -> list[KubeObject]:
+async def app_pods(kube: KubeApi, app: AppRecord) -> list[KubeObject]:
     """Running pods of the app, by namespace and name."""
     selectors: list[tuple[str, str]] = []
     namespaces = app.namespaces or [app.namespace]

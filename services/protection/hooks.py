@@ -34,8 +34,8 @@ from vessel.contracts.events import AppRecord
 from vessel.contracts.hooks import ExecHook, HookFailed, HookStage
 from vessel.contracts.protection import ItemResult, ItemState
 from vessel.kube import errors
-from vessel.kube.client import KubeCluster
 from vessel.kube.objects import KubeObject, name_of, namespace_of
+from vessel.kube.port import KubeApi
 
 log = logging.getLogger("vessel.protection.hooks")
 TAIL = 2000
@@ -76,7 +76,7 @@ class _Run:
 
 
 async def run_hooks(
-    kube: KubeCluster, app: AppRecord, hooks: list[ExecHook], stage: HookStage
+    kube: KubeApi, app: AppRecord, hooks: list[ExecHook], stage: HookStage
 ) -> HookOutcome:
     outcome = HookOutcome()
     selected = sorted(
@@ -103,7 +103,7 @@ async def run_hooks(
     return outcome
 
 
-async def unfreeze(kube: KubeCluster, frozen: Iterable[FrozenMount]) -> list[ItemResult]:
+async def unfreeze(kube: KubeApi, frozen: Iterable[FrozenMount]) -> list[ItemResult]:
     """Thaw mounts, newest first; one item per mount."""
     items = []
     for mount in reversed(list(frozen)):
@@ -149,7 +149,7 @@ async def report(bus: Bus, outcome: HookOutcome, operation_id: str = "") -> None
 
 
 async def _run_in(
-    kube: KubeCluster,
+    kube: KubeApi,
     app: AppRecord,
     hook: ExecHook,
     pod: KubeObject,
@@ -197,7 +197,7 @@ async def _run_in(
 
 
 async def _fsfreeze(
-    kube: KubeCluster,
+    kube: KubeApi,
     app: AppRecord,
     hook: ExecHook,
     pod: KubeObject,
@@ -224,7 +224,7 @@ async def _fsfreeze(
 
 
 async def _exec(
-    kube: KubeCluster, namespace: str, pod: str, container: str, argv: list[str], seconds: float
+    kube: KubeApi, namespace: str, pod: str, container: str, argv: list[str], seconds: float
 ) -> _Run:
     try:
         result = await kube.exec(namespace, pod, container, argv, seconds)

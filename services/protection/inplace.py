@@ -16,9 +16,9 @@ import time
 from services.protection.context import ProtectionContext
 from services.protection.restore_plan import RestorePlan, describe
 from vessel.contracts.events import AppRecord
-from vessel.kube.client import KubeCluster
 from vessel.kube.errors import KubeError
 from vessel.kube.objects import KubeObject
+from vessel.kube.port import KubeApi
 
 GONE_TIMEOUT = 60.0
 POLL = 0.2
@@ -72,7 +72,7 @@ def doomed(plan: RestorePlan, running: list[KubeObject]) -> list[KubeObject]:
 
 async def clear(
     p: ProtectionContext,
-    kube: KubeCluster,
+    kube: KubeApi,
     app_id: str,
     plan: RestorePlan,
     patience: float = GONE_TIMEOUT,

@@ -1,7 +1,9 @@
 """Entry point: `vessel-protection` runs backups and restores across every cluster.
 
-Wiring only: the settings' clusters and buckets, the KV buckets the flows share, the
-context built from them, and the inbox (`inbox.py`) started on it.
+Wiring only: the registered clusters (each through its agent), the buckets, the KV
+buckets the flows share, the context built from them, and the inbox (`inbox.py`) started
+on it. The only kubeconfig protection opens is its home cluster's (`secrets_cluster`, else
+the first configured), to read the Secrets that hold bucket credentials.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.protection import inbox
+from services.protection.agents import AgentClusters
 from services.protection.bucket_keys import bucket_opener
 from services.protection.context import ProtectionContext
 from services.protection.state.operations import OperationStore
@@ -21,16 +24,16 @@ from vessel.runtime import ServiceContext, run_service
 
 async def serve(service: ServiceContext) -> None:
     settings, bus = service.settings, service.bus
-    clusters = {c.id: KubeCluster(c.kubeconfig, c.id) for c in settings.clusters}
-    home = settings.secrets_cluster or next(iter(clusters), None)
+    configured = {c.id: c.kubeconfig for c in settings.clusters}
+    home = settings.secrets_cluster or next(iter(configured), None)
     registry = BucketRegistry(
         settings,
         await bus.kv(state.BUCKETS.name),
-        kube_secret_reader(clusters[home]) if home in clusters else None,
+        kube_secret_reader(KubeCluster(configured[home], home)) if home in configured else None,
     )
     ctx = ProtectionContext(
         bus=bus,
-        clusters=clusters,
+        clusters=AgentClusters(bus, await bus.kv(state.CLUSTERS.name)),
         open_bucket=bucket_opener(registry),
         operations=OperationStore(
             await bus.kv(state.OPERATIONS.name), activity=await bus.kv(state.ACTIVITY.name)

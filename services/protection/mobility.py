@@ -159,7 +159,7 @@ class MobilityFlow:
             await self._fail(op, SCALE_STEP, f"app {op.app_id} is gone from the inventory")
             return
         app = AppRecord.model_validate_json(entry.value)
-        kube = self.p.cluster(app.cluster)
+        kube = await self.p.cluster(app.cluster)
         scaled = []
         for ref in app.workloads:
             if ref.kind in SCALABLE:

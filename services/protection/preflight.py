@@ -34,8 +34,8 @@ from vessel.config import ConfigError
 from vessel.contracts import subjects
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.protection import PreflightResult, PreflightViolation, RestorePreflight
-from vessel.kube.client import KubeCluster
 from vessel.kube.objects import KubeObject
+from vessel.kube.port import KubeApi
 from vessel.objectstore.base import ObjectNotFound
 
 log = logging.getLogger("vessel.protection.preflight")
@@ -77,7 +77,7 @@ async def preflight(p: ProtectionContext, req: RestorePreflight) -> Preflight:
             "an in-place restore deletes the app's workloads and claims first: "
             "set options.confirm to go ahead",
         )
-    kube = p.clusters.get(req.target_cluster)
+    kube = await p.clusters.kube(req.target_cluster)
     if kube is None:
         out.add("target_cluster", "not_found", f"cluster {req.target_cluster!r} is not registered")
     await _read_backup(p, req, out)
@@ -143,7 +143,7 @@ async def _read_backup(p: ProtectionContext, req: RestorePreflight, out: Preflig
 
 
 async def _check_storage_classes(
-    kube: KubeCluster, req: RestorePreflight, plan: RestorePlan, out: Preflight
+    kube: KubeApi, req: RestorePreflight, plan: RestorePlan, out: Preflight
 ) -> None:
     claims_by_class: dict[str, list[str]] = {}
     for target in plan.claims.values():
@@ -162,7 +162,7 @@ async def _check_storage_classes(
 
 
 async def _check_existing(
-    kube: KubeCluster, req: RestorePreflight, plan: RestorePlan, out: Preflight
+    kube: KubeApi, req: RestorePreflight, plan: RestorePlan, out: Preflight
 ) -> None:
     # Claims are always looked up: an existing claim keeps its volume, so it is not filled.
     if req.options.existing == "fail":

@@ -84,7 +84,7 @@ class RestoreFlow:
             return
         backup, plan = checked.backup, checked.plan
         op.app_id = backup.app_id
-        kube = self.p.cluster(cmd.target_cluster)
+        kube = await self.p.cluster(cmd.target_cluster)
         if cmd.options.in_place:
             try:
                 await inplace.lock(self.p, backup.app_id, op.id)
@@ -189,7 +189,7 @@ class RestoreFlow:
         return build_plan(objects, op.namespace_mapping, options_of(op))
 
     async def _finish(self, op: Operation) -> None:
-        kube = self.p.cluster(op.target_cluster)
+        kube = await self.p.cluster(op.target_cluster)
         plan = await self._plan(op)
         op = await self._record(op, await apply_all(kube, plan.last, policy_of(options_of(op))))
         if op.app_id:

@@ -13,9 +13,9 @@ from typing import Literal
 
 from services.protection.restore_plan import describe
 from vessel.contracts.protection import ItemResult, ItemState
-from vessel.kube.client import KubeCluster
 from vessel.kube.errors import AlreadyExists, Conflict, KubeError
 from vessel.kube.objects import KubeObject
+from vessel.kube.port import KubeApi
 
 Policy = Literal["skip", "update", "fail"]
 REPLACE_ATTEMPTS = 3
@@ -36,7 +36,7 @@ def never_conflicts(obj: KubeObject) -> bool:
     return obj.get("kind") == "Namespace"
 
 
-async def existing(kube: KubeCluster, objects: list[KubeObject]) -> list[KubeObject]:
+async def existing(kube: KubeApi, objects: list[KubeObject]) -> list[KubeObject]:
     """Those of `objects` the cluster already holds."""
     found = []
     for obj in objects:
@@ -49,7 +49,7 @@ async def existing(kube: KubeCluster, objects: list[KubeObject]) -> list[KubeObj
     return found
 
 
-async def apply(kube: KubeCluster, obj: KubeObject, policy: Policy) -> ItemResult:
+async def apply(kube: KubeApi, obj: KubeObject, policy: Policy) -> ItemResult:
     """Create `obj`; when it exists, skip it, replace it or fail it as `policy` says."""
     try:
         await kube.create(obj)
@@ -67,7 +67,7 @@ async def apply(kube: KubeCluster, obj: KubeObject, policy: Policy) -> ItemResul
     return await replace(kube, obj)
 
 
-async def replace(kube: KubeCluster, obj: KubeObject) -> ItemResult:
+async def replace(kube: KubeApi, obj: KubeObject) -> ItemResult:
     """PUT the backup's version over the stored one, retrying when it changes under us."""
     meta = obj["metadata"]
     for _ in range(REPLACE_ATTEMPTS):
@@ -91,7 +91,5 @@ async def replace(kube: KubeCluster, obj: KubeObject) -> ItemResult:
     )
 
 
-async def apply_all(
-    kube: KubeCluster, objects: list[KubeObject], policy: Policy
-) -> list[ItemResult]:
+async def apply_all(kube: KubeApi, objects: list[KubeObject], policy: Policy) -> list[ItemResult]:
     return [await apply(kube, obj, policy) for obj in objects]

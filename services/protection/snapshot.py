@@ -114,7 +114,7 @@ class SnapshotFlow:
         if entry is None:
             raise CannotSnapshot(f"app {op.app_id} is not in the inventory")
         app = AppRecord.model_validate_json(entry.value)
-        kube = self.p.cluster(app.cluster)
+        kube = await self.p.cluster(app.cluster)
         objects = []
         for ref in app.resources:
             obj = await kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)

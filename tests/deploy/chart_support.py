@@ -110,22 +110,23 @@ EXPECTED_RBAC: dict[str, set[Permission]] = {
     | _grants({"snapshot.storage.k8s.io": {"volumesnapshotclasses"}}, READ)
     | _grants({"storage.k8s.io": {"storageclasses"}}, READ)
     | _grants({"": {"events"}}, ("create", "patch")),
-    "discovery": _grants(APP_KINDS, READ),
-    # WRITE on restored kinds: create, `existing: update` (PUT), in-place restore (delete)
-    # and migrate's scale-down (patch); hooks exec in the pods READ finds; deleting an app
-    # snapshot deletes its VolumeSnapshots (the provisioner creates them).
-    "protection": _grants(APP_KINDS, READ)
+    # Discovery is the cluster agent, making protection's calls: WRITE on restored kinds:
+    # create, `existing: update` (PUT), in-place restore (delete) and migrate's scale-down
+    # (patch); hooks exec in the pods READ finds; deleting an app snapshot deletes its
+    # VolumeSnapshots (the provisioner creates them).
+    "discovery": _grants(APP_KINDS, READ)
     | _grants(RESTORED_KINDS, WRITE)
     | _grants({"": {"pods/exec"}}, ("create", "get"))
     | _grants({"snapshot.storage.k8s.io": {"volumesnapshots"}}, ("delete",)),
 }
-"""Cluster-wide grants (ClusterRoleBindings): only these three services; the gateway none."""
+"""Cluster-wide grants (ClusterRoleBindings): only these two services; the others none."""
 
 EXPECTED_NAMESPACED_RBAC: dict[str, set[Permission]] = {
     "mover": {("", "secrets", "get")},
+    "protection": {("", "secrets", "get")},
 }
-"""Grants in the release namespace only (RoleBindings): the mover reads the credential
-Secrets of registered buckets there."""
+"""Grants in the release namespace only (RoleBindings): the mover and protection read the
+credential Secrets of buckets there."""
 
 # --- rendering ---------------------------------------------------------------------------
 

@@ -207,13 +207,13 @@ def test_rbac_is_least_privilege(renderings: tuple[Rendering, ...]) -> None:
 
 
 def test_rbac_covers_what_the_services_call() -> None:
-    """The expected RBAC above against the code: the kinds discovery watches, the provisioner's."""
+    """The expected RBAC above against the code: the kinds discovery watches, the calls it
+    makes for protection as the cluster agent, the provisioner's."""
     for api_version, kind in DISCOVERY_KINDS:
         group = api_version.rpartition("/")[0]
         resource = kind.lower() + "s"
         for verb in ("list", "watch"):
             assert (group, resource, verb) in EXPECTED_RBAC["discovery"], (api_version, kind)
-            assert (group, resource, verb) in EXPECTED_RBAC["protection"], (api_version, kind)
     for needed in [
         ("", "persistentvolumeclaims", "watch"),
         ("", "persistentvolumeclaims", "patch"),  # revert in place
@@ -225,7 +225,7 @@ def test_rbac_covers_what_the_services_call() -> None:
     ]:
         assert needed in EXPECTED_RBAC["provisioner"], needed
     for kind in SCALABLE:  # migrate scales the source down
-        assert ("apps", kind.lower() + "s", "patch") in EXPECTED_RBAC["protection"], kind
+        assert ("apps", kind.lower() + "s", "patch") in EXPECTED_RBAC["discovery"], kind
     for watched in WATCHED:
         # What an app is made of (discovery's kinds: namespaced ones, less the Pods their
         # workloads recreate, and the namespaces) is what a restore writes: create, PUT for
@@ -234,15 +234,15 @@ def test_rbac_covers_what_the_services_call() -> None:
             continue
         group = watched.api_version.rpartition("/")[0]
         for verb in ("create", "update", "delete"):
-            assert (group, watched.plural, verb) in EXPECTED_RBAC["protection"], (watched, verb)
+            assert (group, watched.plural, verb) in EXPECTED_RBAC["discovery"], (watched, verb)
     for needed in [
         ("", "pods", "list"),  # hooks find the app's running pods
         ("", "pods/exec", "create"),
         ("snapshot.storage.k8s.io", "volumesnapshots", "delete"),  # app snapshot deletion
-        ("", "secrets", "get"),  # registered buckets' credentials
     ]:
-        assert needed in EXPECTED_RBAC["protection"], needed
-    assert EXPECTED_NAMESPACED_RBAC["mover"] == {("", "secrets", "get")}
+        assert needed in EXPECTED_RBAC["discovery"], needed
+    for bucket_reader in ("mover", "protection"):  # buckets' credentials, nothing else
+        assert EXPECTED_NAMESPACED_RBAC[bucket_reader] == {("", "secrets", "get")}
 
 
 # --- configuration -----------------------------------------------------------------------

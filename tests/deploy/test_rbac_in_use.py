@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from services.protection import inplace
+from services.protection.agents import DirectClusters
 from services.protection.context import ProtectionContext
 from services.protection.deletion import SNAPSHOT_API
 from services.protection.hooks import run_hooks
@@ -151,10 +152,11 @@ async def test_the_mover_reads_bucket_secrets_in_the_release_namespace_only(
     assert [(a.verb, a.resource, a.namespace) for a in proxy.denied] == [("get", "secrets", APP_NS)]
 
 
-async def test_protection_restores_updates_and_clears_every_kind_an_app_holds(
+async def test_the_agent_restores_updates_and_clears_every_kind_an_app_holds(
     as_service: As, bus: Bus
 ) -> None:
-    kube, proxy = await as_service("protection")
+    """Protection's restore flow, its calls made with the agent's (discovery's) grants."""
+    kube, proxy = await as_service("discovery")
     plan = build_plan(_app_objects(), {}, RestoreOptions())
 
     created = await apply_all(kube, plan.objects, "update")
@@ -172,7 +174,7 @@ async def test_protection_restores_updates_and_clears_every_kind_an_app_holds(
 
     p = ProtectionContext(
         bus=bus,
-        clusters={"c1": kube},
+        clusters=DirectClusters({"c1": kube}),
         open_bucket=lambda name: pytest.fail(f"no bucket is opened here ({name})"),
         operations=OperationStore(await bus.kv("operations")),
         inventory=await bus.kv("inventory"),
@@ -184,7 +186,7 @@ async def test_protection_restores_updates_and_clears_every_kind_an_app_holds(
     assert proxy.denied == [], proxy.denied
 
 
-async def test_protection_runs_hooks_and_deletes_app_snapshot_volume_snapshots(
+async def test_the_agent_runs_hooks_and_deletes_app_snapshot_volume_snapshots(
     admin: KubeCluster, as_service: As, tmp_path: Path
 ) -> None:
     await admin.create(_obj("v1", "Namespace", APP_NS, ns=None))
@@ -198,7 +200,7 @@ async def test_protection_runs_hooks_and_deletes_app_snapshot_volume_snapshots(
             spec={"source": {"persistentVolumeClaimName": "data"}},
         )
     )
-    kube, proxy = await as_service("protection")
+    kube, proxy = await as_service("discovery")
     log = tmp_path / "ran.log"
 
     outcome = await run_hooks(
@@ -244,14 +246,18 @@ async def test_the_provisioner_takes_group_snapshots_and_reverts_claims(
     assert proxy.denied == [], proxy.denied
 
 
-async def test_the_gateway_has_no_access_and_discovery_only_reads(
+async def test_the_gateway_has_no_access_and_protection_reads_only_bucket_secrets(
     admin: KubeCluster, as_service: As
 ) -> None:
     await admin.create(_obj("v1", "Namespace", APP_NS, ns=None))
     gateway, _ = await as_service("gateway")
     with pytest.raises(Forbidden):
         await gateway.list("v1", "Pod", APP_NS)
-    discovery, _ = await as_service("discovery")
-    assert (await discovery.list("v1", "ConfigMap", APP_NS))[0] == []
+    await admin.create(_obj("v1", "Namespace", NAMESPACE, ns=None))
+    await admin.create(_obj("v1", "Secret", "bucket-keys", NAMESPACE, stringData={"k": "v"}))
+    protection, _ = await as_service("protection")
+    assert await kube_secret_reader(protection)(NAMESPACE, "bucket-keys") == {"k": "v"}
     with pytest.raises(Forbidden):
-        await discovery.create(_obj("v1", "ConfigMap", "x", data={}))
+        await protection.list("v1", "ConfigMap", APP_NS)
+    with pytest.raises(Forbidden):
+        await protection.create(_obj("v1", "ConfigMap", "x", APP_NS, data={}))

@@ -22,12 +22,15 @@ from grpc_status import rpc_status
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import IN_CI, full_stack, require
+from vessel.api.v1 import infra_pb2 as ipb
+from vessel.api.v1 import infra_pb2_grpc as rpc_infra
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.envelope import CloudEvent, new_event
 from vessel.kube.client import KubeCluster
+from vessel_dev.emulators.kube import KubeEmulator
 from vessel_dev.rig.btrfs import btrfs_available
 from vessel_dev.rig.scenario import (
     APP,
@@ -36,6 +39,7 @@ from vessel_dev.rig.scenario import (
     app_objects,
     bound_volume_path,
     create_all,
+    deployment_object,
     tree_digest,
     write_data,
 )
@@ -322,3 +326,67 @@ def test_every_service_is_its_own_nats_user_and_clusters_are_leaf_nodes(stack: S
     for leaf in stack.topology.leaves.values():
         agents = [(f"vessel-{s}", s) for s in ("mover", "provisioner")]
         assert _services(leaf.monitor_url) == agents
+
+
+async def test_a_cluster_registered_at_run_time_is_protected_through_its_agent(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`vessel cluster register` reaches discovery alone, which watches the cluster and is
+    its agent: protection, which holds no kubeconfig of it, backs its app up and restores
+    it there, every Kubernetes call going through the agent over NATS."""
+    edge = KubeEmulator()
+    edge.start()
+    try:
+        edge.write_kubeconfig(tmp_path / "edge.kubeconfig")
+        kube = KubeCluster(tmp_path / "edge.kubeconfig", "edge")
+        labels = {"app": "notes"}
+        await create_all(
+            kube,
+            [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "notes"}},
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "notes-config", "namespace": "notes", "labels": labels},
+                    "data": {"motd": "registered at run time"},
+                },
+                deployment_object("notes", "notes", labels, {"name": "web", "image": "nginx"}, {}),
+            ],
+        )
+        assert "edge" not in stack.config_path.read_text()  # protection has no kubeconfig of it
+        with grpc.insecure_channel(stack.gateway) as channel:
+            rpc_infra.ClusterServiceStub(channel).RegisterCluster(
+                ipb.RegisterClusterRequest(
+                    id="edge", kubeconfig=(tmp_path / "edge.kubeconfig").read_text()
+                )
+            )
+            apps = rpc.AppServiceStub(channel)
+            for _ in range(200):
+                if _app_known(apps, "edge.notes.notes"):
+                    break
+                await asyncio.sleep(0.1)
+            ops = rpc.OperationServiceStub(channel)
+            backup = rpc.BackupServiceStub(channel).CreateBackup(
+                pb.CreateBackupRequest(app_id="edge.notes.notes", bucket="default")
+            )
+            done = await asyncio.to_thread(
+                ops.WaitOperation, pb.WaitOperationRequest(id=backup.id, timeout_seconds=60)
+            )
+            assert done.phase == "Completed", done.message
+            restore = rpc.RestoreServiceStub(channel).CreateRestore(
+                pb.CreateRestoreRequest(
+                    backup_id=backup.id,
+                    bucket="default",
+                    target_cluster="edge",
+                    namespace_mapping={"notes": "notes-copy"},
+                )
+            )
+            done = await asyncio.to_thread(
+                ops.WaitOperation, pb.WaitOperationRequest(id=restore.id, timeout_seconds=60)
+            )
+            assert done.phase == "Completed", done.message
+        config = await kube.get("v1", "ConfigMap", "notes-config", "notes-copy")
+        assert config is not None and config["data"] == {"motd": "registered at run time"}
+        assert await kube.get("apps/v1", "Deployment", "notes", "notes-copy") is not None
+    finally:
+        await asyncio.to_thread(edge.stop)

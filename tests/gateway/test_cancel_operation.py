@@ -23,6 +23,7 @@ from services.mover.repo.format import SnapshotDoc
 from services.mover.repo.progress import Progress
 from services.mover.transfers import Mover
 from services.mover.volumes import ProgressFn, RepositoryData
+from services.protection.agents import DirectClusters
 from services.protection.backup import BackupFlow
 from services.protection.bucket_catalog import write_snapshot_resources
 from services.protection.cancel import CancelFlow
@@ -150,7 +151,7 @@ async def world(
     sb = sealed(store)
     p = ProtectionContext(
         bus=bus,
-        clusters={BUSY: kube, IDLE: kube},
+        clusters=DirectClusters({BUSY: kube, IDLE: kube}),
         open_bucket=lambda name: sb,
         operations=OperationStore(
             await bus.kv("operations"), activity=await bus.kv(ACTIVITY_BUCKET)

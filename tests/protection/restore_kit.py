@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.protection.agents import DirectClusters
 from services.protection.bucket_catalog import (
     BackupCatalog,
     VolumeEntry,
@@ -210,7 +211,7 @@ async def bench(bus: Bus, bucket: MinioStore, tmp_path: Path) -> AsyncIterator[B
 
         p = ProtectionContext(
             bus=bus,
-            clusters=clusters,
+            clusters=DirectClusters(clusters),
             open_bucket=open_bucket,
             operations=OperationStore(await bus.kv(f"operations-{suffix}")),
             inventory=await bus.kv(f"inventory-{suffix}"),

@@ -18,6 +18,7 @@ import pytest
 
 from services.mover.forget import Forgetter
 from services.mover.volumes import RepositoryData
+from services.protection.agents import DirectClusters
 from services.protection.bucket_catalog import (
     BackupCatalog,
     VolumeEntry,
@@ -107,7 +108,7 @@ async def world(bus: Bus, bucket: MinioStore, kube: KubeCluster) -> AsyncIterato
     operations = OperationStore(await bus.kv(f"t_ops_{suffix}"))
     p = ProtectionContext(
         bus=bus,
-        clusters={cluster: kube},
+        clusters=DirectClusters({cluster: kube}),
         open_bucket={"default": sb}.__getitem__,
         operations=operations,
         inventory=await bus.kv(f"t_inv_{suffix}"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from services.protection.agents import DirectClusters
 from services.protection.backup import BackupFlow
 from services.protection.cancel import CancelFlow
 from services.protection.context import ProtectionContext
@@ -107,7 +108,7 @@ async def test_a_cancel_whose_cleanup_failed_stays_canceling_until_redelivered(
     opener = FlakyBucket(sealed(bucket))
     p = ProtectionContext(
         bus=bus,
-        clusters={},
+        clusters=DirectClusters({}),
         open_bucket=opener,
         operations=await store(bus),
         inventory=await bus.kv(f"t_inv_{suffix}"),

@@ -106,6 +106,13 @@ class Bus:
         return self._nc is not None and self._nc.is_connected
 
     @property
+    def max_payload(self) -> int:
+        """The largest message the server takes, in bytes (as it announced on connect)."""
+        if self._nc is None:
+            raise BusError("bus is not connected")
+        return int(self._nc.max_payload)
+
+    @property
     def js(self) -> JetStreamContext:
         if self._js is None:
             raise RuntimeError("bus is not connected")

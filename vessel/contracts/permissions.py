@@ -84,20 +84,22 @@ ASKS: dict[str, tuple[str, ...]] = {
         subjects.QUERY_PROVISIONER_VOLUMES,
     ),
     "mover": ("vessel.xfer.>",),
-    "protection": (),
+    "protection": (subjects.QUERY_AGENT,),
     "provisioner": (),
     "discovery": ("vessel.query.discovery.>",),
 }
-"""The query subjects each service asks (discovery asks its own replicas)."""
+"""The query subjects each service asks (discovery asks its own replicas; protection
+asks the cluster agents)."""
 
 ANSWERS: dict[str, tuple[str, ...]] = {
     "gateway": (),
     "mover": ("vessel.xfer.>",),
     "protection": ("vessel.query.protection.>",),
     "provisioner": ("vessel.query.provisioner.>",),
-    "discovery": ("vessel.query.discovery.>",),
+    "discovery": ("vessel.query.discovery.>", "vessel.query.agent.>"),
 }
-"""The query subjects each service answers (the mover's direct-transfer sessions too)."""
+"""The query subjects each service answers (discovery as the cluster agent too, the mover
+its direct-transfer sessions)."""
 
 JETSTREAM = (
     "$JS.API.>",

@@ -43,8 +43,8 @@ CLUSTERS = KvBucket(
     "discovery",
     "<cluster>",
     "vessel.contracts.events:ClusterRecord",
-    "cluster health (never kubeconfigs)",
-    ("gateway",),
+    "cluster health (never kubeconfigs); a cluster here is one protection may work on",
+    ("gateway", "protection"),
 )
 APP_DEFINITIONS = KvBucket(
     "app-definitions",

@@ -455,6 +455,15 @@ QUERY_PROVISIONER_STORAGECLASSES = "vessel.query.provisioner.{cluster}.storagecl
 QUERY_PROVISIONER_VOLUMES = "vessel.query.provisioner.{cluster}.volumes"
 """Request `VolumeUsageQuery`, reply `VolumeUsage` (or `QueryFailed`); per cluster."""
 
+QUERY_AGENT = "vessel.query.agent.{cluster}.{verb}"
+"""Request `KubeCall`, reply `KubeAnswer`: a Kubernetes API call made by the cluster's agent
+(`vessel.contracts.agent`); `verb` is the call's (`get`, `list`, ... `exec`)."""
+
+
+def agent_subject(cluster: str, verb: str) -> str:
+    return QUERY_AGENT.format(cluster=cluster, verb=verb)
+
+
 XFER_OPEN = "vessel.xfer.{cluster}.open"
 """Core request/reply: a source mover opens a direct transfer session with the mover of
 `cluster` (the destination); see docs/formats.md, "Direct transfer between movers"."""

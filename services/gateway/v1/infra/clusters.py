@@ -21,17 +21,10 @@ from vessel.contracts.commands import RegisterCluster, RemoveCluster
 from vessel.contracts.events import ClusterRecord
 
 
-async def known_clusters(ctx: GatewayContext) -> list[str]:
-    """Clusters of the settings and those discovery registered."""
-    ids = {c.id for c in ctx.settings.clusters}
-    ids.update(await ctx.clusters.keys())
-    return sorted(ids)
-
-
 async def cluster_or_all(ctx: GatewayContext, cluster: str, field: str = "cluster") -> list[str]:
     """The cluster named (checked) or every known one the caller's scope covers."""
     principal = authz.current()
-    known = await known_clusters(ctx)
+    known = await ctx.cluster_ids()
     if cluster:
         if not DNS_LABEL.match(cluster):
             raise invalid([(field, f"{cluster!r} is not a cluster id (DNS label)")])

@@ -158,7 +158,7 @@ class CloneService(prpc.CloneServiceServicer):
     async def CreateClone(
         self, request: ppb.CreateCloneRequest, context: RpcContext
     ) -> pb.Operation:
-        check = Checker(self.ctx.settings)
+        check = Checker(self.ctx.settings, clusters=await self.ctx.cluster_ids())
         check_common(check, request)
         source = clone_source(request, check)
         options, problems = copy_options(request)
@@ -239,7 +239,7 @@ class MigrationService(prpc.MigrationServiceServicer):
     async def CreateMigration(
         self, request: ppb.CreateMigrationRequest, context: RpcContext
     ) -> pb.Operation:
-        check = Checker(self.ctx.settings)
+        check = Checker(self.ctx.settings, clusters=await self.ctx.cluster_ids())
         check_common(check, request)
         options, problems = copy_options(request)
         check.violations += problems

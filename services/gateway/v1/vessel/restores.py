@@ -54,7 +54,9 @@ class RestoreService(rpc.RestoreServiceServicer):
     async def CreateRestore(
         self, request: pb.CreateRestoreRequest, context: RpcContext
     ) -> pb.Operation:
-        check = Checker(self.ctx.settings, await self.ctx.buckets.names())
+        check = Checker(
+            self.ctx.settings, await self.ctx.buckets.names(), await self.ctx.cluster_ids()
+        )
         check.pattern("backup_id", request.backup_id, IDENTIFIER, "a backup id")
         check.bucket("bucket", request.bucket)
         check.cluster("target_cluster", request.target_cluster)
