@@ -203,5 +203,5 @@ class WatchedCluster:
     async def announce(self, message: subjects.Message) -> None:
         record = self.record or self.current()
         await self.bus.publish(
-            message, ClusterChanged(cluster=record), cluster=None, subject=f"/clusters/{self.id}"
+            message, ClusterChanged(cluster=record), cluster=self.id, subject=f"/clusters/{self.id}"
         )

@@ -28,14 +28,19 @@ class AppPublisher:
                 changed=changed_fields(previous, record),
                 diff=app_diff(previous, record),
             )
-        await self.bus.publish(message, payload, subject=self.subject(record))
+        await self.bus.publish(
+            message, payload, cluster=record.cluster, subject=self.subject(record)
+        )
 
     async def remove(self, previous: AppRecord) -> None:
         await self.apps.delete(previous.id)
         gone = previous.model_copy(update={"state": "Removed"})
         changed = [] if previous.state == "Removed" else ["state"]
         await self.bus.publish(
-            subjects.APP_REMOVED, AppChanged(app=gone, changed=changed), subject=self.subject(gone)
+            subjects.APP_REMOVED,
+            AppChanged(app=gone, changed=changed),
+            cluster=gone.cluster,
+            subject=self.subject(gone),
         )
 
     @staticmethod

@@ -23,7 +23,7 @@ from vessel.contracts.events import QueryFailed
 from vessel.contracts.models import Payload
 
 R = TypeVar("R", bound=Payload)
-BACKEND_EVENTS = "vessel.evt.provisioner.backend.>"
+BACKEND_EVENTS = "vessel.evt.provisioner.*.backend.>"
 QUERY_SECONDS = 5.0
 
 

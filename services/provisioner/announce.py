@@ -39,7 +39,9 @@ class Announcer:
     ) -> None:
         event = encode(message, payload, self.bus.source, subject, child_traceparent())
         event_id = str(uuid.uuid5(_IDS, f"{message.type}/{self.cluster}/{once_key}"))
-        await self.bus.publish_raw(message.subject_for(), event.model_copy(update={"id": event_id}))
+        await self.bus.publish_raw(
+            message.subject_for(self.cluster), event.model_copy(update={"id": event_id})
+        )
 
     def claim_subject(self, namespace: str, claim: str) -> str:
         return f"/clusters/{self.cluster}/namespaces/{namespace}/pvcs/{claim}"
@@ -92,5 +94,6 @@ class Announcer:
                 reason=reason,
                 message=message,
             ),
+            cluster=self.cluster,
             subject=self.claim_subject(meta["namespace"], meta["name"]),
         )

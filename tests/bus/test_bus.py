@@ -229,11 +229,12 @@ async def test_tail_replays_events_from_a_point_in_time(bus: Bus) -> None:
     since = datetime.now(UTC)
     await bus.publish(subjects.TRANSFER_FAILED, failed("after"))
     seen = []
-    async for subject, event in bus.tail(subjects.TRANSFER_FAILED.subject, since=since):
+    async for subject, event in bus.tail(subjects.TRANSFER_FAILED.filter_subject, since=since):
         seen.append((subject, event.type, event.data["transfer_id"]))
         if event.data["cluster"] == cluster:
             break
-    assert seen[-1] == (subjects.TRANSFER_FAILED.subject, subjects.TRANSFER_FAILED.type, "after")
+    failed_here = subjects.TRANSFER_FAILED.subject_for(cluster)
+    assert seen[-1] == (failed_here, subjects.TRANSFER_FAILED.type, "after")
     assert all(transfer != "before" for *_, transfer in seen)
 
 

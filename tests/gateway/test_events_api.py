@@ -120,7 +120,9 @@ async def test_each_caller_sees_only_the_events_its_scope_covers(world: World) -
     record = ClusterRecord(
         id=N.east, source="config", state="Available", registered=datetime.now(UTC)
     )
-    await world.bus.publish(subjects.CLUSTER_REGISTERED, ClusterChanged(cluster=record))
+    await world.bus.publish(
+        subjects.CLUSTER_REGISTERED, ClusterChanged(cluster=record), cluster=N.east
+    )
 
     admin, member, books = await asyncio.gather(
         watch(world, "admin", since),

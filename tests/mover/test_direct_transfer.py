@@ -59,7 +59,7 @@ async def test_sent_snapshot_restores_identical_and_the_next_sends_only_new_blob
     await asyncio.to_thread(Restorer(target).restore, result.snapshot_id, tmp_path / "out1")
     assert tree_digest(tmp_path / "out1") == tree_digest(data)
     async with asyncio.timeout(10):  # announced like every transfer
-        async for _, event in bus.tail(subjects.TRANSFER_COMPLETED.subject, since=since):
+        async for _, event in bus.tail(subjects.TRANSFER_COMPLETED.filter_subject, since=since):
             if event.data["transfer_id"] == "send-1":
                 assert TransferResult.model_validate(event.data) == result
                 break

@@ -52,7 +52,7 @@ async def test_the_send_command_reaches_the_other_clusters_mover(
         )
         await bus.publish(subjects.SEND_SNAPSHOT, command, cluster="cluster-a")
         async with asyncio.timeout(60):
-            async for _, event in bus.tail("vessel.evt.mover.transfer.>", since=since):
+            async for _, event in bus.tail("vessel.evt.mover.*.transfer.>", since=since):
                 if event.data.get("transfer_id") == "send-stack" and "error" in event.data:
                     result = TransferResult.model_validate(event.data)
                     break

@@ -59,7 +59,7 @@ async def test_copy_command_moves_only_missing_data_and_announces_it(
 
     results = []
     async with asyncio.timeout(10):
-        async for _, event in bus.tail(subjects.TRANSFER_COMPLETED.subject, since=since):
+        async for _, event in bus.tail(subjects.TRANSFER_COMPLETED.filter_subject, since=since):
             result = TransferResult.model_validate(event.data)
             if result.transfer_id == "copy-1":
                 results.append(result)

@@ -38,7 +38,7 @@ async def answers(
 ) -> list[SnapshotsForgotten]:
     found: list[SnapshotsForgotten] = []
     async with asyncio.timeout(10):
-        async for _, event in bus.tail(subjects.SNAPSHOTS_FORGOTTEN.subject, since=since):
+        async for _, event in bus.tail(subjects.SNAPSHOTS_FORGOTTEN.filter_subject, since=since):
             answer = SnapshotsForgotten.model_validate(event.data)
             if answer.operation_id == operation_id:
                 found.append(answer)

@@ -116,7 +116,7 @@ async def test_an_app_snapshot_groups_every_claim_with_the_resources(
     started, ended = await events_of(bus, since, "vessel.evt.protection.snapshot.>", 2)
     assert started.type == subjects.SNAPSHOT_STARTED.type
     assert ended.type == subjects.SNAPSHOT_COMPLETED.type and ended.data["volumes"] == 3
-    [group] = await events_of(bus, since, subjects.GROUP_SNAPSHOT_CREATED.subject, 1)
+    [group] = await events_of(bus, since, subjects.GROUP_SNAPSHOT_CREATED.filter_subject, 1)
     assert group.data["group_id"] == "snap-1" and group.data["spread_seconds"] > 0
 
 

@@ -197,8 +197,12 @@ class Bus:
         cluster: str | None = None,
         subject: str | None = None,
     ) -> CloudEvent:
+        """Publish `payload` as `message`. A subject that carries a cluster takes `cluster`,
+        else the payload's own `cluster` field."""
         event = encode(message, payload, self.source, subject, None)
-        event = await self.publish_raw(message.subject_for(cluster), event)
+        about = getattr(payload, "cluster", None)
+        where = cluster or (about if isinstance(about, str) else None)
+        event = await self.publish_raw(message.subject_for(where), event)
         metrics.PUBLISHED.labels(message.type).inc()
         return event
 
@@ -234,6 +238,7 @@ class Bus:
         stream = subjects.EVENTS_STREAM if kinds == {"event"} else subjects.COMMANDS_STREAM
         filters = sorted(
             {m.subject_for(cluster) if cluster else m.filter_subject for m in handlers}
+            | {m.legacy_subject for m in handlers if m.legacy_subject and not cluster}
         )
         config = ConsumerConfig(
             durable_name=durable,

@@ -23,7 +23,11 @@ Every message is a CloudEvents 1.0 event in structured JSON mode
 (`Content-Type: application/cloudevents+json`) on NATS JetStream:
 
 - **Events** (facts) go to stream `{events}` on `vessel.evt.<domain>.<entity>.<verb>`,
-  retained for 7 days and replayable from any point in time.
+  retained for 7 days and replayable from any point in time. The events of a cluster's
+  agents (domains provisioner, mover, discovery) carry the cluster after the domain,
+  `vessel.evt.<domain>.<cluster>.<entity>.<verb>`, so NATS permissions can hold a cluster
+  to its own; versions before it published them without the cluster, and consumers still
+  take those subjects too while older agents remain.
 - **Commands** (requests for work) go to the work-queue stream `{commands}` on
   `vessel.cmd.<service>[.<cluster>].<verb>`; each is consumed by exactly one service.
 

@@ -18,6 +18,8 @@ class Message:
     """Subject, possibly with a `{cluster}` placeholder."""
     model: builtins.type[Payload]
     description: str
+    legacy_subject: str = ""
+    """The subject older versions published it on, still consumed during an upgrade."""
 
     def subject_for(self, cluster: str | None = None) -> str:
         if "{cluster}" in self.subject:
@@ -32,13 +34,24 @@ class Message:
         return self.subject.replace("{cluster}", "*")
 
 
+CLUSTER_DOMAINS = ("provisioner", "mover", "discovery")
+"""Domains whose events come from a cluster's agents: their subjects carry the cluster
+(`vessel.evt.<domain>.<cluster>.<entity>.<verb>`), so NATS permissions can hold each
+cluster to its own (docs/design/0007-hub-and-agents.md)."""
+
+
 def _event(domain_entity_verb: str, model: type[Payload], description: str) -> Message:
+    domain, _, entity_verb = domain_entity_verb.partition(".")
+    plain = f"vessel.evt.{domain_entity_verb}"
+    if domain not in CLUSTER_DOMAINS:
+        return Message("event", f"io.vessel.{domain_entity_verb}.v1", plain, model, description)
     return Message(
         "event",
         f"io.vessel.{domain_entity_verb}.v1",
-        f"vessel.evt.{domain_entity_verb}",
+        f"vessel.evt.{domain}.{{cluster}}.{entity_verb}",
         model,
         description,
+        legacy_subject=plain,
     )
 
 

@@ -29,7 +29,7 @@ from vessel.contracts.operations import Operation
 POLL_SECONDS = 0.25
 REPLAY = timedelta(seconds=2)
 MAX_WATCH_SECONDS = 86_400.0
-PROGRESS_EVENTS = subjects.TRANSFER_PROGRESS.subject
+PROGRESS_EVENTS = subjects.TRANSFER_PROGRESS.filter_subject
 
 
 class ProgressService(prpc.ProgressServiceServicer):
