@@ -31,8 +31,8 @@ class Cancels:
     """The canceled operations: kept in KV `canceled_operations` (given as `kv`), known in
     memory, and raced against the transfers running for them."""
 
-    def __init__(self, kv: KeyValue) -> None:
-        self.store = CanceledOperations(kv)
+    def __init__(self, kv: KeyValue, cluster: str) -> None:
+        self.store = CanceledOperations(kv, cluster)
         self._known: set[str] = set()
         self._events: dict[str, asyncio.Event] = {}
         self._running: dict[str, int] = {}

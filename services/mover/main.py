@@ -30,7 +30,7 @@ async def serve(service: ServiceContext) -> None:
         cluster_id=service.cluster,
         bus=bus,
         buckets=MoverBuckets(registry),
-        cancels=Cancels(await bus.kv(state.CANCELED_OPERATIONS.name)),
+        cancels=Cancels(await bus.kv(state.CANCELED_OPERATIONS.name), own.id),
         transfers=await bus.kv(state.TRANSFERS.name),
     )
     await listen(bus, inbox.rows(ctx))

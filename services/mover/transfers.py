@@ -80,7 +80,7 @@ class TransferWorker:
     ) -> None:
         self.cluster_id = cluster_id
         self.bus = bus
-        self.transfers = TransferRecords(transfers)
+        self.transfers = TransferRecords(transfers, cluster_id)
         self.data_for = data_for
         self.cancels = cancels
 

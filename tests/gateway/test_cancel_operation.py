@@ -176,7 +176,7 @@ async def world(
         bus,
         await bus.kv(state.TRANSFERS.name),
         lambda _: data,
-        Cancels(await bus.kv(state.CANCELED_OPERATIONS.name)),
+        Cancels(await bus.kv(state.CANCELED_OPERATIONS.name), BUSY),
     )
     assert mover.cancels is not None
     protection_events = {
@@ -307,7 +307,7 @@ async def test_a_running_transfer_stops_and_the_backup_ends_canceled(world: Worl
     transfers = await world.bus.kv("transfers")
 
     async def stopped() -> TransferResult | None:
-        entry = await transfers.get(f"{op.id}-data")
+        entry = await transfers.get(f"{BUSY}.{op.id}-data")
         return TransferResult.model_validate_json(entry.value) if entry else None
 
     result = await wait_for(stopped, "the canceled transfer's result")

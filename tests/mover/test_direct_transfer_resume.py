@@ -51,7 +51,7 @@ async def test_a_killed_transfer_resumes_without_resending_stored_blobs(
         pause.release.set()
 
         assert await asyncio.to_thread(b.list, f"{PREFIX}/snapshots/") == []
-        assert await clusters.transfers.get(command.transfer_id) is None
+        assert await clusters.transfers.get(f"{command.cluster}.{command.transfer_id}") is None
         stored = await asyncio.to_thread(stored_data_bytes, clusters.target_repository())
         assert stored >= 1_000_000  # several full packs reached bucket B
 
@@ -106,7 +106,8 @@ async def test_a_canceled_operation_stops_its_send(
     write_files(data, {"part.bin": 2_000_000})
     pause = Pause(monkeypatch, at=5)
     async with running(bus, a, b) as clusters:
-        cancels = Cancels(await bus.kv(f"canceled_{uuid.uuid4().hex[:8]}"))
+        kv = await bus.kv(f"canceled_{uuid.uuid4().hex[:8]}")
+        cancels = Cancels(kv, clusters.source_cluster)
         clusters.sender.cancels = cancels
         snapshot, _ = await asyncio.to_thread(clusters.source.backup, data, None, {}, None)
         command = clusters.command(snapshot)

@@ -82,7 +82,7 @@ class Clusters:
         )
 
     async def result(self, transfer_id: str) -> TransferResult:
-        entry = await self.transfers.get(transfer_id)
+        entry = await self.transfers.get(f"{self.source_cluster}.{transfer_id}")
         assert entry is not None, f"no result recorded for {transfer_id}"
         return TransferResult.model_validate_json(entry.value)
 

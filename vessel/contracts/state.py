@@ -155,14 +155,14 @@ ACTIVITY = KvBucket(
 TRANSFERS = KvBucket(
     "transfers",
     "mover",
-    "<transfer id>",
+    "<cluster>.<transfer id>",
     "vessel.contracts.events:TransferResult",
     "transfer state, for idempotent redelivery",
 )
 CANCELED_OPERATIONS = KvBucket(
     "canceled_operations",
     "mover",
-    "<operation id>",
+    "<cluster>.<operation id>",
     "vessel.contracts.protection:OperationCanceled",
     "operations whose transfers must stop",
 )
