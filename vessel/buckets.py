@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from vessel.bus.nats_port import KeyValue
 from vessel.config import BucketConfig, ConfigError, VesselSettings
 from vessel.contracts.buckets import BucketRecord, BucketSpec, SecretKeyRef
-from vessel.kube.client import KubeCluster
 from vessel.kube.errors import KubeError
+from vessel.kube.port import KubeApi
 from vessel.objectstore.base import ObjectStore
 from vessel.objectstore.lock import LockPolicy, locked
 from vessel.objectstore.minio_port import MinioStore
@@ -53,7 +53,7 @@ class OpenBucket:
         return self.key
 
 
-def kube_secret_reader(kube: KubeCluster) -> SecretReader:
+def kube_secret_reader(kube: KubeApi) -> SecretReader:
     async def read(namespace: str, name: str) -> dict[str, str] | None:
         secret = await kube.get("v1", "Secret", name, namespace)
         if secret is None:

@@ -2,8 +2,8 @@
 
 Wiring only: the registered clusters (each through its agent), the buckets, the KV
 buckets the flows share, the context built from them, and the inbox (`inbox.py`) started
-on it. The only kubeconfig protection opens is its home cluster's (`secrets_cluster`, else
-the first configured), to read the Secrets that hold bucket credentials.
+on it. Protection opens no kubeconfig: even the Secrets that hold bucket credentials are
+read through the agent of its home cluster (`secrets_cluster`, else the first configured).
 """
 
 from __future__ import annotations
@@ -11,29 +11,28 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.protection import inbox
-from services.protection.agents import AgentClusters
+from services.protection.agents import AgentClusters, AgentKube
 from services.protection.bucket_keys import bucket_opener
 from services.protection.context import ProtectionContext
 from services.protection.state.operations import OperationStore
 from vessel.buckets import BucketRegistry, kube_secret_reader
 from vessel.bus.inbox import listen
 from vessel.contracts import state
-from vessel.kube.client import KubeCluster
 from vessel.runtime import ServiceContext, run_service
 
 
 async def serve(service: ServiceContext) -> None:
     settings, bus = service.settings, service.bus
-    configured = {c.id: c.kubeconfig for c in settings.clusters}
-    home = settings.secrets_cluster or next(iter(configured), None)
+    records = await bus.kv(state.CLUSTERS.name)
+    home = settings.secrets_cluster or next((c.id for c in settings.clusters), None)
     registry = BucketRegistry(
         settings,
         await bus.kv(state.BUCKETS.name),
-        kube_secret_reader(KubeCluster(configured[home], home)) if home in configured else None,
+        kube_secret_reader(AgentKube(bus, home, records)) if home else None,
     )
     ctx = ProtectionContext(
         bus=bus,
-        clusters=AgentClusters(bus, await bus.kv(state.CLUSTERS.name)),
+        clusters=AgentClusters(bus, records),
         open_bucket=bucket_opener(registry),
         operations=OperationStore(
             await bus.kv(state.OPERATIONS.name), activity=await bus.kv(state.ACTIVITY.name)

@@ -95,18 +95,51 @@ def test_an_unknown_service_is_named() -> None:
         permissions.for_service("hub")
 
 
-def test_a_clusters_leaf_carries_only_what_its_node_agents_may_say() -> None:
-    leaf = permissions.leaf_node()
-    assert allows(leaf.publish, "vessel.evt.provisioner.volume.provisioned")
-    assert allows(leaf.publish, "vessel.evt.mover.transfer.completed")
-    assert allows(leaf.publish, "$JS.hub.API.$KV.volumes.cluster-a.pvc-1")
+def test_a_clusters_leaf_carries_only_what_its_agents_may_say_about_it() -> None:
+    leaf = permissions.leaf_node("cluster-a")
+    for allowed in (
+        subjects.VOLUME_PROVISIONED.subject_for("cluster-a"),
+        subjects.TRANSFER_COMPLETED.subject_for("cluster-a"),
+        subjects.APP_CHANGED.subject_for("cluster-a"),
+        "$JS.hub.API.$KV.volumes.cluster-a.pvc-1",
+        "$JS.hub.API.$KV.transfers.cluster-a.backup-1-data",
+        "$JS.hub.API.$KV.inventory.apps.cluster-a.shop.shop",
+        "$JS.hub.API.$KV.clusters.cluster-a",
+        "vessel.xfer.cluster-b.open",  # a direct transfer to another cluster's mover
+    ):
+        assert allows(leaf.publish, allowed), allowed
     for refused in (
+        subjects.VOLUME_PROVISIONED.subject_for("cluster-b"),
+        subjects.TRANSFER_COMPLETED.subject_for("cluster-b"),
+        subjects.APP_CHANGED.subject_for("cluster-b"),
+        subjects.VOLUME_PROVISIONED.legacy_subject,
         "vessel.evt.protection.backup.completed",
         "vessel.cmd.protection.backup.delete",
         subjects.FORGET_SNAPSHOTS.subject_for("cluster-a"),
         "$KV.operations.op-1",
         "$JS.hub.API.$KV.operations.op-1",
+        "$JS.hub.API.$KV.volumes.cluster-b.pvc-1",
+        "$JS.hub.API.$KV.inventory.apps.cluster-b.shop.shop",
+        "$JS.hub.API.$KV.clusters.cluster-b",
+        "$JS.hub.API.$KV.clusters.cluster-a-and-more",
     ):
         assert not allows(leaf.publish, refused), refused
     assert allows(leaf.subscribe, "vessel.query.provisioner.cluster-a.volumes")
-    assert not allows(leaf.subscribe, "vessel.query.protection.catalog")
+    assert allows(leaf.subscribe, "vessel.query.agent.cluster-a.get")
+    assert allows(leaf.subscribe, "vessel.xfer.cluster-a.open")
+    for refused in (
+        "vessel.query.protection.catalog",
+        "vessel.query.provisioner.cluster-b.volumes",
+        "vessel.query.agent.cluster-b.get",
+        "vessel.query.discovery.apps",
+        "vessel.xfer.cluster-b.open",
+    ):
+        assert not allows(leaf.subscribe, refused), refused
+
+
+def test_on_the_hub_a_service_says_what_it_may_about_every_cluster() -> None:
+    mover = permissions.for_service("mover")
+    assert allows(mover.publish, subjects.TRANSFER_COMPLETED.subject_for("any"))
+    assert allows(mover.subscribe, "vessel.xfer.any.open")
+    assert allows(permissions.for_service("discovery").subscribe, "vessel.query.agent.any.get")
+    assert allows(permissions.for_service("protection").publish, "vessel.query.agent.any.exec")

@@ -44,7 +44,7 @@ CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
 COMPONENTS = ("gateway", "discovery", "protection", "provisioner", "mover")
 NODE_AGENTS = frozenset({"provisioner", "mover"})
-USES_KUBE_API = frozenset({"discovery", "protection", "provisioner", "mover"})
+USES_KUBE_API = frozenset({"discovery", "provisioner", "mover"})
 OPENS_BUCKETS = frozenset({"gateway", "protection", "mover"})
 COMMANDS = {c: f"vessel-{c}" for c in COMPONENTS}
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -123,10 +123,9 @@ EXPECTED_RBAC: dict[str, set[Permission]] = {
 
 EXPECTED_NAMESPACED_RBAC: dict[str, set[Permission]] = {
     "mover": {("", "secrets", "get")},
-    "protection": {("", "secrets", "get")},
 }
-"""Grants in the release namespace only (RoleBindings): the mover and protection read the
-credential Secrets of buckets there."""
+"""Grants in the release namespace only (RoleBindings): the mover reads the credential
+Secrets of buckets there (protection reads them through the cluster agent)."""
 
 # --- rendering ---------------------------------------------------------------------------
 

@@ -93,10 +93,10 @@ asks the cluster agents)."""
 
 ANSWERS: dict[str, tuple[str, ...]] = {
     "gateway": (),
-    "mover": ("vessel.xfer.>",),
+    "mover": ("vessel.xfer.{cluster}.>",),
     "protection": ("vessel.query.protection.>",),
-    "provisioner": ("vessel.query.provisioner.>",),
-    "discovery": ("vessel.query.discovery.>", "vessel.query.agent.>"),
+    "provisioner": ("vessel.query.provisioner.{cluster}.>",),
+    "discovery": ("vessel.query.discovery.>", "vessel.query.agent.{cluster}.>"),
 }
 """The query subjects each service answers (discovery as the cluster agent too, the mover
 its direct-transfer sessions)."""
@@ -125,38 +125,60 @@ def _wildcard(subject: str) -> str:
     return re.sub(r"\{[a-z]+\}", "*", subject)
 
 
-def owned_buckets(service: str) -> tuple[str, ...]:
-    return tuple(b.name for b in state.KV_BUCKETS if service in b.owner.replace(",", " ").split())
+def owned_buckets(service: str) -> tuple[state.KvBucket, ...]:
+    return tuple(b for b in state.KV_BUCKETS if service in b.owner.replace(",", " ").split())
 
 
-def for_service(service: str) -> Permissions:
-    """ValueError names an unknown service."""
+def _owned_keys(bucket: state.KvBucket, cluster: str | None) -> str | None:
+    """The keys of `bucket` a service may write: all of them on the hub; in a cluster,
+    those under the cluster (the catalogue's key pattern up to `<cluster>`), or none when
+    the bucket's keys do not carry the cluster."""
+    if cluster is None:
+        return ">"
+    head, found, tail = bucket.keys.partition("<cluster>")
+    if not found:
+        return None
+    return f"{head}{cluster}" + (".>" if tail else "")
+
+
+def for_service(service: str, cluster: str | None = None) -> Permissions:
+    """What `service` may say on the hub, or, given `cluster`, as that cluster's agent:
+    then only its cluster's events, KV keys and queries. ValueError names an unknown
+    service."""
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+    keys = [(b.name, k) for b in owned_buckets(service) if (k := _owned_keys(b, cluster))]
     publish = [
-        f"vessel.evt.{service}.>",
+        f"vessel.evt.{service}.{cluster}.>" if cluster else f"vessel.evt.{service}.>",
         "vessel.evt.system.>",
         *(m.filter_subject for m in SENDS[service]),
         *(_wildcard(s) for s in ASKS[service]),
-        *(f"$KV.{name}.>" for name in owned_buckets(service)),
-        *(f"$JS.*.API.$KV.{name}.>" for name in owned_buckets(service)),
+        *(f"$KV.{name}.{k}" for name, k in keys),
+        *(f"$JS.*.API.$KV.{name}.{k}" for name, k in keys),
         *JETSTREAM,
         INBOXES,
     ]
-    subscribe = [INBOXES, *ANSWERS[service]]
+    answers = (
+        [_wildcard(s) for s in ANSWERS[service]]
+        if cluster is None
+        else [s.format(cluster=cluster) for s in ANSWERS[service] if "{cluster}" in s]
+    )
+    subscribe = [INBOXES, *answers]
     return Permissions(tuple(dict.fromkeys(publish)), tuple(dict.fromkeys(subscribe)))
 
 
-NODE_AGENTS = ("provisioner", "mover")
-"""The services that run in each cluster and reach the hub through the cluster's leaf
-node (docs/design/0007-hub-and-agents.md)."""
+CLUSTER_AGENTS = ("provisioner", "mover", "discovery")
+"""The services that run in each cluster (the node agents, and discovery as the cluster
+agent) and reach the hub through the cluster's leaf node
+(docs/design/0007-hub-and-agents.md)."""
 
 
-def leaf_node() -> Permissions:
-    """What a cluster's leaf connection may carry: what its node agents may publish goes
-    to the hub, what they may subscribe to comes into the cluster, nothing else."""
-    publish = [p for s in NODE_AGENTS for p in for_service(s).publish]
-    subscribe = [p for s in NODE_AGENTS for p in for_service(s).subscribe]
+def leaf_node(cluster: str) -> Permissions:
+    """What a cluster's leaf connection may carry: what its agents may publish goes to the
+    hub, what they may subscribe to comes into the cluster, nothing else, and nothing of
+    another cluster."""
+    publish = [p for s in CLUSTER_AGENTS for p in for_service(s, cluster).publish]
+    subscribe = [p for s in CLUSTER_AGENTS for p in for_service(s, cluster).subscribe]
     return Permissions(tuple(dict.fromkeys(publish)), tuple(dict.fromkeys(subscribe)))
 
 
@@ -170,12 +192,13 @@ def server_environ(passwords: dict[str, str]) -> dict[str, str]:
     return {password_variable(s): json.dumps(p) for s, p in passwords.items()}
 
 
-def authorization(extra_users: tuple[dict[str, Any], ...] = ()) -> str:
+def authorization(extra_users: tuple[dict[str, Any], ...] = (), cluster: str | None = None) -> str:
     """The `authorization` block of a nats-server configuration: one user per service with
-    its permissions, then `extra_users` (e.g. an administrator) as given."""
+    its permissions (a cluster's leaf server: its agents, as that cluster's), then
+    `extra_users` (e.g. an administrator) as given."""
     users: list[str] = []
-    for service in SERVICES:
-        allowed = for_service(service)
+    for service in SERVICES if cluster is None else CLUSTER_AGENTS:
+        allowed = for_service(service, cluster)
         permissions = {
             "publish": {"allow": list(allowed.publish)},
             "subscribe": {"allow": list(allowed.subscribe)},

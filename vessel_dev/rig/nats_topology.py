@@ -2,10 +2,11 @@
 JetStream, and per cluster a leaf node without it that dials out to the hub.
 
 Each service is its own user with the permissions generated from the subject table, on the
-hub and on every leaf; each cluster's leaf connection is a user of the hub whose
-permissions carry only what that cluster's node agents may say. Tests and tools that
-connect to the hub without credentials are its administrator. With the container servers
-(`VESSEL_TEST_CONTAINERS=1`) only the hub runs and every service connects to it.
+hub and, narrowed to the cluster, on every leaf; each cluster's leaf connection is a user
+of the hub whose permissions carry only what that cluster's agents may say about it.
+Tests and tools that connect to the hub without credentials are its administrator. With
+the container servers (`VESSEL_TEST_CONTAINERS=1`) only the hub runs and every service
+connects to it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _token() -> str:
 
 
 def leaf_user(cluster: str, password: str) -> dict[str, Any]:
-    allowed = permissions.leaf_node()
+    allowed = permissions.leaf_node(cluster)
     return {
         "user": cluster,
         "password": password,
@@ -49,28 +50,32 @@ class NatsTopology:
     leaves: dict[str, NatsServer] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
     """Each service's NATS password, by service."""
+    leaf_passwords: dict[str, str] = field(default_factory=dict)
+    """Each cluster's leaf connection's password at the hub, by cluster."""
+    leaf_port: int = 0
+    """The hub's port for leaf connections."""
 
     def start(self) -> None:
         self.passwords = {s: _token() for s in permissions.SERVICES}
         self.hub = new_nats(self.workdir)
         local = isinstance(self.hub, NatsServer)
-        leaf_port, leaf_passwords = free_port(), {c: _token() for c in self.clusters}
-        leaf_users = tuple(leaf_user(c, p) for c, p in leaf_passwords.items()) if local else ()
+        self.leaf_port, self.leaf_passwords = free_port(), {c: _token() for c in self.clusters}
+        leaf_users = tuple(leaf_user(c, p) for c, p in self.leaf_passwords.items()) if local else ()
         admin = {"user": "admin", "password": _token()}
         self.hub.config = permissions.authorization((admin, *leaf_users))
         self.hub.config += "no_auth_user: admin\n"
         if local:
-            self.hub.config += f'leafnodes {{ listen: "127.0.0.1:{leaf_port}" }}\n'
+            self.hub.config += f'leafnodes {{ listen: "127.0.0.1:{self.leaf_port}" }}\n'
             self.hub.config += f"jetstream {{ domain: {DOMAIN} }}\n"
         self.hub.environ = permissions.server_environ(self.passwords)
         self.hub.start()
         if not local:
             return
-        for cluster, password in leaf_passwords.items():
-            remote = f"nats-leaf://{cluster}:{password}@127.0.0.1:{leaf_port}"
+        for cluster in self.clusters:
+            remote = self.remote(cluster)
             leaf = NatsServer(
                 self.workdir / f"nats-{cluster}",
-                config=permissions.authorization()
+                config=permissions.authorization(cluster=cluster)
                 + f"leafnodes {{ remotes = [ {{ url: {json.dumps(remote)} }} ] }}\n",
                 environ=permissions.server_environ(self.passwords),
                 jetstream=False,
@@ -82,6 +87,11 @@ class NatsTopology:
         wait_until(
             lambda: self.leaf_connections() == len(self.clusters), 15, "every leaf node at the hub"
         )
+
+    def remote(self, cluster: str) -> str:
+        """The URL a cluster's leaf server dials the hub with."""
+        password = self.leaf_passwords[cluster]
+        return f"nats-leaf://{cluster}:{password}@127.0.0.1:{self.leaf_port}"
 
     def leaf_connections(self) -> int:
         with urllib.request.urlopen(f"{self.hub.monitor_url}/leafz", timeout=2) as reply:

@@ -1,0 +1,126 @@
+"""nats-server holds each cluster to its own subjects: the cluster's leaf server refuses
+its agents another cluster's events, and the hub drops what a leaf forwards beyond its
+cluster's permissions, so even a cluster whose own NATS was opened up cannot speak for
+another cluster or write its KV keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import nats.js.errors
+import pytest
+
+from tests.support import require
+from vessel.bus.nats_port import Bus
+from vessel.contracts import subjects
+from vessel.contracts.events import TransferResult
+from vessel_dev.rig.nats_topology import NatsTopology
+from vessel_dev.rig.processes import MissingComponent, NatsServer, wait_until
+
+pytestmark = pytest.mark.timeout(90)
+REFUSED = (nats.js.errors.NoStreamResponseError, nats.errors.TimeoutError)
+"""What a JetStream publish the hub never receives ends in."""
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsTopology]:
+    topology = NatsTopology(tmp_path_factory.mktemp("fleet"), ("cluster-a", "cluster-b"))
+    try:
+        topology.start()
+    except MissingComponent as exc:
+        require(str(exc))
+    if not topology.leaves:
+        pytest.skip("leaf nodes need a local nats-server (not the container servers)")
+    yield topology
+    topology.stop()
+
+
+async def streams(fleet: NatsTopology) -> None:
+    admin = Bus(source="/global/tests")
+    await admin.connect(fleet.hub.url, "tests")
+    try:
+        await admin.ensure_streams()
+    finally:
+        await admin.close()
+
+
+def failed(cluster: str) -> bytes:
+    result = TransferResult(
+        transfer_id="t", operation_id="op", cluster=cluster, direction="backup", error="x"
+    )
+    return result.model_dump_json().encode()
+
+
+async def test_a_clusters_mover_cannot_publish_for_another_cluster(fleet: NatsTopology) -> None:
+    await streams(fleet)
+    errors: list[str] = []
+
+    async def record(error: Exception) -> None:
+        errors.append(str(error).lower())
+
+    mover = await nats.connect(
+        fleet.leaves["cluster-a"].url,
+        user="mover",
+        password=fleet.passwords["mover"],
+        error_cb=record,
+    )
+    try:
+        js = mover.jetstream(domain="hub")
+        ours = subjects.TRANSFER_FAILED.subject_for("cluster-a")
+        theirs = subjects.TRANSFER_FAILED.subject_for("cluster-b")
+        assert (await js.publish(ours, failed("cluster-a"))).stream == subjects.EVENTS_STREAM
+        await mover.publish(theirs, failed("cluster-b"))
+        await mover.publish("$JS.hub.API.$KV.transfers.cluster-b.t", b"{}")
+        await mover.flush()
+        for refused in (theirs, "$js.hub.api.$kv.transfers.cluster-b.t"):
+            wanted = f'permissions violation for publish to "{refused.lower()}"'
+            for _ in range(40):
+                if any(wanted in e for e in errors):
+                    break
+                await asyncio.sleep(0.05)
+            assert any(wanted in e for e in errors), (refused, errors)
+    finally:
+        await mover.close()
+
+
+async def test_the_hub_drops_what_an_opened_up_leaf_forwards_for_another_cluster(
+    fleet: NatsTopology, tmp_path: Path
+) -> None:
+    """A leaf server of cluster-a with no authorization of its own (anyone there may publish
+    anything) still reaches the hub as cluster-a's leaf user: the hub stores its own
+    cluster's event and never the other's."""
+    remote = json.dumps(fleet.remote("cluster-a"))
+    rogue = NatsServer(
+        tmp_path / "rogue",
+        config=f"leafnodes {{ remotes = [ {{ url: {remote} }} ] }}\n",
+        jetstream=False,
+        name="rogue-leaf",
+    )
+    await streams(fleet)
+    rogue.workdir.mkdir(parents=True, exist_ok=True)
+    rogue.start()
+    try:
+        wait_until(lambda: fleet.leaf_connections() == 3, 15, "the rogue leaf at the hub")
+        anyone = await nats.connect(rogue.url)
+        admin = await nats.connect(fleet.hub.url)
+        try:
+            js = anyone.jetstream(domain="hub")
+            ours = subjects.TRANSFER_FAILED.subject_for("cluster-a")
+            assert (await js.publish(ours, failed("cluster-a"))).stream == subjects.EVENTS_STREAM
+            theirs = subjects.TRANSFER_FAILED.subject_for("cluster-b")
+            with pytest.raises(REFUSED):
+                await js.publish(theirs, failed("cluster-b"), timeout=2)
+            with pytest.raises(REFUSED):
+                await js.publish(subjects.BACKUP_COMPLETED.subject, b"{}", timeout=2)
+            hub = admin.jetstream()
+            info = await hub.stream_info(subjects.EVENTS_STREAM, subjects_filter=theirs)
+            assert not (info.state.subjects or {}).get(theirs)
+        finally:
+            await anyone.close()
+            await admin.close()
+    finally:
+        rogue.stop()
