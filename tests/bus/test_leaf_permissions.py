@@ -15,10 +15,11 @@ import nats.js.errors
 import pytest
 
 from tests.support import require
-from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.bus.errors import KeyExistsError
+from vessel.bus.nats_port import Bus, NatsAuth
+from vessel.contracts import state, subjects
 from vessel.contracts.events import TransferResult
-from vessel_dev.rig.nats_topology import NatsTopology
+from vessel_dev.rig.nats_topology import DOMAIN, NatsTopology
 from vessel_dev.rig.processes import MissingComponent, NatsServer, wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -124,3 +125,32 @@ async def test_the_hub_drops_what_an_opened_up_leaf_forwards_for_another_cluster
             await admin.close()
     finally:
         rogue.stop()
+
+
+async def test_a_clusters_agent_reads_and_writes_its_own_kv_keys_through_the_leaf(
+    fleet: NatsTopology,
+) -> None:
+    """Across the leaf, writes go through the hub's domain and reads name the stream's own
+    subjects: both work, and another cluster's keys stay out of reach."""
+    await streams(fleet)
+    mover = Bus(source="/clusters/cluster-a/mover")
+    auth = NatsAuth("mover", fleet.passwords["mover"], jetstream_domain=DOMAIN)
+    await mover.connect(fleet.leaves["cluster-a"].url, "mover", attempts=5, auth=auth)
+    try:
+        kv = await mover.kv(state.TRANSFERS.name)
+        revision = await kv.put("cluster-a.t1", b"one")
+        entry = await kv.get("cluster-a.t1")
+        assert entry is not None and (entry.value, entry.revision) == (b"one", revision)
+        await kv.update("cluster-a.t1", b"two", revision)
+        with pytest.raises(KeyExistsError):
+            await kv.update("cluster-a.t1", b"stale", revision)
+        with pytest.raises(KeyExistsError):
+            await kv.create("cluster-a.t1", b"again")
+        await kv.delete("cluster-a.t1")
+        assert await kv.get("cluster-a.t1") is None
+        await kv.create("cluster-a.t1", b"over the tombstone")
+        assert "cluster-a.t1" in await kv.keys(under="cluster-a")
+        with pytest.raises(REFUSED):
+            await kv.put("cluster-b.t1", b"not ours")
+    finally:
+        await mover.close()

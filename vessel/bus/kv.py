@@ -5,10 +5,16 @@ these; like it, this module may import `nats`."""
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import InvalidKeyError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    InvalidKeyError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KeyValue as NatsKeyValue
 
 from vessel.bus.errors import KeyExistsError
@@ -27,10 +33,13 @@ class KeyValue:
     def __init__(self, kv: NatsKeyValue, domain: str | None = None) -> None:
         self._kv = kv
         self._subjects = kv._pre  # the stream's subjects, `$KV.<bucket>.`
+        self._writer = kv
         if domain:
             # Across a leaf node the hub takes KV writes only through its domain's API
             # (`$JS.<domain>.API.$KV.…`); nats-py writes to `$KV.…` whatever the domain.
-            kv._pre = f"$JS.{domain}.API.{self._subjects}"
+            # Reads name the stream's own subjects, so writes get a copy of their own.
+            self._writer = copy.copy(kv)
+            self._writer._pre = f"$JS.{domain}.API.{self._subjects}"
 
     async def get(self, key: str) -> Entry | None:
         try:
@@ -40,31 +49,40 @@ class KeyValue:
         return Entry(key, entry.value or b"", entry.revision or 0)
 
     async def put(self, key: str, value: bytes) -> int:
-        return await self._kv.put(key, value)
+        return await self._writer.put(key, value)
 
     async def create(self, key: str, value: bytes) -> int:
+        """Only if `key` holds nothing (never written, or deleted)."""
         try:
-            return await self._kv.create(key, value)
+            return await self._writer.update(key, value, last=0)
         except KeyWrongLastSequenceError as exc:
+            try:
+                await self._kv._get(key)  # the public get hides a tombstone
+            except KeyDeletedError as deleted:  # a tombstone: write over it
+                return await self.update(key, value, deleted.entry.revision or 0)
+            except KeyNotFoundError:
+                pass
             raise KeyExistsError(f"key {key!r} exists") from exc
 
     async def update(self, key: str, value: bytes, revision: int) -> int:
         try:
-            return await self._kv.update(key, value, last=revision)
+            return await self._writer.update(key, value, last=revision)
         except KeyWrongLastSequenceError as exc:
             raise KeyExistsError(f"key {key!r} changed since revision {revision}") from exc
 
     async def delete(self, key: str) -> None:
-        await self._kv.delete(key)
+        await self._writer.delete(key)
 
-    async def keys(self) -> list[str]:
+    async def keys(self, under: str = "") -> list[str]:
         """Current keys, read through a pull consumer delivering the last message of every
         key: the server says at creation how many there are, so none can be missed (a push
         watcher can signal "done" before every key arrived when they race its setup). The
-        consumer is deleted at once, so frequent listing never nears the server's limit."""
+        consumer is deleted at once, so frequent listing never nears the server's limit.
+        `under`: only the keys below this dotted prefix (`apps.east`), filtered by the
+        server."""
         js, stream, prefix = self._kv._js, self._kv._stream, self._subjects
         sub = await js.pull_subscribe(
-            f"{prefix}>",
+            f"{prefix}{under}.>" if under else f"{prefix}>",
             stream=stream,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
