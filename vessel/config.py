@@ -119,6 +119,12 @@ class BackendConfig(_Strict):
 class ClusterConfig(_Strict):
     id: ClusterId = Field(description="Cluster id: a DNS label, also a NATS subject token")
     kubeconfig: Path = Field(description="kubeconfig file for this cluster's API server")
+    agent: Literal["hub", "cluster"] = Field(
+        "hub",
+        description="Where the cluster's agent runs: hub (the hub's discovery watches it with "
+        "this kubeconfig) or cluster (`vessel-discovery --cluster ID` runs in the cluster, "
+        "and no hub process opens this kubeconfig)",
+    )
     backends: list[BackendConfig] = Field(default_factory=list, description="Local backends")
     node_name: str | None = Field(
         default_factory=lambda: os.environ.get("NODE_NAME") or None,

@@ -29,11 +29,19 @@ class ServiceContext:
 Body = Callable[[ServiceContext], Coroutine[Any, Any, None]]
 
 
-def run_service(name: str, body: Body, *, per_cluster: bool = False) -> None:
+def run_service(
+    name: str, body: Body, *, per_cluster: bool = False, cluster_help: str = ""
+) -> None:
+    """`per_cluster`: `--cluster` is required (a node agent); `cluster_help`: it is
+    optional, with this help."""
     parser = argparse.ArgumentParser(prog=f"vessel-{name}")
     parser.add_argument("--config", help="YAML configuration file (default: $VESSEL_CONFIG)")
-    if per_cluster:
-        parser.add_argument("--cluster", required=True, help="Id of the cluster this agent serves")
+    if per_cluster or cluster_help:
+        parser.add_argument(
+            "--cluster",
+            required=per_cluster,
+            help=cluster_help or "Id of the cluster this agent serves",
+        )
     args = parser.parse_args()
     try:
         settings = load_settings(args.config)

@@ -35,6 +35,11 @@ from vessel.kube.errors import KubeError
 log = logging.getLogger("vessel.discovery")
 
 
+Source = Literal["config", "registered", "agent"]
+"""How a cluster came to be watched: the hub's settings, a register command, or as the
+process's own cluster (discovery run as the cluster's agent)."""
+
+
 @dataclass(frozen=True)
 class Tuning:
     """How every cluster is watched: one set for all, so tests can make it fast."""
@@ -70,7 +75,7 @@ class WatchedCluster:
     def __init__(
         self,
         cluster_id: str,
-        source: Literal["config", "registered"],
+        source: Source,
         *,
         bus: Bus,
         records: ClusterStore,

@@ -1,4 +1,5 @@
-"""What discovery listens to, in start order.
+"""What discovery listens to, in start order (on the hub; `agent_rows` as a cluster's own
+agent).
 
 Queries from the gateway; the watches of every cluster (each cluster's informers and
 health reporter run from its registration until it is removed, and all of them stop with
@@ -11,10 +12,20 @@ from __future__ import annotations
 from functools import partial
 
 from services.discovery import queries
+from services.discovery.cluster import WatchedCluster
 from services.discovery.context import DiscoveryContext
 from services.discovery.registry import ClusterRegistry
 from vessel.bus.inbox import Consumer, Loop, Responder, Row
 from vessel.contracts import subjects
+
+
+def agent_rows(registry: ClusterRegistry, cluster: WatchedCluster) -> list[Row]:
+    """As a cluster's own agent: its watches (and agent calls), and its user-defined apps
+    followed in KV. No commands and no queries: those are the hub's."""
+    return [
+        Loop("cluster watch", registry.run),
+        Loop("app definitions", partial(registry.follow_definitions, cluster)),
+    ]
 
 
 def rows(ctx: DiscoveryContext) -> list[Row]:

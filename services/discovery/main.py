@@ -1,4 +1,5 @@
-"""Entry point: `vessel-discovery` keeps the inventory of every registered cluster.
+"""Entry point: `vessel-discovery` keeps the inventory of every registered cluster (on the
+hub), or, with `--cluster ID`, is that cluster's agent in the cluster.
 
 Wiring only: the context over the bus and the KV buckets, the clusters loaded before the
 inbox starts (a command must find every cluster), and a stop in order.
@@ -10,7 +11,7 @@ import asyncio
 import logging
 
 from services.discovery.context import DiscoveryContext
-from services.discovery.inbox import rows
+from services.discovery.inbox import agent_rows, rows
 from services.discovery.registry import ClusterRegistry
 from vessel.bus import inbox
 from vessel.runtime import ServiceContext, run_service
@@ -21,13 +22,20 @@ QUIET_LOGGERS = {"urllib3.connectionpool": logging.ERROR}
 urllib3 would warn "Connection pool is full, discarding connection" after every watch."""
 
 
-async def start(ctx: DiscoveryContext) -> list[asyncio.Task[None]]:
-    """Loads the clusters, then starts the inbox; returns its rows' tasks."""
+async def start(ctx: DiscoveryContext, agent_of: str | None = None) -> list[asyncio.Task[None]]:
+    """Loads the clusters (or, as the agent of `agent_of`, that one), then starts the inbox;
+    returns its rows' tasks."""
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
-    await ClusterRegistry(ctx).load()
-    tasks = await inbox.start(ctx.bus, rows(ctx))
-    log.info("discovery serving %d clusters", len(ctx.watched))
+    registry = ClusterRegistry(ctx)
+    if agent_of is None:
+        await registry.load()
+        tasks = await inbox.start(ctx.bus, rows(ctx))
+        log.info("discovery serving %d clusters", len(ctx.watched))
+        return tasks
+    cluster = await registry.load_agent(agent_of)
+    tasks = await inbox.start(ctx.bus, agent_rows(registry, cluster))
+    log.info("discovery serving cluster %s as its agent", agent_of)
     return tasks
 
 
@@ -42,7 +50,7 @@ async def stop(tasks: list[asyncio.Task[None]]) -> None:
 
 async def serve(process: ServiceContext) -> None:
     ctx = await DiscoveryContext.open(process.bus, process.settings)
-    tasks = await start(ctx)
+    tasks = await start(ctx, process.cluster)
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     finally:
@@ -52,4 +60,9 @@ async def serve(process: ServiceContext) -> None:
 
 
 def main() -> None:
-    run_service("discovery", serve)
+    run_service(
+        "discovery",
+        serve,
+        cluster_help="Run as this cluster's agent, in the cluster: watch it alone and make the "
+        "hub's Kubernetes calls on it (default: the hub's discovery)",
+    )

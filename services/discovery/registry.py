@@ -1,12 +1,14 @@
 """The cluster registry and user-defined apps, driven by discovery's commands.
 
-Register / update / remove clusters and define / undefine apps. A register or update
-command never fails on bad input: the problem becomes the cluster's condition
+On the hub: register / update / remove clusters and define / undefine apps. A register or
+update command never fails on bad input: the problem becomes the cluster's condition
 (InvalidKubeconfig naming the file, line or field), so a command carrying a kubeconfig is
 never retried nor dead-lettered (which would copy its payload into the events stream).
-Configured clusters (`settings.clusters`) are registered at start; clusters known from
-KV are resumed with the kubeconfig kept under the state directory. Everything it changes
-is in the `DiscoveryContext`.
+Configured clusters (`settings.clusters`) are registered at start, but for those whose
+agent runs in the cluster (`agent: cluster`); clusters known from KV are resumed with the
+kubeconfig kept under the state directory. A cluster's own agent (`load_agent`) watches
+its cluster alone and follows its user-defined apps in KV, where the hub stores them.
+Everything it changes is in the `DiscoveryContext`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from services.discovery import credentials
-from services.discovery.cluster import Connection, WatchedCluster
+from services.discovery.cluster import Connection, Source, WatchedCluster
 from services.discovery.context import DiscoveryContext
 from services.discovery.credentials import KubeconfigError
 from services.discovery.userapps import definition_id
@@ -54,12 +58,15 @@ class ClusterRegistry:
         definitions: dict[str, dict[str, DefineApp]] = defaultdict(dict)
         for d in await ctx.stores.definitions.read_all():
             definitions[d.cluster][definition_id(d)] = d
+        in_cluster = {c.id for c in ctx.settings.clusters if c.agent == "cluster"}
         for c in ctx.settings.clusters:
+            if c.id in in_cluster:
+                continue  # its own agent watches it
             cluster = self._watch(c.id, "config", records.get(c.id))
             cluster.published, cluster.definitions = published[c.id], definitions[c.id]
             await cluster.start(self._from_file(c.id, c.kubeconfig), new=c.id not in records)
         for cid, record in records.items():
-            if cid in ctx.watched:
+            if cid in ctx.watched or cid in in_cluster or record.source == "agent":
                 continue
             cluster = self._watch(cid, record.source, record)
             cluster.published, cluster.definitions = published[cid], definitions[cid]
@@ -78,6 +85,35 @@ class ClusterRegistry:
                 )
             )
 
+    async def load_agent(self, cluster_id: str) -> WatchedCluster:
+        """As the agent of `cluster_id` in that cluster: watch it alone, with the settings'
+        kubeconfig (its ServiceAccount's), resuming what it published."""
+        ctx = self.ctx
+        config = ctx.settings.cluster(cluster_id)
+        record = await ctx.stores.clusters.get(cluster_id)
+        cluster = self._watch(cluster_id, "agent", record)
+        cluster.published = {a.id: a for a in await ctx.stores.apps.read_all(cluster_id)}
+        cluster.definitions = {
+            definition_id(d): d for d in await ctx.stores.definitions.read_all(cluster_id)
+        }
+        await cluster.start(self._from_file(cluster_id, config.kubeconfig), new=record is None)
+        return cluster
+
+    async def follow_definitions(self, cluster: WatchedCluster) -> None:
+        """Keep an agent's user-defined apps as the hub stores them in KV."""
+        definitions = dict(cluster.definitions)
+        async for key, value in self.ctx.stores.definitions.kv.watch(cluster.id):
+            if value is None:
+                definitions.pop(key, None)
+            else:
+                try:
+                    definitions[key] = DefineApp.model_validate_json(value)
+                except ValidationError as exc:
+                    log.warning("KV app-definitions %s is not a DefineApp, ignored: %s", key, exc)
+                    continue
+            if definitions != cluster.definitions:
+                cluster.set_definitions(definitions)
+
     async def run(self) -> None:
         """Holds every cluster's watches until cancelled, then stops them all."""
         try:
@@ -89,11 +125,13 @@ class ClusterRegistry:
         for cluster in self.ctx.watched.values():
             await cluster.stop()
 
-    def _watch(self, cid: str, source: str, record: ClusterRecord | None = None) -> WatchedCluster:
+    def _watch(
+        self, cid: str, source: Source, record: ClusterRecord | None = None
+    ) -> WatchedCluster:
         ctx = self.ctx
         cluster = WatchedCluster(
             cid,
-            "config" if source == "config" else "registered",
+            source,
             bus=ctx.bus,
             records=ctx.stores.clusters,
             publisher=ctx.publisher,
@@ -165,6 +203,14 @@ class ClusterRegistry:
     async def remove(self, cmd: RemoveCluster) -> None:
         cluster = self.ctx.watched.pop(cmd.cluster, None)
         if cluster is None:
+            record = await self.ctx.stores.clusters.get(cmd.cluster)
+            if record is not None and record.source == "agent":
+                log.warning(
+                    "cluster %s is watched by its own agent in the cluster: uninstall the "
+                    "agent there to remove it",
+                    cmd.cluster,
+                )
+                return
             log.info("cluster %s is not registered; nothing to remove", cmd.cluster)
             return
         await self._forget(cluster)
@@ -187,12 +233,16 @@ class ClusterRegistry:
     async def define(self, cmd: DefineApp) -> None:
         cluster = self.ctx.watched.get(cmd.cluster)
         if cluster is None:
-            raise PermanentError(
-                f"define app {cmd.namespace}/{cmd.name}: cluster {cmd.cluster!r} is not registered"
-            )
+            record = await self.ctx.stores.clusters.get(cmd.cluster)
+            if record is None or record.source != "agent":
+                raise PermanentError(
+                    f"define app {cmd.namespace}/{cmd.name}: cluster {cmd.cluster!r} is not "
+                    "registered"
+                )
         key = definition_id(cmd)
-        await self.ctx.stores.definitions.put(cmd)
-        cluster.set_definitions({**cluster.definitions, key: cmd})
+        await self.ctx.stores.definitions.put(cmd)  # the cluster's own agent follows it here
+        if cluster is not None:
+            cluster.set_definitions({**cluster.definitions, key: cmd})
         log.info(
             "app %s defined over %s",
             key,

@@ -33,12 +33,13 @@ class BucketNames:
     definitions: str = APP_DEFINITIONS.name
 
 
-async def read_all(kv: KeyValue, model: type[M], prefix: str = "") -> list[M]:
-    """Every value of the bucket (under `prefix`); one that no longer parses is skipped, so
-    a record an older version wrote cannot keep discovery from starting."""
+async def read_all(kv: KeyValue, model: type[M], under: str = "") -> list[M]:
+    """Every value of the bucket (below the dotted prefix `under`); one that no longer
+    parses is skipped, so a record an older version wrote cannot keep discovery from
+    starting."""
     out = []
-    for key in await kv.keys():
-        entry = await kv.get(key) if key.startswith(prefix) else None
+    for key in await kv.keys(under):
+        entry = await kv.get(key)
         if entry is None:
             continue
         try:
@@ -66,8 +67,10 @@ class AppStore:
     async def delete(self, app: str) -> None:
         await self.kv.delete(self.key(app))
 
-    async def read_all(self) -> list[AppRecord]:
-        return await read_all(self.kv, AppRecord, prefix=self.PREFIX)
+    async def read_all(self, cluster: str = "") -> list[AppRecord]:
+        """Every app, or those of `cluster`."""
+        under = f"{self.PREFIX}{cluster}" if cluster else self.PREFIX.rstrip(".")
+        return await read_all(self.kv, AppRecord, under)
 
 
 class ClusterStore:
@@ -81,6 +84,16 @@ class ClusterStore:
 
     async def delete(self, cluster: str) -> None:
         await self.kv.delete(cluster)
+
+    async def get(self, cluster: str) -> ClusterRecord | None:
+        entry = await self.kv.get(cluster)
+        if entry is None:
+            return None
+        try:
+            return ClusterRecord.model_validate_json(entry.value)
+        except ValidationError as exc:
+            log.warning("KV key %s is not a valid ClusterRecord, ignored: %s", cluster, exc)
+            return None
 
     async def read_all(self) -> list[ClusterRecord]:
         return await read_all(self.kv, ClusterRecord)
@@ -102,8 +115,9 @@ class DefinitionStore:
     async def delete(self, key: str) -> None:
         await self.kv.delete(key)
 
-    async def read_all(self) -> list[DefineApp]:
-        return await read_all(self.kv, DefineApp)
+    async def read_all(self, cluster: str = "") -> list[DefineApp]:
+        """Every definition, or those of `cluster`."""
+        return await read_all(self.kv, DefineApp, cluster)
 
 
 @dataclass(frozen=True)

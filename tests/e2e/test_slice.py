@@ -7,7 +7,9 @@ own process; the Kubernetes API servers are emulated over HTTP (or real ones, on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from prometheus_client.parser import text_string_to_metric_families
@@ -316,15 +319,16 @@ def _services(url: str) -> list[tuple[str, str]]:
 
 
 def test_every_service_is_its_own_nats_user_and_clusters_are_leaf_nodes(stack: Stack) -> None:
-    """The hub runs the hub services and JetStream; each cluster's provisioner and mover
-    connect to that cluster's leaf node, which dials the hub as the cluster's user. Every
-    service is its own NATS user (tests without credentials are the hub's admin)."""
+    """The hub runs the hub services and JetStream; each cluster's agents (discovery,
+    provisioner, mover) connect to that cluster's leaf node, which dials the hub as the
+    cluster's user. Every service is its own NATS user (tests without credentials are the
+    hub's admin)."""
     hub = [(f"vessel-{s}", s) for s in ("discovery", "gateway", "protection")]
     assert _services(stack.nats.monitor_url) == hub
     leafz = _monitor(stack.nats.monitor_url, "leafz")
     assert leafz["leafnodes"] == len(stack.topology.leaves) == 2
     for leaf in stack.topology.leaves.values():
-        agents = [(f"vessel-{s}", s) for s in ("mover", "provisioner")]
+        agents = [(f"vessel-{s}", s) for s in ("discovery", "mover", "provisioner")]
         assert _services(leaf.monitor_url) == agents
 
 
@@ -390,3 +394,42 @@ async def test_a_cluster_registered_at_run_time_is_protected_through_its_agent(
         assert await kube.get("apps/v1", "Deployment", "notes", "notes-copy") is not None
     finally:
         await asyncio.to_thread(edge.stop)
+
+
+def _sockets_to(pid: int, port: int) -> int:
+    """How many of the process's TCP sockets are connected to `port` on this host."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and fields[9] in inodes:
+                found += 1
+    return found
+
+
+def test_no_hub_process_holds_a_clusters_credentials(stack: Stack) -> None:
+    """Both clusters run their own agent: the hub's services are configured with no
+    cluster, open no kubeconfig and hold no connection to an API server, while each
+    cluster's agent does."""
+    hub_config = yaml.safe_load(stack.hub_config_path.read_text())
+    assert hub_config["clusters"] == []
+    kubeconfigs = {str(p) for p in stack.kubeconfigs.values()}
+    ports = [int(e.url.rsplit(":", 1)[1]) for e in stack.clusters.values()]
+    by_name = {p.name: p for p in stack.services}
+    for name in ("discovery", "protection", "gateway"):
+        pid = by_name[name].popen.pid
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"VESSEL_CONFIG={stack.hub_config_path}".encode() in environ, name
+        files = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        assert not files & kubeconfigs, name
+        assert sum(_sockets_to(pid, port) for port in ports) == 0, name
+    for cluster, port in zip(stack.clusters, ports, strict=True):
+        agent = by_name[f"discovery-{cluster}"].popen.pid
+        assert _sockets_to(agent, port) > 0, f"the agent of {cluster} watches its cluster"

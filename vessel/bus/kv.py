@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -108,3 +109,17 @@ class KeyValue:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         return keys
+
+    async def watch(self, under: str) -> AsyncIterator[tuple[str, bytes | None]]:
+        """The keys below the dotted prefix `under` as they are now, then every change, as
+        (key, value); a deleted key's value is None. Runs until the caller stops."""
+        watcher = await self._kv.watch(f"{under}.>")
+        try:
+            async for entry in watcher:
+                if entry is None:  # the end of the current values
+                    continue
+                gone = entry.operation in ("DEL", "PURGE")
+                yield entry.key, None if gone else (entry.value or b"")
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]

@@ -137,8 +137,9 @@ class ClusterRecord(Payload):
 
     id: ClusterId
     server: str = Field("", description="API server URL from the kubeconfig")
-    source: Literal["config", "registered"] = Field(
-        description="config: from the settings file; registered: by a register command"
+    source: Literal["config", "registered", "agent"] = Field(
+        description="config: from the settings file; registered: by a register command; "
+        "agent: watched by its own agent in the cluster"
     )
     state: ClusterState
     reason: str = Field("", description="One line on why the cluster is not fully Available")

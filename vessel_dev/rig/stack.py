@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
 
+from vessel.api.v1 import infra_pb2 as ipb
+from vessel.api.v1 import infra_pb2_grpc as irpc
 from vessel.config import PROVISIONER_NAME
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.documents import SealedStore
@@ -52,6 +55,9 @@ class Stack:
     """Prometheus endpoint (host:port) of each service process, by name."""
     gateway: str = ""
     config_path: Path = field(init=False)
+    """The configuration of the cluster agents (every cluster with its kubeconfig)."""
+    hub_config_path: Path = field(init=False)
+    """The hub services' configuration: no cluster, no kubeconfig."""
     repository_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     otlp_endpoint: str | None = None
     """OTLP/gRPC collector every service exports its trace spans to; None: not exported."""
@@ -94,6 +100,11 @@ class Stack:
         self.gateway = f"127.0.0.1:{free_port()}"
         self.config_path = self.workdir / "vessel.yaml"
         self.config_path.write_text(yaml.safe_dump(self.config(backends)))
+        # The hub's services know the clusters only from what their agents report: their
+        # configuration names no cluster, so no hub process can open a kubeconfig.
+        self.hub_config_path = self.workdir / "vessel-hub.yaml"
+        hub = {**self.config(backends), "clusters": [], "secrets_cluster": CLUSTERS[0]}
+        self.hub_config_path.write_text(yaml.safe_dump(hub))
         for argv in self._service_commands():
             service = argv[2].split(".")[1]
             cluster = argv[-1] if "--cluster" in argv else None
@@ -101,6 +112,7 @@ class Stack:
             self.metrics[name] = f"127.0.0.1:{free_port()}"
             env = {
                 **self.env(),
+                **({} if cluster else {"VESSEL_CONFIG": str(self.hub_config_path)}),
                 "VESSEL_METRICS_LISTEN": self.metrics[name],
                 **self.topology.environ_for(service, cluster),
             }
@@ -116,6 +128,12 @@ class Stack:
         wait_until(up, 60, "every service connected and the gateway listening")
         if crashed := self._crashed():
             raise RuntimeError(f"service {crashed.name} exited:\n{crashed.tail()}")
+        wait_until(self._agents_reported, 30, "every cluster's agent reported to the hub")
+
+    def _agents_reported(self) -> bool:
+        with grpc.insecure_channel(self.gateway) as channel:
+            listed = irpc.ClusterServiceStub(channel).ListClusters(ipb.ListClustersRequest())
+        return {c.id for c in listed.clusters if c.source == "agent"} >= set(CLUSTERS)
 
     def _crashed(self) -> Process | None:
         return next((p for p in self.services if not p.alive()), None)
@@ -155,7 +173,12 @@ class Stack:
             "nats_url": self.nats.url,
             "gateway_listen": self.gateway,
             "clusters": [
-                {"id": c, "kubeconfig": str(self.kubeconfigs[c]), "backends": [backends[c]]}
+                {
+                    "id": c,
+                    "kubeconfig": str(self.kubeconfigs[c]),
+                    "agent": "cluster",  # its own discovery, on its leaf, is its agent
+                    "backends": [backends[c]],
+                }
                 for c in CLUSTERS
             ],
             "buckets": [{"name": "default", "endpoint": self.s3.endpoint, "bucket": BUCKET}],
@@ -184,6 +207,7 @@ class Stack:
         ]
         for cid in CLUSTERS:
             commands += [
+                [*py, "services.discovery", "--cluster", cid],
                 [*py, "services.provisioner", "--cluster", cid],
                 [*py, "services.mover", "--cluster", cid],
             ]

@@ -728,7 +728,7 @@ class Cluster(_message.Message):
     id: _builtins.str
     server: _builtins.str
     source: _builtins.str
-    """config, registered"""
+    """config, registered, agent (its own, in the cluster)"""
     state: _builtins.str
     """Available, Unreachable, ...; Pending before discovery"""
     reason: _builtins.str
