@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from services.discovery.cluster import Tuning
 from services.discovery.context import DiscoveryContext
@@ -60,8 +60,8 @@ class Cluster:
     """What discovery connects with (through the proxy, when there is one)."""
     proxy: KubeProxy | None = None
 
-    def config(self) -> ClusterConfig:
-        return ClusterConfig(id=self.id, kubeconfig=self.kubeconfig)
+    def config(self, agent: Literal["hub", "cluster"] = "hub") -> ClusterConfig:
+        return ClusterConfig(id=self.id, kubeconfig=self.kubeconfig, agent=agent)
 
     async def create(self, *objs: dict[str, Any]) -> None:
         for obj in objs:
@@ -116,10 +116,15 @@ class Lab:
         self,
         configured: Sequence[Cluster] = (),
         tuning: Tuning = FAST,
+        *,
+        agent_of: Cluster | None = None,
+        in_cluster: Sequence[Cluster] = (),
     ) -> Running:
-        settings = VesselSettings(
-            clusters=[c.config() for c in configured], state_dir=self.tmp / "state"
-        )
+        """A discovery on the hub watching `configured` (and leaving `in_cluster` to their
+        own agents), or, with `agent_of`, that cluster's own agent."""
+        clusters = [c.config() for c in configured]
+        clusters += [c.config("cluster") for c in (*in_cluster, *([agent_of] if agent_of else []))]
+        settings = VesselSettings(clusters=clusters, state_dir=self.tmp / "state")
         # Its own connection, as in its own process: closed right after the service, so
         # no late reply to a cancelled pull request is left for a drain to wait on.
         bus = Bus(source=f"/clusters/{self.prefix}/discovery")
@@ -127,7 +132,7 @@ class Lab:
         ctx = await DiscoveryContext.open(bus, settings, tuning=tuning, buckets=self.names)
         service = Running(ctx, [])
         self.services.append(service)
-        service.tasks = await start(ctx)
+        service.tasks = await start(ctx, agent_of.id if agent_of else None)
         return service
 
     async def stop_discovery(self) -> None:

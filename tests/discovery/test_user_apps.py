@@ -122,3 +122,30 @@ async def test_defining_an_app_of_an_unknown_cluster_is_dead_lettered(lab: Lab) 
     assert error == (
         f"permanent error: define app shop/x: cluster '{lab.prefix}-nowhere' is not registered"
     )
+
+
+async def test_a_clusters_own_agent_watches_it_and_follows_the_hubs_definitions(
+    lab: Lab,
+) -> None:
+    """`agent: cluster`: the hub's discovery leaves the cluster to the discovery running in
+    it, which records it as its agent, inventories it, and applies the apps the hub's
+    define and undefine commands store in KV."""
+    c = await lab.cluster("ag")
+    labels = {"app.kubernetes.io/name": "api"}
+    await c.create(o.namespace("shop"), o.deployment("api", "shop", labels))
+    hub = await lab.discovery(in_cluster=[c])
+    agent = await lab.discovery(agent_of=c)
+    api, store = f"{c.id}.shop.api", f"{c.id}.shop.store"
+    await eventually(partial(lab.of, "app.discovered", api), what="the agent's inventory")
+    record = await lab.record(c.id)
+    assert record is not None and record.source == "agent"
+    assert c.id not in hub.ctx.watched and list(agent.ctx.watched) == [c.id]
+
+    selection = NamespaceSelection(namespace="shop", match_labels=labels)
+    await lab.bus.publish(subjects.DEFINE_APP, define(c.id, "store", selection))
+    app = await eventually(lambda: lab.app(store), what="the user-defined app, by the agent")
+    assert app.grouping == "user"
+    await eventually(partial(lab.of, "app.removed", api), what="api absorbed")
+    undefine = UndefineApp(operation_id="u2", cluster=c.id, namespace="shop", name="store")
+    await lab.bus.publish(subjects.UNDEFINE_APP, undefine)
+    await eventually(partial(lab.of, "app.removed", store), what="unmanaged, by the agent")
