@@ -256,7 +256,7 @@ TABLES: dict[str, list[Column]] = {
     "StorageClass": fields("cluster name provisioner reclaim_policy is_default"),
     "Volume": fields("cluster id namespace claim backend pool size_bytes used_bytes state"),
     "VolumeSnapshot": fields("cluster id namespace name claim state created"),
-    "Cluster": fields("id state source server reason"),
+    "Cluster": fields("id state source agent_version server reason"),
     "ClusterChange": fields("operation_id cluster action"),
     "Activity": fields("time identity action target outcome message"),
 }

@@ -3,7 +3,8 @@ record and the agent calls it answers (`agent.py`), and the `Tuning` of every cl
 watches.
 
 The record in the `clusters` bucket is rewritten when the state, reason or conditions
-change, and at most every `contact_interval` seconds for `last_contact`. Transitions into
+change, and every `contact_interval` seconds otherwise: that write is the agent's
+heartbeat (with its version), which tells the hub the agent is alive. Transitions into
 Unreachable publish `cluster.unreachable`; from Unreachable back to Available,
 `cluster.recovered`. The inventory keeps its caches and watch positions while the server
 is away, so a cluster that comes back is resumed, not re-added.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +35,7 @@ from vessel.kube.client import KubeCluster
 from vessel.kube.errors import KubeError
 
 log = logging.getLogger("vessel.discovery")
+AGENT_VERSION = importlib.metadata.version("vessel")
 
 
 Source = Literal["config", "registered", "agent"]
@@ -164,6 +167,9 @@ class WatchedCluster:
             conditions=h.conditions(),
             last_contact=h.last_contact,
             registered=self.registered,
+            agent_version=AGENT_VERSION,
+            heartbeat=datetime.now(UTC),
+            heartbeat_seconds=self.tuning.contact_interval,
         )
 
     async def _reporter(self) -> None:
@@ -182,11 +188,11 @@ class WatchedCluster:
         previous = self.record
         loop = asyncio.get_running_loop()
         if previous is not None:
-            unchanged = previous.model_copy(update={"last_contact": record.last_contact}) == record
+            beat = {"last_contact": record.last_contact, "heartbeat": record.heartbeat}
+            unchanged = previous.model_copy(update=beat) == record
             recent = loop.time() - self._written_at < self.tuning.contact_interval
-            if unchanged and not registered:
-                if recent or record.last_contact == previous.last_contact:
-                    return
+            if unchanged and not registered and recent:
+                return  # written at least every contact_interval: the agent's heartbeat
         await self.records.put(record)
         self._written_at = loop.time()
         self.record = record

@@ -3,7 +3,8 @@ agent).
 
 Queries from the gateway; the watches of every cluster (each cluster's informers and
 health reporter run from its registration until it is removed, and all of them stop with
-this row); and the commands about clusters and user-defined apps. Stopped in the same
+this row); the heartbeats of the clusters' own agents; and the commands about clusters
+and user-defined apps. Stopped in the same
 order, the command consumer last (see `main.stop`).
 """
 
@@ -14,6 +15,7 @@ from functools import partial
 from services.discovery import queries
 from services.discovery.cluster import WatchedCluster
 from services.discovery.context import DiscoveryContext
+from services.discovery.heartbeats import AgentHeartbeats
 from services.discovery.registry import ClusterRegistry
 from vessel.bus.inbox import Consumer, Loop, Responder, Row
 from vessel.contracts import subjects
@@ -33,6 +35,7 @@ def rows(ctx: DiscoveryContext) -> list[Row]:
     return [
         Responder(queries.SERVED, partial(queries.respond, ctx), queue=f"{ctx.durable}-queries"),
         Loop("cluster watches", registry.run),
+        Loop("agent heartbeats", AgentHeartbeats(ctx).run),
         Consumer(
             ctx.durable,
             {

@@ -11,6 +11,7 @@ and reason when discovery knows why.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -89,6 +90,8 @@ class AgentKube:
         record = await self._record()
         if record is None:
             return f"{message}; it is not registered"
+        if record.away(datetime.now(UTC)):
+            return f"{message}; {record.away_reason()}"
         if record.state != "Available":
             return f"{message}; discovery reports it {record.state}: {record.reason}"
         return f"{message}; is its agent running and connected to the bus?"

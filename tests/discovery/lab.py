@@ -136,14 +136,17 @@ class Lab:
         return service
 
     async def stop_discovery(self) -> None:
-        for service in self.services:
-            await stop(service.tasks)
-            # Not `Bus.close()`: its drain waits 30 s for a message a cancelled pull fetch
-            # took from the subscription's queue but never marked done (nats-py), which
-            # happens when a consumer is cancelled just as a fetch expires.
-            if service.ctx.bus._nc is not None:
-                await service.ctx.bus._nc.close()
-        self.services.clear()
+        for service in list(self.services):
+            await self.stop(service)
+
+    async def stop(self, service: Running) -> None:
+        await stop(service.tasks)
+        # Not `Bus.close()`: its drain waits 30 s for a message a cancelled pull fetch
+        # took from the subscription's queue but never marked done (nats-py), which
+        # happens when a consumer is cancelled just as a fetch expires.
+        if service.ctx.bus._nc is not None:
+            await service.ctx.bus._nc.close()
+        self.services.remove(service)
 
     async def kv(self, which: str) -> KeyValue:
         return await self.bus.kv(getattr(self.names, which))

@@ -12,7 +12,7 @@ from functools import partial
 import pytest
 
 from tests.discovery import objects as o
-from tests.discovery.lab import Lab, eventually
+from tests.discovery.lab import FAST, Lab, eventually
 from vessel.contracts import subjects
 from vessel.contracts.commands import DefineApp, UndefineApp
 from vessel.contracts.models import LabelRequirement, NamespaceSelection
@@ -149,3 +149,21 @@ async def test_a_clusters_own_agent_watches_it_and_follows_the_hubs_definitions(
     undefine = UndefineApp(operation_id="u2", cluster=c.id, namespace="shop", name="store")
     await lab.bus.publish(subjects.UNDEFINE_APP, undefine)
     await eventually(partial(lab.of, "app.removed", store), what="unmanaged, by the agent")
+
+
+async def test_a_silent_agent_makes_its_cluster_away_until_it_reports_again(lab: Lab) -> None:
+    """The agent's record is its heartbeat: stopped, its cluster is announced unreachable
+    after three missed beats, naming the last one; started again, recovered."""
+    c = await lab.cluster("hb")
+    await lab.discovery(in_cluster=[c])
+    agent = await lab.discovery(agent_of=c)
+    record = await eventually(lambda: lab.record(c.id), what="the agent's record")
+    assert record.agent_version and record.heartbeat_seconds == FAST.contact_interval
+    assert not record.away(datetime.now(UTC))
+    await lab.stop(agent)
+    gone = await eventually(partial(lab.of, "cluster.unreachable", c.id), within=15)
+    assert "its agent has not reported since" in gone[-1]["cluster"]["reason"]
+    stale = await lab.record(c.id)
+    assert stale is not None and stale.away(datetime.now(UTC))
+    await lab.discovery(agent_of=c)
+    await eventually(partial(lab.of, "cluster.recovered", c.id), within=15, what="back")

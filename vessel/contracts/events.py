@@ -146,6 +146,30 @@ class ClusterRecord(Payload):
     conditions: list[ClusterCondition] = Field(default_factory=list)
     last_contact: datetime | None = Field(None, description="Last answer from the API server")
     registered: datetime
+    agent_version: str = Field("", description="Vessel version of the agent watching it")
+    heartbeat: datetime | None = Field(None, description="When its agent last wrote this record")
+    heartbeat_seconds: float = Field(
+        0.0, ge=0, description="How often its agent writes the record (0: no promise)"
+    )
+
+    def away(self, now: datetime) -> bool:
+        """Its agent missed `AWAY_AFTER_BEATS` heartbeats: it is stopped, or cut off from
+        the bus, and whatever the record says is that old."""
+        if self.heartbeat is None or not self.heartbeat_seconds:
+            return False
+        late = (now - self.heartbeat).total_seconds()
+        return late > AWAY_AFTER_BEATS * self.heartbeat_seconds
+
+    def away_reason(self) -> str:
+        when = self.heartbeat.isoformat(timespec="seconds") if self.heartbeat else "never"
+        return (
+            f"its agent has not reported since {when} (every {self.heartbeat_seconds:g} s "
+            "expected): it is stopped or cannot reach the bus"
+        )
+
+
+AWAY_AFTER_BEATS = 3
+"""Heartbeats an agent may miss before its cluster is Away."""
 
 
 class ClusterChanged(Payload):

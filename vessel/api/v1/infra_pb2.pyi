@@ -725,19 +725,27 @@ class Cluster(_message.Message):
     CONDITIONS_FIELD_NUMBER: _builtins.int
     LAST_CONTACT_FIELD_NUMBER: _builtins.int
     REGISTERED_FIELD_NUMBER: _builtins.int
+    AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     server: _builtins.str
     source: _builtins.str
     """config, registered, agent (its own, in the cluster)"""
     state: _builtins.str
-    """Available, Unreachable, ...; Pending before discovery"""
+    """Available, Unreachable, Away (its agent is silent); Pending before discovery"""
     reason: _builtins.str
+    agent_version: _builtins.str
+    """Vessel version of the agent watching it"""
     @_builtins.property
     def conditions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClusterCondition]: ...
     @_builtins.property
     def last_contact(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def registered(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def heartbeat(self) -> _timestamp_pb2.Timestamp:
+        """when its agent last reported"""
+
     def __init__(
         self,
         *,
@@ -749,10 +757,12 @@ class Cluster(_message.Message):
         conditions: _abc.Iterable[Global___ClusterCondition] | None = ...,
         last_contact: _timestamp_pb2.Timestamp | None = ...,
         registered: _timestamp_pb2.Timestamp | None = ...,
+        agent_version: _builtins.str = ...,
+        heartbeat: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_contact", b"last_contact", "registered", b"registered"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "last_contact", b"last_contact", "registered", b"registered"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conditions", b"conditions", "id", b"id", "last_contact", b"last_contact", "reason", b"reason", "registered", b"registered", "server", b"server", "source", b"source", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "conditions", b"conditions", "heartbeat", b"heartbeat", "id", b"id", "last_contact", b"last_contact", "reason", b"reason", "registered", b"registered", "server", b"server", "source", b"source", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

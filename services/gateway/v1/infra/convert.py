@@ -87,13 +87,16 @@ def snapshot_message(s: StoredSnapshot, claim: str) -> ipb.VolumeSnapshot:
     return message
 
 
-def cluster_message(c: ClusterRecord) -> ipb.Cluster:
+def cluster_message(c: ClusterRecord, now: datetime | None = None) -> ipb.Cluster:
+    """`c` as the API shows it: Away (with why) once its agent missed its heartbeats."""
+    away = c.away(now or datetime.now(UTC))
     message = ipb.Cluster(
         id=c.id,
         server=c.server,
         source=c.source,
-        state=c.state,
-        reason=c.reason,
+        state="Away" if away else c.state,
+        reason=c.away_reason() if away else c.reason,
+        agent_version=c.agent_version,
         conditions=[
             ipb.ClusterCondition(reason=x.reason, message=x.message, kinds=x.kinds)
             for x in c.conditions
@@ -102,4 +105,6 @@ def cluster_message(c: ClusterRecord) -> ipb.Cluster:
     message.registered.FromDatetime(c.registered)
     if c.last_contact is not None:
         message.last_contact.FromDatetime(c.last_contact)
+    if c.heartbeat is not None:
+        message.heartbeat.FromDatetime(c.heartbeat)
     return message
