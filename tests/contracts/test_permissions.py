@@ -143,3 +143,18 @@ def test_on_the_hub_a_service_says_what_it_may_about_every_cluster() -> None:
     assert allows(mover.subscribe, "vessel.xfer.any.open")
     assert allows(permissions.for_service("discovery").subscribe, "vessel.query.agent.any.get")
     assert allows(permissions.for_service("protection").publish, "vessel.query.agent.any.exec")
+
+
+def test_the_printed_blocks_for_a_hub_and_a_clusters_leaf(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    permissions.main(["--leaves", "prod-eu1,prod-us1"])
+    hub = capsys.readouterr().out
+    for cluster in ("prod-eu1", "prod-us1"):
+        variable = permissions.leaf_password_variable(cluster)
+        assert f"{{user: {cluster}, password: ${variable}," in hub
+    assert "{user: gateway," in hub and 'password: "' not in hub
+    permissions.main(["--cluster", "prod-eu1"])
+    leaf = capsys.readouterr().out
+    assert "{user: gateway," not in leaf and "{user: protection," not in leaf
+    assert '"vessel.evt.mover.prod-eu1.>"' in leaf and "prod-us1" not in leaf

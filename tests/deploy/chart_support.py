@@ -43,6 +43,12 @@ CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 """Kinds of the operators' APIs: not in the Kubernetes schemas, checked field by field."""
 
 COMPONENTS = ("gateway", "discovery", "protection", "provisioner", "mover")
+MODE_COMPONENTS = {
+    "all-in-one": COMPONENTS,
+    "hub": ("gateway", "discovery", "protection"),
+    "agent": ("discovery", "provisioner", "mover"),
+}
+"""What a release runs in each `mode`."""
 NODE_AGENTS = frozenset({"provisioner", "mover"})
 USES_KUBE_API = frozenset({"discovery", "provisioner", "mover"})
 OPENS_BUCKETS = frozenset({"gateway", "protection", "mover"})
@@ -150,6 +156,17 @@ class Rendering:
 
     def name(self, component: str) -> str:
         return f"{PREFIX}{component}"
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return MODE_COMPONENTS[self.effective["mode"]]
+
+    def runs(self, component: str) -> bool:
+        return component in self.components
+
+    def uses_kube_api(self, component: str) -> bool:
+        """A hub has no cluster of its own: none of its services calls an API server."""
+        return component in USES_KUBE_API and self.effective["mode"] != "hub"
 
     @property
     def effective(self) -> dict[str, Any]:

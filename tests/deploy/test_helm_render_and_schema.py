@@ -22,7 +22,6 @@ from tests.deploy.chart_support import (
     CHART,
     CI_VALUES,
     COMMANDS,
-    COMPONENTS,
     CUSTOM_KINDS,
     MISSING,
     NAMESPACE,
@@ -328,14 +327,15 @@ def test_every_service_runs_once_as_its_console_script(renderings: tuple[Renderi
             command = container["command"]
             assert command[0] in scripts, f"{r.case}: {command[0]} is not a console script"
             assert command[0] == COMMANDS[component], f"{r.case}: {component} runs {command}"
-            if component in NODE_AGENTS:
-                assert workload["kind"] == "DaemonSet", f"{r.case}: {component}"
+            as_agent = component == "discovery" and r.effective["mode"] == "agent"
+            if component in NODE_AGENTS or as_agent:
+                assert workload["kind"] == ("Deployment" if as_agent else "DaemonSet"), r.case
                 assert command[1:] == ["--cluster", r.effective["clusterId"]], command
             else:
                 assert workload["kind"] == "Deployment", f"{r.case}: {component}"
                 assert len(command) == 1, command
             found[component] = workload
-        assert sorted(found) == sorted(COMPONENTS), f"{r.case}: workloads {sorted(found)}"
+        assert sorted(found) == sorted(r.components), f"{r.case}: workloads {sorted(found)}"
 
 
 def test_selectors_match_the_pods(renderings: tuple[Rendering, ...]) -> None:
@@ -384,6 +384,8 @@ def test_ci_values_exercise_the_optional_parts() -> None:
     assert any(len(v["nodeAgents"]["backends"]) > 1 for v in values), "several backends"
     assert any(v["otlpEndpoint"] and v["networkPolicy"]["otlpTo"] for v in values), "OTLP peers"
     assert any(v["protection"]["secretsCluster"] for v in values), "secrets cluster"
+    assert {v["mode"] for v in values} >= {"hub", "agent"}, "a hub and an agent"
+    assert any(v["nats"]["jetstreamDomain"] for v in values), "an agent on a leaf node"
 
 
 # --- ingress, storage class, notes -------------------------------------------------------
@@ -419,7 +421,8 @@ def test_storage_class_names_the_vessel_provisioner(renderings: tuple[Rendering,
     for r in renderings:
         values = r.effective["storageClass"]
         classes = r.of_kind("StorageClass")
-        assert len(classes) == (1 if values["create"] else 0), r.case
+        wanted = values["create"] and r.effective["mode"] != "hub"  # a hub has no volumes
+        assert len(classes) == (1 if wanted else 0), r.case
         for storage_class in classes:
             assert storage_class["provisioner"] == PROVISIONER_NAME
             assert storage_class["metadata"]["name"] == values["name"]

@@ -17,14 +17,17 @@ the queries it answers. Only protection may send `mover.forget` (it destroys bac
 and retention's deletions; the gateway sends a user's deletion request to protection after
 its role check.
 
-`python -m vessel.contracts.permissions` prints the authorization block; passwords are
-taken from the server's environment (`$VESSEL_NATS_PASSWORD_<SERVICE>`, each a quoted
+`python -m vessel.contracts.permissions` prints the hub's authorization block (`--leaves
+A,B`: with a user per cluster for its leaf connection; `--cluster A`: the block of that
+cluster's leaf server instead); passwords are taken from the server's environment
+(`$VESSEL_NATS_PASSWORD_<SERVICE>`, `$VESSEL_NATS_PASSWORD_LEAF_<CLUSTER>`, each a quoted
 string: nats-server parses a variable's value as configuration), so the block holds no
 secret. `no_auth_user` is left to the operator (the rig uses it for its tests).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from dataclasses import dataclass
@@ -192,24 +195,55 @@ def server_environ(passwords: dict[str, str]) -> dict[str, str]:
     return {password_variable(s): json.dumps(p) for s, p in passwords.items()}
 
 
-def authorization(extra_users: tuple[dict[str, Any], ...] = (), cluster: str | None = None) -> str:
+def leaf_password_variable(cluster: str) -> str:
+    return f"VESSEL_NATS_PASSWORD_LEAF_{cluster.upper().replace('-', '_')}"
+
+
+def leaf_environ(passwords: dict[str, str]) -> dict[str, str]:
+    """The hub's environment for its leaf connections' `passwords` by cluster."""
+    return {leaf_password_variable(c): json.dumps(p) for c, p in passwords.items()}
+
+
+def _user(name: str, variable: str, allowed: Permissions) -> str:
+    permissions = {
+        "publish": {"allow": list(allowed.publish)},
+        "subscribe": {"allow": list(allowed.subscribe)},
+    }
+    return f"    {{user: {name}, password: ${variable}, permissions: {json.dumps(permissions)}}}"
+
+
+def authorization(
+    extra_users: tuple[dict[str, Any], ...] = (),
+    cluster: str | None = None,
+    leaves: tuple[str, ...] = (),
+) -> str:
     """The `authorization` block of a nats-server configuration: one user per service with
-    its permissions (a cluster's leaf server: its agents, as that cluster's), then
-    `extra_users` (e.g. an administrator) as given."""
-    users: list[str] = []
-    for service in SERVICES if cluster is None else CLUSTER_AGENTS:
-        allowed = for_service(service, cluster)
-        permissions = {
-            "publish": {"allow": list(allowed.publish)},
-            "subscribe": {"allow": list(allowed.subscribe)},
-        }
-        users.append(
-            f"    {{user: {service}, password: ${password_variable(service)}, "
-            f"permissions: {json.dumps(permissions)}}}"
-        )
+    its permissions (on a cluster's leaf server: its agents, as that cluster's); on the
+    hub, one user per cluster in `leaves` for that cluster's leaf connection (`leaf_node`);
+    then `extra_users` (e.g. an administrator) as given."""
+    users = [
+        _user(s, password_variable(s), for_service(s, cluster))
+        for s in (SERVICES if cluster is None else CLUSTER_AGENTS)
+    ]
+    users += [_user(c, leaf_password_variable(c), leaf_node(c)) for c in leaves]
     users += [f"    {json.dumps(user)}" for user in extra_users]
     return "authorization {\n  users = [\n" + "\n".join(users) + "\n  ]\n}\n"
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m vessel.contracts.permissions",
+        description="Print a nats-server authorization block with Vessel's users.",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--cluster", help="for that cluster's leaf server (its agents only)")
+    where.add_argument(
+        "--leaves", default="", help="on the hub: the clusters (comma-separated) dialling it"
+    )
+    args = parser.parse_args(argv)
+    leaves = tuple(c for c in args.leaves.split(",") if c)
+    print(authorization(cluster=args.cluster, leaves=leaves), end="")
+
+
 if __name__ == "__main__":
-    print(authorization(), end="")
+    main()

@@ -16,7 +16,6 @@ import secrets
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from vessel.contracts import permissions
 from vessel_dev.rig.processes import NatsServer, free_port, wait_until
@@ -28,18 +27,6 @@ DOMAIN = "hub"
 
 def _token() -> str:
     return secrets.token_urlsafe(18)
-
-
-def leaf_user(cluster: str, password: str) -> dict[str, Any]:
-    allowed = permissions.leaf_node(cluster)
-    return {
-        "user": cluster,
-        "password": password,
-        "permissions": {
-            "publish": {"allow": list(allowed.publish)},
-            "subscribe": {"allow": list(allowed.subscribe)},
-        },
-    }
 
 
 @dataclass
@@ -60,14 +47,15 @@ class NatsTopology:
         self.hub = new_nats(self.workdir)
         local = isinstance(self.hub, NatsServer)
         self.leaf_port, self.leaf_passwords = free_port(), {c: _token() for c in self.clusters}
-        leaf_users = tuple(leaf_user(c, p) for c, p in self.leaf_passwords.items()) if local else ()
         admin = {"user": "admin", "password": _token()}
-        self.hub.config = permissions.authorization((admin, *leaf_users))
+        leaves = self.clusters if local else ()
+        self.hub.config = permissions.authorization((admin,), leaves=leaves)
         self.hub.config += "no_auth_user: admin\n"
         if local:
             self.hub.config += f'leafnodes {{ listen: "127.0.0.1:{self.leaf_port}" }}\n'
             self.hub.config += f"jetstream {{ domain: {DOMAIN} }}\n"
         self.hub.environ = permissions.server_environ(self.passwords)
+        self.hub.environ |= permissions.leaf_environ(self.leaf_passwords)
         self.hub.start()
         if not local:
             return

@@ -286,3 +286,23 @@ imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The services this release runs, by mode: all-in-one (this cluster, managed by a hub in
+the same release), hub (gateway, protection and the hub's discovery; no cluster of its
+own) or agent (this cluster's own agent and node agents, reporting to a hub over NATS).
+*/}}
+{{- define "vessel.components" -}}
+{{- if eq .Values.mode "hub" -}}
+gateway discovery protection
+{{- else if eq .Values.mode "agent" -}}
+discovery provisioner mover
+{{- else -}}
+gateway discovery protection provisioner mover
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the release runs `.component` (call with dict "root" $ "component" NAME). */}}
+{{- define "vessel.runs" -}}
+{{- if has .component (splitList " " (include "vessel.components" .root)) -}}true{{- end -}}
+{{- end -}}
