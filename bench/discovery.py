@@ -228,7 +228,7 @@ async def measure(
     full = asyncio.Event()
 
     async def collect() -> None:
-        async for _, event in bus.tail("vessel.evt.discovery.app.>"):
+        async for _, event in bus.tail("vessel.evt.discovery.*.app.>"):
             app = event.data["app"]
             app_id = f"{app['cluster']}.{app['namespace']}.{app['name']}"
             if event.type.endswith(".discovered.v1"):

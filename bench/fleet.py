@@ -1,0 +1,214 @@
+"""Fleet benchmark: a hub and 30 clusters x 100 apps, each cluster with its own agent
+and leaf NATS, every service its own NATS user with nats-server enforcing its permissions.
+
+Run: `.venv/bin/python bench/fleet.py [--clusters 30] [--apps 100] [--changes 200]`.
+Processes: the hub's nats-server (JetStream, domain `hub`) and one leaf nats-server per
+cluster dialling it (`vessel_dev/rig/nats_topology.py`); one process hosting every
+emulated API server (`bench/discovery.py`'s); the hub's discovery; one
+`vessel-discovery --cluster ID` per cluster on that cluster's leaf; this driver. Measures:
+- inventory_full_seconds: from starting the agents to the last app's `app.discovered`
+  at the hub;
+- change_to_event p50/p99: a Deployment patched in a cluster until its `app.changed`
+  reaches the hub through the cluster's leaf;
+- agent_call p50/p99: a Kubernetes `get` made as protection makes it, through the
+  cluster's leaf to its agent and back;
+- hub_discovery_peak_rss_mb, agent_peak_rss_mb (the largest of the agents),
+  leaf_nats_peak_rss_mb, and CPU seconds of the hub's and the agents' processes.
+Not measured yet: a cross-cluster migration and 3,000 hourly schedules firing (the
+protection benchmark measures the scheduler on one hub). No peer tool runs a fleet here;
+the peer is the goal from the fleet issue (ratio = goal / vessel: > 1 is better). Ends with
+one JSON line per metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import discovery as single  # noqa: E402 - bench/discovery.py: emulators, objects, changes
+
+from services.protection.agents import AgentKube  # noqa: E402
+from vessel.bus.nats_port import Bus  # noqa: E402
+from vessel_dev.rig.nats_topology import NatsTopology  # noqa: E402
+from vessel_dev.rig.processes import NatsServer  # noqa: E402
+
+GOALS = {"inventory": 30.0, "latency": 1.0, "hub_rss_mb": 1024.0, "agent_rss_mb": 150.0}
+log = single.log
+metric = single.metric
+
+
+def start(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("w") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=out)
+
+
+def nats_pid(server: NatsServer) -> int:
+    return int(server.process.popen.pid)
+
+
+async def agent_calls(bus: Bus, ids: list[str], count: int) -> list[float]:
+    """Seconds per `get` of a ConfigMap through each cluster's agent, as protection asks."""
+    seconds = []
+    for k in range(count):
+        cluster = ids[k % len(ids)]
+        started = time.monotonic()
+        found = await AgentKube(bus, cluster).get("v1", "ConfigMap", "app000-config", "ns0")
+        seconds.append(time.monotonic() - started)
+        if found is None:
+            raise SystemExit(f"{cluster}: the agent did not find ns0/app000-config")
+    return seconds
+
+
+def quantiles(values: list[float]) -> tuple[float, float]:
+    p99 = statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
+    return statistics.median(values), p99
+
+
+async def measure(
+    args: argparse.Namespace, work: Path, topology: NatsTopology, ids: list[str]
+) -> list[str]:
+    clusters = [
+        {"id": c, "kubeconfig": str(work / f"{c}.kubeconfig"), "agent": "cluster"} for c in ids
+    ]
+    base = {"log_level": "WARNING", "state_dir": str(work / "state")}
+    (work / "agents.yaml").write_text(yaml.safe_dump({**base, "clusters": clusters}))
+    (work / "hub.yaml").write_text(yaml.safe_dump({**base, "clusters": []}))
+    bus = Bus(source="/clusters/bench/driver")
+    await bus.connect(topology.hub.url, name="bench")  # the hub's administrator
+    arrivals: dict[str, list[float]] = {}
+    discovered: set[str] = set()
+    total = args.clusters * args.apps
+    full = asyncio.Event()
+
+    async def collect() -> None:
+        async for _, event in bus.tail("vessel.evt.discovery.*.app.>"):
+            app = event.data["app"]
+            app_id = f"{app['cluster']}.{app['namespace']}.{app['name']}"
+            if event.type.endswith(".discovered.v1"):
+                discovered.add(app_id)
+                if len(discovered) >= total:
+                    full.set()
+            elif event.type.endswith(".changed.v1"):
+                arrivals.setdefault(app_id, []).append(time.monotonic())
+
+    collector = asyncio.create_task(collect())
+    await asyncio.sleep(0.5)
+    hub_env = {
+        **os.environ,
+        "VESSEL_CONFIG": str(work / "hub.yaml"),
+        **topology.environ_for("discovery", None),
+    }
+    hub = start([sys.executable, "-m", "services.discovery"], hub_env, work / "hub.log")
+    agents: dict[str, subprocess.Popen[bytes]] = {}
+    started = time.monotonic()
+    for cid in ids:
+        env = {
+            **os.environ,
+            "VESSEL_CONFIG": str(work / "agents.yaml"),
+            **topology.environ_for("discovery", cid),
+        }
+        argv = [sys.executable, "-m", "services.discovery", "--cluster", cid]
+        agents[cid] = start(argv, env, work / f"agent-{cid}.log")
+    try:
+        try:
+            await asyncio.wait_for(full.wait(), 300)
+        except TimeoutError:
+            raise SystemExit(
+                f"only {len(discovered)}/{total} apps after 300 s; see {work}"
+            ) from None
+        wall = time.monotonic() - started
+        agents_cpu = sum(single.cpu_seconds(p.pid) for p in agents.values())
+        log(f"full inventory: {len(discovered)} apps in {wall:.1f}s; agents' CPU {agents_cpu:.1f}s")
+        await asyncio.sleep(2.0)
+        latencies = await single.changes(args, args.urls, arrivals)
+        calls = await agent_calls(bus, ids, args.calls)
+        hub_rss = single.peak_rss_mb(hub.pid)
+        agent_rss = max(single.peak_rss_mb(p.pid) for p in agents.values())
+        leaf_rss = max(single.peak_rss_mb(nats_pid(s)) for s in topology.leaves.values())
+        hub_cpu = single.cpu_seconds(hub.pid)
+    finally:
+        for proc in (hub, *agents.values()):
+            proc.terminate()
+        for proc in (hub, *agents.values()):
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
+        await bus.close()
+    p50, p99 = quantiles(latencies)
+    c50, c99 = quantiles(calls)
+    log(f"{len(latencies)} changes: p50 {p50:.3f}s, p99 {p99:.3f}s")
+    log(f"{len(calls)} agent calls: p50 {c50 * 1000:.1f} ms, p99 {c99 * 1000:.1f} ms")
+    log(f"peak RSS: hub discovery {hub_rss:.0f} MB, largest agent {agent_rss:.0f} MB, ")
+    log(f"largest leaf nats-server {leaf_rss:.0f} MB; hub discovery CPU {hub_cpu:.1f}s")
+    return [
+        metric("inventory_full_seconds", wall, GOALS["inventory"]),
+        metric("change_to_event_p50_seconds", p50, GOALS["latency"]),
+        metric("change_to_event_p99_seconds", p99, GOALS["latency"]),
+        metric("agent_call_p99_seconds", c99, GOALS["latency"]),
+        metric("hub_discovery_peak_rss_mb", hub_rss, GOALS["hub_rss_mb"]),
+        metric("agent_peak_rss_mb", agent_rss, GOALS["agent_rss_mb"]),
+        metric("leaf_nats_peak_rss_mb", leaf_rss, GOALS["agent_rss_mb"]),
+        metric("agents_cpu_seconds_to_inventory", agents_cpu, GOALS["inventory"]),
+    ]
+
+
+async def run(args: argparse.Namespace) -> list[str]:
+    work = Path(tempfile.mkdtemp(prefix="vessel-bench-fleet-"))
+    ids = [f"c{i:02d}" for i in range(args.clusters)]
+    topology = NatsTopology(work, tuple(ids))
+    topology.start()
+    host = subprocess.Popen(  # noqa: ASYNC220 (started once, before measuring)
+        [sys.executable, single.__file__, "--serve-emulators", str(len(ids)), "--dir", str(work)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert host.stdout is not None
+        line = await asyncio.to_thread(host.stdout.readline)
+        if not line.startswith("READY "):
+            raise SystemExit(f"emulators did not start: {line!r}")
+        args.urls = line.split()[1:]
+        begun = time.monotonic()
+        created = await single.populate(args.urls, args.apps)
+        log(f"{created} objects in {len(ids)} clusters in {time.monotonic() - begun:.1f}s")
+        lines = await measure(args, work, topology, ids)
+    finally:
+        host.terminate()
+        host.wait(60)
+        topology.stop()
+    shutil.rmtree(work, ignore_errors=True)  # kept (logs included) when a step failed
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clusters", type=int, default=30)
+    parser.add_argument("--apps", type=int, default=100, help="apps per cluster")
+    parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=300, help="agent calls to time")
+    for line in asyncio.run(run(parser.parse_args())):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
