@@ -196,6 +196,28 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+class AppEvents:
+    """What the driver hears of the apps: every app discovered (until `total`), and when
+    each app's `app.changed` events arrived."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.discovered: set[str] = set()
+        self.arrivals: dict[str, list[float]] = {}
+        self.full = asyncio.Event()
+
+    async def collect(self, bus: Bus) -> None:
+        async for _, event in bus.tail("vessel.evt.discovery.*.app.>"):
+            app = event.data["app"]
+            app_id = f"{app['cluster']}.{app['namespace']}.{app['name']}"
+            if event.type.endswith(".discovered.v1"):
+                self.discovered.add(app_id)
+                if len(self.discovered) >= self.total:
+                    self.full.set()
+            elif event.type.endswith(".changed.v1"):
+                self.arrivals.setdefault(app_id, []).append(time.monotonic())
+
+
 def metric(name: str, value: float, goal: float) -> str:
     ratio = goal / value if value else 0.0
     return json.dumps(
@@ -222,23 +244,8 @@ async def measure(
     (work / "vessel.yaml").write_text(yaml.safe_dump(config))
     bus = Bus(source="/clusters/bench/driver")
     await bus.connect(nats.url, name="bench")
-    arrivals: dict[str, list[float]] = {}
-    discovered: set[str] = set()
-    total = args.clusters * args.apps
-    full = asyncio.Event()
-
-    async def collect() -> None:
-        async for _, event in bus.tail("vessel.evt.discovery.*.app.>"):
-            app = event.data["app"]
-            app_id = f"{app['cluster']}.{app['namespace']}.{app['name']}"
-            if event.type.endswith(".discovered.v1"):
-                discovered.add(app_id)
-                if len(discovered) >= total:
-                    full.set()
-            elif event.type.endswith(".changed.v1"):
-                arrivals.setdefault(app_id, []).append(time.monotonic())
-
-    collector = asyncio.create_task(collect())
+    heard = AppEvents(args.clusters * args.apps)
+    collector = asyncio.create_task(heard.collect(bus))
     await asyncio.sleep(0.5)
     env = {**os.environ, "VESSEL_CONFIG": str(work / "vessel.yaml")}
     log_file = (work / "discovery.log").open("w")
@@ -252,16 +259,18 @@ async def measure(
     )
     try:
         try:
-            await asyncio.wait_for(full.wait(), 240)
+            await asyncio.wait_for(heard.full.wait(), 240)
         except TimeoutError:
             raise SystemExit(
-                f"only {len(discovered)}/{total} apps after 240 s; see {work}"
+                f"only {len(heard.discovered)}/{heard.total} apps after 240 s; see {work}"
             ) from None
         wall = time.monotonic() - started
         cpu = cpu_seconds(proc.pid)
-        log(f"full inventory: {len(discovered)} apps in {wall:.1f}s, discovery CPU {cpu:.1f}s")
+        log(
+            f"full inventory: {len(heard.discovered)} apps in {wall:.1f}s, discovery CPU {cpu:.1f}s"
+        )
         await asyncio.sleep(2.0)  # let the status updates of the initial sync settle
-        latencies = await changes(args, urls, arrivals)
+        latencies = await changes(args, urls, heard.arrivals)
         rss = peak_rss_mb(proc.pid)
         idle = cpu_seconds(proc.pid)
         await asyncio.sleep(5.0)

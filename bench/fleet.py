@@ -90,23 +90,8 @@ async def measure(
     (work / "hub.yaml").write_text(yaml.safe_dump({**base, "clusters": []}))
     bus = Bus(source="/clusters/bench/driver")
     await bus.connect(topology.hub.url, name="bench")  # the hub's administrator
-    arrivals: dict[str, list[float]] = {}
-    discovered: set[str] = set()
-    total = args.clusters * args.apps
-    full = asyncio.Event()
-
-    async def collect() -> None:
-        async for _, event in bus.tail("vessel.evt.discovery.*.app.>"):
-            app = event.data["app"]
-            app_id = f"{app['cluster']}.{app['namespace']}.{app['name']}"
-            if event.type.endswith(".discovered.v1"):
-                discovered.add(app_id)
-                if len(discovered) >= total:
-                    full.set()
-            elif event.type.endswith(".changed.v1"):
-                arrivals.setdefault(app_id, []).append(time.monotonic())
-
-    collector = asyncio.create_task(collect())
+    heard = single.AppEvents(args.clusters * args.apps)
+    collector = asyncio.create_task(heard.collect(bus))
     await asyncio.sleep(0.5)
     hub_env = {
         **os.environ,
@@ -126,16 +111,17 @@ async def measure(
         agents[cid] = start(argv, env, work / f"agent-{cid}.log")
     try:
         try:
-            await asyncio.wait_for(full.wait(), 300)
+            await asyncio.wait_for(heard.full.wait(), 300)
         except TimeoutError:
             raise SystemExit(
-                f"only {len(discovered)}/{total} apps after 300 s; see {work}"
+                f"only {len(heard.discovered)}/{heard.total} apps after 300 s; see {work}"
             ) from None
         wall = time.monotonic() - started
         agents_cpu = sum(single.cpu_seconds(p.pid) for p in agents.values())
-        log(f"full inventory: {len(discovered)} apps in {wall:.1f}s; agents' CPU {agents_cpu:.1f}s")
+        apps = len(heard.discovered)
+        log(f"full inventory: {apps} apps, {wall:.1f}s, agents' CPU {agents_cpu:.1f}s")
         await asyncio.sleep(2.0)
-        latencies = await single.changes(args, args.urls, arrivals)
+        latencies = await single.changes(args, args.urls, heard.arrivals)
         calls = await agent_calls(bus, ids, args.calls)
         hub_rss = single.peak_rss_mb(hub.pid)
         agent_rss = max(single.peak_rss_mb(p.pid) for p in agents.values())

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import config, watch
-from kubernetes.client import ApiClient, CoreV1Api
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
@@ -236,6 +236,10 @@ class KubeCluster:
         timeout: float,
         cancelled: threading.Event,
     ) -> ExecResult:
+        # Imported here: the generated CoreV1Api module alone is ~80 MB of code objects, and
+        # a process that never runs a command in a pod (most never do) need not hold it.
+        from kubernetes.client.api.core_v1_api import CoreV1Api
+
         deadline = time.monotonic() + timeout
         # `stream` swaps the ApiClient's transport while it connects: never the shared one.
         api = ApiClient(configuration=self._api.configuration)
