@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
+
+from nats.js.api import ConsumerConfig
 
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
@@ -51,3 +54,18 @@ async def test_tailing_events_leaves_no_consumer_behind(bus: Bus) -> None:
 
 def _dead_letter() -> DeadLettered:
     return DeadLettered(stream="S", subject="x", sequence=1, error="test", data="{}")
+
+
+async def test_a_stream_takes_the_consumers_of_more_than_250_clusters(bus: Bus) -> None:
+    """Four command consumers per cluster: the server's default cap of 1,000 per stream
+    would stop a fleet at 250 clusters."""
+    run = uuid.uuid4().hex[:6]
+    names = [f"fleet-{run}-{i}" for i in range(1010)]
+    try:
+        for i, name in enumerate(names):
+            config = ConsumerConfig(durable_name=name, filter_subject=f"vessel.cmd.x.{run}.{i}")
+            await bus.js.add_consumer(subjects.COMMANDS_STREAM, config)
+    finally:
+        for name in names:
+            with contextlib.suppress(Exception):
+                await bus.js.delete_consumer(subjects.COMMANDS_STREAM, name)

@@ -77,6 +77,12 @@ def _known_type(event: CloudEvent | None) -> str:
     return event.type if event is not None and event.type in subjects.BY_TYPE else "unknown"
 
 
+MAX_CONSUMERS = 100_000
+"""Consumers a stream takes. Left unset, nats-server refuses the 1,001st, and every
+cluster's node agents hold five (four on the commands stream): a fleet of 250 clusters
+would stop there (docs/design/0009-a-thousand-clusters.md)."""
+
+
 @dataclass(frozen=True)
 class NatsAuth:
     """Who a service is on NATS: a user and password, or a `.creds` file."""
@@ -165,6 +171,7 @@ class Bus:
                 subjects=[subjects.EVENT_SUBJECTS],
                 duplicate_window=120.0,
                 max_age=7 * 24 * 3600.0,
+                max_consumers=MAX_CONSUMERS,
             )
         )
         await self._ensure_stream(
@@ -173,6 +180,7 @@ class Bus:
                 subjects=[subjects.COMMAND_SUBJECTS],
                 retention=RetentionPolicy.WORK_QUEUE,
                 duplicate_window=120.0,
+                max_consumers=MAX_CONSUMERS,
             )
         )
 
