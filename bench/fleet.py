@@ -13,7 +13,8 @@ emulated API server (`bench/discovery.py`'s); the hub's discovery; one
 - agent_call p50/p99: a Kubernetes `get` made as protection makes it, through the
   cluster's leaf to its agent and back;
 - hub_discovery_peak_rss_mb, agent_peak_rss_mb (the largest of the agents),
-  leaf_nats_peak_rss_mb, and CPU seconds of the hub's and the agents' processes.
+  leaf_nats_peak_rss_mb, hub_nats_peak_rss_mb, and CPU seconds of the hub's and the
+  agents' processes; the mean size of an app's inventory record (printed).
 Not measured yet: a cross-cluster migration and 3,000 hourly schedules firing (the
 protection benchmark measures the scheduler on one hub). No peer tool runs a fleet here;
 the peer is the goal from the fleet issue (ratio = goal / vessel: > 1 is better). Ends with
@@ -74,6 +75,14 @@ async def agent_calls(bus: Bus, ids: list[str], count: int) -> list[float]:
     return seconds
 
 
+async def inventory_record_bytes(bus: Bus) -> int:
+    """The mean size of 50 apps' inventory records (what KV `inventory` holds per app)."""
+    kv = await bus.kv("inventory")
+    keys = (await kv.keys("apps"))[:50]
+    sizes = [len(e.value) for k in keys if (e := await kv.get(k)) is not None]
+    return sum(sizes) // max(len(sizes), 1)
+
+
 def quantiles(values: list[float]) -> tuple[float, float]:
     p99 = statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
     return statistics.median(values), p99
@@ -127,6 +136,9 @@ async def measure(
         agent_rss = max(single.peak_rss_mb(p.pid) for p in agents.values())
         leaf_rss = max(single.peak_rss_mb(nats_pid(s)) for s in topology.leaves.values())
         hub_cpu = single.cpu_seconds(hub.pid)
+        assert isinstance(topology.hub, NatsServer)
+        hub_nats_rss = single.peak_rss_mb(nats_pid(topology.hub))
+        record_bytes = await inventory_record_bytes(bus)
     finally:
         for proc in (hub, *agents.values()):
             proc.terminate()
@@ -146,6 +158,7 @@ async def measure(
     log(f"{len(calls)} agent calls: p50 {c50 * 1000:.1f} ms, p99 {c99 * 1000:.1f} ms")
     log(f"peak RSS: hub discovery {hub_rss:.0f} MB, largest agent {agent_rss:.0f} MB, ")
     log(f"largest leaf nats-server {leaf_rss:.0f} MB; hub discovery CPU {hub_cpu:.1f}s")
+    log(f"hub nats-server {hub_nats_rss:.0f} MB; an app's inventory record {record_bytes} B")
     return [
         metric("inventory_full_seconds", wall, GOALS["inventory"]),
         metric("change_to_event_p50_seconds", p50, GOALS["latency"]),
@@ -154,6 +167,7 @@ async def measure(
         metric("hub_discovery_peak_rss_mb", hub_rss, GOALS["hub_rss_mb"]),
         metric("agent_peak_rss_mb", agent_rss, GOALS["agent_rss_mb"]),
         metric("leaf_nats_peak_rss_mb", leaf_rss, GOALS["agent_rss_mb"]),
+        metric("hub_nats_peak_rss_mb", hub_nats_rss, GOALS["hub_rss_mb"]),
         metric("agents_cpu_seconds_to_inventory", agents_cpu, GOALS["inventory"]),
     ]
 
