@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -223,7 +223,7 @@ class DirectClusters:
     tests and embeddings, with the clients a hub-side agent would use)."""
 
     def __init__(self, clients: Mapping[str, KubeApi]) -> None:
-        self.clients: dict[str, Any] = dict(clients)
+        self.clients: dict[str, KubeApi] = dict(clients)
 
     async def ids(self) -> list[str]:
         return sorted(self.clients)
