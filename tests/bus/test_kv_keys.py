@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from nats.js.api import ConsumerConfig
 
 from vessel.bus.nats_port import Bus
@@ -56,16 +57,24 @@ def _dead_letter() -> DeadLettered:
     return DeadLettered(stream="S", subject="x", sequence=1, error="test", data="{}")
 
 
-async def test_a_stream_takes_the_consumers_of_more_than_250_clusters(bus: Bus) -> None:
-    """Four command consumers per cluster: the server's default cap of 1,000 per stream
-    would stop a fleet at 250 clusters."""
+@pytest.mark.parametrize("stream", ["commands", "kv"])
+async def test_a_stream_takes_the_consumers_of_more_than_a_thousand_clusters(
+    bus: Bus, stream: str
+) -> None:
+    """Four command consumers per cluster, and each cluster's agent watching a KV bucket:
+    the server's default cap of 1,000 consumers per stream would stop a fleet there."""
     run = uuid.uuid4().hex[:6]
-    names = [f"fleet-{run}-{i}" for i in range(1010)]
+    if stream == "commands":
+        name, subject = subjects.COMMANDS_STREAM, f"vessel.cmd.x.{run}"
+    else:
+        await bus.kv(f"watched-{run}")
+        name, subject = f"KV_watched-{run}", f"$KV.watched-{run}"
+    durables = [f"fleet-{run}-{i}" for i in range(1010)]
     try:
-        for i, name in enumerate(names):
-            config = ConsumerConfig(durable_name=name, filter_subject=f"vessel.cmd.x.{run}.{i}")
-            await bus.js.add_consumer(subjects.COMMANDS_STREAM, config)
+        for i, durable in enumerate(durables):
+            config = ConsumerConfig(durable_name=durable, filter_subject=f"{subject}.{i}")
+            await bus.js.add_consumer(name, config)
     finally:
-        for name in names:
+        for durable in durables:
             with contextlib.suppress(Exception):
-                await bus.js.delete_consumer(subjects.COMMANDS_STREAM, name)
+                await bus.js.delete_consumer(name, durable)

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -79,8 +79,9 @@ def _known_type(event: CloudEvent | None) -> str:
 
 MAX_CONSUMERS = 100_000
 """Consumers a stream takes. Left unset, nats-server refuses the 1,001st, and every
-cluster's node agents hold five (four on the commands stream): a fleet of 250 clusters
-would stop there (docs/design/0009-a-thousand-clusters.md)."""
+cluster's node agents hold five (four on the commands stream), its agent one watch of
+`app-definitions`: a fleet of 250 clusters would stop there
+(docs/design/0009-a-thousand-clusters.md)."""
 
 
 @dataclass(frozen=True)
@@ -191,10 +192,15 @@ class Bus:
             await self.js.update_stream(config)
 
     async def kv(self, bucket: str, history: int = 5) -> KeyValue:
+        """The bucket, created if missing. Its stream takes `MAX_CONSUMERS` (each cluster's
+        agent watches some buckets: the server's default would stop a fleet at 1,000)."""
         try:
             found = await self.js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:
             found = await self.js.create_key_value(bucket=bucket, history=history)
+        info = await self.js.stream_info(found._stream)
+        if info.config.max_consumers != MAX_CONSUMERS:
+            await self.js.update_stream(replace(info.config, max_consumers=MAX_CONSUMERS))
         return KeyValue(found, self._domain)
 
     async def publish(
