@@ -333,6 +333,12 @@ class VesselSettings(BaseSettings):
     provisioner_autogrow_seconds: float = Field(
         30.0, gt=0, description="Provisioner: seconds between auto-grow usage checks"
     )
+    agent_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Protection: how long a Kubernetes call waits for a cluster's agent that "
+        "is not there (restarting, reconnecting) before the step fails, naming the cluster",
+    )
     schedule_grace_seconds: float = Field(
         60.0,
         gt=0,

@@ -10,6 +10,8 @@ and reason when discovery knows why.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Protocol
@@ -59,21 +61,41 @@ class Clusters(Protocol):
 
 
 class AgentKube:
-    """`KubeApi` over NATS: each call is a request to the cluster's agent."""
+    """`KubeApi` over NATS: each call is a request to the cluster's agent.
 
-    def __init__(self, bus: Bus, cluster_id: str, records: KeyValue | None = None) -> None:
+    A call nobody receives (no agent serves the cluster right now) is sent again every
+    second for up to `patience` seconds, so an agent's restart does not fail the step; it
+    never reached an agent, so even a non-idempotent call is safe to send again. A call
+    an agent received but did not answer in time is not repeated."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        cluster_id: str,
+        records: KeyValue | None = None,
+        patience: float = 0.0,
+    ) -> None:
         self.bus, self.cluster_id, self.records = bus, cluster_id, records
+        self.patience = patience
 
     async def _call(self, call: KubeCall, wait: float = CALL_SECONDS) -> KubeAnswer:
         subject = subjects.agent_subject(self.cluster_id, call.verb)
-        try:
-            body = await self.bus.request(subject, call.model_dump_json().encode(), wait=wait)
-        except BusError:
-            raise errors.Unreachable(await self._away("no agent answers")) from None
-        except TimeoutError:
-            raise errors.Unreachable(
-                await self._away(f"its agent did not answer a {call.verb} in {wait:.0f} s")
-            ) from None
+        give_up = time.monotonic() + self.patience
+        while True:
+            try:
+                body = await self.bus.request(subject, call.model_dump_json().encode(), wait=wait)
+                break
+            except BusError:
+                if time.monotonic() >= give_up:
+                    waited = f" (waited {self.patience:g} s)" if self.patience else ""
+                    raise errors.Unreachable(
+                        await self._away(f"no agent answers{waited}")
+                    ) from None
+                await asyncio.sleep(1.0)
+            except TimeoutError:
+                raise errors.Unreachable(
+                    await self._away(f"its agent did not answer a {call.verb} in {wait:.0f} s")
+                ) from None
         try:
             answer = KubeAnswer.model_validate_json(body)
         except ValidationError as exc:
@@ -205,8 +227,8 @@ class AgentKube:
 class AgentClusters:
     """The clusters discovery registered (KV `clusters`), each through its agent."""
 
-    def __init__(self, bus: Bus, records: KeyValue) -> None:
-        self.bus, self.records = bus, records
+    def __init__(self, bus: Bus, records: KeyValue, patience: float = 0.0) -> None:
+        self.bus, self.records, self.patience = bus, records, patience
 
     async def ids(self) -> list[str]:
         return sorted(await self.records.keys())
@@ -215,7 +237,7 @@ class AgentClusters:
         entry = await self.records.get(cluster_id)
         if entry is None or not entry.value:
             return None
-        return AgentKube(self.bus, cluster_id, self.records)
+        return AgentKube(self.bus, cluster_id, self.records, self.patience)
 
 
 class DirectClusters:

@@ -23,16 +23,16 @@ from vessel.runtime import ServiceContext, run_service
 
 async def serve(service: ServiceContext) -> None:
     settings, bus = service.settings, service.bus
-    records = await bus.kv(state.CLUSTERS.name)
+    records, patience = await bus.kv(state.CLUSTERS.name), settings.agent_wait_seconds
     home = settings.secrets_cluster or next((c.id for c in settings.clusters), None)
     registry = BucketRegistry(
         settings,
         await bus.kv(state.BUCKETS.name),
-        kube_secret_reader(AgentKube(bus, home, records)) if home else None,
+        kube_secret_reader(AgentKube(bus, home, records, patience)) if home else None,
     )
     ctx = ProtectionContext(
         bus=bus,
-        clusters=AgentClusters(bus, records),
+        clusters=AgentClusters(bus, records, patience),
         open_bucket=bucket_opener(registry),
         operations=OperationStore(
             await bus.kv(state.OPERATIONS.name), activity=await bus.kv(state.ACTIVITY.name)

@@ -32,6 +32,7 @@ from vessel.contracts.protection import (
     ItemResult,
     SnapshotVolume,
 )
+from vessel.kube.errors import KubeError
 
 log = logging.getLogger("vessel.protection.snapshot")
 
@@ -116,10 +117,13 @@ class SnapshotFlow:
         app = AppRecord.model_validate_json(entry.value)
         kube = await self.p.cluster(app.cluster)
         objects = []
-        for ref in app.resources:
-            obj = await kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
-            if obj is not None:
-                objects.append(sanitize(obj))
+        try:
+            for ref in app.resources:
+                obj = await kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+                if obj is not None:
+                    objects.append(sanitize(obj))
+        except KubeError as exc:  # the agent is away, or the API refused: ends the operation
+            raise CannotSnapshot(f"reading the resources of {op.app_id} failed: {exc}") from exc
         key = await self.p.in_bucket(
             op.bucket, lambda s: write_snapshot_resources(s, snapshot_id, objects)
         )

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -46,7 +48,7 @@ from vessel_dev.rig.scenario import (
     tree_digest,
     write_data,
 )
-from vessel_dev.rig.stack import STORAGE_CLASS, Stack
+from vessel_dev.rig.stack import AGENT_WAIT_SECONDS, STORAGE_CLASS, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -433,3 +435,61 @@ def test_no_hub_process_holds_a_clusters_credentials(stack: Stack) -> None:
     for cluster, port in zip(stack.clusters, ports, strict=True):
         agent = by_name[f"discovery-{cluster}"].popen.pid
         assert _sockets_to(agent, port) > 0, f"the agent of {cluster} watches its cluster"
+
+
+async def test_an_agent_killed_is_waited_for_and_one_away_fails_the_backup_clearly(
+    stack: Stack,
+) -> None:
+    """cluster-a's agent killed (SIGKILL) as a backup starts and back a few seconds later:
+    the backup waits for it and completes. Killed for good: the backup fails within the
+    wait, naming the cluster and the missing agent; it never stays InProgress."""
+    kube = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
+    labels = {"app": "away"}
+    await create_all(
+        kube,
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "away"}},
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "away-config", "namespace": "away", "labels": labels},
+                "data": {"k": "v"},
+            },
+            deployment_object("away", "away", labels, {"name": "web", "image": "nginx"}, {}),
+        ],
+    )
+    agent = next(p for p in stack.services if p.name == "discovery-cluster-a")
+    assert agent.popen is not None
+    with grpc.insecure_channel(stack.gateway) as channel:
+        apps, ops = rpc.AppServiceStub(channel), rpc.OperationServiceStub(channel)
+        backups = rpc.BackupServiceStub(channel)
+        for _ in range(200):
+            if _app_known(apps, "cluster-a.away.away"):
+                break
+            await asyncio.sleep(0.1)
+        request = pb.CreateBackupRequest(app_id="cluster-a.away.away", bucket="default")
+
+        os.killpg(agent.popen.pid, signal.SIGKILL)
+        agent.popen.wait()
+        waited = backups.CreateBackup(request)
+        await asyncio.sleep(2.0)
+        agent.start()
+        done = await asyncio.to_thread(
+            ops.WaitOperation, pb.WaitOperationRequest(id=waited.id, timeout_seconds=90)
+        )
+        assert done.phase == "Completed", done.message
+
+        assert agent.popen is not None
+        os.killpg(agent.popen.pid, signal.SIGKILL)
+        agent.popen.wait()
+        try:
+            started = time.monotonic()
+            lost = backups.CreateBackup(request)
+            done = await asyncio.to_thread(
+                ops.WaitOperation, pb.WaitOperationRequest(id=lost.id, timeout_seconds=90)
+            )
+            assert done.phase == "Failed", (done.phase, done.message)
+            assert "cluster cluster-a: no agent answers" in done.message, done.message
+            assert time.monotonic() - started < AGENT_WAIT_SECONDS + 30
+        finally:
+            agent.start()

@@ -33,6 +33,9 @@ from vessel_dev.rig.servers import S3, Nats, new_s3
 CLUSTERS = ("cluster-a", "cluster-b")
 BUCKET = "vessel-backups"
 STORAGE_CLASS = "vessel-local"
+AGENT_WAIT_SECONDS = 15.0
+"""How long protection waits for an agent that is not there (shorter than the default,
+so a test of an agent away ends sooner)."""
 
 
 @dataclass
@@ -104,6 +107,7 @@ class Stack:
         # configuration names no cluster, so no hub process can open a kubeconfig.
         self.hub_config_path = self.workdir / "vessel-hub.yaml"
         hub = {**self.config(backends), "clusters": [], "secrets_cluster": CLUSTERS[0]}
+        hub["agent_wait_seconds"] = AGENT_WAIT_SECONDS
         self.hub_config_path.write_text(yaml.safe_dump(hub))
         for argv in self._service_commands():
             service = argv[2].split(".")[1]
