@@ -154,3 +154,29 @@ async def test_a_clusters_agent_reads_and_writes_its_own_kv_keys_through_the_lea
             await kv.put("cluster-b.t1", b"not ours")
     finally:
         await mover.close()
+
+
+async def test_an_agent_starting_while_the_hub_is_away_waits_for_it(
+    fleet: NatsTopology,
+) -> None:
+    """Its leaf takes the connection, but JetStream is the hub's: the bus waits for it
+    instead of ending the agent, and works once the hub is back. (Last in the module: the
+    hub's server restarts.)"""
+    await streams(fleet)
+    fleet.hub.stop()
+    mover = Bus(source="/clusters/cluster-a/mover")
+    auth = NatsAuth("mover", fleet.passwords["mover"], jetstream_domain=DOMAIN)
+    connecting = asyncio.create_task(
+        mover.connect(fleet.leaves["cluster-a"].url, "mover", attempts=60, auth=auth)
+    )
+    try:
+        await asyncio.sleep(2.0)
+        assert not connecting.done(), "the bus gave up while the hub was away"
+        fleet.hub.start()
+        await asyncio.wait_for(connecting, 30)
+        kv = await mover.kv(state.TRANSFERS.name)
+        await kv.put("cluster-a.after-restart", b"{}")
+        assert await kv.get("cluster-a.after-restart") is not None
+    finally:
+        connecting.cancel()
+        await mover.close()

@@ -37,6 +37,7 @@ from vessel.contracts.envelope import CloudEvent, new_event
 from vessel.kube.client import KubeCluster
 from vessel_dev.emulators.kube import KubeEmulator
 from vessel_dev.rig.btrfs import btrfs_available
+from vessel_dev.rig.processes import NatsServer, wait_until
 from vessel_dev.rig.scenario import (
     APP,
     CLAIM,
@@ -493,3 +494,42 @@ async def test_an_agent_killed_is_waited_for_and_one_away_fails_the_backup_clear
             assert time.monotonic() - started < AGENT_WAIT_SECONDS + 30
         finally:
             agent.start()
+
+
+async def test_after_the_hubs_nats_restarts_the_leaves_and_agents_carry_on(
+    stack: Stack,
+) -> None:
+    """The hub's nats-server stopped and started again (its JetStream on disk): every
+    cluster's leaf dials in again, the agents' events cross it, and a backup of an app
+    created after the restart completes."""
+    if not isinstance(stack.nats, NatsServer) or not stack.topology.leaves:
+        pytest.skip("the hub is a container server: no leaf nodes to follow it")
+    stack.nats.stop()
+    await asyncio.sleep(1.0)
+    stack.nats.start()
+    await asyncio.to_thread(
+        wait_until, lambda: stack.topology.leaf_connections() == 2, 30, "both leaves back"
+    )
+    kube = KubeCluster(stack.kubeconfigs["cluster-b"], "cluster-b")
+    labels = {"app": "later"}
+    await create_all(
+        kube,
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "later"}},
+            deployment_object("later", "later", labels, {"name": "web", "image": "nginx"}, {}),
+        ],
+    )
+    with grpc.insecure_channel(stack.gateway) as channel:
+        apps, ops = rpc.AppServiceStub(channel), rpc.OperationServiceStub(channel)
+        for _ in range(300):
+            if _app_known(apps, "cluster-b.later.later"):
+                break
+            await asyncio.sleep(0.1)
+        backup = rpc.BackupServiceStub(channel).CreateBackup(
+            pb.CreateBackupRequest(app_id="cluster-b.later.later", bucket="default")
+        )
+        done = await asyncio.to_thread(
+            ops.WaitOperation, pb.WaitOperationRequest(id=backup.id, timeout_seconds=90)
+        )
+    assert done.phase == "Completed", done.message
+    assert all(p.alive() for p in stack.services), [p.name for p in stack.services if not p.alive()]

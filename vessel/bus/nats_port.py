@@ -38,6 +38,7 @@ from nats.js.api import (
 from nats.js.errors import (
     BadRequestError,
     NotFoundError,
+    ServiceUnavailableError,
 )
 from opentelemetry.trace import Span, SpanKind
 
@@ -163,7 +164,18 @@ class Bus:
         assert self._nc is not None
         self._domain = auth.jetstream_domain if auth else None
         self._js = self._nc.jetstream(domain=self._domain)
-        await self.ensure_streams()
+        for attempt in range(attempts):
+            try:
+                await self.ensure_streams()
+                return
+            except (ServiceUnavailableError, nats.errors.NoRespondersError, NatsTimeout) as exc:
+                # Connected, but JetStream is not there yet: a leaf whose hub is away or
+                # restarting. Wait for it within the same budget as the connection.
+                if attempt == attempts - 1:
+                    raise BusError(f"JetStream at {url} did not answer: {exc!r}") from exc
+                if attempt % 20 == 0:
+                    log.warning("JetStream at %s is not available yet; waiting", url)
+                await asyncio.sleep(0.5)
 
     async def ensure_streams(self) -> None:
         await self._ensure_stream(
@@ -282,15 +294,22 @@ class Bus:
     async def _loop(
         self, sub: JetStreamContext.PullSubscription, stream: str, by_type: dict[str, Handler]
     ) -> None:
+        failing = 0
         while True:
             try:
                 msgs = await sub.fetch(10, timeout=1.0)
             except (NatsTimeout, TimeoutError):  # nothing arrived within the poll
                 continue
-            except Exception:  # connection loss: the client reconnects; keep polling
-                log.warning("fetch failed; retrying", exc_info=True)
+            except Exception as exc:  # connection or JetStream lost: keep polling
+                # Once, then every 120th try (a minute): an outage is one line, not a flood.
+                if failing % 120 == 0:
+                    log.warning("fetch from %s failed (%r); retrying", stream, exc)
+                failing += 1
                 await asyncio.sleep(0.5)
                 continue
+            if failing:
+                log.info("fetch from %s works again after %d failed tries", stream, failing)
+                failing = 0
             for msg in msgs:
                 await self._dispatch(msg, stream, by_type)
 
