@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -335,12 +336,12 @@ async def changes(
     return latencies
 
 
-async def run(args: argparse.Namespace) -> list[str]:
-    work = Path(tempfile.mkdtemp(prefix="vessel-bench-discovery-"))
-    nats = NatsServer(work / "nats")
-    nats.start()
+@contextlib.asynccontextmanager
+async def emulated_clusters(count: int, apps: int, work: Path) -> AsyncIterator[list[str]]:
+    """`count` emulated API servers in a process of their own (kubeconfigs `c00...` in
+    `work`), each filled with `apps` apps; their URLs."""
     host = subprocess.Popen(  # noqa: ASYNC220 (started once, before measuring)
-        [sys.executable, __file__, "--serve-emulators", str(args.clusters), "--dir", str(work)],
+        [sys.executable, __file__, "--serve-emulators", str(count), "--dir", str(work)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -351,12 +352,22 @@ async def run(args: argparse.Namespace) -> list[str]:
             raise SystemExit(f"emulators did not start: {line!r}")
         urls = line.split()[1:]
         begun = time.monotonic()
-        created = await populate(urls, args.apps)
+        created = await populate(urls, apps)
         log(f"{created} objects in {len(urls)} clusters in {time.monotonic() - begun:.1f}s")
-        lines = await measure(args, work, nats, urls)
+        yield urls
     finally:
         host.terminate()
         host.wait(60)
+
+
+async def run(args: argparse.Namespace) -> list[str]:
+    work = Path(tempfile.mkdtemp(prefix="vessel-bench-discovery-"))
+    nats = NatsServer(work / "nats")
+    nats.start()
+    try:
+        async with emulated_clusters(args.clusters, args.apps, work) as urls:
+            lines = await measure(args, work, nats, urls)
+    finally:
         nats.stop()
     shutil.rmtree(work, ignore_errors=True)  # kept (logs included) when a step failed
     return lines

@@ -177,24 +177,11 @@ async def run(args: argparse.Namespace) -> list[str]:
     ids = [f"c{i:02d}" for i in range(args.clusters)]
     topology = NatsTopology(work, tuple(ids))
     topology.start()
-    host = subprocess.Popen(  # noqa: ASYNC220 (started once, before measuring)
-        [sys.executable, single.__file__, "--serve-emulators", str(len(ids)), "--dir", str(work)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert host.stdout is not None
-        line = await asyncio.to_thread(host.stdout.readline)
-        if not line.startswith("READY "):
-            raise SystemExit(f"emulators did not start: {line!r}")
-        args.urls = line.split()[1:]
-        begun = time.monotonic()
-        created = await single.populate(args.urls, args.apps)
-        log(f"{created} objects in {len(ids)} clusters in {time.monotonic() - begun:.1f}s")
-        lines = await measure(args, work, topology, ids)
+        async with single.emulated_clusters(len(ids), args.apps, work) as urls:
+            args.urls = urls
+            lines = await measure(args, work, topology, ids)
     finally:
-        host.terminate()
-        host.wait(60)
         topology.stop()
     shutil.rmtree(work, ignore_errors=True)  # kept (logs included) when a step failed
     return lines

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from nats.js.api import ConsumerConfig
+from nats.js.errors import BucketNotFoundError
 
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
@@ -78,3 +80,23 @@ async def test_a_stream_takes_the_consumers_of_more_than_a_thousand_clusters(
         for durable in durables:
             with contextlib.suppress(Exception):
                 await bus.js.delete_consumer(name, durable)
+
+
+async def test_a_bucket_created_meanwhile_by_another_service_is_opened(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Services starting together race to create a bucket: one looked it up before another
+    created it (and raised its consumer limit), so its own create no longer matches the
+    bucket's configuration; it opens the bucket instead of failing to start."""
+    name = f"raced-{uuid.uuid4().hex[:8]}"
+    first = await bus.kv(name)  # the other service, first
+    looked_up = bus.js.key_value
+
+    async def before_it_existed(bucket: str) -> Any:
+        monkeypatch.setattr(bus.js, "key_value", looked_up)
+        raise BucketNotFoundError
+
+    monkeypatch.setattr(bus.js, "key_value", before_it_existed)
+    second = await bus.kv(name)
+    await first.put("k", b"v")
+    assert (await second.get("k")) is not None

@@ -198,6 +198,31 @@ def _app_known(apps: Any, app_id: str) -> bool:
     return any(a.id == app_id for a in apps.ListApps(pb.ListAppsRequest()).apps)
 
 
+def volumeless_app(name: str, motd: str) -> list[dict[str, Any]]:
+    """An app without claims (namespace `name`): a ConfigMap and a Deployment."""
+    labels = {"app": name}
+    config = {"name": f"{name}-config", "namespace": name, "labels": labels}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": config, "data": {"motd": motd}},
+        deployment_object(name, name, labels, {"name": "web", "image": "nginx"}, {}),
+    ]
+
+
+async def until_known(apps: Any, app_id: str) -> None:
+    for _ in range(300):
+        if _app_known(apps, app_id):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{app_id} was not discovered within 30 s")
+
+
+async def finished(ops: Any, op_id: str) -> Any:
+    """The operation once it ended (or after 90 s)."""
+    request = pb.WaitOperationRequest(id=op_id, timeout_seconds=90)
+    return await asyncio.to_thread(ops.WaitOperation, request)
+
+
 async def test_invalid_command_is_dead_lettered_and_the_mover_survives(
     stack: Stack, bus: Bus
 ) -> None:
@@ -346,39 +371,20 @@ async def test_a_cluster_registered_at_run_time_is_protected_through_its_agent(
     try:
         edge.write_kubeconfig(tmp_path / "edge.kubeconfig")
         kube = KubeCluster(tmp_path / "edge.kubeconfig", "edge")
-        labels = {"app": "notes"}
-        await create_all(
-            kube,
-            [
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "notes"}},
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": "notes-config", "namespace": "notes", "labels": labels},
-                    "data": {"motd": "registered at run time"},
-                },
-                deployment_object("notes", "notes", labels, {"name": "web", "image": "nginx"}, {}),
-            ],
-        )
-        assert "edge" not in stack.config_path.read_text()  # protection has no kubeconfig of it
+        await create_all(kube, volumeless_app("notes", "registered at run time"))
+        assert "edge" not in stack.hub_config_path.read_text()  # nor does protection know it
         with grpc.insecure_channel(stack.gateway) as channel:
             rpc_infra.ClusterServiceStub(channel).RegisterCluster(
                 ipb.RegisterClusterRequest(
                     id="edge", kubeconfig=(tmp_path / "edge.kubeconfig").read_text()
                 )
             )
-            apps = rpc.AppServiceStub(channel)
-            for _ in range(200):
-                if _app_known(apps, "edge.notes.notes"):
-                    break
-                await asyncio.sleep(0.1)
             ops = rpc.OperationServiceStub(channel)
+            await until_known(rpc.AppServiceStub(channel), "edge.notes.notes")
             backup = rpc.BackupServiceStub(channel).CreateBackup(
                 pb.CreateBackupRequest(app_id="edge.notes.notes", bucket="default")
             )
-            done = await asyncio.to_thread(
-                ops.WaitOperation, pb.WaitOperationRequest(id=backup.id, timeout_seconds=60)
-            )
+            done = await finished(ops, backup.id)
             assert done.phase == "Completed", done.message
             restore = rpc.RestoreServiceStub(channel).CreateRestore(
                 pb.CreateRestoreRequest(
@@ -388,9 +394,7 @@ async def test_a_cluster_registered_at_run_time_is_protected_through_its_agent(
                     namespace_mapping={"notes": "notes-copy"},
                 )
             )
-            done = await asyncio.to_thread(
-                ops.WaitOperation, pb.WaitOperationRequest(id=restore.id, timeout_seconds=60)
-            )
+            done = await finished(ops, restore.id)
             assert done.phase == "Completed", done.message
         config = await kube.get("v1", "ConfigMap", "notes-config", "notes-copy")
         assert config is not None and config["data"] == {"motd": "registered at run time"}
@@ -445,29 +449,13 @@ async def test_an_agent_killed_is_waited_for_and_one_away_fails_the_backup_clear
     the backup waits for it and completes. Killed for good: the backup fails within the
     wait, naming the cluster and the missing agent; it never stays InProgress."""
     kube = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
-    labels = {"app": "away"}
-    await create_all(
-        kube,
-        [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "away"}},
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "away-config", "namespace": "away", "labels": labels},
-                "data": {"k": "v"},
-            },
-            deployment_object("away", "away", labels, {"name": "web", "image": "nginx"}, {}),
-        ],
-    )
+    await create_all(kube, volumeless_app("away", "waits for its agent"))
     agent = next(p for p in stack.services if p.name == "discovery-cluster-a")
     assert agent.popen is not None
     with grpc.insecure_channel(stack.gateway) as channel:
         apps, ops = rpc.AppServiceStub(channel), rpc.OperationServiceStub(channel)
         backups = rpc.BackupServiceStub(channel)
-        for _ in range(200):
-            if _app_known(apps, "cluster-a.away.away"):
-                break
-            await asyncio.sleep(0.1)
+        await until_known(apps, "cluster-a.away.away")
         request = pb.CreateBackupRequest(app_id="cluster-a.away.away", bucket="default")
 
         os.killpg(agent.popen.pid, signal.SIGKILL)
@@ -475,9 +463,7 @@ async def test_an_agent_killed_is_waited_for_and_one_away_fails_the_backup_clear
         waited = backups.CreateBackup(request)
         await asyncio.sleep(2.0)
         agent.start()
-        done = await asyncio.to_thread(
-            ops.WaitOperation, pb.WaitOperationRequest(id=waited.id, timeout_seconds=90)
-        )
+        done = await finished(ops, waited.id)
         assert done.phase == "Completed", done.message
 
         assert agent.popen is not None
@@ -486,9 +472,7 @@ async def test_an_agent_killed_is_waited_for_and_one_away_fails_the_backup_clear
         try:
             started = time.monotonic()
             lost = backups.CreateBackup(request)
-            done = await asyncio.to_thread(
-                ops.WaitOperation, pb.WaitOperationRequest(id=lost.id, timeout_seconds=90)
-            )
+            done = await finished(ops, lost.id)
             assert done.phase == "Failed", (done.phase, done.message)
             assert "cluster cluster-a: no agent answers" in done.message, done.message
             assert time.monotonic() - started < AGENT_WAIT_SECONDS + 30
@@ -511,25 +495,12 @@ async def test_after_the_hubs_nats_restarts_the_leaves_and_agents_carry_on(
         wait_until, lambda: stack.topology.leaf_connections() == 2, 30, "both leaves back"
     )
     kube = KubeCluster(stack.kubeconfigs["cluster-b"], "cluster-b")
-    labels = {"app": "later"}
-    await create_all(
-        kube,
-        [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "later"}},
-            deployment_object("later", "later", labels, {"name": "web", "image": "nginx"}, {}),
-        ],
-    )
+    await create_all(kube, volumeless_app("later", "made after the restart"))
     with grpc.insecure_channel(stack.gateway) as channel:
-        apps, ops = rpc.AppServiceStub(channel), rpc.OperationServiceStub(channel)
-        for _ in range(300):
-            if _app_known(apps, "cluster-b.later.later"):
-                break
-            await asyncio.sleep(0.1)
+        await until_known(rpc.AppServiceStub(channel), "cluster-b.later.later")
         backup = rpc.BackupServiceStub(channel).CreateBackup(
             pb.CreateBackupRequest(app_id="cluster-b.later.later", bucket="default")
         )
-        done = await asyncio.to_thread(
-            ops.WaitOperation, pb.WaitOperationRequest(id=backup.id, timeout_seconds=90)
-        )
+        done = await finished(rpc.OperationServiceStub(channel), backup.id)
     assert done.phase == "Completed", done.message
     assert all(p.alive() for p in stack.services), [p.name for p in stack.services if not p.alive()]

@@ -209,7 +209,10 @@ class Bus:
         try:
             found = await self.js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:
-            found = await self.js.create_key_value(bucket=bucket, history=history)
+            try:
+                found = await self.js.create_key_value(bucket=bucket, history=history)
+            except BadRequestError:  # created meanwhile by another service (its limit raised)
+                found = await self.js.key_value(bucket)
         info = await self.js.stream_info(found._stream)
         if info.config.max_consumers != MAX_CONSUMERS:
             await self.js.update_stream(replace(info.config, max_consumers=MAX_CONSUMERS))
