@@ -15,7 +15,7 @@ import nats.js.errors
 import pytest
 
 from tests.support import require
-from vessel.bus.errors import KeyExistsError
+from vessel.bus.errors import BusError, KeyExistsError
 from vessel.bus.nats_port import Bus, NatsAuth
 from vessel.contracts import state, subjects
 from vessel.contracts.events import TransferResult
@@ -160,8 +160,8 @@ async def test_an_agent_starting_while_the_hub_is_away_waits_for_it(
     fleet: NatsTopology,
 ) -> None:
     """Its leaf takes the connection, but JetStream is the hub's: the bus waits for it
-    instead of ending the agent, and works once the hub is back. (Last in the module: the
-    hub's server restarts.)"""
+    instead of ending the agent, and works once the hub is back; a KV call while the hub is
+    away again fails as a `BusError` naming it. (Last in the module: the hub restarts.)"""
     await streams(fleet)
     fleet.hub.stop()
     mover = Bus(source="/clusters/cluster-a/mover")
@@ -177,6 +177,14 @@ async def test_an_agent_starting_while_the_hub_is_away_waits_for_it(
         kv = await mover.kv(state.TRANSFERS.name)
         await kv.put("cluster-a.after-restart", b"{}")
         assert await kv.get("cluster-a.after-restart") is not None
+        fleet.hub.stop()  # away again: a KV call says so as the bus's own error
+        try:
+            with pytest.raises(BusError, match="JetStream is unavailable"):
+                await kv.keys()
+            with pytest.raises(BusError, match="JetStream is unavailable"):
+                await kv.get("cluster-a.after-restart")
+        finally:
+            fleet.hub.start()
     finally:
         connecting.cancel()
         await mover.close()

@@ -6,19 +6,31 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+from nats.errors import NoRespondersError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import (
     InvalidKeyError,
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
+    ServiceUnavailableError,
 )
 from nats.js.kv import KeyValue as NatsKeyValue
 
-from vessel.bus.errors import KeyExistsError
+from vessel.bus.errors import BusError, KeyExistsError
+
+
+@contextlib.contextmanager
+def _available(bucket: str) -> Iterator[None]:
+    """JetStream away (a leaf whose hub is down, a hub restarting) is a `BusError`, the
+    error callers already meet when the bus cannot answer."""
+    try:
+        yield
+    except (ServiceUnavailableError, NoRespondersError) as exc:
+        raise BusError(f"KV {bucket}: JetStream is unavailable ({exc!r})") from exc
 
 
 @dataclass(frozen=True)
@@ -42,23 +54,31 @@ class KeyValue:
             self._writer = copy.copy(kv)
             self._writer._pre = f"$JS.{domain}.API.{self._subjects}"
 
+    @property
+    def bucket(self) -> str:
+        return str(self._kv._name)
+
     async def get(self, key: str) -> Entry | None:
         try:
-            entry = await self._kv.get(key)
+            with _available(self.bucket):
+                entry = await self._kv.get(key)
         except (KeyNotFoundError, InvalidKeyError):
             return None  # a key NATS cannot store is a key that does not exist
         return Entry(key, entry.value or b"", entry.revision or 0)
 
     async def put(self, key: str, value: bytes) -> int:
-        return await self._writer.put(key, value)
+        with _available(self.bucket):
+            return await self._writer.put(key, value)
 
     async def create(self, key: str, value: bytes) -> int:
         """Only if `key` holds nothing (never written, or deleted)."""
         try:
-            return await self._writer.update(key, value, last=0)
+            with _available(self.bucket):
+                return await self._writer.update(key, value, last=0)
         except KeyWrongLastSequenceError as exc:
             try:
-                await self._kv._get(key)  # the public get hides a tombstone
+                with _available(self.bucket):
+                    await self._kv._get(key)  # the public get hides a tombstone
             except KeyDeletedError as deleted:  # a tombstone: write over it
                 return await self.update(key, value, deleted.entry.revision or 0)
             except KeyNotFoundError:
@@ -67,12 +87,14 @@ class KeyValue:
 
     async def update(self, key: str, value: bytes, revision: int) -> int:
         try:
-            return await self._writer.update(key, value, last=revision)
+            with _available(self.bucket):
+                return await self._writer.update(key, value, last=revision)
         except KeyWrongLastSequenceError as exc:
             raise KeyExistsError(f"key {key!r} changed since revision {revision}") from exc
 
     async def delete(self, key: str) -> None:
-        await self._writer.delete(key)
+        with _available(self.bucket):
+            await self._writer.delete(key)
 
     async def keys(self, under: str = "") -> list[str]:
         """Current keys, read through a pull consumer delivering the last message of every
@@ -82,33 +104,34 @@ class KeyValue:
         `under`: only the keys below this dotted prefix (`apps.east`), filtered by the
         server."""
         js, stream, prefix = self._kv._js, self._kv._stream, self._subjects
-        sub = await js.pull_subscribe(
-            f"{prefix}{under}.>" if under else f"{prefix}>",
-            stream=stream,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-                ack_policy=AckPolicy.NONE,
-                headers_only=True,
-                inactive_threshold=30.0,
-            ),
-        )
-        keys: list[str] = []
-        try:
-            info = await sub.consumer_info()
-            remaining = info.num_pending or 0
-            while remaining > 0:
-                for msg in await sub.fetch(min(remaining, 256), timeout=5.0):
-                    remaining -= 1
-                    operation = (msg.headers or {}).get("KV-Operation")
-                    if operation not in ("DEL", "PURGE"):
-                        keys.append(msg.subject[len(prefix) :])
-        finally:
-            with contextlib.suppress(Exception):
+        with _available(self.bucket):
+            sub = await js.pull_subscribe(
+                f"{prefix}{under}.>" if under else f"{prefix}>",
+                stream=stream,
+                config=ConsumerConfig(
+                    deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                    ack_policy=AckPolicy.NONE,
+                    headers_only=True,
+                    inactive_threshold=30.0,
+                ),
+            )
+            keys: list[str] = []
+            try:
                 info = await sub.consumer_info()
-                await js.delete_consumer(info.stream_name, info.name)
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        return keys
+                remaining = info.num_pending or 0
+                while remaining > 0:
+                    for msg in await sub.fetch(min(remaining, 256), timeout=5.0):
+                        remaining -= 1
+                        operation = (msg.headers or {}).get("KV-Operation")
+                        if operation not in ("DEL", "PURGE"):
+                            keys.append(msg.subject[len(prefix) :])
+            finally:
+                with contextlib.suppress(Exception):
+                    info = await sub.consumer_info()
+                    await js.delete_consumer(info.stream_name, info.name)
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            return keys
 
     async def watch(self, under: str) -> AsyncIterator[tuple[str, bytes | None]]:
         """The keys below the dotted prefix `under` as they are now, then every change, as
