@@ -403,14 +403,18 @@ async def test_a_cluster_registered_at_run_time_is_protected_through_its_agent(
         await asyncio.to_thread(edge.stop)
 
 
-def _sockets_to(pid: int, port: int) -> int:
-    """How many of the process's TCP sockets are connected to `port` on this host."""
-    inodes = set()
+def _open_files(pid: int) -> set[str]:
+    """What the process's descriptors point at now (one closed meanwhile is skipped)."""
+    found = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+            found.add(os.readlink(fd))
+    return found
+
+
+def _sockets_to(pid: int, port: int) -> int:
+    """How many of the process's TCP sockets are connected to `port` on this host."""
+    inodes = {t[8:-1] for t in _open_files(pid) if t.startswith("socket:[")}
     found = 0
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
@@ -434,8 +438,7 @@ def test_no_hub_process_holds_a_clusters_credentials(stack: Stack) -> None:
         pid = by_name[name].popen.pid
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert f"VESSEL_CONFIG={stack.hub_config_path}".encode() in environ, name
-        files = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
-        assert not files & kubeconfigs, name
+        assert not _open_files(pid) & kubeconfigs, name
         assert sum(_sockets_to(pid, port) for port in ports) == 0, name
     for cluster, port in zip(stack.clusters, ports, strict=True):
         agent = by_name[f"discovery-{cluster}"].popen.pid
