@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.sealed.kmskit import REGION, Kms
-from tests.support import require
+from tests.support import require, started
 from vessel.bus.nats_port import Bus
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
@@ -28,13 +28,8 @@ def pytest_report_header() -> str:
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Nats]:
-    server = servers.new_nats(tmp_path_factory.mktemp("nats"))
-    try:
-        server.start()
-    except MissingComponent as exc:
-        require(str(exc))
-    yield server
-    server.stop()
+    with started(servers.new_nats(tmp_path_factory.mktemp("nats"))) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

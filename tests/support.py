@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -14,6 +15,7 @@ from vessel.objectstore.base import ObjectStore
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.keys import MasterKey
 from vessel_dev.rig.btrfs import btrfs_available
+from vessel_dev.rig.processes import MissingComponent
 from vessel_dev.rig.scenario import create_app_with_data
 from vessel_dev.rig.stack import Stack
 
@@ -27,6 +29,29 @@ def require(reason: str | None) -> None:
     if IN_CI:
         pytest.fail(f"required component missing in CI: {reason}")
     pytest.skip(reason)
+
+
+class Server(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Server)
+
+
+@contextlib.contextmanager
+def started(server: S) -> Iterator[S]:
+    """`server` running for a test, stopped after; a missing binary skips the test (fails
+    it in CI)."""
+    try:
+        server.start()
+    except MissingComponent as exc:
+        require(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager

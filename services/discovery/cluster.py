@@ -212,7 +212,11 @@ class WatchedCluster:
             log.info("cluster %s: %s", self.id, record.reason or "all kinds listed")
 
     async def announce(self, message: subjects.Message) -> None:
-        record = self.record or self.current()
-        await self.bus.publish(
-            message, ClusterChanged(cluster=record), cluster=self.id, subject=f"/clusters/{self.id}"
-        )
+        await announce(self.bus, message, self.record or self.current())
+
+
+async def announce(bus: Bus, message: subjects.Message, record: ClusterRecord) -> None:
+    """Publish `message` (a `cluster.*` event) about `record`'s cluster."""
+    await bus.publish(
+        message, ClusterChanged(cluster=record), cluster=record.id, subject=f"/clusters/{record.id}"
+    )

@@ -13,9 +13,9 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from services.discovery.cluster import announce
 from services.discovery.context import DiscoveryContext
 from vessel.contracts import subjects
-from vessel.contracts.events import ClusterChanged, ClusterRecord
 
 log = logging.getLogger("vessel.discovery")
 
@@ -46,17 +46,9 @@ class AgentHeartbeats:
                 gone = record.model_copy(
                     update={"state": "Unreachable", "reason": record.away_reason()}
                 )
-                await self._announce(subjects.CLUSTER_UNREACHABLE, gone)
+                await announce(self.ctx.bus, subjects.CLUSTER_UNREACHABLE, gone)
             elif not away and record.id in self.away:
                 self.away.discard(record.id)
                 log.info("cluster %s: its agent reports again", record.id)
-                await self._announce(subjects.CLUSTER_RECOVERED, record)
+                await announce(self.ctx.bus, subjects.CLUSTER_RECOVERED, record)
         self.away &= {r.id for r in records}  # a cluster removed meanwhile is forgotten
-
-    async def _announce(self, message: subjects.Message, record: ClusterRecord) -> None:
-        await self.ctx.bus.publish(
-            message,
-            ClusterChanged(cluster=record),
-            cluster=record.id,
-            subject=f"/clusters/{record.id}",
-        )

@@ -4,8 +4,8 @@ agent).
 Queries from the gateway; the watches of every cluster (each cluster's informers and
 health reporter run from its registration until it is removed, and all of them stop with
 this row); the heartbeats of the clusters' own agents; and the commands about clusters
-and user-defined apps. Stopped in the same
-order, the command consumer last (see `main.stop`).
+and user-defined apps. Stopped in the same order, the command consumer last (see
+`main.stop`).
 """
 
 from __future__ import annotations

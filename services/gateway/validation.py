@@ -59,14 +59,11 @@ class Checker:
         if not cluster_id:
             self.add(field, "is required")
             return
-        if self.clusters is not None:
-            if cluster_id not in self.clusters:
-                self.add(field, f"cluster {cluster_id!r} is neither configured nor registered")
-            return
-        try:
-            self.settings.cluster(cluster_id)
-        except ConfigError as exc:
-            self.add(field, str(exc))
+        known = self.clusters
+        if known is None:
+            known = {c.id for c in self.settings.clusters}
+        if cluster_id not in known:
+            self.add(field, f"cluster {cluster_id!r} is neither configured nor registered")
 
     def mapping(self, field: str, mapping: dict[str, str]) -> None:
         for key, value in mapping.items():

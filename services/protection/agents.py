@@ -30,22 +30,6 @@ from vessel.kube.port import Argv, KubeApi
 
 CALL_SECONDS = 30.0
 """How long an API call may take through the agent (exec: its own timeout and this)."""
-_ERRORS: dict[str, type[errors.KubeError]] = {
-    cls.__name__: cls
-    for cls in (
-        errors.NotFound,
-        errors.AlreadyExists,
-        errors.Conflict,
-        errors.Gone,
-        errors.BadRequest,
-        errors.Invalid,
-        errors.Unauthorized,
-        errors.Forbidden,
-        errors.Unreachable,
-        errors.ExecTimeout,
-        errors.ExecFailed,
-    )
-}
 
 
 class Clusters(Protocol):
@@ -104,7 +88,7 @@ class AgentKube:
                 f"KubeAnswer: {exc}"
             ) from None
         if answer.error_class:
-            raise _ERRORS.get(answer.error_class, errors.KubeError)(answer.error)
+            raise errors.BY_NAME.get(answer.error_class, errors.KubeError)(answer.error)
         return answer
 
     async def _away(self, what: str) -> str:

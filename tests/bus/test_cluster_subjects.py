@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from nats.js.api import ConsumerConfig
 
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
-from vessel.contracts.envelope import new_event
+from vessel.contracts.envelope import CloudEvent, new_event
 from vessel.contracts.events import AppChanged, AppRecord, TransferResult
 
 
@@ -33,17 +32,24 @@ def result(cluster: str, transfer_id: str) -> TransferResult:
     )
 
 
-async def test_an_agents_event_is_published_on_its_clusters_subject(bus: Bus) -> None:
-    cluster, since = f"c{uuid.uuid4().hex[:8]}", datetime.now(UTC)
-    sent = await bus.publish(subjects.TRANSFER_FAILED, result(cluster, "t"))  # from the payload
-    async for subject, event in bus.tail(subjects.TRANSFER_FAILED.filter_subject, since=since):
+async def subject_of(bus: Bus, message: subjects.Message, sent: CloudEvent) -> str:
+    """The subject `sent` (a `message`) was stored under."""
+    async for subject, event in bus.tail(message.filter_subject, since=sent.time):
         if event.id == sent.id:
-            assert subject == f"vessel.evt.mover.{cluster}.transfer.failed"
-            break
+            return subject
+    raise AssertionError("the tail ended")
+
+
+async def test_an_agents_event_is_published_on_its_clusters_subject(bus: Bus) -> None:
+    cluster = f"c{uuid.uuid4().hex[:8]}"
+    sent = await bus.publish(subjects.TRANSFER_FAILED, result(cluster, "t"))  # from the payload
+    failed = await subject_of(bus, subjects.TRANSFER_FAILED, sent)
+    assert failed == f"vessel.evt.mover.{cluster}.transfer.failed"
     with pytest.raises(ValueError, match="needs a cluster for its subject"):
         await bus.publish(subjects.APP_REMOVED, AppChanged(app=app(cluster)))
     named = await bus.publish(subjects.APP_REMOVED, AppChanged(app=app(cluster)), cluster=cluster)
-    assert named.type == subjects.APP_REMOVED.type
+    removed = await subject_of(bus, subjects.APP_REMOVED, named)
+    assert removed == f"vessel.evt.discovery.{cluster}.app.removed"
 
 
 async def test_an_older_consumer_moves_to_the_new_subjects_and_keeps_the_old(bus: Bus) -> None:

@@ -14,13 +14,13 @@ import nats
 import nats.js.errors
 import pytest
 
-from tests.support import require
+from tests.support import started
 from vessel.bus.errors import BusError, KeyExistsError
 from vessel.bus.nats_port import Bus, NatsAuth
 from vessel.contracts import state, subjects
 from vessel.contracts.events import TransferResult
 from vessel_dev.rig.nats_topology import DOMAIN, NatsTopology
-from vessel_dev.rig.processes import MissingComponent, NatsServer, wait_until
+from vessel_dev.rig.processes import NatsServer, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 REFUSED = (nats.js.errors.NoStreamResponseError, nats.errors.TimeoutError)
@@ -30,14 +30,10 @@ REFUSED = (nats.js.errors.NoStreamResponseError, nats.errors.TimeoutError)
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsTopology]:
     topology = NatsTopology(tmp_path_factory.mktemp("fleet"), ("cluster-a", "cluster-b"))
-    try:
-        topology.start()
-    except MissingComponent as exc:
-        require(str(exc))
-    if not topology.leaves:
-        pytest.skip("leaf nodes need a local nats-server (not the container servers)")
-    yield topology
-    topology.stop()
+    with started(topology):
+        if not topology.leaves:
+            pytest.skip("leaf nodes need a local nats-server (not the container servers)")
+        yield topology
 
 
 async def streams(fleet: NatsTopology) -> None:

@@ -12,14 +12,14 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.support import require
+from tests.support import started
 from vessel.bus.errors import BusError
 from vessel.bus.nats_port import Bus, NatsAuth
 from vessel.config import VesselSettings
 from vessel.contracts import permissions, subjects
 from vessel.contracts.events import TransferResult
 from vessel.runtime import nats_auth
-from vessel_dev.rig.processes import MissingComponent, NatsServer
+from vessel_dev.rig.processes import NatsServer
 
 PASSWORDS = {s: secrets.token_urlsafe(12) for s in permissions.SERVICES}
 
@@ -31,12 +31,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
         config=permissions.authorization(),
         environ=permissions.server_environ(PASSWORDS),
     )
-    try:
-        server.start()
-    except MissingComponent as exc:
-        require(str(exc))
-    yield server
-    server.stop()
+    with started(server):
+        yield server
 
 
 class Client:

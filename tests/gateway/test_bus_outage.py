@@ -11,23 +11,18 @@ import pytest
 
 from services.gateway.main import build_gateway
 from tests.gateway.harness import ADMIN_ENV, ADMIN_TOKEN, Running, bearer, make_settings
-from tests.support import require
+from tests.support import started
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
-from vessel_dev.rig.processes import MissingComponent, NatsServer
+from vessel_dev.rig.processes import NatsServer
 
 
 @pytest.fixture
 def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats")
     (tmp_path / "nats").mkdir()
-    try:
-        server.start()
-    except MissingComponent as exc:
-        require(str(exc))
-    yield server
-    server.stop()
+    with started(NatsServer(tmp_path / "nats")) as server:
+        yield server
 
 
 async def test_a_call_while_nats_is_down_is_unavailable(

@@ -58,3 +58,9 @@ class ExecTimeout(KubeError):
 class ExecFailed(KubeError):
     """A command could not be run in a container at all (not its non-zero exit: the
     runtime could not start it, or the stream ended without a status)."""
+
+
+_CLASSES: list[type[KubeError]] = [KubeError, *KubeError.__subclasses__()]
+BY_NAME: dict[str, type[KubeError]] = {cls.__name__: cls for cls in _CLASSES}
+"""Every error class by name: an error that crossed the bus as its class's name (a cluster
+agent's answer) is raised again as the same class."""
