@@ -27,19 +27,38 @@ class MissingComponent(RuntimeError):
 
 
 _HANDED_OUT: set[int] = set()
+_LOWEST = 10_000
+
+
+def _ephemeral_start() -> int:
+    """Where the kernel's ephemeral ports (for outgoing connections) begin."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def free_port(below: int = 65536) -> int:
     """A free loopback port (below `below`, for servers that derive other ports from it),
-    never one this process handed out before: the ports are bound later, by other
-    processes, and the kernel may offer a port again until then."""
+    never one this process handed out before.
+
+    The ports are bound later, by other processes. A port the kernel picked (`bind` to 0)
+    is an ephemeral one, which any outgoing connection of any process may take meanwhile
+    (a service's metrics port taken by another's NATS client: "address already in use").
+    So ports are drawn at random below the ephemeral range, where only explicit binds go,
+    and checked free."""
+    top = min(below, _ephemeral_start())
     while True:
+        port = _LOWEST + secrets.randbelow(top - _LOWEST)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port < below and port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
