@@ -306,6 +306,17 @@ class VesselSettings(BaseSettings):
         description="NATS .creds file of this service (JWT and nkey seed), instead of a "
         "user and password; the chart mounts it (VESSEL_NATS_CREDENTIALS)",
     )
+    nats_callout_seed: SecretStr | None = Field(
+        None,
+        description="The hub's discovery only: seed of the account nkey named as issuer in "
+        "the hub's NATS auth_callout, with which it admits clusters joining by token "
+        "(VESSEL_NATS_CALLOUT_SEED); unset: no cluster joins by token",
+    )
+    nats_system_password: SecretStr | None = Field(
+        None,
+        description="The hub's discovery only: password of the hub NATS's system-account user "
+        "`system`, to cut a removed cluster's leaf connection (VESSEL_NATS_SYSTEM_PASSWORD)",
+    )
     clusters: list[ClusterConfig] = Field(default_factory=list, description="Managed clusters")
     buckets: list[BucketConfig] = Field(default_factory=list, description="Backup buckets")
     secrets_cluster: ClusterId | None = Field(

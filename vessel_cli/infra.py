@@ -171,6 +171,18 @@ def cluster_remove(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
     return [irpc.ClusterServiceStub(ch).RemoveCluster(request)]
 
 
+def cluster_join_token(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    request = ipb.CreateJoinTokenRequest(id=a.id, ttl_seconds=a.ttl)
+    reply = irpc.ClusterServiceStub(ch).CreateJoinToken(request)
+    print(
+        f"join token for cluster {reply.cluster!r} created; it is shown this once. In that "
+        f"cluster, its leaf NATS dials the hub with it: "
+        f"nats-leaf://{reply.cluster}:TOKEN@HUB:7422 (README, 'Add a cluster')",
+        file=sys.stderr,
+    )
+    return [reply]
+
+
 def operation_list(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
     stub = rpc.OperationServiceStub(ch)
 

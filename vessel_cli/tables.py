@@ -258,6 +258,7 @@ TABLES: dict[str, list[Column]] = {
     "VolumeSnapshot": fields("cluster id namespace name claim state created"),
     "Cluster": fields("id state source agent_version server reason"),
     "ClusterChange": fields("operation_id cluster action"),
+    "JoinToken": fields("cluster expires_at token"),
     "Activity": fields("time identity action target outcome message"),
 }
 

@@ -76,6 +76,14 @@ def _cluster(resources: Parsers) -> None:
     p.add_argument("id")
     p.add_argument("--request-id", default="", help="idempotency key")
     p.set_defaults(run="vessel_cli.infra:cluster_remove")
+    p = cluster.add_parser(
+        "join-token", help="issue a one-time token with which a cluster's leaf NATS joins"
+    )
+    p.add_argument("id", help="the name the cluster joins as (a DNS label)")
+    p.add_argument(
+        "--ttl", type=int, default=3600, help="seconds it may first be used (default 3600)"
+    )
+    p.set_defaults(run="vessel_cli.infra:cluster_join_token")
 
 
 def _token(resources: Parsers) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from services.discovery.cluster import Tuning, WatchedCluster
 from services.discovery.credentials import CredentialStore
+from services.discovery.joining import Joins
 from services.discovery.publish import AppPublisher
 from services.discovery.state import BucketNames, Stores
 from vessel.bus.nats_port import Bus
@@ -34,6 +35,8 @@ class DiscoveryContext:
         self.publisher = AppPublisher(bus, stores.apps)
         self.watched: dict[str, WatchedCluster] = {}
         """Cluster id -> the cluster as discovery watches it."""
+        self.joins: Joins | None = None
+        """Clusters joining by token (the hub's discovery only)."""
         self.fingerprints: dict[str, str] = {}
         """Cluster id -> a digest of the kubeconfig it is watched with: an update that
         changes nothing keeps the running watches."""
@@ -55,6 +58,15 @@ class DiscoveryContext:
     def apps(self) -> dict[str, AppRecord]:
         """Every app published, by id, over all clusters."""
         return {k: r for c in self.watched.values() for k, r in c.published.items()}
+
+    async def knows(self, cluster: str) -> bool:
+        """Whether `cluster` is configured, watched here or reported by its own agent."""
+        configured = any(c.id == cluster for c in self.settings.clusters)
+        return (
+            configured
+            or cluster in self.watched
+            or await self.stores.clusters.get(cluster) is not None
+        )
 
     def cluster_records(self) -> list[ClusterRecord]:
         return sorted((c.record or c.current() for c in self.watched.values()), key=lambda r: r.id)

@@ -1,7 +1,8 @@
 """What discovery listens to, in start order (on the hub; `agent_rows` as a cluster's own
 agent).
 
-Queries from the gateway; the watches of every cluster (each cluster's informers and
+nats-server's questions about clusters joining by token (`joining`); queries from the
+gateway; the watches of every cluster (each cluster's informers and
 health reporter run from its registration until it is removed, and all of them stop with
 this row); the heartbeats of the clusters' own agents; and the commands about clusters
 and user-defined apps. Stopped in the same order, the command consumer last (see
@@ -18,7 +19,7 @@ from services.discovery.context import DiscoveryContext
 from services.discovery.heartbeats import AgentHeartbeats
 from services.discovery.registry import ClusterRegistry
 from vessel.bus.inbox import Consumer, Loop, Responder, Row
-from vessel.contracts import subjects
+from vessel.contracts import permissions, subjects
 
 
 def agent_rows(registry: ClusterRegistry, cluster: WatchedCluster) -> list[Row]:
@@ -32,7 +33,13 @@ def agent_rows(registry: ClusterRegistry, cluster: WatchedCluster) -> list[Row]:
 
 def rows(ctx: DiscoveryContext) -> list[Row]:
     registry = ClusterRegistry(ctx)
+    joins = (
+        [Responder(permissions.CALLOUT, ctx.joins.authorize, queue=f"{ctx.durable}-callout")]
+        if ctx.joins is not None and ctx.joins.seed is not None
+        else []
+    )
     return [
+        *joins,
         Responder(queries.SERVED, partial(queries.respond, ctx), queue=f"{ctx.durable}-queries"),
         Loop("cluster watches", registry.run),
         Loop("agent heartbeats", AgentHeartbeats(ctx).run),

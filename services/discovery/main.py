@@ -12,8 +12,10 @@ import logging
 
 from services.discovery.context import DiscoveryContext
 from services.discovery.inbox import agent_rows, rows
+from services.discovery.joining import Joins
 from services.discovery.registry import ClusterRegistry
 from vessel.bus import inbox
+from vessel.contracts import state
 from vessel.runtime import ServiceContext, run_service
 
 log = logging.getLogger("vessel.discovery")
@@ -29,6 +31,8 @@ async def start(ctx: DiscoveryContext, agent_of: str | None = None) -> list[asyn
         logging.getLogger(name).setLevel(level)
     registry = ClusterRegistry(ctx)
     if agent_of is None:
+        kv = await ctx.bus.kv(state.CLUSTER_JOINS.name)
+        ctx.joins = Joins(kv, ctx.settings, ctx.knows)
         await registry.load()
         tasks = await inbox.start(ctx.bus, rows(ctx))
         log.info("discovery serving %d clusters", len(ctx.watched))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pydantic import ValidationError
 
 from services.discovery.context import DiscoveryContext
+from services.discovery.joining import JoinError
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.events import (
@@ -26,6 +27,7 @@ from vessel.contracts.events import (
     ClusterList,
     ClusterQuery,
     ClusterRecord,
+    JoinTokenRequest,
     QueryFailed,
 )
 from vessel.contracts.models import Payload
@@ -109,6 +111,12 @@ def list_clusters(clusters: Iterable[ClusterRecord], query: ClusterQuery) -> Clu
     )
 
 
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
+    )
+
+
 def answer(
     subject: str,
     body: bytes,
@@ -128,18 +136,27 @@ def answer(
         else:
             raise QueryError(f"no query is served on {subject}")
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
-        )
-        reply = QueryFailed(error=f"invalid request on {subject}: {problems}")
+        reply = QueryFailed(error=f"invalid request on {subject}: {_problems(exc)}")
     except QueryError as exc:
         reply = QueryFailed(error=str(exc))
     return reply.model_dump_json().encode()
 
 
 async def respond(ctx: DiscoveryContext, subject: str, body: bytes) -> bytes:
-    """The reply to a request on `subject`, from the clusters discovery watches."""
-    return answer(subject, body, ctx.apps, ctx.cluster_records)
+    """The reply to a request on `subject`, from the clusters discovery watches (a join
+    token from its joins)."""
+    if subject != subjects.QUERY_JOIN_TOKEN:
+        return answer(subject, body, ctx.apps, ctx.cluster_records)
+    reply: Payload
+    try:
+        if ctx.joins is None:
+            raise JoinError("this discovery is a cluster's agent; join tokens are the hub's")
+        reply = await ctx.joins.issue(JoinTokenRequest.model_validate_json(body))
+    except ValidationError as exc:
+        reply = QueryFailed(error=f"invalid request on {subject}: {_problems(exc)}")
+    except JoinError as exc:
+        reply = QueryFailed(error=str(exc))
+    return reply.model_dump_json().encode()
 
 
 async def request(bus: Bus, subject: str, body: bytes, wait: float = 5.0) -> bytes:

@@ -204,6 +204,10 @@ class ClusterRegistry:
         cluster = self.ctx.watched.pop(cmd.cluster, None)
         if cluster is None:
             record = await self.ctx.stores.clusters.get(cmd.cluster)
+            joins = self.ctx.joins
+            if joins is not None and await joins.revoke(cmd.cluster):
+                await self._forget(await self._joined(cmd.cluster, record))
+                return
             if record is not None and record.source == "agent":
                 log.warning(
                     "cluster %s is watched by its own agent in the cluster: uninstall the "
@@ -214,6 +218,15 @@ class ClusterRegistry:
             log.info("cluster %s is not registered; nothing to remove", cmd.cluster)
             return
         await self._forget(cluster)
+
+    async def _joined(self, cid: str, record: ClusterRecord | None) -> WatchedCluster:
+        """A cluster its own agent watched, with what that agent published, to forget."""
+        cluster = self._watch(cid, "agent", record)
+        cluster.published = {a.id: a for a in await self.ctx.stores.apps.read_all(cid)}
+        cluster.definitions = {
+            definition_id(d): d for d in await self.ctx.stores.definitions.read_all(cid)
+        }
+        return cluster
 
     async def _forget(self, cluster: WatchedCluster) -> None:
         ctx = self.ctx

@@ -393,6 +393,21 @@ class ClusterList(Payload):
     clusters: list[ClusterRecord]
 
 
+class JoinTokenRequest(Payload):
+    cluster: ClusterId
+    ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600, description="How long it may be used")
+
+
+class JoinToken(Payload):
+    """A one-time credential for `cluster`'s leaf connection: it must first be used before
+    `expires_at`; from then on it is the cluster's until `cluster remove`. Shown once,
+    kept only as a digest."""
+
+    cluster: ClusterId
+    token: str
+    expires_at: datetime
+
+
 class QueryFailed(Payload):
     error: str = Field(description="What was wrong with the query")
 

@@ -80,6 +80,7 @@ runs and retention do)."""
 
 ASKS: dict[str, tuple[str, ...]] = {
     "gateway": (
+        subjects.QUERY_JOIN_TOKEN,
         subjects.QUERY_CATALOG,
         subjects.QUERY_RESTORE_PREFLIGHT,
         subjects.QUERY_PROVISIONER_BACKENDS,
@@ -115,6 +116,14 @@ JETSTREAM = (
 )
 """The JetStream API (also through a domain, from a leaf node), acks and flow control."""
 INBOXES = "_INBOX.>"
+CALLOUT = "$SYS.REQ.USER.AUTH"
+"""Where nats-server asks who an unknown connection is (its authorization callout)."""
+CALLOUT_REPLIES = "$SYS._INBOX.>"
+"""Where the answers to nats-server's callout questions go."""
+ACCOUNT = "VESSEL"
+"""The hub's account of every Vessel user, when clusters join by token."""
+SYSTEM_USER = "system"
+"""The hub's system-account user with which discovery cuts a removed cluster's leaf."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,9 @@ def for_service(service: str, cluster: str | None = None) -> Permissions:
         else [s.format(cluster=cluster) for s in ANSWERS[service] if "{cluster}" in s]
     )
     subscribe = [INBOXES, *answers]
+    if service == "discovery" and cluster is None:
+        subscribe.append(CALLOUT)  # the hub's discovery admits clusters joining by token
+        publish.append(CALLOUT_REPLIES)
     return Permissions(tuple(dict.fromkeys(publish)), tuple(dict.fromkeys(subscribe)))
 
 
@@ -216,18 +228,39 @@ def authorization(
     extra_users: tuple[dict[str, Any], ...] = (),
     cluster: str | None = None,
     leaves: tuple[str, ...] = (),
+    callout_issuer: str | None = None,
 ) -> str:
     """The `authorization` block of a nats-server configuration: one user per service with
     its permissions (on a cluster's leaf server: its agents, as that cluster's); on the
     hub, one user per cluster in `leaves` for that cluster's leaf connection (`leaf_node`);
-    then `extra_users` (e.g. an administrator) as given."""
+    then `extra_users` (e.g. an administrator) as given.
+
+    With `callout_issuer` (the public account nkey whose seed the hub's discovery holds),
+    the hub's block instead puts these users in account `VESSEL` and asks discovery about
+    every other connection: a cluster joining by token (docs/design/0007-hub-and-agents.md).
+    A system-account user lets discovery cut a removed cluster's leaf connection."""
     users = [
         _user(s, password_variable(s), for_service(s, cluster))
         for s in (SERVICES if cluster is None else CLUSTER_AGENTS)
     ]
     users += [_user(c, leaf_password_variable(c), leaf_node(c)) for c in leaves]
     users += [f"    {json.dumps(user)}" for user in extra_users]
-    return "authorization {\n  users = [\n" + "\n".join(users) + "\n  ]\n}\n"
+    listed = "[\n" + "\n".join(users) + "\n  ]"
+    if callout_issuer is None or cluster is not None:
+        return f"authorization {{\n  users = {listed}\n}}\n"
+    names = [*SERVICES, *leaves, *(str(u["user"]) for u in extra_users)]
+    system = f"{{user: {SYSTEM_USER}, password: ${password_variable(SYSTEM_USER)}}}"
+    callout = {
+        "issuer": callout_issuer,
+        "account": ACCOUNT,
+        "auth_users": names,
+        "allowed_accounts": [ACCOUNT],
+    }
+    return (
+        f"accounts {{\n  {ACCOUNT}: {{ jetstream: enabled, users: {listed} }}\n"
+        f"  SYS: {{ users: [ {system} ] }}\n}}\nsystem_account: SYS\n"
+        f"authorization {{\n  auth_callout: {json.dumps(callout)}\n}}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -240,9 +273,15 @@ def main(argv: list[str] | None = None) -> None:
     where.add_argument(
         "--leaves", default="", help="on the hub: the clusters (comma-separated) dialling it"
     )
+    parser.add_argument(
+        "--callout-issuer",
+        help="on the hub: the account nkey (public) of VESSEL_NATS_CALLOUT_SEED, to let "
+        "clusters join by token",
+    )
     args = parser.parse_args(argv)
     leaves = tuple(c for c in args.leaves.split(",") if c)
-    print(authorization(cluster=args.cluster, leaves=leaves), end="")
+    block = authorization(cluster=args.cluster, leaves=leaves, callout_issuer=args.callout_issuer)
+    print(block, end="")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,14 @@ APP_DEFINITIONS = KvBucket(
     "vessel.contracts.commands:DefineApp",
     "user-defined apps",
 )
+CLUSTER_JOINS = KvBucket(
+    "cluster-joins",
+    "discovery",
+    "<name it joins as>",  # not `<cluster>`: no cluster's agents may write here
+    "services.discovery.joining:JoinRecord",
+    "clusters joining by token: the token's digest and expiry, when it joined, its leaf "
+    "connection (never the token)",
+)
 VOLUMES = KvBucket(
     "volumes",
     "provisioner",
@@ -187,6 +195,7 @@ KV_BUCKETS: tuple[KvBucket, ...] = (
     INVENTORY,
     CLUSTERS,
     APP_DEFINITIONS,
+    CLUSTER_JOINS,
     VOLUMES,
     SNAPSHOTS,
     BACKENDS,

@@ -442,6 +442,9 @@ QUERY_APP = "vessel.query.discovery.app"
 """Request `AppLookup`, reply `AppDetail` (or `QueryFailed`)."""
 QUERY_CLUSTERS = "vessel.query.discovery.clusters"
 """Request `ClusterQuery`, reply `ClusterList` (or `QueryFailed`)."""
+QUERY_JOIN_TOKEN = "vessel.query.discovery.join-token"
+"""Request `JoinTokenRequest`, reply `JoinToken` (or `QueryFailed`): the hub's discovery
+issues a token with which a cluster's leaf node joins (docs/design/0007-hub-and-agents.md)."""
 QUERY_CATALOG = "vessel.query.protection.catalog"
 """Request `CatalogRead`, reply `CatalogReply` (or `QueryFailed`): backup catalog objects of
 a bucket, for services that hold no bucket credentials."""

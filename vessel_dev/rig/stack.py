@@ -110,19 +110,8 @@ class Stack:
         hub["agent_wait_seconds"] = AGENT_WAIT_SECONDS
         self.hub_config_path.write_text(yaml.safe_dump(hub))
         for argv in self._service_commands():
-            service = argv[2].split(".")[1]
             cluster = argv[-1] if "--cluster" in argv else None
-            name = f"{service}-{cluster}" if cluster else service
-            self.metrics[name] = f"127.0.0.1:{free_port()}"
-            env = {
-                **self.env(),
-                **({} if cluster else {"VESSEL_CONFIG": str(self.hub_config_path)}),
-                "VESSEL_METRICS_LISTEN": self.metrics[name],
-                **self.topology.environ_for(service, cluster),
-            }
-            proc = Process(name, argv, self.workdir / f"{name}.log", env=env)
-            proc.start()
-            self.services.append(proc)
+            self._start(argv, {} if cluster else {"VESSEL_CONFIG": str(self.hub_config_path)})
         port = int(self.gateway.rsplit(":", 1)[1])
 
         def up() -> bool:
@@ -133,6 +122,49 @@ class Stack:
         if crashed := self._crashed():
             raise RuntimeError(f"service {crashed.name} exited:\n{crashed.tail()}")
         wait_until(self._agents_reported, 30, "every cluster's agent reported to the hub")
+
+    def _start(self, argv: list[str], environ: dict[str, str]) -> Process:
+        service = argv[2].split(".")[1]
+        cluster = argv[-1] if "--cluster" in argv else None
+        name = f"{service}-{cluster}" if cluster else service
+        self.metrics[name] = f"127.0.0.1:{free_port()}"
+        env = {
+            **self.env(),
+            **environ,
+            "VESSEL_METRICS_LISTEN": self.metrics[name],
+            **self.topology.environ_for(service, cluster),
+        }
+        proc = Process(name, argv, self.workdir / f"{name}.log", env=env)
+        proc.start()
+        self.services.append(proc)
+        return proc
+
+    def join(self, cluster: str, kubeconfig: Path, token: str) -> list[Process]:
+        """A cluster joining at run time: its leaf NATS dials the hub with `token`, and its
+        agents (discovery, provisioner and mover with a directory backend) connect to that
+        leaf, configured with `kubeconfig` as their own ServiceAccount's."""
+        leaf = self.topology.join(cluster, token)
+        backend = {"name": f"{cluster}-local", "type": "dir", "path": str(self.workdir / cluster)}
+        Path(backend["path"]).mkdir(parents=True, exist_ok=True)
+        config = {
+            "nats_url": leaf.url,
+            "clusters": [
+                {
+                    "id": cluster,
+                    "kubeconfig": str(kubeconfig),
+                    "agent": "cluster",
+                    "backends": [{**backend, "capacity_bytes": self.capacity_bytes}],
+                }
+            ],
+            "buckets": yaml.safe_load(self.config_path.read_text())["buckets"],
+        }
+        path = self.workdir / f"vessel-{cluster}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        py = [sys.executable, "-m"]
+        return [
+            self._start([*py, f"services.{s}", "--cluster", cluster], {"VESSEL_CONFIG": str(path)})
+            for s in ("discovery", "provisioner", "mover")
+        ]
 
     def _agents_reported(self) -> bool:
         with grpc.insecure_channel(self.gateway) as channel:

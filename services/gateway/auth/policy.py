@@ -139,6 +139,7 @@ POLICIES: dict[str, Policy] = {
     method("ClusterService", "GetCluster"): Policy(Role.VIEWER, lambda r: [(r.id, None)]),
     method("ClusterService", "RegisterCluster"): Policy(Role.ADMIN),
     method("ClusterService", "RemoveCluster"): Policy(Role.ADMIN),
+    method("ClusterService", "CreateJoinToken"): Policy(Role.ADMIN),
     method("ActivityService", "ListActivity"): Policy(Role.VIEWER),
     method("EventService", "WatchEvents"): Policy(Role.VIEWER),  # filtered by scope per event
     method("TokenService", "CreateToken"): Policy(Role.ADMIN),

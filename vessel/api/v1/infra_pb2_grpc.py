@@ -600,6 +600,11 @@ class ClusterServiceStub:
                 request_serializer=vessel_dot_api_dot_v1_dot_infra__pb2.RemoveClusterRequest.SerializeToString,
                 response_deserializer=vessel_dot_api_dot_v1_dot_infra__pb2.ClusterChange.FromString,
                 _registered_method=True)
+        self.CreateJoinToken = channel.unary_unary(
+                '/vessel.api.v1.ClusterService/CreateJoinToken',
+                request_serializer=vessel_dot_api_dot_v1_dot_infra__pb2.CreateJoinTokenRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_infra__pb2.JoinToken.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -629,6 +634,12 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateJoinToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -651,6 +662,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.RemoveCluster,
                     request_deserializer=vessel_dot_api_dot_v1_dot_infra__pb2.RemoveClusterRequest.FromString,
                     response_serializer=vessel_dot_api_dot_v1_dot_infra__pb2.ClusterChange.SerializeToString,
+            ),
+            'CreateJoinToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJoinToken,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_infra__pb2.CreateJoinTokenRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_infra__pb2.JoinToken.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -761,6 +777,33 @@ class ClusterService:
             '/vessel.api.v1.ClusterService/RemoveCluster',
             vessel_dot_api_dot_v1_dot_infra__pb2.RemoveClusterRequest.SerializeToString,
             vessel_dot_api_dot_v1_dot_infra__pb2.ClusterChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJoinToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.ClusterService/CreateJoinToken',
+            vessel_dot_api_dot_v1_dot_infra__pb2.CreateJoinTokenRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_infra__pb2.JoinToken.FromString,
             options,
             channel_credentials,
             insecure,

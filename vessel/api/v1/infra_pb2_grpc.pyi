@@ -185,6 +185,7 @@ class ClusterServiceStub:
     GetCluster: _grpc.UnaryUnaryMultiCallable[_infra_pb2.GetClusterRequest, _infra_pb2.Cluster]
     RegisterCluster: _grpc.UnaryUnaryMultiCallable[_infra_pb2.RegisterClusterRequest, _infra_pb2.ClusterChange]
     RemoveCluster: _grpc.UnaryUnaryMultiCallable[_infra_pb2.RemoveClusterRequest, _infra_pb2.ClusterChange]
+    CreateJoinToken: _grpc.UnaryUnaryMultiCallable[_infra_pb2.CreateJoinTokenRequest, _infra_pb2.JoinToken]
 
 @_typing.type_check_only
 class ClusterServiceAsyncStub(ClusterServiceStub):
@@ -193,6 +194,7 @@ class ClusterServiceAsyncStub(ClusterServiceStub):
     GetCluster: _aio.UnaryUnaryMultiCallable[_infra_pb2.GetClusterRequest, _infra_pb2.Cluster]  # type: ignore[assignment]
     RegisterCluster: _aio.UnaryUnaryMultiCallable[_infra_pb2.RegisterClusterRequest, _infra_pb2.ClusterChange]  # type: ignore[assignment]
     RemoveCluster: _aio.UnaryUnaryMultiCallable[_infra_pb2.RemoveClusterRequest, _infra_pb2.ClusterChange]  # type: ignore[assignment]
+    CreateJoinToken: _aio.UnaryUnaryMultiCallable[_infra_pb2.CreateJoinTokenRequest, _infra_pb2.JoinToken]  # type: ignore[assignment]
 
 class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -222,6 +224,13 @@ class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _infra_pb2.RemoveClusterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_infra_pb2.ClusterChange, _abc.Awaitable[_infra_pb2.ClusterChange]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateJoinToken(
+        self,
+        request: _infra_pb2.CreateJoinTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_infra_pb2.JoinToken, _abc.Awaitable[_infra_pb2.JoinToken]]: ...
 
 def add_ClusterServiceServicer_to_server(servicer: ClusterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -1,24 +1,27 @@
 """ClusterService: the clusters of the settings and those discovery registered (KV
-`clusters`), and registering or removing one through discovery's commands; and the choice
+`clusters`), registering or removing one through discovery's commands, and join tokens
+from the hub's discovery; and the choice
 of clusters every infrastructure list makes (`cluster_or_all`).
 """
 
 from __future__ import annotations
 
+import grpc
 from pydantic import ValidationError
 
 from services.gateway.auth import authz
 from services.gateway.context import GatewayContext
-from services.gateway.errors import RpcContext, guard, invalid, not_found
+from services.gateway.errors import ApiError, RpcContext, guard, invalid, not_found, unavailable
 from services.gateway.operations import first_time, operation_id
 from services.gateway.reads import paging
 from services.gateway.v1.infra.convert import cluster_message
 from services.gateway.validation import DNS_LABEL, IDENTIFIER, Checker
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
+from vessel.bus.errors import BusError
 from vessel.contracts import subjects
 from vessel.contracts.commands import RegisterCluster, RemoveCluster
-from vessel.contracts.events import ClusterRecord
+from vessel.contracts.events import ClusterRecord, JoinToken, JoinTokenRequest, QueryFailed
 
 
 async def cluster_or_all(ctx: GatewayContext, cluster: str, field: str = "cluster") -> list[str]:
@@ -125,6 +128,37 @@ class ClusterService(irpc.ClusterServiceServicer):
             )
             await self._accepted("cluster.remove", request.id, op_id)
         return ipb.ClusterChange(operation_id=op_id, cluster=request.id, action="remove")
+
+    @guard
+    async def CreateJoinToken(
+        self, request: ipb.CreateJoinTokenRequest, context: RpcContext
+    ) -> ipb.JoinToken:
+        try:
+            asked = JoinTokenRequest(cluster=request.id, ttl_seconds=request.ttl_seconds or 3600)
+        except ValidationError as exc:
+            field = str(exc.errors()[0]["loc"][0]).replace("cluster", "id")
+            raise invalid([(field, str(exc.errors()[0]["msg"]))]) from None
+        try:
+            body = await self.ctx.bus.request(
+                subjects.QUERY_JOIN_TOKEN, asked.model_dump_json().encode(), wait=10
+            )
+        except (BusError, TimeoutError):
+            raise unavailable("the hub's discovery does not answer") from None
+        try:
+            token = JoinToken.model_validate_json(body)
+        except ValidationError:
+            error = QueryFailed.model_validate_json(body).error
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, error) from None
+        await self.ctx.activity.record(
+            "cluster.join-token",
+            f"cluster/{token.cluster}",
+            "Issued",
+            identity=authz.current().name,
+            cluster=token.cluster,
+        )
+        message = ipb.JoinToken(cluster=token.cluster, token=token.token)
+        message.expires_at.FromDatetime(token.expires_at)
+        return message
 
     async def _accepted(self, action: str, cluster: str, op_id: str) -> None:
         """The activity record of a cluster command sent (its outcome is discovery's)."""
