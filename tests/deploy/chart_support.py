@@ -235,11 +235,15 @@ def _renderings() -> tuple[Rendering, ...]:
     return tuple(out)
 
 
-def _pods(r: Rendering) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(component, workload, pod template) of every Deployment and DaemonSet."""
+def _pods(
+    r: Rendering, *, leaf: bool = False
+) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(component, workload, pod template) of every Deployment and DaemonSet of a Vessel
+    service, and with `leaf` of the cluster's own NATS leaf an agent release may run."""
     for workload in r.of_kind("Deployment") + r.of_kind("DaemonSet"):
         component = workload["metadata"]["labels"][COMPONENT]
-        yield component, workload, workload["spec"]["template"]
+        if leaf or component != "leaf":
+            yield component, workload, workload["spec"]["template"]
 
 
 def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:

@@ -340,8 +340,8 @@ def test_every_service_runs_once_as_its_console_script(renderings: tuple[Renderi
 
 def test_selectors_match_the_pods(renderings: tuple[Rendering, ...]) -> None:
     for r in renderings:
-        pods = {c: pod for c, _w, pod in _pods(r)}
-        for component, workload, pod in _pods(r):
+        pods = {c: pod for c, _w, pod in _pods(r, leaf=True)}
+        for component, workload, pod in _pods(r, leaf=True):
             selector = workload["spec"]["selector"]["matchLabels"]
             assert _selects(selector, pod["metadata"]["labels"]), f"{r.case}: {component}"
             others = [c for c, p in pods.items() if c != component]

@@ -275,9 +275,13 @@ def test_config_loads_as_the_services_load_it(
             monkeypatch.delenv(name)
         settings = load_settings(str(path))
         values = r.effective
-        assert settings.nats_url == values["nats"]["url"]
-        assert settings.nats_jetstream_domain == (values["nats"]["jetstreamDomain"] or None)
         mode = values["mode"]
+        if mode == "agent" and values["leaf"]["enabled"]:  # its own leaf; JetStream the hub's
+            assert settings.nats_url == "nats://backup-vessel-leaf:4222", r.case
+            assert settings.nats_jetstream_domain == (values["nats"]["jetstreamDomain"] or "hub")
+        else:
+            assert settings.nats_url == values["nats"]["url"]
+            assert settings.nats_jetstream_domain == (values["nats"]["jetstreamDomain"] or None)
         if mode == "hub":
             assert settings.clusters == [], f"{r.case}: a hub has no cluster of its own"
             assert settings.secrets_cluster == values["protection"]["secretsCluster"]
