@@ -1,6 +1,7 @@
 """A cluster joining the running fleet with a token, as an agent-mode install does: the
 hub admits its leaf NATS through its discovery (nats-server's authorization callout),
-every verb works on it, and `cluster remove` cuts it off for good. A leaf with a wrong
+every verb works on it (backup, restore, snapshot, clone, migrate), and `cluster remove`
+cuts it off for good. A leaf with a wrong
 token never gets in.
 """
 
@@ -18,6 +19,8 @@ import pytest
 from tests.e2e.kit import finished, until_known, volumeless_app
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as rpc_infra
+from vessel.api.v1 import protection_pb2 as ppb
+from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.kube.client import KubeCluster
@@ -104,6 +107,36 @@ async def test_a_cluster_joins_with_a_token_works_and_is_cut_off_when_removed(
             )
             done = await finished(ops, restore.id)
             assert done.phase == "Completed", done.message
+            snapshot = prpc.SnapshotServiceStub(channel).CreateSnapshot(
+                ppb.CreateSnapshotRequest(app_id="edge.notes.notes", bucket="default")
+            )
+            done = await finished(ops, snapshot.id)
+            assert done.phase == "Completed", done.message
+            clone = prpc.CloneServiceStub(channel).CreateClone(
+                ppb.CreateCloneRequest(
+                    app_id="edge.notes.notes",
+                    snapshot_id=done.snapshot_id,
+                    bucket="default",
+                    target_cluster="edge",
+                    namespace_mapping={"notes": "notes-clone"},
+                )
+            )
+            done = await finished(ops, clone.id)
+            assert done.phase == "Completed", done.message
+            migration = prpc.MigrationServiceStub(channel).CreateMigration(
+                ppb.CreateMigrationRequest(
+                    app_id="edge.notes.notes",
+                    bucket="default",
+                    target_cluster=CLUSTERS[1],
+                    namespace_mapping={"notes": "notes-moved"},
+                )
+            )
+            done = await finished(ops, migration.id)
+            assert done.phase == "Completed", done.message
+            cloned = await kube.get("v1", "ConfigMap", "notes-config", "notes-clone")
+            assert cloned is not None and cloned["data"] == {"motd": "joined by token"}
+            source = await kube.get("apps/v1", "Deployment", "notes", "notes")
+            assert source is not None and source["spec"]["replicas"] == 0  # moved away
 
             clusters.RemoveCluster(ipb.RemoveClusterRequest(id="edge"))
             await asyncio.to_thread(
@@ -127,8 +160,9 @@ async def test_a_cluster_joins_with_a_token_works_and_is_cut_off_when_removed(
                 grpc.StatusCode.INVALID_ARGUMENT,
             )
         restored = KubeCluster(stack.kubeconfigs[CLUSTERS[1]], CLUSTERS[1])
-        config = await restored.get("v1", "ConfigMap", "notes-config", "notes-from-edge")
-        assert config is not None and config["data"] == {"motd": "joined by token"}
+        for namespace in ("notes-from-edge", "notes-moved"):
+            config = await restored.get("v1", "ConfigMap", "notes-config", namespace)
+            assert config is not None and config["data"] == {"motd": "joined by token"}
     finally:
         for agent in agents:
             agent.stop()
