@@ -41,6 +41,7 @@ async def streams(fleet: NatsTopology) -> None:
     await admin.connect(fleet.hub.url, "tests")
     try:
         await admin.ensure_streams()
+        await admin.ensure_buckets(b.name for b in state.KV_BUCKETS)  # as the hub's discovery
     finally:
         await admin.close()
 
@@ -150,6 +151,75 @@ async def test_a_clusters_agent_reads_and_writes_its_own_kv_keys_through_the_lea
             await kv.put("cluster-b.t1", b"not ours")
     finally:
         await mover.close()
+
+
+async def test_a_clusters_agent_cannot_touch_streams_nor_another_clusters_consumers(
+    fleet: NatsTopology,
+) -> None:
+    """Through its leaf, cluster-a's mover uses its own durable consumer, but may not purge
+    or delete a stream, delete cluster-b's consumer, nor pull cluster-b's commands."""
+    await streams(fleet)
+    admin = Bus(source="/global/tests")
+    await admin.connect(fleet.hub.url, "tests")
+    theirs = await admin.consume(
+        "mover-cluster-b", {subjects.MOVE_TO_BUCKET: _ignore}, cluster="cluster-b"
+    )
+    errors: list[str] = []
+
+    async def record(error: Exception) -> None:
+        errors.append(str(error).lower())
+
+    mover = await nats.connect(
+        fleet.leaves["cluster-a"].url,
+        user="mover",
+        password=fleet.passwords["mover"],
+        error_cb=record,
+    )
+    try:
+        js = mover.jetstream(domain="hub")
+        ours = nats.js.api.ConsumerConfig(
+            durable_name="mover-cluster-a", filter_subject="vessel.cmd.mover.cluster-a.>"
+        )
+        await js.add_consumer(subjects.COMMANDS_STREAM, ours)
+        assert (await js.consumer_info(subjects.COMMANDS_STREAM, "mover-cluster-a")).name
+        stream = subjects.COMMANDS_STREAM
+        api = "$JS.hub.API"
+        for refused in (
+            f"{api}.STREAM.PURGE.{stream}",
+            f"{api}.STREAM.DELETE.{stream}",
+            f"{api}.STREAM.UPDATE.{stream}",
+            f"{api}.CONSUMER.DELETE.{stream}.mover-cluster-b",
+            f"{api}.CONSUMER.MSG.NEXT.{stream}.mover-cluster-b",
+            f"{api}.CONSUMER.DURABLE.CREATE.{stream}.mover-cluster-b",
+        ):
+            await mover.publish(refused, b"{}")
+        await mover.flush()
+        for refused in (
+            "stream.purge",
+            "stream.delete",
+            "stream.update",
+            "consumer.delete",
+            "consumer.msg.next",
+            "consumer.durable.create",
+        ):
+            wanted = f'permissions violation for publish to "$js.hub.api.{refused}.'
+            for _ in range(40):
+                if any(wanted in e for e in errors):
+                    break
+                await asyncio.sleep(0.05)
+            assert any(wanted in e for e in errors), (refused, errors)
+        assert await admin.js.consumer_info(stream, "mover-cluster-b")
+    finally:
+        theirs.cancel()
+        await asyncio.gather(theirs, return_exceptions=True)
+        await admin.js.delete_consumer(subjects.COMMANDS_STREAM, "mover-cluster-b")
+        await admin.js.delete_consumer(subjects.COMMANDS_STREAM, "mover-cluster-a")
+        await admin.close()
+        await mover.close()
+
+
+async def _ignore(event: object) -> None:
+    """A handler that is never called (no command is sent)."""
 
 
 async def test_an_agent_starting_while_the_hub_is_away_waits_for_it(

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -40,6 +40,7 @@ from nats.js.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
+from nats.js.kv import KeyValue as KeyValueStore
 from opentelemetry.trace import Span, SpanKind
 
 from vessel.bus.codec import DecodeError, decode, encode, for_dead_letter
@@ -83,6 +84,8 @@ MAX_CONSUMERS = 100_000
 cluster's node agents hold five (four on the commands stream), its agent one watch of
 `app-definitions`: a fleet of 250 clusters would stop there
 (docs/design/0009-a-thousand-clusters.md)."""
+BUCKET_WAITS = 240
+"""Half-seconds a cluster's agent waits for the hub to make a KV bucket."""
 
 
 @dataclass(frozen=True)
@@ -166,11 +169,21 @@ class Bus:
         self._js = self._nc.jetstream(domain=self._domain)
         for attempt in range(attempts):
             try:
-                await self.ensure_streams()
+                if self._domain is None:
+                    await self.ensure_streams()
+                else:  # a cluster's agent through its leaf: the hub makes the streams
+                    for stream in (subjects.EVENTS_STREAM, subjects.COMMANDS_STREAM):
+                        await self.js.stream_info(stream)
                 return
-            except (ServiceUnavailableError, nats.errors.NoRespondersError, NatsTimeout) as exc:
-                # Connected, but JetStream is not there yet: a leaf whose hub is away or
-                # restarting. Wait for it within the same budget as the connection.
+            except (
+                ServiceUnavailableError,
+                nats.errors.NoRespondersError,
+                NatsTimeout,
+                NotFoundError,
+            ) as exc:
+                # Connected, but JetStream (or, for an agent, the hub's streams) is not there
+                # yet: a leaf whose hub is away or restarting. Wait for it within the same
+                # budget as the connection.
                 if attempt == attempts - 1:
                     raise BusError(f"JetStream at {url} did not answer: {exc!r}") from exc
                 if attempt % 20 == 0:
@@ -205,7 +218,11 @@ class Bus:
 
     async def kv(self, bucket: str, history: int = 5) -> KeyValue:
         """The bucket, created if missing. Its stream takes `MAX_CONSUMERS` (each cluster's
-        agent watches some buckets: the server's default would stop a fleet at 1,000)."""
+        agent watches some buckets: the server's default would stop a fleet at 1,000). A
+        cluster's agent through its leaf may not create or change a stream: it waits for the
+        hub to make the bucket (`ensure_buckets`)."""
+        if self._domain is not None:
+            return KeyValue(await self._made_by_hub(bucket), self._domain)
         try:
             found = await self.js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:
@@ -217,6 +234,21 @@ class Bus:
         if info.config.max_consumers != MAX_CONSUMERS:
             await self.js.update_stream(replace(info.config, max_consumers=MAX_CONSUMERS))
         return KeyValue(found, self._domain)
+
+    async def _made_by_hub(self, bucket: str) -> KeyValueStore:
+        for attempt in range(BUCKET_WAITS):
+            try:
+                return await self.js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                if attempt % 20 == 0:
+                    log.warning("KV bucket %s does not exist yet; waiting for the hub", bucket)
+                await asyncio.sleep(0.5)
+        raise BusError(f"KV bucket {bucket} was not made by the hub in {BUCKET_WAITS // 2}s")
+
+    async def ensure_buckets(self, buckets: Iterable[str]) -> None:
+        """Make `buckets` (the hub does, for the agents that may not)."""
+        for bucket in buckets:
+            await self.kv(bucket)
 
     async def publish(
         self,

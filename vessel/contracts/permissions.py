@@ -8,9 +8,9 @@ A service may publish:
 - the queries `ASKS` lists for it, and replies to whoever asked it (`_INBOX.>`);
 - writes to the KV buckets the state catalogue says it owns (`$KV.<bucket>.>`);
 - the JetStream API, acknowledgements and flow control (`$JS.API.>`, `$JS.<domain>.API.>`
-  from a leaf node, `$JS.ACK.>`, `$JS.FC.>`): consumers, KV reads and stream set-up.
-  Narrowing the API to the service's own consumers is the next step
-  (docs/design/0007-hub-and-agents.md).
+  from a leaf node, `$JS.ACK.>`, `$JS.FC.>`): consumers, KV reads and stream set-up. A
+  cluster's agents get less (`_agent_jetstream`): lookups, KV reads and their own durable
+  consumers, never a stream change nor another consumer's messages.
 
 It may subscribe only to inboxes (replies, pull and ordered consumers, KV watches) and to
 the queries it answers. Only protection may send `mover.forget` (it destroys backup data)
@@ -115,6 +115,42 @@ JETSTREAM = (
     "$JS.FC.>",
 )
 """The JetStream API (also through a domain, from a leaf node), acks and flow control."""
+
+AGENT_DURABLES: dict[str, tuple[str, ...]] = {
+    "mover": ("mover-{cluster}", "mover-{cluster}-cancels", "mover-{cluster}-forget"),
+    "provisioner": ("provisioner-{cluster}-backends", "provisioner-{cluster}-groups"),
+    "discovery": (),
+}
+"""The durable consumers a cluster's agents keep, named after the cluster: the only ones its
+users may make, pull from and acknowledge."""
+
+
+def _agent_jetstream(service: str, cluster: str) -> tuple[str, ...]:
+    """The JetStream API of a cluster's agent: lookups and reads of any stream, consumers
+    it makes (a KV listing or watch), and pulling from, acknowledging and deleting only the
+    short-lived consumers of KV buckets and its own durable ones. No stream is made, changed,
+    purged or deleted (the hub makes them), and no other durable consumer is read,
+    acknowledged or deleted. (nats-server wildcards match whole tokens only, so the KV
+    streams are named one by one.)"""
+    api = [
+        "INFO",
+        "STREAM.INFO.*",
+        "STREAM.MSG.GET.*",
+        "DIRECT.GET.*",
+        "DIRECT.GET.*.>",
+        "CONSUMER.CREATE.*",
+        "CONSUMER.CREATE.*.*.>",
+        "CONSUMER.INFO.*.*",
+    ]
+    for bucket in state.KV_BUCKETS:
+        api += [f"CONSUMER.MSG.NEXT.KV_{bucket.name}.*", f"CONSUMER.DELETE.KV_{bucket.name}.*"]
+    acks = ["$JS.FC.>"]
+    for durable in (d.format(cluster=cluster) for d in AGENT_DURABLES[service]):
+        api += [f"CONSUMER.DURABLE.CREATE.*.{durable}", f"CONSUMER.MSG.NEXT.*.{durable}"]
+        acks.append(f"$JS.ACK.*.{durable}.>")
+    return (*(f"{p}.{a}" for a in api for p in ("$JS.API", "$JS.*.API")), *acks)
+
+
 INBOXES = "_INBOX.>"
 CALLOUT = "$SYS.REQ.USER.AUTH"
 """Where nats-server asks who an unknown connection is (its authorization callout)."""
@@ -167,7 +203,7 @@ def for_service(service: str, cluster: str | None = None) -> Permissions:
         *(_wildcard(s) for s in ASKS[service]),
         *(f"$KV.{name}.{k}" for name, k in keys),
         *(f"$JS.*.API.$KV.{name}.{k}" for name, k in keys),
-        *JETSTREAM,
+        *(JETSTREAM if cluster is None else _agent_jetstream(service, cluster)),
         INBOXES,
     ]
     answers = (
