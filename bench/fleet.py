@@ -15,8 +15,12 @@ emulated API server (`bench/discovery.py`'s); the hub's discovery; one
 - hub_discovery_peak_rss_mb, agent_peak_rss_mb (the largest of the agents),
   leaf_nats_peak_rss_mb, hub_nats_peak_rss_mb, and CPU seconds of the hub's and the
   agents' processes; the mean size of an app's inventory record (printed).
-Not measured yet: a cross-cluster migration and 3,000 hourly schedules firing (the
-protection benchmark measures the scheduler on one hub). No peer tool runs a fleet here;
+- migration_seconds: one app migrated from the first cluster to the second (backup to the
+  bucket, restore through the second cluster's agent, the source scaled down), timed from
+  the API call to its end, with the hub's protection and gateway and an S3 server started
+  for it.
+3,000 hourly schedules firing are measured by `bench/protection.py --apps 3000` (the
+scheduler runs on the hub alone, fleet or not). No peer tool runs a fleet here;
 the peer is the goal from the fleet issue (ratio = goal / vessel: > 1 is better). Ends with
 one JSON line per metric.
 """
@@ -42,13 +46,23 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import discovery as single  # noqa: E402 - bench/discovery.py: emulators, objects, changes
+import grpc  # noqa: E402
 
 from services.protection.agents import AgentKube  # noqa: E402
+from vessel.api.v1 import protection_pb2 as ppb  # noqa: E402
+from vessel.api.v1 import protection_pb2_grpc as rpc  # noqa: E402
+from vessel.api.v1 import vessel_pb2 as pb  # noqa: E402
+from vessel.api.v1 import vessel_pb2_grpc as vrpc  # noqa: E402
 from vessel.bus.nats_port import Bus  # noqa: E402
+from vessel.objectstore.minio_port import MinioStore  # noqa: E402
 from vessel_dev.rig.nats_topology import NatsTopology  # noqa: E402
-from vessel_dev.rig.processes import NatsServer  # noqa: E402
+from vessel_dev.rig.processes import NatsServer, free_port, port_open, wait_until  # noqa: E402
+from vessel_dev.rig.servers import new_s3  # noqa: E402
 
 GOALS = {"inventory": 30.0, "latency": 1.0, "hub_rss_mb": 1024.0, "agent_rss_mb": 150.0}
+MIGRATION_GOAL = 30.0
+"""Seconds for one small app's cross-cluster migration (the issue names no goal: ours)."""
+BUCKET = "vessel-fleet-bench"
 log = single.log
 metric = single.metric
 
@@ -56,6 +70,67 @@ metric = single.metric
 def start(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("w") as out:
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=out)
+
+
+async def migration_seconds(work: Path, topology: NatsTopology, ids: list[str]) -> float:
+    """One app of the first cluster migrated to the second through the hub's protection."""
+    s3 = new_s3(work)
+
+    def bucket_ready() -> bool:
+        MinioStore(s3.endpoint, BUCKET, s3.access_key, s3.secret_key).ensure_bucket()
+        return True
+
+    s3.start(ready=bucket_ready)
+    gateway = f"127.0.0.1:{free_port()}"
+    config = {
+        "log_level": "WARNING",
+        "state_dir": str(work / "state"),
+        "clusters": [],
+        "gateway_listen": gateway,
+        "buckets": [{"name": "default", "endpoint": s3.endpoint, "bucket": BUCKET}],
+    }
+    (work / "hub-protection.yaml").write_text(yaml.safe_dump(config))
+    base = {
+        **os.environ,
+        "VESSEL_CONFIG": str(work / "hub-protection.yaml"),
+        "VESSEL_S3_ACCESS_KEY": s3.access_key,
+        "VESSEL_S3_SECRET_KEY": s3.secret_key,
+        "VESSEL_REPOSITORY_PASSWORD": "fleet-bench",
+        "VESSEL_GATEWAY_AUTH__REQUIRED": "false",
+        "VESSEL_ADMIN_TOKEN": "",
+    }
+    procs = [
+        start(
+            [sys.executable, "-m", f"services.{name}"],
+            {**base, **topology.environ_for(name, None)},
+            work / f"{name}.log",
+        )
+        for name in ("protection", "gateway")
+    ]
+    try:
+        port = int(gateway.rsplit(":", 1)[1])
+        wait_until(lambda: port_open(port), 60, "the gateway listening")
+        with grpc.insecure_channel(gateway) as channel:
+            started = time.monotonic()
+            op = rpc.MigrationServiceStub(channel).CreateMigration(
+                ppb.CreateMigrationRequest(
+                    app_id=f"{ids[0]}.ns0.app000",
+                    bucket="default",
+                    target_cluster=ids[1],
+                    namespace_mapping={"ns0": "ns0-moved"},
+                )
+            )
+            waited = pb.WaitOperationRequest(id=op.id, timeout_seconds=120)
+            done = await asyncio.to_thread(vrpc.OperationServiceStub(channel).WaitOperation, waited)
+            seconds = time.monotonic() - started
+        if done.phase != "Completed":
+            raise SystemExit(f"migration {done.phase}: {done.message}; see {work}")
+        return seconds
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        s3.stop()
 
 
 def nats_pid(server: NatsServer) -> int:
@@ -139,6 +214,7 @@ async def measure(
         assert isinstance(topology.hub, NatsServer)
         hub_nats_rss = single.peak_rss_mb(nats_pid(topology.hub))
         record_bytes = await inventory_record_bytes(bus)
+        migration = await migration_seconds(work, topology, ids)
     finally:
         for proc in (hub, *agents.values()):
             proc.terminate()
@@ -159,6 +235,7 @@ async def measure(
     log(f"peak RSS: hub discovery {hub_rss:.0f} MB, largest agent {agent_rss:.0f} MB, ")
     log(f"largest leaf nats-server {leaf_rss:.0f} MB; hub discovery CPU {hub_cpu:.1f}s")
     log(f"hub nats-server {hub_nats_rss:.0f} MB; an app's inventory record {record_bytes} B")
+    log(f"one app migrated from {ids[0]} to {ids[1]} in {migration:.1f}s")
     return [
         metric("inventory_full_seconds", wall, GOALS["inventory"]),
         metric("change_to_event_p50_seconds", p50, GOALS["latency"]),
@@ -169,6 +246,7 @@ async def measure(
         metric("leaf_nats_peak_rss_mb", leaf_rss, GOALS["agent_rss_mb"]),
         metric("hub_nats_peak_rss_mb", hub_nats_rss, GOALS["hub_rss_mb"]),
         metric("agents_cpu_seconds_to_inventory", agents_cpu, GOALS["inventory"]),
+        metric("migration_seconds", migration, MIGRATION_GOAL),
     ]
 
 

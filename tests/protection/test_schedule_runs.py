@@ -301,3 +301,34 @@ async def test_a_claim_left_half_done_is_taken_over_once_it_is_stale(rig: Rig) -
     assert found is not None and found[0].done
     cursor = await ledger.cursor(rig.spec.id)
     assert cursor is not None and cursor[0].handled_until == T0
+
+
+async def test_a_running_scheduler_follows_the_schedules_and_leaves_idle_ones_alone(
+    rig: Rig,
+) -> None:
+    """Running, it knows the schedules from a watch of their bucket (one put meanwhile
+    fires too) and, once a schedule's cursor is read, touches nothing of it before its next
+    due time: the cursor removed meanwhile stays removed until then."""
+    scheduler = rig.scheduler()
+    scheduler.interval = 0.05
+    running = asyncio.create_task(scheduler.run())
+    try:
+        (first,) = await rig.tap.settle(1)  # T0 was due
+        assert first.operation_id == run_operation_id(rig.spec.id, T0)
+        later = rig.spec.model_copy(update={"id": f"{rig.spec.id}-later"})
+        await RunLedger(rig.runs).reset_cursor(later.id, T0)
+        await rig.schedules.put(later.id, later.model_dump_json().encode())
+        await rig.runs.delete(f"cursor.{rig.spec.id}")
+        await asyncio.sleep(0.5)  # ten ticks before the next due time
+        assert await RunLedger(rig.runs).cursor(rig.spec.id) is None
+        rig.tap.schedule_id, rig.tap.seen = later.id, []
+        rig.tap.arrived.clear()
+        rig.clock.at = T0 + timedelta(hours=1, seconds=1)
+        (fired,) = await rig.tap.settle(1)
+        assert fired.operation_id == run_operation_id(later.id, T0 + timedelta(hours=1))
+        # Due again, the first schedule's cursor is read: absent, it starts at that time.
+        cursor = await RunLedger(rig.runs).cursor(rig.spec.id)
+        assert cursor is not None and cursor[0].handled_until == rig.clock.at
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from nats.errors import NoRespondersError
@@ -133,13 +133,18 @@ class KeyValue:
                     await sub.unsubscribe()
             return keys
 
-    async def watch(self, under: str) -> AsyncIterator[tuple[str, bytes | None]]:
-        """The keys below the dotted prefix `under` as they are now, then every change, as
-        (key, value); a deleted key's value is None. Runs until the caller stops."""
-        watcher = await self._kv.watch(f"{under}.>")
+    async def watch(
+        self, under: str = "", current: Callable[[], None] | None = None
+    ) -> AsyncIterator[tuple[str, bytes | None]]:
+        """The keys below the dotted prefix `under` (empty: every key) as they are now, then
+        every change, as (key, value); a deleted key's value is None. `current` is called
+        once the keys as they are now were given. Runs until the caller stops."""
+        watcher = await self._kv.watch(f"{under}.>" if under else ">")
         try:
             async for entry in watcher:
                 if entry is None:  # the end of the current values
+                    if current is not None:
+                        current()
                     continue
                 gone = entry.operation in ("DEL", "PURGE")
                 yield entry.key, None if gone else (entry.value or b"")

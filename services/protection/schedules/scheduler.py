@@ -20,6 +20,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from croniter import croniter
 from pydantic import ValidationError
@@ -63,6 +64,14 @@ def due_times(spec: ScheduleSpec, after: datetime, until: datetime) -> list[date
     return found[::-1]
 
 
+def _parse(key: str, value: bytes) -> ScheduleSpec | None:
+    try:
+        return ScheduleSpec.model_validate_json(value)
+    except ValidationError as exc:
+        log.error("schedule %s is unreadable, skipped: %s", key, exc.errors()[0]["msg"])
+        return None
+
+
 def pause_reason(value: bytes) -> str:
     """The reason for a run paused by `inplace.<app>`, naming the restore's operation."""
     text = value.decode(errors="replace").strip()
@@ -94,40 +103,80 @@ class Scheduler:
         self.grace = grace
         self.now = now
         self.interval = interval
+        self.specs: dict[str, ScheduleSpec] | None = None
+        """Every schedule as KV holds it, while `run` follows the bucket; None: read each
+        tick."""
+        self.idle_until: dict[str, tuple[str, datetime]] = {}
+        """Schedule id -> (its cron expression, its next due time after its cursor as last
+        read): nothing to do before then. Cursors only move forward, so a stale entry only
+        costs a read."""
 
     async def run(self) -> None:
+        follower = asyncio.create_task(self._follow(), name="follow schedules")
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except Exception:  # NATS away for a moment: the next tick tries again
+                    log.exception("scheduler tick failed")
+                await asyncio.sleep(self.interval)
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+
+    async def _follow(self) -> None:
+        """Keep `specs` as KV holds them (a watch), so a tick reads no schedule; after a
+        lost watch, ticks read them again until it is back."""
         while True:
+            specs: dict[str, ScheduleSpec] = {}
             try:
-                await self.tick()
-            except Exception:  # NATS away for a moment: the next tick tries again
-                log.exception("scheduler tick failed")
+                async for key, value in self.schedules.watch(current=partial(self._use, specs)):
+                    spec = _parse(key, value) if value else None
+                    if spec is None:
+                        specs.pop(key, None)
+                    else:
+                        specs[key] = spec
+            except Exception:
+                log.warning("schedule watch lost; reading schedules each tick meanwhile")
+            self.specs = None
             await asyncio.sleep(self.interval)
 
+    def _use(self, specs: dict[str, ScheduleSpec]) -> None:
+        self.specs = specs
+
+    async def _read_specs(self) -> list[ScheduleSpec]:
+        found = []
+        for key in await self.schedules.keys():
+            entry = await self.schedules.get(key)
+            if entry is not None and entry.value and (spec := _parse(key, entry.value)):
+                found.append(spec)
+        return found
+
     async def tick(self) -> None:
-        """Settle every schedule, `CONCURRENCY` at a time: each is a handful of KV round
-        trips, so thousands due in one minute would fire seconds late one after another.
-        Schedules share no keys; a failure fails the tick once all have been tried."""
+        """Settle every schedule with a due time, `CONCURRENCY` at a time: each is a
+        handful of KV round trips, so thousands due in one minute would fire seconds late
+        one after another; one with none costs no round trip. Schedules share no keys; a
+        failure fails the tick once all have been tried."""
         now = self.now()
         gate = asyncio.Semaphore(CONCURRENCY)
+        specs = list(self.specs.values()) if self.specs is not None else await self._read_specs()
 
-        async def settle(key: str) -> None:
+        async def settle(spec: ScheduleSpec) -> None:
+            idle = self.idle_until.get(spec.id)
+            if idle is not None and idle[0] == cron_expression(spec) and now < idle[1]:
+                return
             async with gate:
-                entry = await self.schedules.get(key)
-                if entry is None or not entry.value:
-                    return
-                try:
-                    spec = ScheduleSpec.model_validate_json(entry.value)
-                except ValidationError as exc:
-                    problem = exc.errors()[0]["msg"]
-                    log.error("schedule %s is unreadable, skipped: %s", key, problem)
-                    return
-                if spec.enabled:
-                    await self._settle(spec, now)
+                await self._settle(spec, now)
 
-        keys = await self.schedules.keys()
-        for outcome in await asyncio.gather(*map(settle, keys), return_exceptions=True):
+        enabled = [s for s in specs if s.enabled]
+        for outcome in await asyncio.gather(*map(settle, enabled), return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    def _idle(self, spec: ScheduleSpec, handled_until: datetime) -> None:
+        expression = cron_expression(spec)
+        following = croniter(expression, handled_until).get_next(datetime)
+        self.idle_until[spec.id] = (expression, following)
 
     async def _settle(self, spec: ScheduleSpec, now: datetime) -> None:
         cursor = await self.ledger.cursor(spec.id)
@@ -137,6 +186,7 @@ class Scheduler:
         position, revision = cursor
         dues = due_times(spec, position.handled_until, now)
         if not dues:
+            self._idle(spec, position.handled_until)
             return
         late = [d for d in dues if now - d > self.grace]
         catch_up = late[-1] if late and len(late) == len(dues) else None
@@ -176,6 +226,8 @@ class Scheduler:
             settled = due if not pending else settled
         if settled > position.handled_until:
             await self.ledger.advance(spec.id, settled, revision)
+        if not pending:
+            self._idle(spec, settled)
 
     async def _is_done(self, schedule_id: str, due: datetime) -> bool:
         found = await self.ledger.get(schedule_id, due)
