@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -57,6 +58,7 @@ from vessel.bus.nats_port import Bus  # noqa: E402
 from vessel.objectstore.minio_port import MinioStore  # noqa: E402
 from vessel_dev.rig.nats_topology import NatsTopology  # noqa: E402
 from vessel_dev.rig.processes import NatsServer, free_port, port_open, wait_until  # noqa: E402
+from vessel_dev.rig.scenario import deployment_object  # noqa: E402
 from vessel_dev.rig.servers import new_s3  # noqa: E402
 
 GOALS = {"inventory": 30.0, "latency": 1.0, "hub_rss_mb": 1024.0, "agent_rss_mb": 150.0}
@@ -72,8 +74,20 @@ def start(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Po
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=out)
 
 
-async def migration_seconds(work: Path, topology: NatsTopology, ids: list[str]) -> float:
-    """One app of the first cluster migrated to the second through the hub's protection."""
+def volumeless_app(name: str) -> list[dict[str, Any]]:
+    """An app without claims in namespace `name`: a ConfigMap and a Deployment."""
+    labels = {"app.kubernetes.io/instance": name}
+    meta = {"name": name, "namespace": name, "labels": labels}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"motd": name}},
+        deployment_object(name, name, labels, {"name": "web", "image": "nginx"}, {}),
+    ]
+
+
+async def migration_seconds(work: Path, topology: NatsTopology, bus: Bus, ids: list[str]) -> float:
+    """An app made in the first cluster, migrated to the second through the hub's
+    protection."""
     s3 = new_s3(work)
 
     def bucket_ready() -> bool:
@@ -110,14 +124,23 @@ async def migration_seconds(work: Path, topology: NatsTopology, ids: list[str]) 
     try:
         port = int(gateway.rsplit(":", 1)[1])
         wait_until(lambda: port_open(port), 60, "the gateway listening")
+        for obj in volumeless_app("moving"):  # no node agents here: an app without claims
+            await AgentKube(bus, ids[0]).create(obj)
         with grpc.insecure_channel(gateway) as channel:
+            apps = vrpc.AppServiceStub(channel)
+            app_id = f"{ids[0]}.moving.moving"
+
+            def known() -> bool:
+                return bool(apps.GetApp(pb.GetAppRequest(id=app_id)).id)
+
+            await asyncio.to_thread(wait_until, known, 60, f"{app_id} discovered")
             started = time.monotonic()
             op = rpc.MigrationServiceStub(channel).CreateMigration(
                 ppb.CreateMigrationRequest(
-                    app_id=f"{ids[0]}.ns0.app000",
+                    app_id=app_id,
                     bucket="default",
                     target_cluster=ids[1],
-                    namespace_mapping={"ns0": "ns0-moved"},
+                    namespace_mapping={"moving": "moved"},
                 )
             )
             waited = pb.WaitOperationRequest(id=op.id, timeout_seconds=120)
@@ -214,7 +237,7 @@ async def measure(
         assert isinstance(topology.hub, NatsServer)
         hub_nats_rss = single.peak_rss_mb(nats_pid(topology.hub))
         record_bytes = await inventory_record_bytes(bus)
-        migration = await migration_seconds(work, topology, ids)
+        migration = await migration_seconds(work, topology, bus, ids)
     finally:
         for proc in (hub, *agents.values()):
             proc.terminate()
