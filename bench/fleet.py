@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import discovery as single  # noqa: E402 - bench/discovery.py: emulators, objects, changes
 import grpc  # noqa: E402
+from nats.js.errors import BucketNotFoundError  # noqa: E402
 
 from services.protection.agents import AgentKube  # noqa: E402
 from vessel.api.v1 import protection_pb2 as ppb  # noqa: E402
@@ -55,6 +56,7 @@ from vessel.api.v1 import protection_pb2_grpc as rpc  # noqa: E402
 from vessel.api.v1 import vessel_pb2 as pb  # noqa: E402
 from vessel.api.v1 import vessel_pb2_grpc as vrpc  # noqa: E402
 from vessel.bus.nats_port import Bus  # noqa: E402
+from vessel.contracts import state  # noqa: E402
 from vessel.objectstore.minio_port import MinioStore  # noqa: E402
 from vessel_dev.rig.nats_topology import NatsTopology  # noqa: E402
 from vessel_dev.rig.processes import NatsServer, free_port, port_open, wait_until  # noqa: E402
@@ -156,6 +158,18 @@ async def migration_seconds(work: Path, topology: NatsTopology, bus: Bus, ids: l
         s3.stop()
 
 
+async def hub_ready(bus: Bus) -> None:
+    """Once the hub's discovery made every KV bucket (the agents on leaves may not)."""
+    for bucket in state.KV_BUCKETS:
+        for _ in range(240):
+            with contextlib.suppress(BucketNotFoundError):
+                await bus.js.key_value(bucket.name)
+                break
+            await asyncio.sleep(0.25)
+        else:
+            raise SystemExit(f"the hub's discovery did not make KV bucket {bucket.name}")
+
+
 def nats_pid(server: NatsServer) -> int:
     return int(server.process.popen.pid)
 
@@ -206,6 +220,7 @@ async def measure(
         **topology.environ_for("discovery", None),
     }
     hub = start([sys.executable, "-m", "services.discovery"], hub_env, work / "hub.log")
+    await hub_ready(bus)  # as in a real fleet, the hub is up before clusters join it
     agents: dict[str, subprocess.Popen[bytes]] = {}
     started = time.monotonic()
     for cid in ids:
