@@ -1,8 +1,7 @@
 """A cluster joining the running fleet with a token, as an agent-mode install does: the
 hub admits its leaf NATS through its discovery (nats-server's authorization callout),
-every verb works on it (backup, restore, snapshot, clone, migrate), and `cluster remove`
-cuts it off for good. A leaf with a wrong
-token never gets in.
+every verb works on it through the CLI (backup, restore, snapshot, clone, migrate), and
+`cluster remove` cuts it off for good. A leaf with a wrong token never gets in.
 """
 
 from __future__ import annotations
