@@ -20,8 +20,9 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from services.discovery.state import read_one
 from vessel.bus import nats_auth
 from vessel.bus.nats_port import KeyValue
 from vessel.config import VesselSettings
@@ -77,14 +78,7 @@ class Joins:
                 raise ValueError(f"nats_callout_seed: {exc}") from None
 
     async def get(self, cluster: str) -> JoinRecord | None:
-        entry = await self.kv.get(cluster)
-        if entry is None:
-            return None
-        try:
-            return JoinRecord.model_validate_json(entry.value)
-        except ValidationError as exc:
-            log.warning("KV cluster-joins %s is not a JoinRecord, ignored: %s", cluster, exc)
-            return None
+        return await read_one(self.kv, cluster, JoinRecord)
 
     async def _put(self, record: JoinRecord) -> None:
         await self.kv.put(record.cluster, record.model_dump_json().encode())

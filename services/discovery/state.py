@@ -49,6 +49,18 @@ async def read_all(kv: KeyValue, model: type[M], under: str = "") -> list[M]:
     return out
 
 
+async def read_one(kv: KeyValue, key: str, model: type[M]) -> M | None:
+    """The value of `key`, or None when absent or no longer parsing (logged)."""
+    entry = await kv.get(key)
+    if entry is None:
+        return None
+    try:
+        return model.model_validate_json(entry.value)
+    except ValidationError as exc:
+        log.warning("KV key %s is not a valid %s, ignored: %s", key, model.__name__, exc)
+        return None
+
+
 class AppStore:
     """The `inventory` bucket: app records under `apps.<app id>`."""
 
@@ -86,14 +98,7 @@ class ClusterStore:
         await self.kv.delete(cluster)
 
     async def get(self, cluster: str) -> ClusterRecord | None:
-        entry = await self.kv.get(cluster)
-        if entry is None:
-            return None
-        try:
-            return ClusterRecord.model_validate_json(entry.value)
-        except ValidationError as exc:
-            log.warning("KV key %s is not a valid ClusterRecord, ignored: %s", cluster, exc)
-            return None
+        return await read_one(self.kv, cluster, ClusterRecord)
 
     async def read_all(self) -> list[ClusterRecord]:
         return await read_all(self.kv, ClusterRecord)

@@ -13,6 +13,7 @@ from pathlib import Path
 import nats
 import nats.js.errors
 import pytest
+from nats.aio.client import Client
 
 from tests.support import started
 from vessel.bus.errors import BusError, KeyExistsError
@@ -36,6 +37,32 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsTopology]:
         yield topology
 
 
+async def leaf_mover(fleet: NatsTopology) -> tuple[Client, list[str]]:
+    """cluster-a's mover on its leaf, and the errors the server sends it (lower case)."""
+    errors: list[str] = []
+
+    async def record(error: Exception) -> None:
+        errors.append(str(error).lower())
+
+    mover = await nats.connect(
+        fleet.leaves["cluster-a"].url,
+        user="mover",
+        password=fleet.passwords["mover"],
+        error_cb=record,
+    )
+    return mover, errors
+
+
+async def violation(errors: list[str], subject: str) -> None:
+    """Wait for the server's refusal of a publish to `subject`."""
+    wanted = f'permissions violation for publish to "{subject.lower()}"'
+    for _ in range(40):
+        if any(wanted in e for e in errors):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no refusal of {subject}: {errors}")
+
+
 async def streams(fleet: NatsTopology) -> None:
     admin = Bus(source="/global/tests")
     await admin.connect(fleet.hub.url, "tests")
@@ -55,17 +82,7 @@ def failed(cluster: str) -> bytes:
 
 async def test_a_clusters_mover_cannot_publish_for_another_cluster(fleet: NatsTopology) -> None:
     await streams(fleet)
-    errors: list[str] = []
-
-    async def record(error: Exception) -> None:
-        errors.append(str(error).lower())
-
-    mover = await nats.connect(
-        fleet.leaves["cluster-a"].url,
-        user="mover",
-        password=fleet.passwords["mover"],
-        error_cb=record,
-    )
+    mover, errors = await leaf_mover(fleet)
     try:
         js = mover.jetstream(domain="hub")
         ours = subjects.TRANSFER_FAILED.subject_for("cluster-a")
@@ -74,13 +91,8 @@ async def test_a_clusters_mover_cannot_publish_for_another_cluster(fleet: NatsTo
         await mover.publish(theirs, failed("cluster-b"))
         await mover.publish("$JS.hub.API.$KV.transfers.cluster-b.t", b"{}")
         await mover.flush()
-        for refused in (theirs, "$js.hub.api.$kv.transfers.cluster-b.t"):
-            wanted = f'permissions violation for publish to "{refused.lower()}"'
-            for _ in range(40):
-                if any(wanted in e for e in errors):
-                    break
-                await asyncio.sleep(0.05)
-            assert any(wanted in e for e in errors), (refused, errors)
+        for refused in (theirs, "$JS.hub.API.$KV.transfers.cluster-b.t"):
+            await violation(errors, refused)
     finally:
         await mover.close()
 
@@ -164,17 +176,7 @@ async def test_a_clusters_agent_cannot_touch_streams_nor_another_clusters_consum
     theirs = await admin.consume(
         "mover-cluster-b", {subjects.MOVE_TO_BUCKET: _ignore}, cluster="cluster-b"
     )
-    errors: list[str] = []
-
-    async def record(error: Exception) -> None:
-        errors.append(str(error).lower())
-
-    mover = await nats.connect(
-        fleet.leaves["cluster-a"].url,
-        user="mover",
-        password=fleet.passwords["mover"],
-        error_cb=record,
-    )
+    mover, errors = await leaf_mover(fleet)
     try:
         js = mover.jetstream(domain="hub")
         ours = nats.js.api.ConsumerConfig(
@@ -182,32 +184,20 @@ async def test_a_clusters_agent_cannot_touch_streams_nor_another_clusters_consum
         )
         await js.add_consumer(subjects.COMMANDS_STREAM, ours)
         assert (await js.consumer_info(subjects.COMMANDS_STREAM, "mover-cluster-a")).name
-        stream = subjects.COMMANDS_STREAM
-        api = "$JS.hub.API"
-        for refused in (
+        stream, api = subjects.COMMANDS_STREAM, "$JS.hub.API"
+        refused = (
             f"{api}.STREAM.PURGE.{stream}",
             f"{api}.STREAM.DELETE.{stream}",
             f"{api}.STREAM.UPDATE.{stream}",
             f"{api}.CONSUMER.DELETE.{stream}.mover-cluster-b",
             f"{api}.CONSUMER.MSG.NEXT.{stream}.mover-cluster-b",
             f"{api}.CONSUMER.DURABLE.CREATE.{stream}.mover-cluster-b",
-        ):
-            await mover.publish(refused, b"{}")
+        )
+        for subject in refused:
+            await mover.publish(subject, b"{}")
         await mover.flush()
-        for refused in (
-            "stream.purge",
-            "stream.delete",
-            "stream.update",
-            "consumer.delete",
-            "consumer.msg.next",
-            "consumer.durable.create",
-        ):
-            wanted = f'permissions violation for publish to "$js.hub.api.{refused}.'
-            for _ in range(40):
-                if any(wanted in e for e in errors):
-                    break
-                await asyncio.sleep(0.05)
-            assert any(wanted in e for e in errors), (refused, errors)
+        for subject in refused:
+            await violation(errors, subject)
         assert await admin.js.consumer_info(stream, "mover-cluster-b")
     finally:
         theirs.cancel()
