@@ -170,3 +170,15 @@ async def kick(url: str, system: tuple[str, str], server_id: str, connection: in
         await nc.request(f"$SYS.REQ.SERVER.{server_id}.KICK", payload, timeout=5)
     finally:
         await nc.close()
+
+
+def main() -> None:
+    """`python -m vessel.bus.nats_auth`: a new account nkey for the hub's callout, as
+    `VESSEL_NATS_CALLOUT_SEED=...` and `issuer: ...` lines (keep the seed secret)."""
+    seed, public = new_issuer()
+    print(f"VESSEL_NATS_CALLOUT_SEED={seed}")
+    print(f"issuer: {public}")
+
+
+if __name__ == "__main__":
+    main()
