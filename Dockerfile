@@ -43,10 +43,12 @@ WORKDIR /usr/src/vessel
 COPY . .
 # Exactly the locked runtime packages with the KMS key provider (hash-checked), then Vessel
 # itself without resolving anything: a new upstream release never changes the image.
+# Compiled to bytecode at build: PYTHONDONTWRITEBYTECODE and a read-only root filesystem
+# would otherwise have every process compile each module at start (~0.5 s of CPU).
 RUN pip install --no-cache-dir "uv==$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)" \
     && uv export --frozen --no-emit-project --extra kms --format requirements-txt -o /tmp/requirements.txt \
-    && uv pip install --system --no-cache --require-hashes -r /tmp/requirements.txt \
-    && uv pip install --system --no-cache --no-deps . \
+    && uv pip install --system --no-cache --compile-bytecode --require-hashes -r /tmp/requirements.txt \
+    && uv pip install --system --no-cache --compile-bytecode --no-deps . \
     && pip uninstall -y -q uv \
     && rm -rf build ./*.egg-info /tmp/requirements.txt
 

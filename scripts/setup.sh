@@ -27,9 +27,13 @@ uv_version=$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)
 if [[ $# -gt 0 ]]; then
   "$venv/bin/uv" lock "$@"
 fi
-if ! UV_PROJECT_ENVIRONMENT="$venv" "$venv/bin/uv" sync -q --locked --extra dev; then
+# Compiled once here: with PYTHONDONTWRITEBYTECODE set (as in the image and many CI
+# machines) every process would otherwise compile each module it imports, ~0.5 s of CPU
+# per service start.
+if ! UV_PROJECT_ENVIRONMENT="$venv" "$venv/bin/uv" sync -q --locked --extra dev --compile-bytecode; then
   echo "setup failed. If uv says the lock needs updating, pyproject.toml and uv.lock" \
     "disagree: run 'scripts/setup.sh $venv --upgrade-package NAME' for the package you" \
     "added or changed (or 'make lock' to upgrade everything), then commit uv.lock." >&2
   exit 1
 fi
+"$venv/bin/python" -m compileall -q -j 0 services vessel vessel_cli vessel_dev >/dev/null
