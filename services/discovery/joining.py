@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.discovery.state import read_one
 from vessel.bus import nats_auth
@@ -47,6 +47,9 @@ class JoinRecord(BaseModel):
     """The hub's NATS server that admitted the cluster's leaf connection last."""
     connection: int | None = None
     """That connection's id on that server (to cut it on removal)."""
+
+
+CLUSTER_NAME = TypeAdapter(ClusterId)
 
 
 def _digest(token: str) -> str:
@@ -128,7 +131,11 @@ class Joins:
         """Why `request` is refused; empty when it is admitted (and recorded)."""
         if request.kind != "Leafnode":
             return "only a cluster's leaf node joins by token"
-        record = await self.get(request.user) if request.user else None
+        try:
+            CLUSTER_NAME.validate_python(request.user)
+        except ValidationError:
+            return f"{request.user!r} is not a cluster name (DNS label)"
+        record = await self.get(request.user)
         if record is None or not hmac.compare_digest(
             record.token_sha256, _digest(request.password)
         ):
@@ -156,7 +163,11 @@ class Joins:
             return False
         await self.kv.delete(cluster)  # first: the leaf that dials again is refused
         if record.server_id and record.connection:
-            await self._kick(record.server_id, record.connection)
+            try:
+                await self._kick(record.server_id, record.connection)
+            except Exception as exc:  # revoked all the same: refused when it dials again
+                log.warning("cluster %s: its leaf connection was not cut: %r", cluster, exc)
+                return True
         log.info("cluster %s: join token revoked, leaf connection cut", cluster)
         return True
 

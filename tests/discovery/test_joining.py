@@ -143,22 +143,32 @@ async def test_a_leaf_joins_with_its_token_as_its_cluster_only(
         leaf.stop()
 
 
-async def test_an_expired_or_wrong_token_is_refused(
-    hub: NatsTopology, joins: tuple[Joins, Clock, list[str]]
+async def test_an_expired_or_wrong_token_or_a_bad_name_is_refused(
+    hub: NatsTopology, joins: tuple[Joins, Clock, list[str]], tmp_path: Path
 ) -> None:
     joining, clock, answers = joins
     token = await joining.issue(JoinTokenRequest(cluster="late", ttl_seconds=60))
     clock.now += timedelta(seconds=61)
     late = hub.join("late", token.token)
     wrong = hub.join("wrong", "not-a-token")
+    remote = json.dumps(hub.remote("Not_A_Label", token.token))
+    unnamed = NatsServer(
+        tmp_path / "unnamed",
+        config=f"leafnodes {{ remotes = [ {{ url: {remote} }} ] }}\n",
+        jetstream=False,
+        name="unnamed-leaf",
+    )
+    unnamed.workdir.mkdir(parents=True, exist_ok=True)
+    unnamed.start()
     try:
-        await until(lambda: len(set(answers)) >= 2, "both refused")
+        await until(lambda: len(set(answers)) >= 3, "all three refused")
         assert any("the join token of cluster late expired at" in a for a in answers)
         assert any("no cluster 'wrong' joins with this token" in a for a in answers)
+        assert any("'Not_A_Label' is not a cluster name" in a for a in answers)
         assert "" not in answers and hub.leaf_connections() == 0
     finally:
-        late.stop()
-        wrong.stop()
+        for leaf in (late, wrong, unnamed):
+            leaf.stop()
         hub.leaves.clear()
 
 
