@@ -44,7 +44,8 @@ class Forgetter:
         return cls(ctx.cluster_id, ctx.bus, ctx.buckets.data_for)
 
     async def refuse(self, cmd: ForgetSnapshots, error: str) -> None:
-        """The answer when the bucket cannot be opened, so the deletion waiting for it ends."""
+        """The answer when the bucket cannot be opened or the command was given up, so the
+        deletion waiting for it ends."""
         answer = SnapshotsForgotten(
             operation_id=cmd.operation_id,
             cluster=self.cluster_id,

@@ -51,6 +51,7 @@ def rows(ctx: MoverContext) -> list[Row]:
                 ),
             },
             cluster=cluster,
+            gave_up=mover.gave_up,
         ),
         Consumer(
             f"mover-{cluster}-forget",
@@ -60,6 +61,7 @@ def rows(ctx: MoverContext) -> list[Row]:
                 )
             },
             cluster=cluster,
+            gave_up=forgetter.refuse,
         ),
     ]
 

@@ -39,6 +39,9 @@ DataFor = Callable[[str], VolumeData]
 Direction = Literal["backup", "restore", "copy"]
 TransferCommand = MoveToBucket | MoveFromBucket | CopySnapshot | SendSnapshot
 Refusal = Callable[[TransferCommand, str], Awaitable[None]]
+STORE_RETRY_SECONDS = 5.0
+"""First wait before a transfer is tried again while its store is unreachable (the bus
+doubles it each delivery: 5, 10, 20, 40 s, then `gave_up`)."""
 
 
 def transfer_span(base: TransferResult) -> AbstractContextManager[Span]:
@@ -104,6 +107,19 @@ class TransferWorker:
             await self.bus.publish(subjects.TRANSFER_FAILED, result)
 
         return refuse
+
+    async def gave_up(self, cmd: TransferCommand, error: str) -> None:
+        """A transfer command given up after its last delivery (a store away for longer
+        than the retries last): its failed result is recorded and announced, so the
+        operation waiting for it ends, naming why."""
+        direction: Direction = (
+            "backup"
+            if isinstance(cmd, MoveToBucket)
+            else "restore"
+            if isinstance(cmd, MoveFromBucket)
+            else "copy"
+        )
+        await self._finish(self._base(cmd, direction).model_copy(update={"error": error}))
 
     def _base(
         self, cmd: TransferCommand, direction: Direction, snapshot_id: str = ""
@@ -188,7 +204,7 @@ class Mover(TransferWorker):
                 else:
                     result = await self.cancels.run(cmd.operation_id, work) or canceled
             except (StoreUnavailable, KeyServiceUnreachable) as exc:
-                raise TemporaryError(str(exc), delay=5) from exc
+                raise TemporaryError(str(exc), delay=STORE_RETRY_SECONDS) from exc
             except (ObjectStoreError, RepositoryError, OSError) as exc:
                 log.warning("transfer %s failed: %s", cmd.transfer_id, exc)
                 result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
@@ -251,7 +267,7 @@ class Mover(TransferWorker):
                     update={"snapshot_id": snapshot_id, "bytes": stats.copied_bytes}
                 )
             except (StoreUnavailable, KeyServiceUnreachable) as exc:
-                raise TemporaryError(str(exc), delay=5) from exc
+                raise TemporaryError(str(exc), delay=STORE_RETRY_SECONDS) from exc
             except (ObjectStoreError, RepositoryError) as exc:
                 result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
             record(result, started, span)

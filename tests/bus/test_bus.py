@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -153,6 +155,40 @@ async def test_permanent_error_and_exhausted_retries_are_dead_lettered(bus: Bus)
     assert errors[0].startswith(f"gave up after {nats_port.MAX_DELIVER} deliveries")
     assert errors[1] == "permanent error: the source volume is gone"
     assert attempts == {"permanent": 1, "flaky": nats_port.MAX_DELIVER}
+
+
+async def test_a_message_given_up_is_told_after_deliveries_ever_further_apart(
+    bus: Bus,
+) -> None:
+    """Each delivery of a failing message waits twice as long as the one before; when the
+    last fails, the consumer's `gave_up` hears the payload and why, then it is dead-lettered."""
+    cluster = cluster_id()
+    times: list[float] = []
+    told: list[tuple[MoveToBucket, str]] = []
+
+    async def handler(cmd: MoveToBucket) -> None:
+        times.append(time.monotonic())
+        raise TemporaryError("store unreachable", delay=0.1)
+
+    async def gave_up(cmd: MoveToBucket, error: str) -> None:
+        told.append((cmd, error))
+
+    durable = f"test-mover-{cluster}"
+    task = await bus.consume(
+        durable, {subjects.MOVE_TO_BUCKET: handler}, cluster=cluster, gave_up=gave_up
+    )
+    try:
+        since = datetime.now(UTC)
+        await bus.publish(subjects.MOVE_TO_BUCKET, command(cluster, "t-down"), cluster=cluster)
+        [letter] = await dead_letters(bus, since, 1)
+    finally:
+        task.cancel()
+        await bus.js.delete_consumer(subjects.COMMANDS_STREAM, durable)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == nats_port.MAX_DELIVER
+    assert all(g >= 0.1 * 2**i * 0.9 for i, g in enumerate(gaps)), gaps  # 0.1, 0.2, 0.4 ...
+    expected = f"gave up after {nats_port.MAX_DELIVER} deliveries: store unreachable"
+    assert told == [(command(cluster, "t-down"), expected)] and letter.error == expected
 
 
 async def test_kv_create_and_update_are_compare_and_set(bus: Bus) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vessel.bus.nats_port import Bus, Handler
+from vessel.bus.delivery import GiveUp, Handler
+from vessel.bus.nats_port import Bus
 from vessel.contracts.subjects import Message
 
 
@@ -28,6 +29,8 @@ class Consumer:
     handlers: Mapping[Message, Handler]
     cluster: str | None = None
     deliver_new: bool = False
+    gave_up: GiveUp | None = None
+    """Told each message given up after its handler failed (see `Bus.consume`)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,11 @@ async def start(bus: Bus, rows: Sequence[Row]) -> list[asyncio.Task[None]]:
         if isinstance(row, Consumer):
             tasks.append(
                 await bus.consume(
-                    row.durable, row.handlers, cluster=row.cluster, deliver_new=row.deliver_new
+                    row.durable,
+                    row.handlers,
+                    cluster=row.cluster,
+                    deliver_new=row.deliver_new,
+                    gave_up=row.gave_up,
                 )
             )
         elif isinstance(row, Responder):

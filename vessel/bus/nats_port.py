@@ -18,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -41,44 +40,20 @@ from nats.js.errors import (
     ServiceUnavailableError,
 )
 from nats.js.kv import KeyValue as KeyValueStore
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import SpanKind
 
-from vessel.bus.codec import DecodeError, decode, encode, for_dead_letter
-from vessel.bus.errors import BusError, PermanentError, TemporaryError
+from vessel.bus.codec import encode
+from vessel.bus.delivery import MAX_DELIVER, Delivery, GiveUp, Handler, processing
+from vessel.bus.errors import BusError
 from vessel.bus.kv import Entry as Entry
 from vessel.bus.kv import KeyValue as KeyValue
 from vessel.contracts import subjects
 from vessel.contracts.envelope import CONTENT_TYPE, CloudEvent
-from vessel.contracts.events import DeadLettered
 from vessel.contracts.models import Payload
 from vessel.contracts.subjects import Message
 from vessel.telemetry import metrics, tracing
 
 log = logging.getLogger("vessel.bus")
-Handler = Callable[[Any], Awaitable[None]]
-MAX_DELIVER = 5
-DEFAULT_RETRY_DELAY = 2.0
-
-
-@contextlib.contextmanager
-def _processing(msg: Msg, event: CloudEvent | None) -> Iterator[Span]:
-    """The CONSUMER span of handling `msg`, in the trace its header (else envelope) names."""
-    headers = msg.headers or {}
-    parent = headers.get("traceparent") or (event.traceparent if event is not None else None)
-    with tracing.span(
-        f"{msg.subject} process",
-        tracing.messaging(msg.subject, "process", event.id if event is not None else None),
-        kind=SpanKind.CONSUMER,
-        context=tracing.extract({"traceparent": parent} if parent else {}),
-    ) as span:
-        yield span
-
-
-def _known_type(event: CloudEvent | None) -> str:
-    """A label value that stays bounded: unknown types are not echoed into metrics."""
-    return event.type if event is not None and event.type in subjects.BY_TYPE else "unknown"
-
-
 MAX_CONSUMERS = 100_000
 """Consumers a stream takes. Left unset, nats-server refuses the 1,001st, and every
 cluster's node agents hold five (four on the commands stream), its agent one watch of
@@ -291,8 +266,10 @@ class Bus:
         *,
         cluster: str | None = None,
         deliver_new: bool = False,
+        gave_up: GiveUp | None = None,
     ) -> asyncio.Task[None]:
-        """Start a durable pull consumer dispatching by event type; returns its task."""
+        """Start a durable pull consumer dispatching by event type; returns its task.
+        `gave_up` is told each message it dead-letters after a handler failed."""
         kinds = {m.kind for m in handlers}
         if len(kinds) != 1:
             raise ValueError("one consumer serves either events or commands")
@@ -322,107 +299,10 @@ class Bus:
                 ) from exc
         sub = await self.js.pull_subscribe_bind(durable, stream=stream)
         by_type = {m.type: h for m, h in handlers.items()}
-        task = asyncio.create_task(self._loop(sub, stream, by_type), name=f"consume:{durable}")
+        delivery = Delivery(self.publish, stream, by_type, gave_up)
+        task = asyncio.create_task(delivery.run(sub), name=f"consume:{durable}")
         self._tasks.append(task)
         return task
-
-    async def _loop(
-        self, sub: JetStreamContext.PullSubscription, stream: str, by_type: dict[str, Handler]
-    ) -> None:
-        failing = 0
-        while True:
-            try:
-                msgs = await sub.fetch(10, timeout=1.0)
-            except (NatsTimeout, TimeoutError):  # nothing arrived within the poll
-                continue
-            except Exception as exc:  # connection or JetStream lost: keep polling
-                # Once, then every 120th try (a minute): an outage is one line, not a flood.
-                if failing % 120 == 0:
-                    log.warning("fetch from %s failed (%r); retrying", stream, exc)
-                failing += 1
-                await asyncio.sleep(0.5)
-                continue
-            if failing:
-                log.info("fetch from %s works again after %d failed tries", stream, failing)
-                failing = 0
-            for msg in msgs:
-                await self._dispatch(msg, stream, by_type)
-
-    async def _dispatch(self, msg: Msg, stream: str, by_type: dict[str, Handler]) -> None:
-        try:
-            event, payload = decode(msg.data)
-        except DecodeError as exc:
-            with _processing(msg, exc.event) as span:
-                tracing.fail(span, str(exc))
-                await self._dead_letter(msg, stream, str(exc), exc.event)
-            metrics.MESSAGES.labels(_known_type(exc.event), "dead_lettered").inc()
-            return
-        handler = by_type.get(event.type)
-        if handler is None:
-            await msg.ack()  # another consumer's type on a shared filter: not ours to judge
-            return
-        with _processing(msg, event) as span:
-            await self._handle(msg, stream, event, payload, handler, span)
-
-    async def _handle(
-        self, msg: Msg, stream: str, event: CloudEvent, payload: Any, handler: Handler, span: Span
-    ) -> None:
-        delivered = msg.metadata.num_delivered
-        heartbeat = asyncio.create_task(self._keep_alive(msg))
-        outcome = "acked"
-        started = time.monotonic()
-        try:
-            await handler(payload)
-        except PermanentError as exc:
-            outcome = "dead_lettered"
-            span.record_exception(exc)
-            tracing.fail(span, f"terminated: {exc}")
-            await self._dead_letter(msg, stream, f"permanent error: {exc}", event)
-        except Exception as exc:
-            span.record_exception(exc)
-            tracing.fail(span, f"{'terminated' if delivered >= MAX_DELIVER else 'naked'}: {exc}")
-            delay = exc.delay if isinstance(exc, TemporaryError) else DEFAULT_RETRY_DELAY
-            if delivered >= MAX_DELIVER:
-                outcome = "dead_lettered"
-                await self._dead_letter(
-                    msg, stream, f"gave up after {delivered} deliveries: {exc}", event
-                )
-            else:
-                outcome = "retried"
-                if not isinstance(exc, TemporaryError):
-                    log.exception("handler for %s failed; will retry", event.type)
-                await msg.nak(delay=delay)
-        else:
-            await msg.ack()
-        finally:
-            heartbeat.cancel()
-            metrics.MESSAGES.labels(event.type, outcome).inc()
-            metrics.HANDLER_SECONDS.labels(event.type).observe(time.monotonic() - started)
-
-    @staticmethod
-    async def _keep_alive(msg: Msg, every: float = 15.0) -> None:
-        """Long handlers (a volume copy) tell the server they are alive, so no redelivery."""
-        while True:
-            await asyncio.sleep(every)
-            await msg.in_progress()
-
-    async def _dead_letter(
-        self, msg: Msg, stream: str, error: str, event: CloudEvent | None
-    ) -> None:
-        log.error("dead-lettering %s seq %s: %s", msg.subject, msg.metadata.sequence.stream, error)
-        await self.publish(
-            subjects.DEAD_LETTERED,
-            DeadLettered(
-                stream=stream,
-                subject=msg.subject,
-                sequence=msg.metadata.sequence.stream,
-                message_id=event.id if event else None,
-                type=event.type if event else None,
-                error=error,
-                data=for_dead_letter(msg.data, event),
-            ),
-        )
-        await msg.term()
 
     async def request(self, subject: str, data: bytes, wait: float = 5.0) -> bytes:
         """Core NATS request/reply (queries, not work): the reply's body. TimeoutError when
@@ -455,7 +335,7 @@ class Bus:
             raise BusError("bus is not connected")
 
         async def answer(msg: Msg) -> None:
-            with _processing(msg, None) as span:
+            with processing(msg, None) as span:
                 try:
                     await msg.respond(await handler(msg.subject, msg.data))
                 except Exception as exc:
