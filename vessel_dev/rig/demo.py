@@ -35,6 +35,7 @@ from vessel_dev.rig.scenario import (
     write_data,
 )
 from vessel_dev.rig.stack import Stack, wait_for
+from vessel_dev.rig.supervisor import Supervisor
 
 TARGET_NAMESPACE = "shop-restored"
 
@@ -129,19 +130,32 @@ async def walk(stack: Stack) -> bool:
     return same and deployment is not None
 
 
-def serve_until_interrupted(stack: Stack) -> None:
+def serve_until_interrupted(stack: Stack) -> Supervisor:
+    """Keep the stack up for the CLI, starting again any service that exits, until Ctrl-C
+    or SIGTERM; returns the supervisor, which knows what exited."""
     step("Running for the CLI (Ctrl-C stops everything)")
     print(f"export VESSEL_ENDPOINT={stack.gateway}")
     print(f"export VESSEL_NATS_URL={stack.nats.url}")
     for cluster, kubeconfig in stack.kubeconfigs.items():
         print(f"export KUBECONFIG={kubeconfig}  # kubectl against {cluster}")
+    supervisor = Supervisor(stack.services, say=lambda text: print(text, flush=True))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while not stop.wait(1) and all(p.alive() for p in stack.services):
-            pass
+        while not stop.wait(0.5):
+            supervisor.check()
     except KeyboardInterrupt:
         pass
+    return supervisor
+
+
+def dead_services(stack: Stack) -> list[str]:
+    """Services that are not running, each with its exit code."""
+    return [
+        f"{p.name} (exit code {p.popen.returncode if p.popen else None})"
+        for p in stack.services
+        if not p.alive()
+    ]
 
 
 def main() -> None:
@@ -167,11 +181,16 @@ def main() -> None:
             )
             try:
                 ok = asyncio.run(walk(stack))
+                if dead := dead_services(stack):  # the walk may pass around a dead service
+                    print(f"services exited during the walk: {', '.join(dead)}")
+                    ok = False
             finally:
                 if not ok:
                     print(stack.logs(), file=sys.stderr)
             if ok and args.keep:
-                serve_until_interrupted(stack)
+                supervisor = serve_until_interrupted(stack)
+                print(supervisor.summary())
+                ok = not supervisor.exits
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
