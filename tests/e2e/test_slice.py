@@ -152,6 +152,12 @@ async def test_app_travels_from_cluster_a_to_cluster_b(stack: Stack, bus: Bus) -
     assert free > 0
     reconciled = scrape(stack, "provisioner-cluster-b")
     assert reconciled['vessel_provisioner_reconciles_total{kind="claim",result="ok"}'] >= 1
+    gateway = scrape(stack, "gateway")
+    backups = (
+        'grpc_server_handled_total{grpc_code="OK",grpc_method="CreateBackup",'
+        'grpc_service="vessel.api.v1.BackupService",grpc_type="unary"}'
+    )
+    assert gateway[backups] >= 1
     traced = [e for e in events if e.type == subjects.BACKUP_COMPLETED.type]
     assert traced and traced[0].traceparent
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.telemetry.collector import Collector, Received
 from vessel.telemetry import tracing
@@ -145,3 +146,33 @@ def test_cli_reads_traceparent_and_endpoint() -> None:
     assert connection.otlp_endpoint == "http://127.0.0.1:4317"
     with pytest.raises(CliConfigError, match="otlp_endpoint 'collector:4317'"):
         resolve(argparse.Namespace(), {**environ, "VESSEL_OTLP_ENDPOINT": "collector:4317"})
+
+
+async def test_every_rpc_is_counted_and_timed_by_method_and_code(server: str) -> None:
+    def value(name: str, method: str, **labels: str) -> float:
+        found = REGISTRY.get_sample_value(
+            name, {"grpc_service": SERVICE, "grpc_method": method, **labels}
+        )
+        return found or 0.0
+
+    unary = {"grpc_type": "unary"}
+    before = {
+        "ok": value("grpc_server_handled_total", "Say", grpc_code="OK", **unary),
+        "denied": value(
+            "grpc_server_handled_total", "Refuse", grpc_code="PERMISSION_DENIED", **unary
+        ),
+        "crashed": value("grpc_server_handled_total", "Crash", grpc_code="UNKNOWN", **unary),
+        "timed": value("grpc_server_handling_seconds_count", "Say", **unary),
+        "started": value("grpc_server_started_total", "Say", **unary),
+    }
+    assert await call(server, "Say") == b"said:hi"
+    assert await call(server, "Say") == b"said:hi"
+    assert await call(server, "Refuse") == grpc.StatusCode.PERMISSION_DENIED
+    assert await call(server, "Crash") == grpc.StatusCode.UNKNOWN
+    assert value("grpc_server_handled_total", "Say", grpc_code="OK", **unary) == before["ok"] + 2
+    assert value("grpc_server_started_total", "Say", **unary) == before["started"] + 2
+    assert value("grpc_server_handling_seconds_count", "Say", **unary) == before["timed"] + 2
+    denied = value("grpc_server_handled_total", "Refuse", grpc_code="PERMISSION_DENIED", **unary)
+    assert denied == before["denied"] + 1
+    crashed = value("grpc_server_handled_total", "Crash", grpc_code="UNKNOWN", **unary)
+    assert crashed == before["crashed"] + 1

@@ -50,6 +50,22 @@ TRANSFER_SECONDS = Histogram(
     ["direction"],
     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600),
 )
+RPC_STARTED = Counter(
+    "grpc_server_started_total",
+    "RPCs started on the gateway (named as go-grpc-prometheus names them).",
+    ["grpc_type", "grpc_service", "grpc_method"],
+)
+RPC_HANDLED = Counter(
+    "grpc_server_handled_total",
+    "RPCs the gateway finished, by status code.",
+    ["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
+)
+RPC_SECONDS = Histogram(
+    "grpc_server_handling_seconds",
+    "Time the gateway took to answer an RPC (a stream: until it ended).",
+    ["grpc_type", "grpc_service", "grpc_method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
+)
 OPERATIONS = Counter(
     "vessel_protection_operations_total",
     "Backups and restores that ended, by kind and phase.",

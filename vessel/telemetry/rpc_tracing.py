@@ -1,5 +1,6 @@
 """Trace context across gRPC: a SERVER span per RPC on the gateway, a CLIENT span per call in
-the CLI, joined by the W3C `traceparent` metadata entry.
+the CLI, joined by the W3C `traceparent` metadata entry. The gateway's interceptor also
+counts and times each RPC (`grpc_server_*`, as go-grpc-prometheus names them).
 
 The server span is current while the servicer runs, so the commands it publishes (PRODUCER
 spans on the bus) and the log lines it writes belong to the caller's trace.
@@ -7,6 +8,7 @@ spans on the bus) and the log lines it writes belong to the caller's trace.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
@@ -14,7 +16,7 @@ from typing import Any, NamedTuple
 import grpc
 from opentelemetry.trace import Span, SpanKind
 
-from vessel.telemetry import tracing
+from vessel.telemetry import metrics, tracing
 
 UNTRACED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 """Probes and tooling: a span per health check would bury the traces that matter."""
@@ -79,14 +81,19 @@ class ServerTracing(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                counted = _Counted(full, "unary")
                 with _server_span(full, context) as span:
                     try:
                         reply = await inner(request, context)
                     except BaseException as exc:
                         _record(span, exc)
-                        _finish(span, _server_code(context, True), context.details(), server=True)
+                        code = _server_code(context, True)
+                        _finish(span, code, context.details(), server=True)
+                        counted.done(code)
                         raise
-                    _finish(span, _server_code(context, False), context.details(), server=True)
+                    code = _server_code(context, False)
+                    _finish(span, code, context.details(), server=True)
+                    counted.done(code)
                     return reply
 
             return grpc.unary_unary_rpc_method_handler(
@@ -96,20 +103,39 @@ class ServerTracing(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                counted = _Counted(full, "server_stream")
                 with _server_span(full, context) as span:
                     try:
                         async for item in inner_stream(request, context):
                             yield item
                     except BaseException as exc:
                         _record(span, exc)
-                        _finish(span, _server_code(context, True), context.details(), server=True)
+                        code = _server_code(context, True)
+                        _finish(span, code, context.details(), server=True)
+                        counted.done(code)
                         raise
-                    _finish(span, _server_code(context, False), context.details(), server=True)
+                    code = _server_code(context, False)
+                    _finish(span, code, context.details(), server=True)
+                    counted.done(code)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, handler.request_deserializer, handler.response_serializer
             )
         return handler  # client streaming: the API has none
+
+
+class _Counted:
+    """One RPC in the `grpc_server_*` metrics: started now, handled at `done`."""
+
+    def __init__(self, full: str, kind: str) -> None:
+        service, _, method = full.strip("/").rpartition("/")
+        self.labels = (kind, service, method)
+        self.started = time.monotonic()
+        metrics.RPC_STARTED.labels(*self.labels).inc()
+
+    def done(self, code: grpc.StatusCode) -> None:
+        metrics.RPC_HANDLED.labels(*self.labels, code.name).inc()
+        metrics.RPC_SECONDS.labels(*self.labels).observe(time.monotonic() - self.started)
 
 
 def _server_span(full: str, context: grpc.aio.ServicerContext) -> AbstractContextManager[Span]:
