@@ -16,6 +16,7 @@ from services.protection.context import ProtectionContext
 from services.protection.deletion import DeletionFlow
 from services.protection.hook_commands import HookCommands
 from services.protection.mobility import MobilityFlow
+from services.protection.operation_gauges import OperationGauges
 from services.protection.preflight import PreflightQueries
 from services.protection.restore import RestoreFlow
 from services.protection.results import ResultRouter
@@ -117,4 +118,5 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
             subjects.QUERY_RESTORE_PREFLIGHT, PreflightQueries(ctx).on_request, queue=QUERIES
         ),
         Loop("protection-scheduler", scheduler.run),
+        Loop("operation gauges", OperationGauges(await ctx.kv(state.OPERATIONS)).run),
     ]

@@ -39,7 +39,10 @@ RELEASE, NAMESPACE = "backup", "vessel-system"
 PREFIX = f"{RELEASE}-vessel-"
 """Object names: the release name, the chart name, the component."""
 MONITORING = "monitoring.coreos.com/v1"
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CUSTOM_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 """Kinds of the operators' APIs: not in the Kubernetes schemas, checked field by field."""
 
 COMPONENTS = ("gateway", "discovery", "protection", "provisioner", "mover")

@@ -159,9 +159,9 @@ async def test_every_rpc_is_counted_and_timed_by_method_and_code(server: str) ->
     before = {
         "ok": value("grpc_server_handled_total", "Say", grpc_code="OK", **unary),
         "denied": value(
-            "grpc_server_handled_total", "Refuse", grpc_code="PERMISSION_DENIED", **unary
+            "grpc_server_handled_total", "Refuse", grpc_code="PermissionDenied", **unary
         ),
-        "crashed": value("grpc_server_handled_total", "Crash", grpc_code="UNKNOWN", **unary),
+        "crashed": value("grpc_server_handled_total", "Crash", grpc_code="Unknown", **unary),
         "timed": value("grpc_server_handling_seconds_count", "Say", **unary),
         "started": value("grpc_server_started_total", "Say", **unary),
     }
@@ -172,7 +172,7 @@ async def test_every_rpc_is_counted_and_timed_by_method_and_code(server: str) ->
     assert value("grpc_server_handled_total", "Say", grpc_code="OK", **unary) == before["ok"] + 2
     assert value("grpc_server_started_total", "Say", **unary) == before["started"] + 2
     assert value("grpc_server_handling_seconds_count", "Say", **unary) == before["timed"] + 2
-    denied = value("grpc_server_handled_total", "Refuse", grpc_code="PERMISSION_DENIED", **unary)
+    denied = value("grpc_server_handled_total", "Refuse", grpc_code="PermissionDenied", **unary)
     assert denied == before["denied"] + 1
-    crashed = value("grpc_server_handled_total", "Crash", grpc_code="UNKNOWN", **unary)
+    crashed = value("grpc_server_handled_total", "Crash", grpc_code="Unknown", **unary)
     assert crashed == before["crashed"] + 1

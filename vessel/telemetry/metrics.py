@@ -66,6 +66,16 @@ RPC_SECONDS = Histogram(
     ["grpc_type", "grpc_service", "grpc_method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
 )
+OPERATIONS_NOW = Gauge(
+    "vessel_protection_operations_in_phase",
+    "Operations in each phase now, by kind (ended ones included).",
+    ["kind", "phase"],
+)
+OPERATION_OLDEST_RUNNING = Gauge(
+    "vessel_protection_operation_oldest_running_seconds",
+    "Age of the oldest operation of each kind that has not ended; 0 when none runs.",
+    ["kind"],
+)
 OPERATIONS = Counter(
     "vessel_protection_operations_total",
     "Backups and restores that ended, by kind and phase.",

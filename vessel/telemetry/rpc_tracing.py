@@ -124,6 +124,13 @@ class ServerTracing(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return handler  # client streaming: the API has none
 
 
+def go_code(code: grpc.StatusCode) -> str:
+    """The code as gRPC-Go spells it (`PermissionDenied`), which dashboards and alerts
+    written for go-grpc-prometheus match."""
+    special = {grpc.StatusCode.OK: "OK", grpc.StatusCode.CANCELLED: "Canceled"}
+    return special.get(code) or "".join(w.capitalize() for w in code.name.split("_"))
+
+
 class _Counted:
     """One RPC in the `grpc_server_*` metrics: started now, handled at `done`."""
 
@@ -134,7 +141,7 @@ class _Counted:
         metrics.RPC_STARTED.labels(*self.labels).inc()
 
     def done(self, code: grpc.StatusCode) -> None:
-        metrics.RPC_HANDLED.labels(*self.labels, code.name).inc()
+        metrics.RPC_HANDLED.labels(*self.labels, go_code(code)).inc()
         metrics.RPC_SECONDS.labels(*self.labels).observe(time.monotonic() - self.started)
 
 

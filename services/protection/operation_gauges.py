@@ -1,0 +1,82 @@
+"""Operations as gauges, so that one stuck InProgress is an alert: how many operations are
+in each phase, by kind, and how long the oldest one not yet ended has run.
+
+Protection follows KV `operations` with a watch (no reads per scrape) and sets the gauges
+every `interval`; the chart's PrometheusRule alerts on the age (`charts/vessel`,
+`prometheusRule`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from vessel.bus.nats_port import KeyValue
+from vessel.contracts.operations import Operation
+from vessel.telemetry import metrics
+
+log = logging.getLogger("vessel.protection")
+
+
+@dataclass(frozen=True)
+class Seen:
+    kind: str
+    phase: str
+    created: datetime
+    done: bool
+
+
+class OperationGauges:
+    def __init__(self, operations: KeyValue, interval: float = 15.0) -> None:
+        self.operations, self.interval = operations, interval
+        self.seen: dict[str, Seen] = {}
+        self._reported: set[tuple[str, str]] = set()
+
+    async def run(self) -> None:
+        watcher = asyncio.create_task(self._follow(), name="follow operations")
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                self.report(datetime.now(UTC))
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for key, value in self.operations.watch():
+                    self.note(key, value)
+            except Exception:
+                log.warning("operations watch lost; following again")
+            await asyncio.sleep(self.interval)
+
+    def note(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self.seen.pop(key, None)
+            return
+        try:
+            op = Operation.model_validate_json(value)
+        except ValidationError:
+            return  # not an operation record; the reader that needs it says so
+        self.seen[key] = Seen(op.kind, op.phase.value, op.created, op.done)
+
+    def report(self, now: datetime) -> None:
+        counts = Counter((s.kind, s.phase) for s in self.seen.values())
+        for kind, phase in self._reported - set(counts):
+            metrics.OPERATIONS_NOW.labels(kind, phase).set(0)
+        for (kind, phase), count in counts.items():
+            metrics.OPERATIONS_NOW.labels(kind, phase).set(count)
+        self._reported = set(counts)
+        oldest: dict[str, datetime] = {}
+        for s in self.seen.values():
+            if not s.done and (s.kind not in oldest or s.created < oldest[s.kind]):
+                oldest[s.kind] = s.created
+        for kind in {s.kind for s in self.seen.values()}:
+            age = (now - oldest[kind]).total_seconds() if kind in oldest else 0.0
+            metrics.OPERATION_OLDEST_RUNNING.labels(kind).set(max(age, 0.0))
