@@ -172,6 +172,7 @@ class Mover(TransferWorker):
                 direction=direction,
                 files=progress.files,
                 bytes=progress.bytes,
+                skipped_bytes=progress.skipped,
                 bytes_per_second=rate,
                 total_bytes=total,
                 eta_seconds=eta,

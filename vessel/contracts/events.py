@@ -259,8 +259,11 @@ class TransferProgress(Payload):
     cluster: ClusterId
     direction: Literal["backup", "restore", "copy"]
     files: int = Field(ge=0)
-    bytes: int = Field(ge=0)
-    bytes_per_second: float = Field(ge=0)
+    bytes: int = Field(ge=0, description="Processed so far: read plus skipped")
+    skipped_bytes: int = Field(
+        0, ge=0, description="Of `bytes`, those of files unchanged since the parent: not read"
+    )
+    bytes_per_second: float = Field(ge=0, description="Bytes actually read a second")
     total_bytes: int | None = Field(None, description="When known (restores)")
     eta_seconds: float | None = None
 

@@ -31,6 +31,8 @@ from services.mover.repo.retention import save_snapshot
 from services.mover.repo.writer import BlobWriter
 
 BATCH = 64
+CHUNK_REPORT_FROM = 8 << 20
+"""Files larger than this count in the progress chunk by chunk, smaller ones when done."""
 NODE_DEFAULTS = {
     name: field.get_default(call_default_factory=True)
     for name, field in Node.model_fields.items()
@@ -73,7 +75,7 @@ class Archiver:
         *,
         workers: int = 3,
         progress: Report | None = None,
-        interval: float = 1.0,
+        interval: float | None = None,
     ) -> None:
         self.repo = repo
         self.workers = workers
@@ -146,9 +148,9 @@ class Archiver:
 
     def _count_reused(self, node: Node) -> None:
         if node.type == "file":
-            self.progress.add(1, node.size)
+            self.progress.add(1, node.size, skipped=True)
         elif node.type == "dir":
-            self.progress.add(node.tree_files, node.tree_bytes)
+            self.progress.add(node.tree_files, node.tree_bytes, skipped=True)
 
     def _directory(self, path: Path, previous: dict[str, Node], rel: str) -> tuple[str, int, int]:
         """Walk one directory: subdirectories here, files in batches on the workers (one
@@ -261,7 +263,7 @@ class Archiver:
             and old.inode == st.st_ino
             and self.repo.has_all(old.content)
         ):
-            self.progress.add(1, st.st_size, 0)
+            self.progress.add(1, st.st_size, skipped=True)
             return old.content, old.sparse
         if st.st_nlink > 1:
             link = (st.st_dev, st.st_ino)
@@ -288,11 +290,17 @@ class Archiver:
                 chunks: Iterable[bytes | memoryview] = [f.read()]
             else:
                 chunks = (c.data for c in self._cdc.cut_stream(f))
+            per_chunk = st.st_size > CHUNK_REPORT_FROM  # a large file moves the bar as it goes
             for data in chunks:
                 blob_id = self.repo.key.blob_id(data)
-                if self._writer.add(blob_id, "data", data):
-                    new += len(data)
+                stored = self._writer.add(blob_id, "data", data)
+                new += len(data) if stored else 0
                 total += len(data)
                 ids.append(blob_id.hex())
-        self.progress.add(1, total, new)
+                if per_chunk:
+                    self.progress.add(0, len(data), len(data) if stored else 0)
+        if per_chunk:
+            self.progress.add(1, 0)
+        else:
+            self.progress.add(1, total, new)
         return ids, st.st_blocks * 512 < st.st_size

@@ -14,36 +14,51 @@ class TransferStopped(Exception):
     worker stops at its next file or chunk; nothing half-written is ever published."""
 
 
+INTERVAL = 1.0
+"""Seconds between two reports of a running transfer."""
+
+
 @dataclass
 class Progress:
     files: int = 0
     bytes: int = 0
+    """Bytes processed: read (and chunked, or written) plus skipped."""
     new_bytes: int = 0
+    skipped: int = 0
+    """Bytes of files found unchanged since the parent snapshot: counted, never read."""
     total: int | None = None
     """Bytes the whole run will process, when known in advance (restores)."""
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
-    def add(self, files: int, size: int, new: int = 0) -> None:
+    def add(self, files: int, size: int, new: int = 0, *, skipped: bool = False) -> None:
+        """`files` finished and `size` more bytes processed (`new` of them not yet in the
+        repository); `skipped`: those bytes were not read (an unchanged file)."""
         if self.stopped.is_set():
             raise TransferStopped("stopped by its progress report")
         with self._lock:
             self.files += files
             self.bytes += size
             self.new_bytes += new
+            self.skipped += size if skipped else 0
 
     @property
     def rate(self) -> float:
-        return self.bytes / max(time.monotonic() - self.started, 1e-6)
+        """Bytes actually read (or written) a second: skipped ones do not count."""
+        return (self.bytes - self.skipped) / max(time.monotonic() - self.started, 1e-6)
 
 
 Report = Callable[[Progress], None]
 
 
 @contextmanager
-def reporting(progress: Progress, report: Report | None, interval: float = 1.0) -> Iterator[None]:
-    """Call `report` every `interval` seconds while the body runs, and once at the end."""
+def reporting(
+    progress: Progress, report: Report | None, interval: float | None = None
+) -> Iterator[None]:
+    """Call `report` every `interval` seconds (default `INTERVAL`) while the body runs, and
+    once at the end."""
+    interval = INTERVAL if interval is None else interval
     if report is None:
         yield
         return

@@ -71,7 +71,7 @@ class Restorer:
         *,
         workers: int = 4,
         progress: Report | None = None,
-        interval: float = 1.0,
+        interval: float | None = None,
     ) -> None:
         self.repo = repo
         self.workers = workers
