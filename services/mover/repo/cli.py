@@ -20,6 +20,7 @@ from services.mover.repo.check import check, repair_index
 from services.mover.repo.copy import copy_snapshot
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.keyspec import key_provider
+from services.mover.repo.locks import all_locks, describe, unlock
 from services.mover.repo.maintenance import forget, prune
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer
@@ -134,7 +135,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "blobs": report.blobs,
             "snapshots": report.snapshots,
             "bytes_read": report.bytes_read,
+            "locks": [describe(lock) for lock in all_locks(repo)],
         }
+    if args.command == "locks":
+        return {"locks": [describe(lock) for lock in all_locks(repo)]}
+    if args.command == "unlock":
+        return {"removed": unlock(repo, everything=args.all)}
     if args.command == "forget":
         locked = forget(repo, args.snapshots)
         return {
@@ -142,8 +148,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "locked_until": {s: until.isoformat() for s, until in locked.items()},
         }
     if args.command == "prune":
-        pruned = prune(repo)
+        pruned = prune(repo, say=lambda text: print(text, file=sys.stderr, flush=True))
         return {
+            "waited_for": pruned.waited_for,
             "deleted_packs": pruned.deleted_packs,
             "deleted_bytes": pruned.deleted_bytes,
             "partly_used_packs": pruned.partly_used_packs,
@@ -199,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     forgetter = commands.add_parser("forget")
     forgetter.add_argument("snapshots", nargs="+")
     commands.add_parser("prune")
+    commands.add_parser("locks", help="the repository's locks: kind, owner, age, stale")
+    unlocker = commands.add_parser(
+        "unlock", help="remove stale locks (not refreshed for 30 minutes: their holder died)"
+    )
+    unlocker.add_argument("--stale", action="store_true", help="stale ones only (the default)")
+    unlocker.add_argument(
+        "--all", action="store_true", help="every lock: only when no mover or prune runs"
+    )
     copier = commands.add_parser("copy", help="copy a snapshot into a repository made --like")
     copier.add_argument("snapshot")
     copier.add_argument("--to", required=True, metavar="LOCATION")

@@ -53,7 +53,8 @@ def _write(repo: Repository, doc: LockDoc) -> None:
     repo.store.put_bytes(_key(repo, doc.id), repo.key.seal(plain, b"locks"))
 
 
-def list_locks(repo: Repository) -> list[LockDoc]:
+def all_locks(repo: Repository) -> list[LockDoc]:
+    """Every lock, stale ones included."""
     found = []
     for name in repo.store.list(repo.path("locks") + "/"):
         try:
@@ -63,7 +64,34 @@ def list_locks(repo: Repository) -> list[LockDoc]:
             continue  # unreadable locks are not ours to honour; check reports objects
         except Exception:
             continue  # released between list and get
-    return [lock for lock in found if not lock.stale]
+    return found
+
+
+def list_locks(repo: Repository) -> list[LockDoc]:
+    """The locks to honour: those refreshed within `STALE_AFTER`."""
+    return [lock for lock in all_locks(repo) if not lock.stale]
+
+
+def describe(lock: LockDoc) -> dict[str, object]:
+    """Who holds `lock` and since when it was last refreshed, as `check` and `prune` say."""
+    return {
+        "id": lock.id,
+        "kind": lock.kind,
+        "owner": f"{lock.host}:{lock.pid}",
+        "age_seconds": round(time.time() - lock.refreshed, 1),
+        "stale": lock.stale,
+    }
+
+
+def unlock(repo: Repository, *, everything: bool = False) -> list[str]:
+    """Remove stale locks (their holder died), or with `everything` all of them (only when
+    no mover or prune runs on the repository); returns the ids removed."""
+    removed = []
+    for lock in all_locks(repo):
+        if everything or lock.stale:
+            purge(repo.store, _key(repo, lock.id))
+            removed.append(lock.id)
+    return removed
 
 
 class Held:

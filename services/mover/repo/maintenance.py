@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.format import BlobEntry, IndexDoc, PackEntry
-from services.mover.repo.locks import Held
+from services.mover.repo.locks import Held, describe
 from services.mover.repo.repository import Repository
 from services.mover.repo.retention import known_until
 from vessel.objectstore.base import ObjectLocked, Retain
@@ -45,6 +46,8 @@ class PruneReport:
     locked_packs: int = 0
     """Unreferenced packs kept because their retention has not ended yet."""
     waited_seconds: float = 0.0
+    waited_for: list[dict[str, object]] = field(default_factory=list)
+    """The backup locks it waited on (`locks.describe`)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -104,7 +107,15 @@ def packs_to_keep(
     return keep
 
 
-def prune(repo: Repository, *, wait_limit: float = 3600.0, poll: float = 1.0) -> PruneReport:
+def prune(
+    repo: Repository,
+    *,
+    wait_limit: float = 3600.0,
+    poll: float = 1.0,
+    say: Callable[[str], None] | None = None,
+) -> PruneReport:
+    """Delete the packs no snapshot uses, once the backups running now have ended; `say`
+    hears, before the wait, which backup locks it waits on (owner, age)."""
     report = PruneReport()
     contents = pack_contents(repo)
     doomed = sorted(set(contents) - packs_to_keep(contents, referenced_blobs(repo)))
@@ -113,7 +124,14 @@ def prune(repo: Repository, *, wait_limit: float = 3600.0, poll: float = 1.0) ->
         others = held.others()
         if any(lock.kind == "prune" for lock in others):
             raise RepositoryBusy("another prune is running on this repository")
-        waiting = {lock.id for lock in others if lock.kind == "backup"}
+        backups = [lock for lock in others if lock.kind == "backup"]
+        waiting = {lock.id for lock in backups}
+        report.waited_for = [describe(lock) for lock in backups]
+        if backups and say is not None:
+            holders = ", ".join(
+                f"{d['owner']} ({d['age_seconds']}s ago)" for d in report.waited_for
+            )
+            say(f"prune waits for {len(backups)} running backups; locks refreshed by: {holders}")
         started = time.monotonic()
         while waiting:
             if time.monotonic() - started > wait_limit:
