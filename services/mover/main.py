@@ -6,10 +6,13 @@ inbox (`services/mover/inbox.py`) says what the mover listens to.
 
 from __future__ import annotations
 
+import socket
+
 from services.mover import inbox
 from services.mover.buckets import MoverBuckets
 from services.mover.cancels import Cancels
 from services.mover.context import MoverContext
+from services.mover.repo import locks
 from vessel.buckets import BucketRegistry, kube_secret_reader
 from vessel.bus.inbox import listen
 from vessel.contracts import state
@@ -19,6 +22,7 @@ from vessel.runtime import ServiceContext, run_service
 
 async def serve(service: ServiceContext) -> None:
     assert service.cluster is not None
+    locks.set_owner(f"mover/{service.cluster}@{socket.gethostname()}")
     bus, own = service.bus, service.settings.cluster(service.cluster)
     registry = BucketRegistry(
         service.settings,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from services.mover.repo import locks
 from services.mover.repo.archiver import Archiver
 from services.mover.repo.btrfs_changes import ChangeTrackingUnavailable, changed_paths
 from services.mover.repo.copy import CopyStats, copy_snapshot
@@ -70,6 +71,8 @@ class RepositoryData:
             if self._repo is None:
                 try:
                     self._repo = Repository.open(self.store, self.prefix, self.key)
+                    if gone := locks.clear_previous(self._repo):
+                        log.info("removed %d locks of this mover's previous run", len(gone))
                 except RepositoryMissing:
                     self.store.ensure_bucket()
                     like = self.like.repository() if self.like is not None else None

@@ -16,6 +16,7 @@ from services.mover.repo.cli import main
 from services.mover.repo.locks import Held, LockDoc
 from services.mover.repo.maintenance import prune
 from services.mover.repo.repository import Repository
+from services.mover.volumes import RepositoryData
 from vessel.objectstore.local import LocalStore
 from vessel.sealed.providers.password import PasswordKey
 
@@ -66,3 +67,27 @@ def test_a_prune_says_whose_backups_it_waits_for(repo: Repository) -> None:
     assert owner in said[0]
     assert [w["owner"] for w in report.waited_for] == [owner]
     assert report.waited_seconds >= 0.4
+
+
+def test_a_restarted_mover_clears_the_locks_its_previous_run_left(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed holding a backup lock, the mover of cluster-a starts again: the first time it
+    opens the repository it removes that lock (same owner, an earlier process), never the
+    locks of another mover."""
+    store = repo.store
+    monkeypatch.setattr(locks, "OWNER", "mover/cluster-a@node-1")
+    now = time.time()
+    earlier = LockDoc("earlier", "backup", now, "node-1", 7, [], "mover/cluster-a@node-1", "old")
+    other = LockDoc("other", "backup", now, "node-1", 8, [], "mover/cluster-b@node-1", "b")
+    for doc in (earlier, other):
+        locks._write(repo, doc)
+    reopened = RepositoryData(store, "repository", PasswordKey("pw"))
+    reopened.repository()
+    assert [lock.id for lock in locks.all_locks(repo)] == ["other"]
+    mine = Held(repo, "backup")  # this run's own lock stays
+    try:
+        assert locks.clear_previous(repo) == []
+        assert mine.doc.owner == "mover/cluster-a@node-1"
+    finally:
+        mine.release()

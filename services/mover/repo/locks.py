@@ -28,6 +28,16 @@ from vessel.objectstore.lock import purge
 STALE_AFTER = 30 * 60.0
 REFRESH_EVERY = 60.0
 Kind = Literal["backup", "prune"]
+PROCESS = uuid.uuid4().hex
+"""This process, in the locks it writes."""
+OWNER = ""
+"""Who this process is across restarts (a mover: `mover/<cluster>@<host>`, set at its
+start); empty: a one-off process, such as `vessel-repo`."""
+
+
+def set_owner(owner: str) -> None:
+    global OWNER
+    OWNER = owner
 
 
 @dataclass
@@ -38,6 +48,8 @@ class LockDoc:
     host: str = ""
     pid: int = 0
     doomed: list[str] = field(default_factory=list)
+    owner: str = ""
+    process: str = ""
 
     @property
     def stale(self) -> bool:
@@ -77,7 +89,7 @@ def describe(lock: LockDoc) -> dict[str, object]:
     return {
         "id": lock.id,
         "kind": lock.kind,
-        "owner": f"{lock.host}:{lock.pid}",
+        "owner": f"{lock.owner or lock.host}:{lock.pid}",
         "age_seconds": round(time.time() - lock.refreshed, 1),
         "stale": lock.stale,
     }
@@ -100,7 +112,14 @@ class Held:
     def __init__(self, repo: Repository, kind: Kind, doomed: list[str] | None = None) -> None:
         self.repo = repo
         self.doc = LockDoc(
-            uuid.uuid4().hex, kind, time.time(), socket.gethostname(), os.getpid(), doomed or []
+            uuid.uuid4().hex,
+            kind,
+            time.time(),
+            socket.gethostname(),
+            os.getpid(),
+            doomed or [],
+            OWNER,
+            PROCESS,
         )
         _write(repo, self.doc)
         self._stop = threading.Event()
@@ -119,3 +138,16 @@ class Held:
         self._stop.set()
         # Every refresh left a version in a versioned (lock-enabled) bucket: free them all.
         purge(self.repo.store, _key(self.repo, self.doc.id))
+
+
+def clear_previous(repo: Repository) -> list[str]:
+    """Remove the locks an earlier run of this owner left (it was killed holding them): a
+    restarted mover must not make a prune wait half an hour for itself."""
+    if not OWNER:
+        return []
+    removed = []
+    for lock in all_locks(repo):
+        if lock.owner == OWNER and lock.process != PROCESS:
+            purge(repo.store, _key(repo, lock.id))
+            removed.append(lock.id)
+    return removed
