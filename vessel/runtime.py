@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from vessel.bus import inbox
 from vessel.bus.nats_port import Bus, NatsAuth
 from vessel.config import ConfigError, VesselSettings, load_settings
 from vessel.telemetry import metrics, tracing
@@ -67,7 +68,7 @@ def run_service(
 async def _serve(name: str, body: Body, settings: VesselSettings, cluster: str | None) -> None:
     bus = Bus(source=f"/clusters/{cluster or 'global'}/{name}")
     await bus.connect(settings.nats_url, name=f"vessel-{name}", auth=nats_auth(settings))
-    metrics.ready_when(lambda: bus.connected)
+    metrics.ready_when(lambda: bus.connected and not inbox.DOWN)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -11,6 +11,7 @@ command is handled (it sees only what is published after it exists).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 from vessel.bus.delivery import GiveUp, Handler
 from vessel.bus.nats_port import Bus
 from vessel.contracts.subjects import Message
+from vessel.telemetry import metrics
+
+log = logging.getLogger("vessel.bus")
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,52 @@ async def start(bus: Bus, rows: Sequence[Row]) -> list[asyncio.Task[None]]:
         elif isinstance(row, Responder):
             tasks.append(await bus.serve(row.subject, row.handler, queue=row.queue))
         else:
-            tasks.append(asyncio.create_task(row.run(), name=row.name))
+            tasks.append(asyncio.create_task(supervised(row), name=row.name))
     return tasks
 
 
+FIRST_WAIT = 1.0
+LONGEST_WAIT = 60.0
+STEADY = 60.0
+"""Seconds a loop started again must run before its failures are behind it."""
+DOWN: set[str] = set()
+"""Loops of this process waiting to start again; `/readyz` says not ready meanwhile."""
+
+
+async def supervised(loop: Loop) -> None:
+    """Run `loop`; when it fails, start it again after a wait that doubles up to
+    `LONGEST_WAIT`: no background loop ends its service. Its first failure in a row is
+    logged with the traceback, the others in one line each, and its recovery once."""
+    wait, failures = FIRST_WAIT, 0
+    while True:
+        metrics.LOOP_UP.labels(loop.name).set(1)
+        DOWN.discard(loop.name)
+        task = asyncio.ensure_future(loop.run())
+        try:
+            if failures:
+                await asyncio.wait({task}, timeout=STEADY)
+                if not task.done():
+                    log.info("%s runs again after %d failures", loop.name, failures)
+                    wait, failures = FIRST_WAIT, 0
+            await task
+            return
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        except Exception as exc:
+            failures += 1
+            metrics.LOOP_UP.labels(loop.name).set(0)
+            metrics.LOOP_FAILURES.labels(loop.name).inc()
+            DOWN.add(loop.name)
+            if failures == 1:
+                log.exception("%s failed; starting it again in %gs", loop.name, wait)
+            else:
+                log.warning("%s failed again (%r); next try in %gs", loop.name, exc, wait)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, LONGEST_WAIT)
+
+
 async def listen(bus: Bus, rows: Sequence[Row]) -> None:
-    """Starts every row, then runs until one of them fails (its error is raised)."""
+    """Starts every row, then runs until one of them fails (its error is raised; a loop's
+    failures are its supervisor's)."""
     await asyncio.gather(*await start(bus, rows))

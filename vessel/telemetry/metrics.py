@@ -66,6 +66,14 @@ RPC_SECONDS = Histogram(
     ["grpc_type", "grpc_service", "grpc_method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
 )
+LOOP_UP = Gauge(
+    "vessel_loop_up",
+    "1 while a service's background loop runs, 0 while it waits to start again after failing.",
+    ["loop"],
+)
+LOOP_FAILURES = Counter(
+    "vessel_loop_failures_total", "Failures of a service's background loops.", ["loop"]
+)
 OPERATIONS_NOW = Gauge(
     "vessel_protection_operations_in_phase",
     "Operations in each phase now, by kind (ended ones included).",
