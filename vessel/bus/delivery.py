@@ -32,6 +32,8 @@ from vessel.telemetry import metrics, tracing
 log = logging.getLogger("vessel.bus")
 Handler = Callable[[Any], Awaitable[None]]
 MAX_DELIVER = 5
+KEEP_ALIVE = 10.0
+"""Seconds between a running handler's in-progress signals (its consumer's ack wait is 30)."""
 DEFAULT_RETRY_DELAY = 2.0
 MAX_RETRY_DELAY = 60.0
 """A failing message waits twice as long each delivery, up to this: a temporary error
@@ -149,7 +151,7 @@ class Delivery:
             metrics.HANDLER_SECONDS.labels(event.type).observe(time.monotonic() - started)
 
     @staticmethod
-    async def _keep_alive(msg: Msg, every: float = 15.0) -> None:
+    async def _keep_alive(msg: Msg, every: float = KEEP_ALIVE) -> None:
         """Long handlers (a volume copy) tell the server they are alive, so no redelivery."""
         while True:
             await asyncio.sleep(every)

@@ -59,6 +59,10 @@ MAX_CONSUMERS = 100_000
 cluster's node agents hold five (four on the commands stream), its agent one watch of
 `app-definitions`: a fleet of 250 clusters would stop there
 (docs/design/0009-a-thousand-clusters.md)."""
+ACK_WAIT = 30.0
+"""Seconds after which a message its worker neither acknowledged nor said is in progress
+goes to another worker: a live handler says so every `delivery.KEEP_ALIVE` seconds, so
+only a dead one's message waits this long."""
 BUCKET_WAITS = 240
 """Half-seconds a cluster's agent waits for the hub to make a KV bucket."""
 
@@ -280,7 +284,7 @@ class Bus:
         )
         config = ConsumerConfig(
             durable_name=durable,
-            ack_wait=60.0,
+            ack_wait=ACK_WAIT,
             max_deliver=MAX_DELIVER,
             filter_subjects=filters,
             deliver_policy=DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL,
