@@ -89,22 +89,27 @@ async def until(check: Callable[[], bool], what: str, seconds: float = 15) -> No
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def open_leaf(workdir: Path, remote: str) -> NatsServer:
+    """A leaf server with no users of its own, dialling the hub at `remote`."""
+    leaf = NatsServer(
+        workdir,
+        config=f"leafnodes {{ remotes = [ {{ url: {json.dumps(remote)} }} ] }}\n",
+        jetstream=False,
+        name=f"{workdir.name}-leaf",
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    leaf.start()
+    return leaf
+
+
 async def test_a_leaf_joins_with_its_token_as_its_cluster_only(
     hub: NatsTopology, joins: tuple[Joins, Clock, list[str]], tmp_path: Path
 ) -> None:
-    joining, clock, answers = joins
     """The leaf has no authorization of its own (anyone there may publish anything): what
     the hub admits it to is all that bounds it."""
+    joining, clock, answers = joins
     token = await joining.issue(JoinTokenRequest(cluster="edge", ttl_seconds=600))
-    remote = json.dumps(hub.remote("edge", token.token))
-    leaf = NatsServer(
-        tmp_path / "edge",
-        config=f"leafnodes {{ remotes = [ {{ url: {remote} }} ] }}\n",
-        jetstream=False,
-        name="edge-leaf",
-    )
-    leaf.workdir.mkdir(parents=True, exist_ok=True)
-    leaf.start()
+    leaf = open_leaf(tmp_path / "edge", hub.remote("edge", token.token))
     try:
         await until(lambda: hub.leaf_connections() == 1, "edge's leaf at the hub")
         assert answers == [""]
@@ -151,15 +156,7 @@ async def test_an_expired_or_wrong_token_or_a_bad_name_is_refused(
     clock.now += timedelta(seconds=61)
     late = hub.join("late", token.token)
     wrong = hub.join("wrong", "not-a-token")
-    remote = json.dumps(hub.remote("Not_A_Label", token.token))
-    unnamed = NatsServer(
-        tmp_path / "unnamed",
-        config=f"leafnodes {{ remotes = [ {{ url: {remote} }} ] }}\n",
-        jetstream=False,
-        name="unnamed-leaf",
-    )
-    unnamed.workdir.mkdir(parents=True, exist_ok=True)
-    unnamed.start()
+    unnamed = open_leaf(tmp_path / "unnamed", hub.remote("Not_A_Label", token.token))
     try:
         await until(lambda: len(set(answers)) >= 3, "all three refused")
         assert any("the join token of cluster late expired at" in a for a in answers)
