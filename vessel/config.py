@@ -350,6 +350,12 @@ class VesselSettings(BaseSettings):
         description="Protection: how long a Kubernetes call waits for a cluster's agent that "
         "is not there (restarting, reconnecting) before the step fails, naming the cluster",
     )
+    operation_stall_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Protection: an operation that has not ended and has shown no change and no "
+        "transfer progress for this long is failed, naming what it still waited for",
+    )
     schedule_grace_seconds: float = Field(
         60.0,
         gt=0,

@@ -58,6 +58,8 @@ class ProtectionContext:
     where flows run with a fixed `open_bucket`."""
     schedule_grace: timedelta = timedelta(seconds=60)
     """A due time found later than this was missed (the scheduler)."""
+    operation_stall: timedelta = timedelta(hours=1)
+    """An operation not ended that showed no change nor progress this long is failed."""
     opened: dict[str, KeyValue] = field(default_factory=dict, init=False, repr=False)
     """KV buckets opened by `kv`, by name."""
 

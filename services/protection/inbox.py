@@ -24,6 +24,7 @@ from services.protection.schedules.commands import ScheduleCommands
 from services.protection.schedules.enforcement import RetentionEnforcer
 from services.protection.schedules.scheduler import Scheduler
 from services.protection.snapshot import SnapshotFlow
+from services.protection.watchdog import Watchdog
 from vessel.bus.inbox import Consumer, Loop, Responder, Row
 from vessel.contracts import state, subjects
 
@@ -47,6 +48,8 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
     retention = RetentionEnforcer(ctx.bus, ctx.operations, schedule_specs, runs)
     locks = await ctx.kv(state.PROTECTION_LOCKS)
     scheduler = Scheduler(ctx.bus, schedule_specs, runs, locks, grace=ctx.schedule_grace)
+    gauges = OperationGauges(await ctx.kv(state.OPERATIONS))
+    watchdog = Watchdog(ctx.bus, gauges, ctx.operations, ctx.operation_stall)
     return [
         Consumer(
             "protection-events",
@@ -118,5 +121,6 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
             subjects.QUERY_RESTORE_PREFLIGHT, PreflightQueries(ctx).on_request, queue=QUERIES
         ),
         Loop("protection-scheduler", scheduler.run),
-        Loop("operation gauges", OperationGauges(await ctx.kv(state.OPERATIONS)).run),
+        Loop("operation gauges", gauges.run),
+        Loop("operation deadlines", watchdog.run),
     ]

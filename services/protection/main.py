@@ -42,6 +42,7 @@ async def serve(service: ServiceContext) -> None:
         heads=await bus.kv(state.CATALOG_HEADS.name),
         registry=registry,
         schedule_grace=timedelta(seconds=settings.schedule_grace_seconds),
+        operation_stall=timedelta(seconds=settings.operation_stall_seconds),
     )
     await listen(bus, await inbox.rows(ctx))
 

@@ -1,5 +1,6 @@
 """Operations as gauges, so that one stuck InProgress is an alert: how many operations are
-in each phase, by kind, and how long the oldest one not yet ended has run.
+in each phase, by kind, and how long the oldest one not yet ended has run. The same view
+tells the watchdog which operations have not ended.
 
 Protection follows KV `operations` with a watch (no reads per scrape) and sets the gauges
 every `interval`; the chart's PrometheusRule alerts on the age (`charts/vessel`,
@@ -28,6 +29,7 @@ class Seen:
     kind: str
     phase: str
     created: datetime
+    updated: datetime
     done: bool
 
 
@@ -64,7 +66,7 @@ class OperationGauges:
             op = Operation.model_validate_json(value)
         except ValidationError:
             return  # not an operation record; the reader that needs it says so
-        self.seen[key] = Seen(op.kind, op.phase.value, op.created, op.done)
+        self.seen[key] = Seen(op.kind, op.phase.value, op.created, op.updated, op.done)
 
     def report(self, now: datetime) -> None:
         counts = Counter((s.kind, s.phase) for s in self.seen.values())

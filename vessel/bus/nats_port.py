@@ -326,6 +326,27 @@ class Bus:
                 raise BusError(f"nobody answers requests on {subject}") from exc
         return bytes(reply.data)
 
+    async def overhear(self, subject: str, note: Callable[[bytes], None]) -> asyncio.Task[None]:
+        """Hear every message published on `subject` (wildcards allowed) as it passes, without
+        a consumer: nothing is acknowledged and nothing missed is fetched later (progress
+        events, for instance). Returns a task; cancelling it stops listening."""
+        if self._nc is None:
+            raise BusError("bus is not connected")
+
+        async def heard(msg: Msg) -> None:
+            note(bytes(msg.data))
+
+        subscription = await self._nc.subscribe(subject, cb=heard)
+
+        async def hold() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+
+        return asyncio.create_task(hold(), name=f"overhear:{subject}")
+
     async def serve(
         self,
         subject: str,

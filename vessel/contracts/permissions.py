@@ -105,6 +105,15 @@ ANSWERS: dict[str, tuple[str, ...]] = {
 """The query subjects each service answers (discovery as the cluster agent too, the mover
 its direct-transfer sessions)."""
 
+HEARS: dict[str, tuple[str, ...]] = {
+    "protection": (
+        subjects.TRANSFER_PROGRESS.filter_subject,
+        subjects.TRANSFER_PROGRESS.legacy_subject,
+    ),
+}
+"""Events a service overhears as they pass, without a consumer (protection: transfers'
+progress keeps their operations within their deadline)."""
+
 JETSTREAM = (
     "$JS.API.>",
     "$JS.*.API.INFO",
@@ -211,7 +220,7 @@ def for_service(service: str, cluster: str | None = None) -> Permissions:
         if cluster is None
         else [s.format(cluster=cluster) for s in ANSWERS[service] if "{cluster}" in s]
     )
-    subscribe = [INBOXES, *answers]
+    subscribe = [INBOXES, *answers, *(h for h in HEARS.get(service, ()) if h)]
     if service == "discovery" and cluster is None:
         subscribe.append(CALLOUT)  # the hub's discovery admits clusters joining by token
         publish.append(CALLOUT_REPLIES)
