@@ -350,6 +350,13 @@ class VesselSettings(BaseSettings):
         description="Protection: how long a Kubernetes call waits for a cluster's agent that "
         "is not there (restarting, reconnecting) before the step fails, naming the cluster",
     )
+    store_retry_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Mover and protection: first wait before work whose bucket is unreachable "
+        "is tried again; each retry waits twice as long (up to 60 s), and after five "
+        "deliveries the work fails, naming the store",
+    )
     operation_stall_seconds: float = Field(
         3600.0,
         gt=0,

@@ -37,7 +37,13 @@ from services.mover.repo.stream import (
     session_key,
     walk,
 )
-from services.mover.transfers import DataFor, TransferWorker, record, transfer_span
+from services.mover.transfers import (
+    STORE_RETRY_SECONDS,
+    DataFor,
+    TransferWorker,
+    record,
+    transfer_span,
+)
 from services.mover.volumes import RepositoryData
 from vessel.bus.errors import BusError, PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
@@ -109,8 +115,9 @@ class Sender(TransferWorker):
         data_for: DataFor,
         cancels: Cancels | None = None,
         frame_bytes: int = FRAME_BYTES,
+        retry_seconds: float = STORE_RETRY_SECONDS,
     ) -> None:
-        super().__init__(cluster_id, bus, transfers, data_for, cancels)
+        super().__init__(cluster_id, bus, transfers, data_for, cancels, retry_seconds)
         self.frame_bytes = frame_bytes
 
     async def send(self, cmd: SendSnapshot) -> None:
@@ -122,7 +129,7 @@ class Sender(TransferWorker):
             try:
                 result = await self._send(cmd, base)
             except (StoreUnavailable, KeyServiceUnreachable) as exc:
-                raise TemporaryError(str(exc), delay=5) from exc
+                raise TemporaryError(str(exc), delay=self.retry_seconds) from exc
             except Canceled:
                 result = base.model_copy(update={"error": CANCELED})
             except (ObjectStoreError, RepositoryError, BusError, TimeoutError) as exc:

@@ -41,7 +41,8 @@ TransferCommand = MoveToBucket | MoveFromBucket | CopySnapshot | SendSnapshot
 Refusal = Callable[[TransferCommand, str], Awaitable[None]]
 STORE_RETRY_SECONDS = 5.0
 """First wait before a transfer is tried again while its store is unreachable (the bus
-doubles it each delivery: 5, 10, 20, 40 s, then `gave_up`)."""
+doubles it each delivery: 5, 10, 20, 40 s, then `gave_up`); the setting
+`store_retry_seconds`."""
 
 
 def transfer_span(base: TransferResult) -> AbstractContextManager[Span]:
@@ -80,17 +81,27 @@ class TransferWorker:
         transfers: KeyValue,
         data_for: DataFor,
         cancels: Cancels | None = None,
+        retry_seconds: float = STORE_RETRY_SECONDS,
     ) -> None:
         self.cluster_id = cluster_id
         self.bus = bus
         self.transfers = TransferRecords(transfers, cluster_id)
         self.data_for = data_for
         self.cancels = cancels
+        self.retry_seconds = retry_seconds
+        """First wait before a transfer whose store is unreachable is tried again."""
 
     @classmethod
     def on(cls, ctx: MoverContext) -> Self:
         """The worker of `ctx`'s cluster, sharing its buckets, records and cancels."""
-        return cls(ctx.cluster_id, ctx.bus, ctx.transfers, ctx.buckets.data_for, ctx.cancels)
+        return cls(
+            ctx.cluster_id,
+            ctx.bus,
+            ctx.transfers,
+            ctx.buckets.data_for,
+            ctx.cancels,
+            retry_seconds=ctx.settings.store_retry_seconds,
+        )
 
     def refusal(self, direction: Direction) -> Refusal:
         """How a command is answered whose buckets cannot be opened: a failed transfer, so
@@ -205,7 +216,7 @@ class Mover(TransferWorker):
                 else:
                     result = await self.cancels.run(cmd.operation_id, work) or canceled
             except (StoreUnavailable, KeyServiceUnreachable) as exc:
-                raise TemporaryError(str(exc), delay=STORE_RETRY_SECONDS) from exc
+                raise TemporaryError(str(exc), delay=self.retry_seconds) from exc
             except (ObjectStoreError, RepositoryError, OSError) as exc:
                 log.warning("transfer %s failed: %s", cmd.transfer_id, exc)
                 result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
@@ -268,7 +279,7 @@ class Mover(TransferWorker):
                     update={"snapshot_id": snapshot_id, "bytes": stats.copied_bytes}
                 )
             except (StoreUnavailable, KeyServiceUnreachable) as exc:
-                raise TemporaryError(str(exc), delay=STORE_RETRY_SECONDS) from exc
+                raise TemporaryError(str(exc), delay=self.retry_seconds) from exc
             except (ObjectStoreError, RepositoryError) as exc:
                 result = base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"})
             record(result, started, span)

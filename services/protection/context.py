@@ -58,6 +58,8 @@ class ProtectionContext:
     where flows run with a fixed `open_bucket`."""
     schedule_grace: timedelta = timedelta(seconds=60)
     """A due time found later than this was missed (the scheduler)."""
+    store_retry: float = 5.0
+    """First wait before work whose bucket is unreachable is tried again (doubling)."""
     operation_stall: timedelta = timedelta(hours=1)
     """An operation not ended that showed no change nor progress this long is failed."""
     opened: dict[str, KeyValue] = field(default_factory=dict, init=False, repr=False)
@@ -102,10 +104,10 @@ class ProtectionContext:
                 store = await store
             return await asyncio.to_thread(fn, store)
         except KeyServiceUnreachable as exc:  # like an unreachable store: retried
-            raise TemporaryError(str(exc), delay=5) from exc
+            raise TemporaryError(str(exc), delay=self.store_retry) from exc
         except (BucketError, SealError) as exc:  # unknown bucket, wrong or unavailable key
             raise PermanentError(str(exc)) from exc
         except StoreUnavailable as exc:
-            raise TemporaryError(str(exc), delay=5) from exc
+            raise TemporaryError(str(exc), delay=self.store_retry) from exc
         except AccessDenied as exc:
             raise PermanentError(str(exc)) from exc

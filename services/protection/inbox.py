@@ -14,6 +14,7 @@ from services.protection.bucket_admin import BucketAdmin
 from services.protection.cancel import CancelFlow
 from services.protection.context import ProtectionContext
 from services.protection.deletion import DeletionFlow
+from services.protection.given_up import GivenUp
 from services.protection.hook_commands import HookCommands
 from services.protection.mobility import MobilityFlow
 from services.protection.operation_gauges import OperationGauges
@@ -49,6 +50,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
     locks = await ctx.kv(state.PROTECTION_LOCKS)
     scheduler = Scheduler(ctx.bus, schedule_specs, runs, locks, grace=ctx.schedule_grace)
     gauges = OperationGauges(await ctx.kv(state.OPERATIONS))
+    given_up = GivenUp(ctx.operations)
     watchdog = Watchdog(ctx.bus, gauges, ctx.operations, ctx.operation_stall)
     return [
         Consumer(
@@ -63,6 +65,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
                 subjects.BACKUP_COMPLETED: cancels.on_backup_completed,
             },
             deliver_new=True,
+            gave_up=given_up,
         ),
         Consumer(
             "protection-composites",
@@ -73,6 +76,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
                 subjects.RESTORE_FAILED: mobility.on_restore,
             },
             deliver_new=True,
+            gave_up=given_up,
         ),
         Consumer(
             "protection-retention",
@@ -84,6 +88,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
                 subjects.SNAPSHOTS_FORGOTTEN: deletion.on_forgotten,
             },
             deliver_new=True,
+            gave_up=given_up,
         ),
         Consumer(
             "protection-commands",
@@ -97,6 +102,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
                 subjects.PUT_BUCKET: buckets.on_put,
                 subjects.REMOVE_BUCKET: buckets.on_remove,
             },
+            gave_up=given_up,
         ),
         Consumer(
             "protection-deletion",
@@ -104,6 +110,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
                 subjects.DELETE_BACKUP: deletion.on_delete_backup,
                 subjects.DELETE_SNAPSHOT: deletion.on_delete_snapshot,
             },
+            gave_up=given_up,
         ),
         Consumer(
             "protection-schedules",
@@ -111,10 +118,12 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
                 subjects.PUT_SCHEDULE: schedules.on_put,
                 subjects.REMOVE_SCHEDULE: schedules.on_remove,
             },
+            gave_up=given_up,
         ),
         Consumer(
             "protection-hooks",
             {subjects.PUT_HOOK: hooks.on_put, subjects.REMOVE_HOOK: hooks.on_remove},
+            gave_up=given_up,
         ),
         Responder(subjects.QUERY_CATALOG, buckets.answer_catalog, queue=QUERIES),
         Responder(

@@ -43,6 +43,7 @@ async def serve(service: ServiceContext) -> None:
         registry=registry,
         schedule_grace=timedelta(seconds=settings.schedule_grace_seconds),
         operation_stall=timedelta(seconds=settings.operation_stall_seconds),
+        store_retry=settings.store_retry_seconds,
     )
     await listen(bus, await inbox.rows(ctx))
 

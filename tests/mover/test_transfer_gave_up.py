@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from services.mover import transfers
 from services.mover.transfers import Mover
 from services.mover.volumes import RepositoryData
 from vessel.bus.nats_port import MAX_DELIVER, Bus
@@ -26,14 +25,13 @@ pytestmark = pytest.mark.timeout(60)
 
 
 async def test_a_transfer_to_an_unreachable_bucket_is_given_up_as_failed(
-    bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bus: Bus, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(transfers, "STORE_RETRY_SECONDS", 0.05)  # 0.05, 0.1, 0.2, 0.4 s
     cluster = f"c{uuid.uuid4().hex[:8]}"
     down = MinioStore(f"127.0.0.1:{free_port()}", "nowhere", "key", "secret")
     buckets = {"down": RepositoryData(down, "repository", PasswordKey("pw"))}
     records = await bus.kv(f"t_{uuid.uuid4().hex[:8]}")
-    mover = Mover(cluster, bus, records, buckets.__getitem__)
+    mover = Mover(cluster, bus, records, buckets.__getitem__, retry_seconds=0.05)
     source = tmp_path / "volume"
     source.mkdir()
     (source / "file").write_bytes(b"data")
