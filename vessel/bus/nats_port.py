@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -65,6 +66,43 @@ goes to another worker: a live handler says so every `delivery.KEEP_ALIVE` secon
 only a dead one's message waits this long."""
 BUCKET_WAITS = 240
 """Half-seconds a cluster's agent waits for the hub to make a KV bucket."""
+
+
+@dataclass
+class Outage:
+    """A NATS connection's outages in the log: one line when it is lost, one when it is
+    back (how long it was away), and between them one line a minute saying it still is."""
+
+    url: str
+    every: float = 60.0
+    since: float | None = None
+    attempts: int = 0
+    said: float = 0.0
+
+    def lost(self) -> None:
+        if self.since is None:
+            self.since = self.said = time.monotonic()
+            self.attempts = 0
+            log.warning("NATS connection to %s lost; reconnecting", self.url)
+
+    def attempt(self) -> None:
+        self.attempts += 1
+        if self.since is not None and time.monotonic() - self.said >= self.every:
+            self.said = time.monotonic()
+            away = self.said - self.since
+            log.warning(
+                "NATS at %s still away after %.0fs (%d reconnect attempts)",
+                self.url,
+                away,
+                self.attempts,
+            )
+
+    def back(self) -> None:
+        if self.since is not None:
+            log.info(
+                "NATS connection to %s back after %.1fs", self.url, time.monotonic() - self.since
+            )
+        self.since = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +153,7 @@ class Bus:
         credentials is not retried: the error says so at once."""
         credentials = {} if auth is None else auth.options()
         connected = False
+        outage = Outage(url)
 
         async def on_error(error: Exception) -> None:
             # Raised inside the first connect it ends it: retrying cannot fix credentials.
@@ -122,8 +161,15 @@ class Bus:
                 who = auth.user if auth and auth.user else "this client"
                 raise BusError(f"NATS at {url} refused the credentials of {who}: {error}")
             if isinstance(error, OSError):
-                return  # a failed reconnect attempt, every 0.5 s of an outage already logged
+                outage.attempt()  # a failed reconnect, every 0.5 s of an outage: summed up
+                return
             log.error("NATS: %s", error)
+
+        async def on_disconnect() -> None:
+            outage.lost()
+
+        async def on_reconnect() -> None:
+            outage.back()
 
         for attempt in range(attempts):
             try:
@@ -135,6 +181,8 @@ class Bus:
                     connect_timeout=2,
                     allow_reconnect=True,
                     error_cb=on_error,
+                    disconnected_cb=on_disconnect,
+                    reconnected_cb=on_reconnect,
                     **credentials,
                 )
                 connected = True
