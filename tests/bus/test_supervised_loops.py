@@ -72,3 +72,20 @@ async def test_a_loop_that_returns_is_not_started_again() -> None:
 
     await asyncio.wait_for(supervised(Loop("once (test)", once)), 5)
     assert runs == 1
+
+
+async def test_stopping_a_supervised_loop_waits_for_its_clean_up() -> None:
+    cleaned = asyncio.Event()
+
+    async def watches() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.1)  # stopping its watches takes a moment
+            cleaned.set()
+
+    task = asyncio.create_task(supervised(Loop("watches (test)", watches)))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert cleaned.is_set()

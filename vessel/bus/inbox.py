@@ -105,7 +105,8 @@ async def supervised(loop: Loop) -> None:
             await task
             return
         except asyncio.CancelledError:
-            task.cancel()
+            task.cancel()  # and wait for it: its own clean-up is part of stopping
+            await asyncio.gather(task, return_exceptions=True)
             raise
         except Exception as exc:
             failures += 1
