@@ -31,11 +31,13 @@ async def start(ctx: DiscoveryContext, agent_of: str | None = None) -> list[asyn
         logging.getLogger(name).setLevel(level)
     registry = ClusterRegistry(ctx)
     if agent_of is None:
-        # The clusters' agents may not make KV buckets: the hub's discovery makes them all.
-        await ctx.bus.ensure_buckets(b.name for b in state.KV_BUCKETS)
+        # The clusters' agents may not make KV buckets: the hub's discovery makes them all,
+        # beside loading its clusters (which must not wait for it).
+        buckets = asyncio.create_task(ctx.bus.ensure_buckets(b.name for b in state.KV_BUCKETS))
         kv = await ctx.bus.kv(state.CLUSTER_JOINS.name)
         ctx.joins = Joins(kv, ctx.settings, ctx.knows)
         await registry.load()
+        await buckets
         tasks = await inbox.start(ctx.bus, rows(ctx))
         log.info("discovery serving %d clusters", len(ctx.watched))
         return tasks

@@ -273,9 +273,8 @@ class Bus:
         raise BusError(f"KV bucket {bucket} was not made by the hub in {BUCKET_WAITS // 2}s")
 
     async def ensure_buckets(self, buckets: Iterable[str]) -> None:
-        """Make `buckets` (the hub does, for the agents that may not)."""
-        for bucket in buckets:
-            await self.kv(bucket)
+        """Make `buckets`, all at once (the hub does, for the agents that may not)."""
+        await asyncio.gather(*(self.kv(bucket) for bucket in buckets))
 
     async def publish(
         self,
