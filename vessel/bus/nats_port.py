@@ -27,6 +27,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -384,15 +385,7 @@ class Bus:
             note(bytes(msg.data))
 
         subscription = await self._nc.subscribe(subject, cb=heard)
-
-        async def hold() -> None:
-            try:
-                await asyncio.Event().wait()
-            finally:
-                with contextlib.suppress(Exception):
-                    await subscription.unsubscribe()
-
-        return asyncio.create_task(hold(), name=f"overhear:{subject}")
+        return asyncio.create_task(_held(subscription), name=f"overhear:{subject}")
 
     async def serve(
         self,
@@ -416,15 +409,7 @@ class Bus:
                     log.exception("request on %s failed", msg.subject)
 
         subscription = await self._nc.subscribe(subject, queue=queue, cb=answer)
-
-        async def hold() -> None:
-            try:
-                await asyncio.Event().wait()
-            finally:
-                with contextlib.suppress(Exception):
-                    await subscription.unsubscribe()
-
-        task = asyncio.create_task(hold(), name=f"serve:{subject}")
+        task = asyncio.create_task(_held(subscription), name=f"serve:{subject}")
         self._tasks.append(task)
         return task
 
@@ -468,3 +453,12 @@ class Bus:
             with contextlib.suppress(OSError):  # the server is already gone: nothing to say
                 await self._nc.close()
             self._nc = None
+
+
+async def _held(subscription: Subscription) -> None:
+    """Keep `subscription` until cancelled, then unsubscribe."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
