@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -15,6 +14,7 @@ from typing import Any
 from vessel.bus import inbox
 from vessel.bus.nats_port import Bus, NatsAuth
 from vessel.config import ConfigError, VesselSettings, load_settings
+from vessel.stopping import cancel_and_wait
 from vessel.telemetry import metrics, tracing
 from vessel.telemetry.logs import setup_logging
 
@@ -76,10 +76,7 @@ async def _serve(name: str, body: Body, settings: VesselSettings, cluster: str |
     task = asyncio.create_task(body(ServiceContext(name, settings, bus, cluster)))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    for pending in (task, stopper):
-        pending.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pending
+    await cancel_and_wait([task, stopper])
     await bus.close()
     if task in done and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]

@@ -33,6 +33,7 @@ from vessel.contracts.commands import DefineApp
 from vessel.contracts.events import AppRecord, ClusterChanged, ClusterRecord
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import KubeError
+from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.discovery")
 AGENT_VERSION = importlib.metadata.version("vessel")
@@ -144,11 +145,7 @@ class WatchedCluster:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         self.inventory = None
 
     def set_definitions(self, definitions: dict[str, DefineApp]) -> None:

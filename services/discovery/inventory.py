@@ -25,6 +25,7 @@ from vessel.contracts.events import AppRecord
 from vessel.contracts.models import HelmRelease
 from vessel.kube.informer import Watchable
 from vessel.kube.objects import KubeObject, PersistentVolumeView, meta
+from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.discovery")
 KINDS = [(k.api_version, k.kind) for k in WATCHED if k.plural == k.kind.lower() + "s"]
@@ -80,9 +81,7 @@ class ClusterInventory:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             for timer in self._timers.values():
                 timer.cancel()
 

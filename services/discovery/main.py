@@ -17,6 +17,7 @@ from services.discovery.registry import ClusterRegistry
 from vessel.bus import inbox
 from vessel.contracts import state
 from vessel.runtime import ServiceContext, run_service
+from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.discovery")
 QUIET_LOGGERS = {"urllib3.connectionpool": logging.ERROR}
@@ -52,8 +53,7 @@ async def stop(tasks: list[asyncio.Task[None]]) -> None:
     before the bus is drained: a pull request cancelled earlier would get its late expiry
     notice queued, and the drain would wait for it to be read."""
     for task in tasks:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
 
 
 async def serve(process: ServiceContext) -> None:

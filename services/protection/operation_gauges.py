@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from vessel.bus.nats_port import KeyValue
 from vessel.contracts.operations import Operation
+from vessel.stopping import cancel_and_wait
 from vessel.telemetry import metrics
 
 log = logging.getLogger("vessel.protection")
@@ -46,8 +47,7 @@ class OperationGauges:
                 await asyncio.sleep(self.interval)
                 self.report(datetime.now(UTC))
         finally:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            await cancel_and_wait([watcher])
 
     async def _follow(self) -> None:
         while True:

@@ -23,6 +23,7 @@ from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.envelope import CloudEvent
 from vessel.contracts.operations import Operation, Phase, PhaseTransitionError
+from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.protection")
 
@@ -65,8 +66,7 @@ class Watchdog:
                 await asyncio.sleep(self.interval)
                 await self.check(datetime.now(UTC))
         finally:
-            for task in listening:
-                task.cancel()
+            await cancel_and_wait(listening)
 
     async def check(self, now: datetime) -> list[str]:
         """Fail the operations stalled at `now`; returns their ids."""

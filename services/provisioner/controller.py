@@ -35,6 +35,7 @@ from vessel.kube.client import KubeCluster
 from vessel.kube.errors import Conflict, KubeError, NotFound
 from vessel.kube.informer import Informer
 from vessel.kube.objects import ClaimView, KubeObject, StorageClassView
+from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.provisioner")
 
@@ -117,9 +118,7 @@ class Provisioner:
             ]
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
     async def _serves(self, api_version: str, kind: str) -> bool:
         delay = 0.5

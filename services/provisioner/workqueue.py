@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from vessel.stopping import cancel_and_wait
 from vessel.telemetry import metrics
 
 log = logging.getLogger("vessel.provisioner")
@@ -69,8 +70,7 @@ class WorkQueue:
         try:
             await asyncio.gather(*workers)
         finally:
-            for task in workers:
-                task.cancel()
+            await cancel_and_wait(workers)
             for timer in self._timers.values():
                 timer.cancel()
 

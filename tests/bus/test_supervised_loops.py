@@ -5,6 +5,7 @@ logged with the traceback, later ones in a line, and its recovery once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 
@@ -13,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from vessel.bus import inbox
 from vessel.bus.inbox import Loop, supervised
+from vessel.stopping import cancel_and_wait
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -89,3 +91,44 @@ async def test_stopping_a_supervised_loop_waits_for_its_clean_up() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert cleaned.is_set()
+
+
+async def test_a_loop_that_loses_a_cancel_is_still_stopped() -> None:
+    """On Python 3.11 a cancel that lands as a nats-py request is answered is lost: the
+    loop carries on to its next sleep. Stopping cancels again until it ends."""
+    lost = 0
+
+    async def heartbeats() -> None:
+        nonlocal lost
+        while True:
+            try:
+                await asyncio.Event().wait()  # the request
+            except asyncio.CancelledError:
+                lost += 1  # as `wait_for` does when the answer came with the cancel
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(supervised(Loop("heartbeats (test)", heartbeats)))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    assert lost == 1 and task.cancelled()
+
+
+async def test_cancel_and_wait_ends_every_task_and_keeps_their_errors() -> None:
+    async def stubborn() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        await asyncio.sleep(3600)
+
+    async def failing_clean_up() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            raise RuntimeError("clean-up failed")
+
+    tasks = [asyncio.create_task(stubborn()), asyncio.create_task(failing_clean_up())]
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(tasks), 5)
+    assert tasks[0].cancelled()
+    with pytest.raises(RuntimeError, match="clean-up failed"):
+        tasks[1].result()

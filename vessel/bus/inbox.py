@@ -19,6 +19,7 @@ from typing import Any
 from vessel.bus.delivery import GiveUp, Handler
 from vessel.bus.nats_port import Bus
 from vessel.contracts.subjects import Message
+from vessel.stopping import cancel_and_wait
 from vessel.telemetry import metrics
 
 log = logging.getLogger("vessel.bus")
@@ -102,11 +103,11 @@ async def supervised(loop: Loop) -> None:
                 if not task.done():
                     log.info("%s runs again after %d failures", loop.name, failures)
                     wait, failures = FIRST_WAIT, 0
-            await task
+            await asyncio.wait({task})  # not `await task`: a cancel lost inside it hangs
+            task.result()
             return
         except asyncio.CancelledError:
-            task.cancel()  # and wait for it: its own clean-up is part of stopping
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait([task])  # its own clean-up is part of stopping
             raise
         except Exception as exc:
             failures += 1

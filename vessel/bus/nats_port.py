@@ -53,6 +53,7 @@ from vessel.contracts import subjects
 from vessel.contracts.envelope import CONTENT_TYPE, CloudEvent
 from vessel.contracts.models import Payload
 from vessel.contracts.subjects import Message
+from vessel.stopping import cancel_and_wait
 from vessel.telemetry import metrics, tracing
 
 log = logging.getLogger("vessel.bus")
@@ -441,9 +442,7 @@ class Bus:
                 await sub.unsubscribe()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._nc is not None:
             # Flush what was published, then close: drain() can wait its full timeout on the

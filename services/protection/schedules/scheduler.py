@@ -33,6 +33,7 @@ from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup
 from vessel.contracts.protection import CreateAppSnapshot, RunMissed, ScheduleFired, ScheduleSpec
 from vessel.contracts.schedule_rules import cron_expression
+from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.protection.scheduler")
 Clock = Callable[[], datetime]
@@ -121,8 +122,7 @@ class Scheduler:
                     log.exception("scheduler tick failed")
                 await asyncio.sleep(self.interval)
         finally:
-            follower.cancel()
-            await asyncio.gather(follower, return_exceptions=True)
+            await cancel_and_wait([follower])
 
     async def _follow(self) -> None:
         """Keep `specs` as KV holds them (a watch), so a tick reads no schedule; after a
