@@ -357,6 +357,13 @@ class VesselSettings(BaseSettings):
         "is tried again; each retry waits twice as long (up to 60 s), and after five "
         "deliveries the work fails, naming the store",
     )
+    redelivery_seconds: float = Field(
+        30.0,
+        ge=3,
+        description="Every service: seconds after which a command or event whose worker died "
+        "(killed, cut off) goes to another worker; a live worker says it is still at work every "
+        "third of this. Read when a consumer is first made",
+    )
     operation_stall_seconds: float = Field(
         3600.0,
         gt=0,

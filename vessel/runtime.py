@@ -66,7 +66,9 @@ def run_service(
 
 
 async def _serve(name: str, body: Body, settings: VesselSettings, cluster: str | None) -> None:
-    bus = Bus(source=f"/clusters/{cluster or 'global'}/{name}")
+    bus = Bus(
+        source=f"/clusters/{cluster or 'global'}/{name}", ack_wait=settings.redelivery_seconds
+    )
     await bus.connect(settings.nats_url, name=f"vessel-{name}", auth=nats_auth(settings))
     metrics.ready_when(lambda: bus.connected and not inbox.DOWN)
     stop = asyncio.Event()

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
 from vessel.contracts.agent import KubeAnswer, KubeCall
+from vessel.contracts.events import QueryFailed
 from vessel.kube.errors import KubeError
 from vessel.kube.port import KubeApi
 
@@ -58,7 +59,9 @@ async def answer(kube: KubeApi, cluster_id: str, subject: str, body: bytes, limi
         call = KubeCall.model_validate_json(body)
         if call.verb != verb:
             raise ValueError(f"the call's verb {call.verb!r} is not the subject's {verb!r}")
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        result = KubeAnswer(error_class="BadRequest", error=QueryFailed.invalid(subject, exc).error)
+    except ValueError as exc:
         result = KubeAnswer(error_class="BadRequest", error=f"{subject}: {exc}")
     else:
         try:

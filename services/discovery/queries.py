@@ -111,12 +111,6 @@ def list_clusters(clusters: Iterable[ClusterRecord], query: ClusterQuery) -> Clu
     )
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
-    )
-
-
 def answer(
     subject: str,
     body: bytes,
@@ -136,7 +130,7 @@ def answer(
         else:
             raise QueryError(f"no query is served on {subject}")
     except ValidationError as exc:
-        reply = QueryFailed(error=f"invalid request on {subject}: {_problems(exc)}")
+        reply = QueryFailed.invalid(subject, exc)
     except QueryError as exc:
         reply = QueryFailed(error=str(exc))
     return reply.model_dump_json().encode()
@@ -153,7 +147,7 @@ async def respond(ctx: DiscoveryContext, subject: str, body: bytes) -> bytes:
             raise JoinError("this discovery is a cluster's agent; join tokens are the hub's")
         reply = await ctx.joins.issue(JoinTokenRequest.model_validate_json(body))
     except ValidationError as exc:
-        reply = QueryFailed(error=f"invalid request on {subject}: {_problems(exc)}")
+        reply = QueryFailed.invalid(subject, exc)
     except JoinError as exc:
         reply = QueryFailed(error=str(exc))
     return reply.model_dump_json().encode()

@@ -50,6 +50,7 @@ from services.mover.volumes import RepositoryData
 from vessel.bus.errors import PermanentError
 from vessel.bus.nats_port import Bus
 from vessel.contracts import subjects
+from vessel.contracts.events import QueryFailed
 from vessel.objectstore.base import ObjectStoreError
 from vessel.sealed.keys import MasterKey
 
@@ -217,13 +218,12 @@ class Receiver:
                 serving.cancel()
         await asyncio.to_thread(session.end)
 
-    async def open(self, _subject: str, body: bytes) -> bytes:
+    async def open(self, subject: str, body: bytes) -> bytes:
         """Answer `vessel.xfer.<cluster>.open`: a new session serving its own subjects."""
         try:
             request = OpenRequest.model_validate_json(body)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            return failed(f"open: invalid request: {error['loc']}: {error['msg']}")
+            return failed(QueryFailed.invalid(subject, exc).error)
         earlier = self._by_transfer.get(request.transfer_id)
         if earlier is not None:
             await self._end(earlier)  # a resumed transfer: keep what the last attempt sent

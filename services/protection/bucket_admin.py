@@ -99,7 +99,7 @@ class BucketAdmin:
         try:
             read = CatalogRead.model_validate_json(body)
         except ValidationError as exc:
-            return QueryFailed(error=f"invalid catalog read: {exc}").model_dump_json().encode()
+            return QueryFailed.invalid(subject, exc).model_dump_json().encode()
         if read.action == "get" and not read.key.endswith(".json"):
             return (
                 QueryFailed(error="only .json catalog objects are served")

@@ -185,13 +185,7 @@ async def answer(p: ProtectionContext, body: bytes) -> bytes:
     try:
         req = RestorePreflight.model_validate_json(body.strip() or b"{}")
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
-        )
-        reply = QueryFailed(
-            error=f"invalid request on {subjects.QUERY_RESTORE_PREFLIGHT}: {problems}"
-        )
-        return reply.model_dump_json().encode()
+        return QueryFailed.invalid(subjects.QUERY_RESTORE_PREFLIGHT, exc).model_dump_json().encode()
     try:
         reply = (await preflight(p, req)).result()
     except Exception as exc:  # the requester gets the reason instead of a timeout

@@ -133,10 +133,7 @@ async def answer(env: ProvisionerContext, subject: str, body: bytes) -> bytes:
         else:
             reply = QueryFailed(error=f"no query is served on {subject}")
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
-        )
-        reply = QueryFailed(error=f"invalid request on {subject}: {problems}")
+        reply = QueryFailed.invalid(subject, exc)
     return reply.model_dump_json().encode()
 
 

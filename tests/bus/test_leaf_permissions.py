@@ -20,6 +20,7 @@ from vessel.bus.errors import BusError, KeyExistsError
 from vessel.bus.nats_port import Bus, NatsAuth
 from vessel.contracts import state, subjects
 from vessel.contracts.events import TransferResult
+from vessel.stopping import cancel_and_wait
 from vessel_dev.rig.nats_topology import DOMAIN, NatsTopology
 from vessel_dev.rig.processes import NatsServer, wait_until
 
@@ -200,8 +201,7 @@ async def test_a_clusters_agent_cannot_touch_streams_nor_another_clusters_consum
             await violation(errors, subject)
         assert await admin.js.consumer_info(stream, "mover-cluster-b")
     finally:
-        theirs.cancel()
-        await asyncio.gather(theirs, return_exceptions=True)
+        await cancel_and_wait([theirs])
         await admin.js.delete_consumer(subjects.COMMANDS_STREAM, "mover-cluster-b")
         await admin.js.delete_consumer(subjects.COMMANDS_STREAM, "mover-cluster-a")
         await admin.close()

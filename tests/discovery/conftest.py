@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from tests.discovery.lab import Lab
 from vessel.bus.nats_port import Bus
+from vessel.stopping import cancel_and_wait
 from vessel_dev.rig.processes import NatsServer
 
 
@@ -29,9 +29,7 @@ async def lab(bus: Bus, nats_server: NatsServer, tmp_path: Path) -> AsyncIterato
         yield lab
     finally:
         await lab.stop_discovery()
-        collector.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collector
+        await cancel_and_wait([collector])
         for c in lab.clusters:
             if c.proxy is not None:
                 await c.proxy.close()

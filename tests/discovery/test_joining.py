@@ -21,6 +21,7 @@ from vessel.bus.nats_port import Bus, NatsAuth
 from vessel.config import VesselSettings
 from vessel.contracts import permissions, state, subjects
 from vessel.contracts.events import JoinTokenRequest
+from vessel.stopping import cancel_and_wait
 from vessel_dev.rig.nats_topology import NatsTopology
 from vessel_dev.rig.processes import NatsServer
 
@@ -76,8 +77,7 @@ async def joins(hub: NatsTopology, tmp_path: Path) -> AsyncIterator[tuple[Joins,
     try:
         yield joining, clock, answers
     finally:
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)
+        await cancel_and_wait([server])
         await bus.close()
 
 

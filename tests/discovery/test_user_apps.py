@@ -4,7 +4,6 @@ grouping; they can be updated and unmanaged (undefined)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from datetime import UTC, datetime
 from functools import partial
@@ -16,6 +15,7 @@ from tests.discovery.lab import FAST, Lab, eventually
 from vessel.contracts import subjects
 from vessel.contracts.commands import DefineApp, UndefineApp
 from vessel.contracts.models import LabelRequirement, NamespaceSelection
+from vessel.stopping import cancel_and_wait
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -115,9 +115,7 @@ async def test_defining_an_app_of_an_unknown_cluster_is_dead_lettered(lab: Lab) 
         await lab.bus.publish(subjects.DEFINE_APP, define(f"{lab.prefix}-nowhere", "x"))
         await eventually(lambda: [e for e in letters if lab.prefix in e], what="dead letter")
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait([task])
     [error] = [e for e in letters if lab.prefix in e]
     assert error == (
         f"permanent error: define app shop/x: cluster '{lab.prefix}-nowhere' is not registered"

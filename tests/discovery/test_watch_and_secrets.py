@@ -4,7 +4,6 @@ ever reaches KV, events or logs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import stat
 import uuid
@@ -19,6 +18,7 @@ from tests.discovery.lab import Lab, eventually
 from vessel.contracts import subjects
 from vessel.contracts.commands import RegisterCluster
 from vessel.contracts.envelope import new_event
+from vessel.stopping import cancel_and_wait
 
 pytestmark = pytest.mark.timeout(60)
 IMAGE_PATCH = {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "web:2"}]}}}}
@@ -136,9 +136,7 @@ async def test_a_malformed_register_command_is_dead_lettered_without_its_kubecon
         await lab.bus.publish_raw(subjects.REGISTER_CLUSTER.subject_for(), event)
         await eventually(lambda: [x for x in letters if event.id in x], what="the dead letter")
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait([task])
     [letter] = [x for x in letters if event.id in x]
     assert "cluster: String should match pattern" in letter and "<redacted>" in letter
     assert token not in letter

@@ -118,3 +118,35 @@ async def test_services_survived_and_dead_lettered_the_commands(stack: Stack) ->
     assert seen >= consumed, f"no dead letter for {sorted(consumed - seen)}"
     with grpc.insecure_channel(stack.gateway) as channel:
         rpc.AppServiceStub(channel).ListApps(pb.ListAppsRequest(), timeout=10)
+
+
+QUERIES = [
+    subjects.QUERY_APPS,
+    subjects.QUERY_APP,
+    subjects.QUERY_CLUSTERS,
+    subjects.QUERY_JOIN_TOKEN,
+    subjects.QUERY_CATALOG,
+    subjects.QUERY_RESTORE_PREFLIGHT,
+    subjects.QUERY_PROVISIONER_BACKENDS.format(cluster="cluster-a"),
+    subjects.QUERY_PROVISIONER_STORAGECLASSES.format(cluster="cluster-a"),
+    subjects.QUERY_PROVISIONER_VOLUMES.format(cluster="cluster-a"),
+    subjects.QUERY_AGENT.format(cluster="cluster-a", verb="get"),
+    subjects.XFER_OPEN.format(cluster="cluster-b"),
+]
+
+
+@pytest.mark.parametrize("subject", QUERIES)
+async def test_every_query_answers_bad_input_in_one_line_naming_the_field(
+    stack: Stack, subject: str
+) -> None:
+    bus = Bus(source="/clusters/test/fuzz-queries")
+    await bus.connect(stack.nats.url, name="fuzz-queries")
+    try:
+        reply = await bus.request(subject, b'{"no_such_field": 1}', wait=10)
+    finally:
+        await bus.close()
+    text = reply.decode()
+    error = json.loads(text)["error"] if text.startswith("{") else text[1:]
+    assert f"invalid request on {subject}: " in error, error
+    assert "no_such_field: Extra inputs are not permitted" in error, error
+    assert "\n" not in error, error

@@ -25,6 +25,7 @@ from vessel.bus.nats_port import Bus
 from vessel.config import PROVISIONER_NAME, BackendConfig
 from vessel.kube.client import KubeCluster
 from vessel.kube.objects import KubeObject
+from vessel.stopping import cancel_and_wait
 from vessel_dev.emulators.kube import KubeEmulator
 from vessel_dev.rig.processes import NatsServer
 
@@ -126,9 +127,7 @@ async def infra_world(nats_server: NatsServer, pki: Pki, tmp: Path) -> AsyncIter
     finally:
         if gateway is not None:
             await gateway.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await lab.close()
         tokens = await bus.kv("tokens")
         for key in await tokens.keys():

@@ -46,6 +46,7 @@ from vessel.contracts.protection import (
     SnapshotVolume,
 )
 from vessel.objectstore.minio_port import MinioStore
+from vessel.stopping import cancel_and_wait
 from vessel_dev.rig.processes import NatsServer, S3Server
 
 ACCESS_ENV, SECRET_ENV = "VESSEL_TEST_PROT_S3_ACCESS", "VESSEL_TEST_PROT_S3_SECRET"
@@ -116,9 +117,7 @@ class World:
 
     async def stop_preflight(self) -> None:
         if self._responder is not None:
-            self._responder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._responder
+            await cancel_and_wait([self._responder])
             self._responder = None
 
 

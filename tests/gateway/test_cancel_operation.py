@@ -46,6 +46,7 @@ from vessel.contracts.protection import AppSnapshotRecord, SnapshotVolume
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.providers.password import PasswordKey
+from vessel.stopping import cancel_and_wait
 from vessel_dev.emulators.kube import KubeEmulator
 from vessel_dev.rig.processes import NatsServer, S3Server
 
@@ -228,9 +229,7 @@ async def world(
     finally:
         data.release.set()
         await gateway.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         for stream, name, *_ in durables:
             stream_name = (
                 subjects.COMMANDS_STREAM if stream == "commands" else subjects.EVENTS_STREAM

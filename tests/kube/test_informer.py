@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from vessel.kube import errors
 from vessel.kube.client import KubeCluster
 from vessel.kube.informer import Informer
+from vessel.stopping import cancel_and_wait
 from vessel_dev.emulators.kube import KubeEmulator
 
 pytestmark = pytest.mark.timeout(60)
@@ -78,9 +78,7 @@ async def test_informer_sees_changes_in_order(kube: KubeCluster) -> None:
         if len(seen) >= 4:
             break
         await asyncio.sleep(0.05)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait([task])
     assert seen == [
         ("ADDED", "before"),
         ("ADDED", "after"),
@@ -106,9 +104,7 @@ async def test_informer_relists_after_410_and_reports_the_difference(
     informer = Informer(kube, "v1", "ConfigMap", namespace="default", watch_timeout=1)
     first = asyncio.create_task(informer.run(record))
     await asyncio.wait_for(informer.synced.wait(), 10)
-    first.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await first
+    await cancel_and_wait([first])
     stale = informer.resource_version
     # While nobody watches, more changes than the server's history holds.
     await kube.delete("v1", "ConfigMap", "goes", "default")
@@ -124,9 +120,7 @@ async def test_informer_relists_after_410_and_reports_the_difference(
         if len(seen) >= 3:
             break
         await asyncio.sleep(0.05)
-    second.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await second
+    await cancel_and_wait([second])
     assert f"watch expired at {stale}; relisting" in caplog.text
     assert sorted(seen) == [("ADDED", "new"), ("DELETED", "goes"), ("MODIFIED", "stays")]
     assert set(informer.cache) == {"default/stays", "default/new"}

@@ -4,7 +4,6 @@ behave alike against one API server: results, idempotency and error classes."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from vessel.contracts.agent import KubeAnswer, KubeCall
 from vessel.kube import errors
 from vessel.kube.client import KubeCluster
 from vessel.kube.port import KubeApi
+from vessel.stopping import cancel_and_wait
 from vessel_dev.emulators.kube import KubeEmulator
 
 pytestmark = pytest.mark.timeout(60)
@@ -47,8 +47,7 @@ async def api(
     try:
         yield AgentKube(bus, cluster)
     finally:
-        serving.cancel()
-        await asyncio.gather(serving, return_exceptions=True)
+        await cancel_and_wait([serving])
 
 
 async def test_get_create_and_create_again(api: KubeApi) -> None:

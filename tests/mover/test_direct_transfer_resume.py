@@ -18,6 +18,7 @@ from services.mover.repo.restorer import Restorer
 from tests.mover.xferkit import PREFIX, Pause, make_repositories, running, write_files
 from vessel.bus.nats_port import Bus
 from vessel.contracts.protection import OperationCanceled
+from vessel.stopping import cancel_and_wait
 from vessel_dev.rig.processes import S3Server
 from vessel_dev.rig.scenario import tree_digest
 
@@ -81,8 +82,7 @@ async def test_an_abandoned_session_stores_what_arrived_and_lets_go(
         snapshot, _ = await asyncio.to_thread(clusters.source.backup, data, None, {}, None)
         sending = asyncio.create_task(clusters.sender.send(clusters.command(snapshot)))
         assert await pause.reached_in_time()
-        sending.cancel()
-        await asyncio.gather(sending, return_exceptions=True)
+        await cancel_and_wait([sending])
         pause.release.set()
         assert await asyncio.to_thread(b.list, f"{PREFIX}/index/") == []
         assert await asyncio.to_thread(b.list, f"{PREFIX}/locks/")  # the session holds a lock

@@ -26,6 +26,7 @@ from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferResult
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.providers.password import PasswordKey
+from vessel.stopping import cancel_and_wait
 from vessel_dev.rig.processes import S3Server
 
 PREFIX = "repository"
@@ -134,9 +135,7 @@ class running:
 
     async def __aexit__(self, *_: object) -> None:
         assert self._tasks
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
 
 
 def write_files(root: Path, files: dict[str, int]) -> None:

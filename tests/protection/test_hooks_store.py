@@ -17,6 +17,7 @@ from vessel.bus.nats_port import Bus
 from vessel.contracts import state, subjects
 from vessel.contracts.hooks import ExecHook, PutHook, RemoveHook
 from vessel.contracts.subjects import Message
+from vessel.stopping import cancel_and_wait
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -120,8 +121,7 @@ async def test_put_and_remove_commands_store_and_announce(bus: Bus) -> None:
         removed = await events_of(bus, subjects.HOOK_REMOVED, since, app_id)
         assert [ExecHook.model_validate(r) for r in removed] == [hook]
     finally:
-        consumer.cancel()
-        await asyncio.gather(consumer, return_exceptions=True)
+        await cancel_and_wait([consumer])
 
 
 async def test_lookup_by_app_and_stage_in_id_order(bus: Bus) -> None:

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from services.protection.operation_gauges import OperationGauges
 from vessel.bus.nats_port import Bus
 from vessel.contracts.operations import Operation, Phase
+from vessel.stopping import cancel_and_wait
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -54,5 +55,4 @@ async def test_gauges_follow_the_operations_bucket(bus: Bus) -> None:
         assert gauge(counted, kind=kind, phase="InProgress") == 0
         assert gauge(counted, kind=kind, phase="Failed") == 1
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        await cancel_and_wait([running])

@@ -4,7 +4,6 @@ reason, and that asking writes nothing."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from vessel.contracts import subjects
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.protection import PreflightResult, RestoreOptions, RestorePreflight
 from vessel.objectstore.minio_port import MinioStore
+from vessel.stopping import cancel_and_wait
 
 
 @pytest.fixture
@@ -31,9 +31,7 @@ async def b(bus: Bus, bucket: MinioStore, tmp_path: Path) -> AsyncIterator[Bench
         try:
             yield running
         finally:
-            server.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await server
+            await cancel_and_wait([server])
 
 
 async def ask(b: Bench, backup_id: str, target: str = "cluster-b", **kw: Any) -> PreflightResult:

@@ -21,6 +21,7 @@ from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup
 from vessel.contracts.protection import ScheduleSpec
 from vessel.contracts.subjects import Message
+from vessel.stopping import cancel_and_wait
 from vessel_dev.rig.processes import NatsServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -330,5 +331,4 @@ async def test_a_running_scheduler_follows_the_schedules_and_leaves_idle_ones_al
         cursor = await RunLedger(rig.runs).cursor(rig.spec.id)
         assert cursor is not None and cursor[0].handled_until == rig.clock.at
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        await cancel_and_wait([running])

@@ -25,6 +25,7 @@ from vessel.config import PROVISIONER_NAME, BackendConfig
 from vessel.contracts.envelope import CloudEvent
 from vessel.kube.client import KubeCluster
 from vessel.kube.objects import KubeObject
+from vessel.stopping import cancel_and_wait
 
 T = TypeVar("T")
 MiB = 1 << 20
@@ -106,16 +107,12 @@ class Lab:
 
     async def stop(self) -> None:
         if self._run is not None:
-            self._run.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._run
+            await cancel_and_wait([self._run])
             self._run = None
 
     async def close(self) -> None:
         await self.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
 
     async def _collect(self, since: datetime) -> None:
         async for _, event in self.bus.tail("vessel.evt.provisioner.>", since=since):

@@ -20,6 +20,7 @@ from vessel.config import BackendConfig, ConfigError
 from vessel.contracts import subjects
 from vessel.contracts.commands import PutBackend, RemoveBackend
 from vessel.kube.client import KubeCluster
+from vessel.stopping import cancel_and_wait
 
 MiB = 1 << 20
 
@@ -73,8 +74,7 @@ async def admin(kube: KubeCluster, bus: Bus, tmp_path: Path) -> AsyncIterator[Ad
         try:
             yield Admin(lab, backend_admin, kv, tmp_path, task)
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait([task])
 
 
 async def test_an_added_backend_serves_claims_without_a_restart(admin: Admin) -> None:

@@ -21,6 +21,7 @@ from tests.provisioner.test_snapshots import from_snapshot, snapshot_class
 from vessel.contracts import subjects
 from vessel.contracts.group_snapshots import GroupClaim, SnapshotGroup
 from vessel.kube.objects import KubeObject
+from vessel.stopping import cancel_and_wait
 
 CLAIMS = ("db", "logs", "media")
 
@@ -34,8 +35,7 @@ async def serving_groups(lab: Lab) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
 
 
 async def app_volumes(lab: Lab) -> tuple[KubeObject, dict[str, Path]]:

@@ -32,8 +32,6 @@ from vessel.telemetry import metrics, tracing
 log = logging.getLogger("vessel.bus")
 Handler = Callable[[Any], Awaitable[None]]
 MAX_DELIVER = 5
-KEEP_ALIVE = 10.0
-"""Seconds between a running handler's in-progress signals (its consumer's ack wait is 30)."""
 DEFAULT_RETRY_DELAY = 2.0
 MAX_RETRY_DELAY = 60.0
 """A failing message waits twice as long each delivery, up to this: a temporary error
@@ -74,8 +72,12 @@ class Delivery:
         stream: str,
         by_type: dict[str, Handler],
         gave_up: GiveUp | None = None,
+        *,
+        keep_alive: float = 10.0,
     ) -> None:
         self.publish, self.stream, self.by_type, self.gave_up = publish, stream, by_type, gave_up
+        self.keep_alive = keep_alive
+        """Seconds between a running handler's in-progress signals (a third of the ack wait)."""
 
     async def run(self, sub: JetStreamContext.PullSubscription) -> None:
         """Fetch and handle until cancelled; a lost connection is waited out."""
@@ -119,7 +121,7 @@ class Delivery:
         self, msg: Msg, event: CloudEvent, payload: Any, handler: Handler, span: Span
     ) -> None:
         delivered = msg.metadata.num_delivered
-        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        heartbeat = asyncio.create_task(self._keep_alive(msg, self.keep_alive))
         outcome = "acked"
         started = time.monotonic()
         try:
@@ -151,7 +153,7 @@ class Delivery:
             metrics.HANDLER_SECONDS.labels(event.type).observe(time.monotonic() - started)
 
     @staticmethod
-    async def _keep_alive(msg: Msg, every: float = KEEP_ALIVE) -> None:
+    async def _keep_alive(msg: Msg, every: float) -> None:
         """Long handlers (a volume copy) tell the server they are alive, so no redelivery."""
         while True:
             await asyncio.sleep(every)

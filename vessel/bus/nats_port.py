@@ -64,8 +64,8 @@ cluster's node agents hold five (four on the commands stream), its agent one wat
 (docs/design/0009-a-thousand-clusters.md)."""
 ACK_WAIT = 30.0
 """Seconds after which a message its worker neither acknowledged nor said is in progress
-goes to another worker: a live handler says so every `delivery.KEEP_ALIVE` seconds, so
-only a dead one's message waits this long."""
+goes to another worker (the default of the `redelivery_seconds` setting): a live handler
+says so every third of it, so only a dead one's message waits this long."""
 BUCKET_WAITS = 240
 """Half-seconds a cluster's agent waits for the hub to make a KV bucket."""
 
@@ -124,8 +124,9 @@ class NatsAuth:
 
 
 class Bus:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, ack_wait: float = ACK_WAIT) -> None:
         self.source = source
+        self.ack_wait = ack_wait
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._domain: str | None = None
@@ -333,26 +334,28 @@ class Bus:
         )
         config = ConsumerConfig(
             durable_name=durable,
-            ack_wait=ACK_WAIT,
+            ack_wait=self.ack_wait,
             max_deliver=MAX_DELIVER,
             filter_subjects=filters,
             deliver_policy=DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL,
         )
         try:
-            await self.js.add_consumer(stream, config)
+            info = await self.js.add_consumer(stream, config)
         except BadRequestError as exc:
             # It exists with settings a previous version chose: keep its position. Any other
             # refusal (a work-queue stream gives each subject to one consumer) must be seen,
             # not become a consumer that never receives.
             try:
-                await self.js.consumer_info(stream, durable)
+                info = await self.js.consumer_info(stream, durable)
             except NotFoundError:
                 raise BusError(
                     f"consumer {durable} on {stream} refused: {exc.description}"
                 ) from exc
         sub = await self.js.pull_subscribe_bind(durable, stream=stream)
         by_type = {m.type: h for m, h in handlers.items()}
-        delivery = Delivery(self.publish, stream, by_type, gave_up)
+        # Alive thrice per ack wait, the consumer's own: one kept from before may differ.
+        keep_alive = (info.config.ack_wait or self.ack_wait) / 3
+        delivery = Delivery(self.publish, stream, by_type, gave_up, keep_alive=keep_alive)
         task = asyncio.create_task(delivery.run(sub), name=f"consume:{durable}")
         self._tasks.append(task)
         return task

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 
 from vessel.contracts.models import (
     ClaimInfo,
@@ -413,6 +413,14 @@ class JoinToken(Payload):
 
 class QueryFailed(Payload):
     error: str = Field(description="What was wrong with the query")
+
+    @classmethod
+    def invalid(cls, subject: str, exc: ValidationError) -> QueryFailed:
+        """A request that did not validate: one line naming each wrong field."""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
+        )
+        return cls(error=f"invalid request on {subject}: {problems}")
 
 
 class PoolCapacityLow(Payload):
