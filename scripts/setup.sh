@@ -2,7 +2,8 @@
 # Sets up a fresh machine: a virtualenv holding exactly the versions in uv.lock (Vessel,
 # its runtime and its development tools), and, when running as root on Debian/Ubuntu,
 # the system tools the tests use: btrfs-progs for the btrfs backend (the `dir` backend is
-# used without it) and kubectl (Debian's kubernetes-client) for the kubectl tests.
+# used without it), kubectl (Debian's kubernetes-client) for the kubectl tests and
+# promtool (Debian's prometheus; its server is not started) to lint every service's metrics.
 #
 #   scripts/setup.sh [VENV [UV-LOCK-ARGS...]]
 #
@@ -15,8 +16,10 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v mkfs.btrfs >/dev/null || missing+=(btrfs-progs)
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
+command -v promtool >/dev/null || missing+=(prometheus)
 if [[ $(id -u) -eq 0 && ${#missing[@]} -gt 0 ]] && command -v apt-get >/dev/null; then
   echo "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
   (apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1) \
     || (apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null)
 fi

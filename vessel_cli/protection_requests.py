@@ -98,6 +98,7 @@ def restore_request(a: argparse.Namespace) -> pb.CreateRestoreRequest:
         in_place=a.in_place,
         confirm=_confirmed(a),
         trust_unsealed=a.trust_unsealed,
+        keep_on_failure=not a.cleanup_on_failure,
         request_id=a.request_id,
     )
 

@@ -6,6 +6,8 @@ that module only when the verb runs, so parsing loads neither gRPC nor the API s
 
 from __future__ import annotations
 
+import argparse
+
 from vessel_cli.options import (
     HOOK_STAGES,
     Parsers,
@@ -65,6 +67,13 @@ def _backup(resources: Parsers) -> None:
     restore_flags(p)
     p.add_argument("--in-place", action="store_true", help="replace the app where it runs")
     p.add_argument("--yes", action="store_true", help="confirm --in-place without asking")
+    p.add_argument(
+        "--cleanup-on-failure",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="if the restore fails or is canceled, delete what it created (default); with "
+        "--no-cleanup-on-failure it stays, each claim annotated vessel.io/restore-incomplete",
+    )
     p.add_argument(
         "--trust-unsealed",
         action="store_true",

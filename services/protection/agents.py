@@ -50,7 +50,10 @@ class AgentKube:
     A call nobody receives (no agent serves the cluster right now) is sent again every
     second for up to `patience` seconds, so an agent's restart does not fail the step; it
     never reached an agent, so even a non-idempotent call is safe to send again. A call
-    an agent received but did not answer in time is not repeated."""
+    an agent received but did not answer in time (it may have died with it) is sent once
+    more, except `exec`: the API server itself makes the others safe to repeat (a create
+    done the first time is `AlreadyExists`, a replace `Conflict`, a delete `NotFound`, and
+    callers handle each)."""
 
     def __init__(
         self,
@@ -62,9 +65,11 @@ class AgentKube:
         self.bus, self.cluster_id, self.records = bus, cluster_id, records
         self.patience = patience
 
-    async def _call(self, call: KubeCall, wait: float = CALL_SECONDS) -> KubeAnswer:
+    async def _call(self, call: KubeCall, wait: float | None = None) -> KubeAnswer:
+        wait = CALL_SECONDS if wait is None else wait
         subject = subjects.agent_subject(self.cluster_id, call.verb)
         give_up = time.monotonic() + self.patience
+        timeouts = 0
         while True:
             try:
                 body = await self.bus.request(subject, call.model_dump_json().encode(), wait=wait)
@@ -77,6 +82,9 @@ class AgentKube:
                     ) from None
                 await asyncio.sleep(1.0)
             except TimeoutError:
+                timeouts += 1
+                if call.verb != "exec" and timeouts == 1:
+                    continue
                 raise errors.Unreachable(
                     await self._away(f"its agent did not answer a {call.verb} in {wait:.0f} s")
                 ) from None

@@ -6,6 +6,7 @@ left its operation New or InProgress for good."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.protection.state.operations import OperationStore
@@ -14,9 +15,13 @@ from vessel.contracts.operations import Operation, Phase, PhaseTransitionError
 log = logging.getLogger("vessel.protection")
 
 
+Failed = Callable[[Operation], Awaitable[None]]
+"""Told each operation failed outside its own flow (what follows a failure, by kind)."""
+
+
 class GivenUp:
-    def __init__(self, operations: OperationStore) -> None:
-        self.operations = operations
+    def __init__(self, operations: OperationStore, failed: Failed | None = None) -> None:
+        self.operations, self.failed = operations, failed
 
     async def __call__(self, payload: Any, error: str) -> None:
         op_id = getattr(payload, "operation_id", None)
@@ -34,3 +39,5 @@ class GivenUp:
             return  # no such operation (a bucket command), or it ended meanwhile
         if op.phase == Phase.FAILED and op.message == message:
             log.error("operation %s failed: %s", op_id, message)
+            if self.failed is not None:
+                await self.failed(op)

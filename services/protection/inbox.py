@@ -50,8 +50,10 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
     locks = await ctx.kv(state.PROTECTION_LOCKS)
     scheduler = Scheduler(ctx.bus, schedule_specs, runs, locks, grace=ctx.schedule_grace)
     gauges = OperationGauges(await ctx.kv(state.OPERATIONS))
-    given_up = GivenUp(ctx.operations)
-    watchdog = Watchdog(ctx.bus, gauges, ctx.operations, ctx.operation_stall)
+    given_up = GivenUp(ctx.operations, failed=restores.failed_elsewhere)
+    watchdog = Watchdog(
+        ctx.bus, gauges, ctx.operations, ctx.operation_stall, failed=restores.failed_elsewhere
+    )
     return [
         Consumer(
             "protection-events",

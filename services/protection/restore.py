@@ -18,6 +18,7 @@ from services.protection.context import ProtectionContext
 from services.protection.hook_runs import restored_app, run_stage
 from services.protection.preflight import preflight
 from services.protection.restore_apply import Policy, apply_all
+from services.protection.restore_leftovers import leave_nothing_half_done
 from services.protection.restore_plan import RestorePlan, build_plan
 from services.protection.state.operations import CANCELED, running, settled
 from vessel.contracts import subjects
@@ -174,10 +175,12 @@ class RestoreFlow:
             await self._fail(op, f"restore stopped: {exc}")
 
     async def on_canceled(self, event: OperationCanceled) -> None:
-        """A canceled in-place restore unlocks its app at once."""
+        """A canceled restore's leftovers are cleaned up or labelled, and an in-place one
+        unlocks its app at once."""
         if event.kind == "restore":
             op = await self.p.operations.get(event.operation_id)
             if op is not None and op.phase in CANCELED:
+                await self._leftovers(op)
                 await self._release(op)
 
     async def _plan(self, op: Operation) -> RestorePlan:
@@ -231,8 +234,31 @@ class RestoreFlow:
 
         op = await self.p.operations.change(op.id, fail)
         log.warning("restore %s failed: %s", op.id, message)
+        await self.failed_elsewhere(op)
+
+    async def failed_elsewhere(self, op: Operation) -> None:
+        """What follows a restore's failure, wherever it was decided (here, its watchdog,
+        or a message given up): what it wrote is cleaned up or labelled, its in-place lock
+        released and `restore.failed` published. Other kinds are not the restore's."""
+        if op.kind != "restore":
+            return
+        op = await self._leftovers(op)
         await self._release(op)
         await self.p.bus.publish(subjects.RESTORE_FAILED, self._event(op))
+
+    async def _leftovers(self, op: Operation) -> Operation:
+        try:
+            done = await leave_nothing_half_done(self.p, op, op.message)
+        except Exception as exc:  # the operation has ended; say what was left
+            log.exception("restore %s: clean-up failed", op.id)
+            done = f"clean-up failed: {exc}"
+        if not done:
+            return op
+
+        def note(o: Operation) -> None:
+            o.message = f"{o.message}; {done}" if o.message else done
+
+        return await self.p.operations.change(op.id, note)
 
     @staticmethod
     def _event(op: Operation) -> RestoreEvent:

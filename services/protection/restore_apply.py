@@ -25,6 +25,7 @@ def item(obj: KubeObject, state: ItemState, message: str = "") -> ItemResult:
     meta = obj.get("metadata") or {}
     return ItemResult(
         kind=str(obj.get("kind") or "?"),
+        api_version=str(obj.get("apiVersion") or ""),
         name=str(meta.get("name") or "?"),
         namespace=str(meta.get("namespace") or ""),
         state=state,

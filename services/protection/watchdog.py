@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from services.protection.given_up import Failed
 from services.protection.operation_gauges import OperationGauges
 from services.protection.state.operations import OperationStore
 from vessel.bus.nats_port import Bus
@@ -36,10 +37,12 @@ class Watchdog:
         store: OperationStore,
         stall: timedelta,
         interval: float = 30.0,
+        failed: Failed | None = None,
     ) -> None:
-        """`view`: the operations as protection follows them (their gauges' view)."""
+        """`view`: the operations as protection follows them (their gauges' view);
+        `failed` is told each operation it fails."""
         self.bus, self.view, self.store = bus, view, store
-        self.stall, self.interval = stall, interval
+        self.stall, self.interval, self.failed = stall, interval, failed
         self.progress: dict[str, float] = {}
         """Operation id -> when (monotonic) a transfer of it last reported progress."""
 
@@ -92,10 +95,12 @@ class Watchdog:
                     o.phase, o.message = Phase.FAILED, message
 
             try:
-                await self.store.change(op_id, fail)
+                op = await self.store.change(op_id, fail)
             except PhaseTransitionError:
                 continue  # it ended meanwhile
             log.error("operation %s failed by its deadline: %s", op_id, message)
+            if self.failed is not None and op.phase == Phase.FAILED:
+                await self.failed(op)
             self.progress.pop(op_id, None)
             failed.append(op_id)
         return failed

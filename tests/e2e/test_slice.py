@@ -7,6 +7,8 @@ own process; the Kubernetes API servers are emulated over HTTP (or real ones, on
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import urllib.request
 import uuid
 from datetime import UTC, datetime
@@ -284,3 +286,20 @@ def test_backend_volume_is_real(stack: Stack) -> None:
         require("btrfs unavailable: " + str(btrfs_available()))
     mount = Path(stack.filesystems[0].mountpoint)
     assert Path("/proc/mounts").read_text().count(f" {mount} btrfs ") == 1
+
+
+def test_every_services_metrics_pass_promtool(stack: Stack) -> None:
+    """`promtool check metrics` (Prometheus's own linter) on what each service exposes,
+    after the module's backup and restore filled its counters and histograms."""
+    promtool = shutil.which("promtool")
+    require(None if promtool else "promtool (Debian package prometheus) is not installed")
+    assert promtool is not None
+    assert len(stack.metrics) == 9  # three hub services, three agents per cluster
+    for service, address in stack.metrics.items():
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
+            text = reply.read()
+        checked = subprocess.run(
+            [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30
+        )
+        problems = (checked.stdout + checked.stderr).decode()
+        assert checked.returncode == 0 and not problems.strip(), f"{service}: {problems}"

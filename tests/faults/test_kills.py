@@ -13,18 +13,15 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.faults.kit import (
-    APP_ID,
     FINAL,
     all_ready,
     backup,
-    call,
-    fault_stack,
     final,
     kill,
     moving,
@@ -36,11 +33,8 @@ from tests.faults.kit import (
     state,
     until,
 )
-from tests.support import source_app
 from vessel.api.v1 import vessel_pb2 as pb
-from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel.kube.client import KubeCluster
-from vessel_dev.rig.scenario import CLAIM, NAMESPACE, bound_volume_path, tree_digest
+from vessel_dev.rig.scenario import tree_digest
 from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
@@ -62,31 +56,6 @@ CASES: dict[str, tuple[str, str, Callable[[pb.Operation], bool]]] = {
     "hub discovery": ("discovery", "discovery", in_progress),
     "gateway": ("gateway", "gateway", in_progress),
 }
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with fault_stack(tmp_path_factory.mktemp("kills")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def source(stack: Stack) -> Path:
-    """The app in cluster A, discovered with its volume; the volume's path."""
-
-    async def make() -> Path:
-        await source_app(stack)
-        kube = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
-        return await bound_volume_path(kube, NAMESPACE, CLAIM)
-
-    path = asyncio.run(make())
-    for _ in range(300):
-        listed = call(stack, lambda ch: rpc.AppServiceStub(ch).ListApps, pb.ListAppsRequest())
-        app = next((a for a in listed.apps if a.id == APP_ID), None) if listed else None
-        if app is not None and app.claims and app.claims[0].volume_name:
-            return path
-        time.sleep(0.1)
-    raise AssertionError(f"{APP_ID} was not discovered with its volume")
 
 
 async def killed_during(

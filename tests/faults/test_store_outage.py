@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
 
+from tests.faults.kit import row
 from tests.support import full_stack, source_app
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
@@ -42,7 +43,7 @@ async def backup(channel: grpc.Channel, request_id: str) -> pb.Operation:
 
 
 async def test_a_backup_whose_store_is_gone_fails_clearly_and_the_next_one_completes(
-    stack: Stack,
+    stack: Stack, record_property: Callable[[str, object], None]
 ) -> None:
     await source_app(stack)
     with grpc.insecure_channel(stack.gateway) as channel:
@@ -73,3 +74,5 @@ async def test_a_backup_whose_store_is_gone_fails_clearly_and_the_next_one_compl
 
         after = await backup(channel, "after-outage")
         assert after.phase == "Completed", after.message
+    check = "the next backup Completed"
+    row(record_property, "S3 server down past every retry", cut_off, took, check, "not started")

@@ -233,6 +233,7 @@ async def test_restore_with_every_option(run: Any, world: World, tmp_path: Path)
     assert options["exclude"][0]["names"] == ["foo"]
     assert options["exclude"][0]["labels"] == {"tier": "cache"}
     assert options["transforms"][0]["patch"] == patch and options["existing"] == "update"
+    assert options["cleanup_on_failure"] is True  # unless asked otherwise
     code, _, err = await run(
         "restore", N.backup(1), "--bucket", "default", "--to-cluster", N.east, "--in-place"
     )
@@ -240,9 +241,10 @@ async def test_restore_with_every_option(run: Any, world: World, tmp_path: Path)
     assert len(world.preflight_requests) == asked + 1
     code, _, err = await run(
         "restore", "create", N.backup(1), "--bucket", "default", "--to-cluster", N.east,
-        "--in-place", "--yes",
+        "--in-place", "--yes", "--no-cleanup-on-failure",
     )  # fmt: skip
     assert code == 0, err
+    assert world.preflight_requests[-1]["options"]["cleanup_on_failure"] is False
     assert world.preflight_requests[-1]["options"]["in_place"] is True
     assert world.preflight_requests[-1]["options"]["confirm"] is True
     code, _, err = await run(

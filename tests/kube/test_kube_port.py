@@ -151,3 +151,37 @@ async def test_an_answer_too_large_for_the_bus_is_an_error_not_silence(
         assert got is not None and len(got["data"]["k"]) == 400_000
     finally:
         serving.cancel()
+
+
+async def test_a_call_its_agent_died_with_is_sent_once_more_but_not_an_exec(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first agent receives the call and dies without answering; the one started
+    again answers. An exec is never sent twice: a hook must not run twice."""
+    from services.protection import agents
+
+    monkeypatch.setattr(agents, "CALL_SECONDS", 0.5)
+    cluster = f"c{uuid.uuid4().hex[:8]}"
+    received: list[str] = []
+
+    async def dies_on_the_first(subject: str, body: bytes) -> bytes:
+        verb = KubeCall.model_validate_json(body).verb
+        received.append(verb)
+        if received.count(verb) == 1:
+            raise RuntimeError("killed")  # the requester gets no answer
+        return KubeAnswer(object=config_map("one")).model_dump_json().encode()
+
+    serving = await bus.serve(subjects.agent_subject(cluster, "create"), dies_on_the_first)
+    try:
+        created = await AgentKube(bus, cluster).create(config_map("one"))
+    finally:
+        await cancel_and_wait([serving])
+    assert created["metadata"]["name"] == "one" and received == ["create", "create"]
+
+    serving = await bus.serve(subjects.agent_subject(cluster, "exec"), dies_on_the_first)
+    try:
+        with pytest.raises(errors.Unreachable, match="did not answer a exec"):
+            await AgentKube(bus, cluster).exec(NS, "pod", "main", ["true"], timeout=0.1)
+    finally:
+        await cancel_and_wait([serving])
+    assert received.count("exec") == 1

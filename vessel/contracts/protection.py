@@ -21,6 +21,7 @@ class ItemResult(Payload):
     """The outcome of one item of an operation (a volume, a resource, a hook)."""
 
     kind: str = Field(min_length=1, description="PersistentVolumeClaim, Deployment, hook...")
+    api_version: str = Field("", description="A Kubernetes object's apiVersion (empty: not one)")
     name: str = Field(min_length=1)
     namespace: str = ""
     state: ItemState
@@ -173,6 +174,12 @@ class RestoreOptions(Payload):
         False,
         description="Restore a backup written before sealing (vessel.backup/1), which "
         "cannot be verified; the gateway allows it to admins only",
+    )
+    cleanup_on_failure: bool = Field(
+        True,
+        description="A restore that fails or is canceled deletes the objects it created, "
+        "claims and their half-filled volumes with them; off (and always in place), they "
+        "stay and each claim it created is annotated `vessel.io/restore-incomplete`",
     )
 
 

@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +29,7 @@ from kubernetes.stream import stream as ws_stream
 
 from vessel.kube import errors
 from vessel.kube.exec_stream import ExecResult, connect_error, exit_code, read_exec
-from vessel.kube.objects import KubeObject
+from vessel.kube.objects import KubeObject, event_on
 
 T = TypeVar("T")
 Argv = list[str]
@@ -285,33 +284,7 @@ class KubeCluster:
         type_: str = "Warning",
     ) -> None:
         """Record a Kubernetes Event on `involved` (what `kubectl describe` shows)."""
-        meta = involved["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        await self.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {
-                    "generateName": f"{meta['name']}.",
-                    "namespace": meta.get("namespace", "default"),
-                },
-                "involvedObject": {
-                    "apiVersion": involved["apiVersion"],
-                    "kind": involved["kind"],
-                    "name": meta["name"],
-                    "namespace": meta.get("namespace"),
-                    "uid": meta.get("uid"),
-                    "resourceVersion": meta.get("resourceVersion"),
-                },
-                "reason": reason,
-                "message": message,
-                "type": type_,
-                "count": 1,
-                "source": {"component": component},
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-            }
-        )
+        await self.create(event_on(involved, reason, message, component=component, type_=type_))
 
     async def watch(
         self,

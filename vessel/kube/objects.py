@@ -10,10 +10,42 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 KubeObject = dict[str, Any]
 """A Kubernetes object as JSON: `apiVersion`, `kind`, `metadata`, and the rest."""
+
+
+def event_on(
+    involved: KubeObject, reason: str, message: str, *, component: str, type_: str = "Warning"
+) -> KubeObject:
+    """A Kubernetes Event on `involved`, to create (what `kubectl describe` shows)."""
+    about = involved["metadata"]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "generateName": f"{about['name']}.",
+            "namespace": about.get("namespace", "default"),
+        },
+        "involvedObject": {
+            "apiVersion": involved["apiVersion"],
+            "kind": involved["kind"],
+            "name": about["name"],
+            "namespace": about.get("namespace"),
+            "uid": about.get("uid"),
+            "resourceVersion": about.get("resourceVersion"),
+        },
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": 1,
+        "source": {"component": component},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+    }
 
 
 def meta(obj: Mapping[str, Any]) -> dict[str, Any]:

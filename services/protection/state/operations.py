@@ -70,7 +70,7 @@ class OperationStore:
             op = Operation.model_validate_json(entry.value)
             was_done, phase, message = op.done, op.phase, op.message
             mutate(op)
-            if phase in CANCELED and op.phase not in TRANSITIONS[phase]:
+            if phase in CANCELED and op.phase != phase and op.phase not in TRANSITIONS[phase]:
                 op.phase, op.message = phase, message  # late work never un-cancels
             check_transition(op_id, phase, op.phase)
             op.updated = now()

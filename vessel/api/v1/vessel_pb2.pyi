@@ -521,6 +521,7 @@ class CreateRestoreRequest(_message.Message):
     IN_PLACE_FIELD_NUMBER: _builtins.int
     CONFIRM_FIELD_NUMBER: _builtins.int
     TRUST_UNSEALED_FIELD_NUMBER: _builtins.int
+    KEEP_ON_FAILURE_FIELD_NUMBER: _builtins.int
     backup_id: _builtins.str
     bucket: _builtins.str
     target_cluster: _builtins.str
@@ -535,6 +536,10 @@ class CreateRestoreRequest(_message.Message):
     trust_unsealed: _builtins.bool
     """Restore a backup written before sealing (vessel.backup/1), which cannot be verified.
     Admin only.
+    """
+    keep_on_failure: _builtins.bool
+    """A restore that fails or is canceled deletes what it created unless this is set; then
+    (and always in place) each claim it created is annotated vessel.io/restore-incomplete.
     """
     @_builtins.property
     def namespace_mapping(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
@@ -562,10 +567,11 @@ class CreateRestoreRequest(_message.Message):
         in_place: _builtins.bool = ...,
         confirm: _builtins.bool = ...,
         trust_unsealed: _builtins.bool = ...,
+        keep_on_failure: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_id", b"backup_id", "bucket", b"bucket", "confirm", b"confirm", "exclude", b"exclude", "existing", b"existing", "in_place", b"in_place", "include", b"include", "namespace_mapping", b"namespace_mapping", "request_id", b"request_id", "storage_class_mapping", b"storage_class_mapping", "target_cluster", b"target_cluster", "transforms_json", b"transforms_json", "trust_unsealed", b"trust_unsealed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_id", b"backup_id", "bucket", b"bucket", "confirm", b"confirm", "exclude", b"exclude", "existing", b"existing", "in_place", b"in_place", "include", b"include", "keep_on_failure", b"keep_on_failure", "namespace_mapping", b"namespace_mapping", "request_id", b"request_id", "storage_class_mapping", b"storage_class_mapping", "target_cluster", b"target_cluster", "transforms_json", b"transforms_json", "trust_unsealed", b"trust_unsealed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -100,6 +100,7 @@ def restore_options(request: pb.CreateRestoreRequest) -> tuple[RestoreOptions, V
         "in_place": request.in_place,
         "confirm": request.confirm,
         "trust_unsealed": request.trust_unsealed,
+        "cleanup_on_failure": not request.keep_on_failure,
     }
     try:
         options = RestoreOptions.model_validate(fields)
