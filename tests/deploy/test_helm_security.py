@@ -240,6 +240,7 @@ def test_rbac_covers_what_the_services_call() -> None:
         ("", "pods", "list"),  # hooks find the app's running pods
         ("", "pods/exec", "create"),
         ("snapshot.storage.k8s.io", "volumesnapshots", "delete"),  # app snapshot deletion
+        ("", "events", "create"),  # a failed restore's claims marked incomplete
     ]:
         assert needed in EXPECTED_RBAC["discovery"], needed
     assert EXPECTED_NAMESPACED_RBAC["mover"] == {("", "secrets", "get")}

@@ -47,7 +47,12 @@ async def test_a_stalled_operation_fails_and_a_moving_one_lives(bus: Bus) -> Non
         assert await store.create(op)
     view = OperationGauges(kv, interval=0.05)
     following = asyncio.create_task(view.run())
-    watchdog = Watchdog(bus, view, store, stall=HOUR, interval=3600)
+    told: list[Operation] = []
+
+    async def failed_elsewhere(op: Operation) -> None:  # the restore flow's, in the service
+        told.append(op)
+
+    watchdog = Watchdog(bus, view, store, stall=HOUR, interval=3600, failed=failed_elsewhere)
     listening = asyncio.create_task(watchdog.run())
     try:
         for _ in range(100):
@@ -73,6 +78,7 @@ async def test_a_stalled_operation_fails_and_a_moving_one_lives(bus: Bus) -> Non
     assert failed is not None and failed.phase == Phase.FAILED
     assert failed.message.startswith("no change nor progress for 7")  # 2 h = 7200 s
     assert failed.message.endswith("volume transfers not ended: shop/data (Moving)")
+    assert [(o.id, o.phase) for o in told] == [(stuck.id, Phase.FAILED)]  # told, once
     for alive, phase in ((moving, Phase.IN_PROGRESS), (canceling, Phase.CANCELING)):
         kept = await store.get(alive.id)
         assert kept is not None and kept.phase == phase
