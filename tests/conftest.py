@@ -130,3 +130,26 @@ def btrfs_root(tmp_path: Path) -> Iterator[Path]:
         yield fs.mountpoint
     finally:
         fs.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault suite's results table (`tests/faults/`): each of its tests records rows
+    (fault, operation, where it was, final phase, seconds to it, data check) as a user
+    property, which crosses from pytest-xdist's workers; this hook runs where the summary
+    is written, which loads only this top conftest."""
+    rows = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", [])
+        if name == "fault_row"
+    ]
+    if not rows:
+        return
+    terminalreporter.section("faults: every operation's final phase")
+    head = ("fault", "operation", "at the fault", "final phase", "seconds", "data check")
+    terminalreporter.write_line(" | ".join(head))
+    for r in rows:
+        cells = (r["fault"], r["kind"], r["at_fault"], r["phase"], f"{r['seconds']:.1f}", r["data"])
+        terminalreporter.write_line(" | ".join(cells))

@@ -1,7 +1,5 @@
-"""The fault suite's stack (one per module, with short deadlines) and app, and its results
-table, printed at the end of a run: each test records its rows (fault, operation, final
-phase, seconds to it, data check) as a user property, which also crosses from
-pytest-xdist's workers."""
+"""The fault suite's stack (one per module, with short deadlines) and app. Its tests record
+rows of the results table that `tests/conftest.py` prints at the end of a run."""
 
 from __future__ import annotations
 
@@ -44,22 +42,3 @@ def source(stack: Stack) -> Path:
             return path
         time.sleep(0.1)
     raise AssertionError(f"{APP_ID} was not discovered with its volume")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    rows = [
-        value
-        for reports in terminalreporter.stats.values()
-        for report in reports
-        if getattr(report, "when", None) == "call"
-        for name, value in getattr(report, "user_properties", [])
-        if name == "fault_row"
-    ]
-    if not rows:
-        return
-    terminalreporter.section("faults: every operation's final phase")
-    head = ("fault", "operation", "at the fault", "final phase", "seconds", "data check")
-    terminalreporter.write_line(" | ".join(head))
-    for r in rows:
-        cells = (r["fault"], r["kind"], r["at_fault"], r["phase"], f"{r['seconds']:.1f}", r["data"])
-        terminalreporter.write_line(" | ".join(cells))
