@@ -40,7 +40,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-POOL_ATTRIBUTES = ("media", "provisioningType", "snapshots", "clones", "encryption", "iopsClass")
+POOL_ATTRIBUTES = (
+    "media",
+    "provisioningType",
+    "snapshots",
+    "clones",
+    "encryption",
+    "compression",
+    "iopsClass",
+)
 """Attributes a pool offers and a StorageClass may require (Trident's names)."""
 
 
@@ -56,6 +64,9 @@ class PoolAttributes(_Strict):
     snapshots: bool | None = Field(None, description="Volumes can be snapshotted")
     clones: bool | None = Field(None, description="Volumes can be cloned")
     encryption: bool | None = Field(None, description="Data is encrypted at rest")
+    compression: bool | None = Field(
+        None, description="Volumes store data compressed (btrfs: zstd); dir backends cannot"
+    )
     iopsClass: str | None = Field(
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", description="A performance tier name"
     )

@@ -25,6 +25,7 @@ ATTRIBUTES: dict[str, tuple[str, ...] | None] = {
     "snapshots": ("true", "false"),
     "clones": ("true", "false"),
     "encryption": ("true", "false"),
+    "compression": ("true", "false"),
     "iopsClass": None,
 }
 POOL_LISTS = ("storagePools", "additionalStoragePools", "excludeStoragePools")

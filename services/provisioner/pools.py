@@ -60,7 +60,7 @@ def _pool(
 ) -> Pool:
     where = f"backend {backend} pool {pool.name}"
     given = pool.attributes.model_dump(exclude_none=True)
-    for capability in ("snapshots", "clones"):
+    for capability in ("snapshots", "clones", "compression"):
         if given.get(capability) and capability not in caps:
             raise ConfigError(
                 f"{where}: attribute {capability}: true, but the {backend_type} backend "
@@ -86,6 +86,7 @@ def _pool(
         "snapshots": _text("snapshots" in caps),
         "clones": _text("clones" in caps),
         "encryption": "false",
+        "compression": "false",
     }
     attributes.update({k: _text(v) for k, v in given.items()})
     return Pool(

@@ -134,6 +134,8 @@ class Provisioning:
             )
         try:
             info = await asyncio.to_thread(self._backend_call, backend, record)
+            if self._compressed(record):  # before anything is written to it
+                await asyncio.to_thread(backend.compress_volume, record.volume_id)
         except (InsufficientCapacity, InvalidVolume, Unsupported, VolumeExists) as exc:
             await self.env.volumes.remove(record.volume_id)  # place it afresh next time
             reason = "ImportFailed" if record.origin == "import" else "ProvisioningFailed"
@@ -150,6 +152,10 @@ class Provisioning:
         saved = await self.env.volumes.save(done)
         await self.env.capacity_changed(record.backend)
         return saved
+
+    def _compressed(self, record: VolumeRecord) -> bool:
+        pool = next((p for p in self.env.pools_of(record.backend) if p.name == record.pool), None)
+        return pool is not None and pool.attributes.get("compression") == "true"
 
     @staticmethod
     def _backend_call(backend: StorageBackend, record: VolumeRecord) -> VolumeInfo:

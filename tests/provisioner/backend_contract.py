@@ -28,6 +28,7 @@ KNOWN_CAPABILITIES = {
     "revert",
     "import",
     "send_receive",
+    "compression",
 }
 INVALID_IDS = ["", "Upper", "-lead", "a/b", "../escape", ".creating-x", "a_b", "x" * 129]
 
@@ -70,10 +71,11 @@ def write(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
-def fill(path: Path, limit: int) -> tuple[int, OSError | None]:
-    """Write 1 MiB chunks until `limit` bytes or an error; returns bytes written, error."""
+def fill(path: Path, limit: int, chunk: bytes | None = None) -> tuple[int, OSError | None]:
+    """Write 1 MiB chunks (random unless given) until `limit` bytes or an error; returns
+    bytes written, error."""
     written = 0
-    chunk = os.urandom(MiB)
+    chunk = chunk or os.urandom(MiB)
     try:
         with path.open("wb") as f:
             while written < limit:

@@ -100,6 +100,7 @@ class TestBtrfsBackend(BackendConformance):
             "revert",
             "import",
             "send_receive",
+            "compression",
         }
     )
 

@@ -29,6 +29,7 @@ def test_a_backend_without_pools_has_one_default_pool_from_its_capabilities() ->
             "snapshots": "true",
             "clones": "true",
             "encryption": "false",
+            "compression": "false",  # opt-in per pool, even where the backend can
         },
         {},
         None,

@@ -140,6 +140,19 @@ class VolumeContract(ContractHooks):
         else:  # accounted, not enforced: the write goes through
             assert error is None and written == 2 * size
 
+    def test_a_compressed_volume_holds_more_than_its_size(self, backend: StorageBackend) -> None:
+        info = backend.create_volume("pvc-z", 16 * MiB)
+        if not supported(backend, "compression", lambda: backend.compress_volume("pvc-z")):
+            return
+        backend.compress_volume("pvc-z")  # repeated: harmless
+        text = b"".join(b"%08d vessel keeps what repeats small\n" % i for i in range(30000))
+        chunk = text[:MiB]
+        written, error = fill(info.path / "log", 48 * MiB, chunk)  # three times its size
+        assert error is None and written == 48 * MiB
+        assert (info.path / "log").read_bytes()[: len(chunk)] == chunk
+        if "enforces_size" in backend.capabilities:  # not a limit that went away
+            assert fill(info.path / "noise", 32 * MiB)[1] is not None
+
     def test_declares_exactly_its_capabilities(self, backend: StorageBackend) -> None:
         assert backend.capabilities == self.expected_capabilities
 

@@ -48,6 +48,9 @@ Contract:
   - `import`: `import_volume` adopts an existing directory or subvolume by renaming it.
   - `send_receive`: `send_snapshot` writes a (possibly incremental) stream of a snapshot,
     `receive_snapshot` turns one into a snapshot here.
+  - `compression`: `compress_volume` has what is written to the volume from then on stored
+    compressed (btrfs: zstd), so the volume holds more than its size of compressible data;
+    repeating it is harmless.
   - `dependent_clones`: clones keep needing the snapshot they came from, so the provisioner
     refuses to delete a snapshot while a clone of it lives. Neither current backend sets
     it: btrfs and dir clones are independent of their source (see above).
@@ -144,6 +147,10 @@ class StorageBackend(Protocol):
     ) -> VolumeInfo:
         """Adopt `existing_path` without copying; `size_bytes` defaults to its current limit
         (btrfs) or, without one, to the bytes it uses."""
+        ...
+
+    def compress_volume(self, volume_id: str) -> None:
+        """Store what is written to the volume from now on compressed."""
         ...
 
     def send_snapshot(

@@ -41,6 +41,7 @@ class BtrfsBackend(BtrfsSnapshotOps):
             "revert",
             "import",
             "send_receive",
+            "compression",
         }
     )
 
@@ -108,6 +109,10 @@ class BtrfsBackend(BtrfsSnapshotOps):
         # Rename last: a subvolume under its final name always has its limit.
         staging.rename(self.root / volume_id)
         return VolumeInfo(volume_id, self.root / volume_id, size_bytes)
+
+    def compress_volume(self, volume_id: str) -> None:
+        info = self._require(volume_id)
+        cli.btrfs(self.who, "property", "set", info.path, "compression", "zstd")
 
     def _staging(self, volume_id: str) -> Path:
         """`.creating-<id>`, emptied of what an interrupted create or clone left."""

@@ -109,6 +109,9 @@ class DirSnapshotOps:
             "send_receive",
         )
 
+    def compress_volume(self, volume_id: str) -> None:
+        raise unsupported(self.name, self.type, f"compressing {volume_id!r}", "compression")
+
     def receive_snapshot(
         self, volume_id: str, stream: BinaryIO, size_bytes: int | None = None
     ) -> SnapshotInfo:
