@@ -224,15 +224,18 @@ async def _run(ws: web.WebSocketResponse, req: ExecRequest, cwd: Path) -> KubeOb
         # A shell reports death by signal N as 128 + N; asyncio reports it as -N.
         return success() if code == 0 else exit_failure(code if code > 0 else 128 - code)
     finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-        # Close the pipes now, on this loop: a transport left to the garbage collector
-        # would close them after the emulator's loop has ended, and fail there.
-        transport = getattr(proc, "_transport", None)
-        if transport is not None:
-            transport.close()
+        try:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        finally:
+            # Close the pipes now, on this loop, even when stopping the emulator cancels the
+            # wait: a transport left to the garbage collector would close them after the
+            # emulator's loop has ended, and fail there.
+            transport = getattr(proc, "_transport", None)
+            if transport is not None:
+                transport.close()
 
 
 async def _pump(stream: asyncio.StreamReader, channel: int, ws: web.WebSocketResponse) -> None:
