@@ -63,19 +63,30 @@ async def _measure(env: ProvisionerContext) -> None:
     counts: Counter[tuple[str, str]] = Counter()
     allocated: Counter[str] = Counter()
     used: Counter[str] = Counter()
+    claims: dict[tuple[str, str, str, str], tuple[int, int]] = {}
     for record in await env.volumes.read_all():
         counts[(record.backend, record.state)] += 1
         allocated[record.backend] += record.size_bytes
         holder = env.backends.get(record.backend)
         if holder is not None and record.state in ("Provisioned", "Bound", "Retained"):
             size = await asyncio.to_thread(used_bytes, holder, record.volume_id)
-            used[record.backend] += size or 0  # deleted between the listing and now
+            if size is None:
+                continue  # deleted between the listing and now
+            used[record.backend] += size
+            if record.state == "Bound":
+                where = (env.cluster_id, record.namespace, record.claim, env.node_name or "")
+                claims[where] = (size, record.size_bytes)
     metrics.VOLUMES.clear()
     for (backend_name, state), count in counts.items():
         metrics.VOLUMES.labels(backend_name, state).set(count)
     for backend in backends:
         metrics.VOLUME_BYTES.labels(backend.name).set(allocated[backend.name])
-        metrics.VOLUME_USED.labels(backend.name).set(used[backend.name])
+        metrics.BACKEND_USED.labels(backend.name).set(used[backend.name])
+    metrics.VOLUME_USED.clear()  # a claim deleted since is no longer shown
+    metrics.VOLUME_CAPACITY.clear()
+    for where, (size, capacity) in claims.items():
+        metrics.VOLUME_USED.labels(*where).set(size)
+        metrics.VOLUME_CAPACITY.labels(*where).set(capacity)
 
 
 class CapacityWatch:

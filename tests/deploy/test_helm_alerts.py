@@ -4,10 +4,15 @@ services export under those names and labels."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
+import yaml
 from prometheus_client import REGISTRY
 
 from tests.deploy.chart_support import NAMESPACE, Rendering
+from tests.support import require
 from vessel.telemetry import metrics
 
 
@@ -26,6 +31,8 @@ def test_the_alerts_render_with_the_service_monitor_and_name_real_metrics(
 ) -> None:
     metrics.OPERATION_OLDEST_RUNNING.labels("backup")  # a child, so its labels show
     metrics.RPC_HANDLED.labels("unary", "s", "m", "OK")
+    metrics.VOLUME_USED.labels("c", "ns", "claim", "node")
+    metrics.VOLUME_CAPACITY.labels("c", "ns", "claim", "node")
     exported = _exported()
     rendered = 0
     for r in renderings:
@@ -36,7 +43,12 @@ def test_the_alerts_render_with_the_service_monitor_and_name_real_metrics(
         rendered += 1
         (rule,) = rules
         alerts = {a["alert"]: a for g in rule["spec"]["groups"] for a in g["rules"]}
-        assert set(alerts) == {"VesselOperationStuck", "VesselGatewayServerErrors"}
+        assert set(alerts) == {
+            "VesselOperationStuck",
+            "VesselGatewayServerErrors",
+            "VesselVolumeAlmostFull",
+        }
+        assert "> 90 / 100" in alerts["VesselVolumeAlmostFull"]["expr"]
         stuck = alerts["VesselOperationStuck"]["expr"]
         assert "> 21600" in stuck and f'namespace="{NAMESPACE}"' in stuck
         for alert in alerts.values():
@@ -46,3 +58,18 @@ def test_the_alerts_render_with_the_service_monitor_and_name_real_metrics(
                 name = re.findall(r"\b((?:vessel|grpc)_[a-z_]+)\{", alert["expr"])[0]
                 assert label in exported[name], (alert["alert"], label)
     assert rendered, "no values case renders the ServiceMonitor"
+
+
+def test_promtool_accepts_the_rules(renderings: tuple[Rendering, ...], tmp_path: Path) -> None:
+    """`promtool check rules` (Prometheus's own checker) on the rendered groups."""
+    promtool = shutil.which("promtool")
+    require(None if promtool else "promtool (Debian package prometheus) is not installed")
+    assert promtool is not None
+    rule = next(rule for r in renderings for rule in r.of_kind("PrometheusRule"))
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 3 rules found" in checked.stdout, checked.stdout

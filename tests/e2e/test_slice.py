@@ -303,3 +303,26 @@ def test_every_services_metrics_pass_promtool(stack: Stack) -> None:
         )
         problems = (checked.stdout + checked.stderr).decode()
         assert checked.returncode == 0 and not problems.strip(), f"{service}: {problems}"
+
+
+async def test_each_claim_is_measured_where_kubelet_gives_hostpath_volumes_nothing(
+    stack: Stack,
+) -> None:
+    """The app's claim in cluster A, scraped from its provisioner as Prometheus would."""
+
+    def of_the_claim(samples: dict[str, float], name: str) -> list[float]:
+        labels = ('cluster="cluster-a"', 'namespace="shop"', 'persistentvolumeclaim="shop-data"')
+        return [
+            value
+            for key, value in samples.items()
+            if key.startswith(name + "{") and all(label in key for label in labels)
+        ]
+
+    for _ in range(250):  # the provisioner measures every 15 s
+        samples = scrape(stack, "provisioner-cluster-a")
+        if of_the_claim(samples, "vessel_volume_used_bytes"):
+            break
+        await asyncio.sleep(0.1)
+    [used] = of_the_claim(samples, "vessel_volume_used_bytes")
+    assert used > 12 << 20, used  # the app's data is in it
+    assert of_the_claim(samples, "vessel_volume_capacity_bytes") == [64 << 20]

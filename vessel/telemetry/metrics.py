@@ -100,8 +100,17 @@ BACKEND_FREE = Gauge(
 VOLUMES = Gauge(
     "vessel_volumes", "Volumes the provisioner manages, by backend and state.", ["backend", "state"]
 )
+BACKEND_USED = Gauge(
+    "vessel_backend_used_bytes", "Bytes the volumes of a backend actually use.", ["backend"]
+)
+CLAIM_LABELS = ["cluster", "namespace", "persistentvolumeclaim", "node"]
+"""A volume by its claim, named as kubelet's `kubelet_volume_stats_*` name it (which
+hostPath volumes never get)."""
 VOLUME_USED = Gauge(
-    "vessel_volume_used_bytes", "Bytes volumes actually use, by backend.", ["backend"]
+    "vessel_volume_used_bytes", "Bytes a claim's volume actually uses.", CLAIM_LABELS
+)
+VOLUME_CAPACITY = Gauge(
+    "vessel_volume_capacity_bytes", "Bytes a claim's volume may hold (its size).", CLAIM_LABELS
 )
 RECONCILES = Counter(
     "vessel_provisioner_reconciles_total",
