@@ -18,6 +18,8 @@ from vessel.sealed.providers.password import PasswordKey
 
 def test_full_fidelity_roundtrip(repo: Repository, rich_tree: RichTree, tmp_path: Path) -> None:
     source = rich_tree.root
+    source.chmod(0o750)  # the volume's own directory: `rsync -a` keeps it, so must we
+    os.utime(source, ns=(1_500_000_000_123_456_789, 1_500_000_000_123_456_789))
     snapshot_id, doc = Archiver(repo).backup(source, tags={"app": "shop"})
     assert len(objects(repo, "data")) > 5  # the tree spans many packs
 
@@ -28,6 +30,8 @@ def test_full_fidelity_roundtrip(repo: Repository, rich_tree: RichTree, tmp_path
     restore_fresh(repo, snapshot_id, target)
 
     assert compare_trees(source, target, special_metadata=False) == []
+    root = target.stat()
+    assert (stat.S_IMODE(root.st_mode), root.st_mtime_ns) == (0o750, 1_500_000_000_123_456_789)
     sparse = (target / "sparse.img").stat()
     assert sparse.st_size == 20 * MIB
     assert sparse.st_blocks * 512 <= 1 * MIB

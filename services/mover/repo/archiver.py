@@ -23,7 +23,7 @@ from pathlib import Path
 from pyfastcdc import FastCDC
 
 from services.mover.repo.btrfs_changes import dirty_directories
-from services.mover.repo.format import Node, SnapshotDoc
+from services.mover.repo.format import Node, RootMeta, SnapshotDoc
 from services.mover.repo.locks import Held
 from services.mover.repo.progress import Progress, Report, reporting
 from services.mover.repo.repository import Repository
@@ -108,6 +108,7 @@ class Archiver:
         }
         writer = BlobWriter(self.repo)
         self._writer = writer
+        root = self._root_meta(source)  # before the walk: what the volume was when it began
         try:
             with reporting(self.progress, self._report, self._interval):
                 with ThreadPoolExecutor(self.workers, thread_name_prefix="chunk") as pool:
@@ -118,6 +119,7 @@ class Archiver:
             doc = SnapshotDoc(
                 time=datetime.now(UTC),
                 tree=tree_id,
+                root=root,
                 parent=parent,
                 hostname=socket.gethostname(),
                 source=str(source),
@@ -193,6 +195,17 @@ class Archiver:
         tree_id = self.repo.key.blob_id(raw)
         self._writer.add(tree_id, "tree", raw)
         return tree_id.hex(), files, size
+
+    @staticmethod
+    def _root_meta(source: Path) -> RootMeta:
+        st = source.stat()
+        return RootMeta(
+            mode=stat.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            mtime_ns=st.st_mtime_ns,
+            xattrs=read_xattrs(source),
+        )
 
     @staticmethod
     def _meta(full: Path, name: str, st: os.stat_result) -> dict[str, object]:

@@ -116,10 +116,25 @@ class Tree(_Doc):
         return nodes
 
 
+class RootMeta(_Doc):
+    """The backed-up directory's own metadata (its entries are in the snapshot's tree)."""
+
+    mode: int = Field(ge=0, le=0o7777)
+    uid: int = 0
+    gid: int = 0
+    mtime_ns: int = 0
+    xattrs: dict[str, str] = Field(default_factory=dict, description="name -> base64 value")
+
+    @property
+    def atime_ns(self) -> int:
+        return 0  # not recorded (see Node); a restore sets atime to mtime
+
+
 class SnapshotDoc(_Doc):
     format: Literal["vessel.snapshot/1"] = "vessel.snapshot/1"
     time: datetime
     tree: str = Field(pattern=HEX_ID)
+    root: RootMeta | None = Field(None, description="Absent in snapshots of earlier versions")
     parent: str | None = None
     hostname: str = ""
     source: str = ""

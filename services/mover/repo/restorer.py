@@ -30,7 +30,7 @@ from pathlib import Path
 
 from services.mover.repo.dirhandles import DirectoryHandles
 from services.mover.repo.errors import CorruptObject, UnsafeTree
-from services.mover.repo.format import Node, SnapshotDoc
+from services.mover.repo.format import Node, RootMeta, SnapshotDoc
 from services.mover.repo.pack import Location
 from services.mover.repo.progress import Progress, Report, reporting
 from services.mover.repo.repository import Repository
@@ -99,6 +99,9 @@ class Restorer:
             for index, node in reversed(plan.dirs):  # deepest first: times stick
                 with self.dirs.open(index) as fd:
                     self._apply_meta(node, fd)
+            if snapshot.root is not None:  # the target itself, last: its time sticks too
+                with self.dirs.open(0) as fd:
+                    self._apply_meta(snapshot.root, fd)
         finally:
             self.dirs.close()
         return Stats(
@@ -244,7 +247,7 @@ class Restorer:
             os.close(fd)
 
     # --- metadata ----------------------------------------------------------------------------
-    def _apply_meta(self, node: Node, fd: int) -> None:
+    def _apply_meta(self, node: Node | RootMeta, fd: int) -> None:
         if self.is_root and (node.uid, node.gid) != self.owner:
             with contextlib.suppress(OSError):
                 os.fchown(fd, node.uid, node.gid)
