@@ -22,6 +22,14 @@ def app_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
     return [rpc.AppServiceStub(ch).GetApp(pb.GetAppRequest(id=a.id))]
 
 
+def app_unmanage(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    return [rpc.AppServiceStub(ch).UnmanageApp(pb.AppManagementRequest(id=a.id))]
+
+
+def app_manage(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    return [rpc.AppServiceStub(ch).ManageApp(pb.AppManagementRequest(id=a.id))]
+
+
 def operation_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
     return [rpc.OperationServiceStub(ch).GetOperation(pb.GetOperationRequest(id=a.id))]
 

@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = app.add_parser("get")
     p.add_argument("id", help="<cluster>.<namespace>.<name>")
     p.set_defaults(run="vessel_cli.apps:app_get")
+    p = app.add_parser("unmanage", help="leave an app out of the inventory and schedules")
+    p.add_argument("id", help="<cluster>.<namespace>.<name>")
+    p.set_defaults(run="vessel_cli.apps:app_unmanage")
+    p = app.add_parser("manage", help="manage an unmanaged app again")
+    p.add_argument("id", help="<cluster>.<namespace>.<name>")
+    p.set_defaults(run="vessel_cli.apps:app_manage")
 
     verbs_protection.add_parsers(resources)
 

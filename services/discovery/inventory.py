@@ -215,10 +215,11 @@ class ClusterInventory:
     async def flush(self, dirty: set[str], dirty_user: set[str]) -> None:
         """Regroup the `dirty` namespaces and user-defined apps; publish what changed."""
         facts = self.facts()
+        unmanaged = {key for key, d in self.definitions.items() if d.unmanaged}
         touching = {
             key: d
             for key, d in self.definitions.items()
-            if key in dirty_user or namespaces_of(d) & dirty
+            if not d.unmanaged and (key in dirty_user or namespaces_of(d) & dirty)
         }
         current: dict[str, Built] = {}
         claimed: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -229,7 +230,8 @@ class ClusterInventory:
                 claimed[ns].add((kind, name))
         reserved: dict[str, set[str]] = defaultdict(set)
         for d in self.definitions.values():
-            reserved[d.namespace].add(d.name)
+            if not d.unmanaged:
+                reserved[d.namespace].add(d.name)
         for ns in dirty:
             current.update(
                 group_namespace(
@@ -240,6 +242,8 @@ class ClusterInventory:
                     reserved=frozenset(reserved[ns]),
                 )
             )
+        for key in unmanaged:  # grouped as ever, then left out: published nowhere
+            current.pop(key, None)
         in_scope = {
             key
             for key, r in self.published.items()

@@ -256,6 +256,9 @@ class ClusterRegistry:
         await self.ctx.stores.definitions.put(cmd)  # the cluster's own agent follows it here
         if cluster is not None:
             cluster.set_definitions({**cluster.definitions, key: cmd})
+        if cmd.unmanaged:
+            log.info("app %s unmanaged: left out of the inventory", key)
+            return
         log.info(
             "app %s defined over %s",
             key,

@@ -165,3 +165,36 @@ async def test_a_silent_agent_makes_its_cluster_away_until_it_reports_again(lab:
     assert stale is not None and stale.away(datetime.now(UTC))
     await lab.discovery(agent_of=c)
     await eventually(partial(lab.of, "cluster.recovered", c.id), within=15, what="back")
+
+
+async def test_a_discovered_app_unmanaged_stays_out_across_a_restart_until_managed(
+    lab: Lab,
+) -> None:
+    c = await lab.cluster("m")
+    await c.create(
+        o.namespace("shop"),
+        o.deployment("web", "shop", {"app.kubernetes.io/name": "web"}),
+        o.deployment("api", "shop", {"app.kubernetes.io/name": "api"}),
+    )
+    await lab.discovery([c])
+    web, api = f"{c.id}.shop.web", f"{c.id}.shop.api"
+    for app_id in (web, api):
+        await eventually(partial(lab.of, "app.discovered", app_id), what=app_id)
+
+    unmanage = define(c.id, "web").model_copy(update={"unmanaged": True})
+    await lab.bus.publish(subjects.DEFINE_APP, unmanage)
+    await eventually(lambda: lab.of("app.removed", web), what="web unmanaged")
+    assert await lab.app(web) is None
+    assert await lab.app(api) is not None  # the other app of its namespace stays
+
+    await lab.stop_discovery()
+    await lab.discovery([c])
+    await c.create(o.deployment("worker", "shop", {"app.kubernetes.io/name": "worker"}))
+    await eventually(partial(lab.of, "app.discovered", f"{c.id}.shop.worker"), what="worker")
+    assert await lab.app(web) is None  # the decision survived the restart
+    assert len(lab.of("app.discovered", web)) == 1
+
+    manage = UndefineApp(operation_id="m1", cluster=c.id, namespace="shop", name="web")
+    await lab.bus.publish(subjects.UNDEFINE_APP, manage)
+    await eventually(lambda: len(lab.of("app.discovered", web)) == 2, what="web managed again")
+    assert (await lab.app(web)) is not None

@@ -23,6 +23,7 @@ from tests.gateway.protection_harness import (
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.contracts import subjects
+from vessel.contracts.commands import DefineApp, UndefineApp
 from vessel.contracts.events import TransferProgress
 from vessel.contracts.operations import Operation, Phase, VolumeWork
 from vessel.contracts.protection import PutSchedule
@@ -309,3 +310,20 @@ async def test_backup_wait_shows_live_progress(run: Any, world: World) -> None:
     )
     assert lines[2].startswith("shop/data  backup  20 files  20.0 MiB / 40.0 MiB (50%)")
     assert lines[-1] == f"backup {op_id}: Completed - 1 volume"
+
+
+async def test_app_unmanage_and_manage_send_their_commands(run: Any, world: World) -> None:
+    code, out, err = await run("-o", "json", "app", "unmanage", N.shop_app)
+    assert code == 0, err
+    assert "left out of the inventory" in json.loads(out)["message"]
+    command = await last_command(world.bus, subjects.DEFINE_APP)
+    assert isinstance(command, DefineApp) and command.unmanaged and command.include == []
+    assert f"{command.cluster}.{command.namespace}.{command.name}" == N.shop_app
+    code, out, err = await run("-o", "json", "app", "manage", N.shop_app)
+    assert code == 0, err
+    assert json.loads(out)["managed"] is True
+    manage = await last_command(world.bus, subjects.UNDEFINE_APP)
+    assert isinstance(manage, UndefineApp)
+    assert f"{manage.cluster}.{manage.namespace}.{manage.name}" == N.shop_app
+    code, _, err = await run("app", "unmanage", "not-an-app")
+    assert code != 0 and "'not-an-app' is not an app id" in err

@@ -113,10 +113,16 @@ class DefineApp(Payload):
         default_factory=list,
         description="Namespaces with optional label selectors; empty: all of `namespace`",
     )
+    unmanaged: bool = Field(
+        False,
+        description="Not a definition: the discovered app of this id is unmanaged (`vessel "
+        "app unmanage`), left out of the inventory until `UndefineApp` manages it again",
+    )
 
 
 class UndefineApp(Payload):
-    """Unmanage a user-defined app: its objects go back to automatic grouping."""
+    """Unmanage a user-defined app (its objects go back to automatic grouping), or manage
+    again a discovered app that was unmanaged."""
 
     operation_id: Identifier
     cluster: ClusterId

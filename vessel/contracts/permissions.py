@@ -56,6 +56,8 @@ SENDS: dict[str, tuple[Message, ...]] = {
         subjects.REMOVE_BUCKET,
         subjects.REGISTER_CLUSTER,
         subjects.REMOVE_CLUSTER,
+        subjects.DEFINE_APP,
+        subjects.UNDEFINE_APP,
         subjects.ADD_BACKEND,
         subjects.UPDATE_BACKEND,
         subjects.REMOVE_BACKEND,

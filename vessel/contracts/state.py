@@ -51,7 +51,7 @@ APP_DEFINITIONS = KvBucket(
     "discovery",
     "<cluster>.<namespace>.<app>",
     "vessel.contracts.commands:DefineApp",
-    "user-defined apps",
+    "user-defined apps, and unmanaged discovered apps (`unmanaged: true`)",
 )
 CLUSTER_JOINS = KvBucket(
     "cluster-joins",

@@ -77,6 +77,8 @@ def _cluster_namespace(request: Any) -> list[Target]:
 POLICIES: dict[str, Policy] = {
     method("AppService", "ListApps"): Policy(Role.VIEWER),
     method("AppService", "GetApp"): Policy(Role.VIEWER, lambda r: authz.app_id_target(r.id)),
+    method("AppService", "UnmanageApp"): Policy(Role.OWNER, lambda r: authz.app_id_target(r.id)),
+    method("AppService", "ManageApp"): Policy(Role.OWNER, lambda r: authz.app_id_target(r.id)),
     method("BackupService", "CreateBackup"): Policy(
         Role.MEMBER, lambda r: authz.app_id_target(r.app_id)
     ),

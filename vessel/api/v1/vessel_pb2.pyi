@@ -220,6 +220,53 @@ class GetAppRequest(_message.Message):
 Global___GetAppRequest: _TypeAlias = GetAppRequest  # noqa: Y015
 
 @_typing.final
+class AppManagementRequest(_message.Message):
+    """Unmanage or manage again an app by its id <cluster>.<namespace>.<name>."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppManagementRequest: _TypeAlias = AppManagementRequest  # noqa: Y015
+
+@_typing.final
+class AppManagement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    MANAGED_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    managed: _builtins.bool
+    """what was asked; discovery applies it shortly after the answer"""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        managed: _builtins.bool = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "managed", b"managed", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppManagement: _TypeAlias = AppManagement  # noqa: Y015
+
+@_typing.final
 class VolumeProgress(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

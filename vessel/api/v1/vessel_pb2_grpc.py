@@ -44,6 +44,16 @@ class AppServiceStub:
                 request_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.GetAppRequest.SerializeToString,
                 response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.App.FromString,
                 _registered_method=True)
+        self.UnmanageApp = channel.unary_unary(
+                '/vessel.api.v1.AppService/UnmanageApp',
+                request_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagementRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagement.FromString,
+                _registered_method=True)
+        self.ManageApp = channel.unary_unary(
+                '/vessel.api.v1.AppService/ManageApp',
+                request_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagementRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagement.FromString,
+                _registered_method=True)
 
 
 class AppServiceServicer:
@@ -61,6 +71,20 @@ class AppServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UnmanageApp(self, request, context):
+        """A discovered app leaves the inventory (so schedules and the console no longer see it)
+        until managed again; a user-defined app is undefined, its objects grouped as before.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ManageApp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AppServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +97,16 @@ def add_AppServiceServicer_to_server(servicer, server):
                     servicer.GetApp,
                     request_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.GetAppRequest.FromString,
                     response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.App.SerializeToString,
+            ),
+            'UnmanageApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnmanageApp,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagementRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagement.SerializeToString,
+            ),
+            'ManageApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.ManageApp,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagementRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagement.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +163,60 @@ class AppService:
             '/vessel.api.v1.AppService/GetApp',
             vessel_dot_api_dot_v1_dot_vessel__pb2.GetAppRequest.SerializeToString,
             vessel_dot_api_dot_v1_dot_vessel__pb2.App.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnmanageApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.AppService/UnmanageApp',
+            vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagementRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ManageApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.AppService/ManageApp',
+            vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagementRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_vessel__pb2.AppManagement.FromString,
             options,
             channel_credentials,
             insecure,

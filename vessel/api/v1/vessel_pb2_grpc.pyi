@@ -38,12 +38,22 @@ class AppServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AppServiceAsyncStub: ...
     ListApps: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.ListAppsRequest, _vessel_pb2.ListAppsResponse]
     GetApp: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.GetAppRequest, _vessel_pb2.App]
+    UnmanageApp: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.AppManagementRequest, _vessel_pb2.AppManagement]
+    """A discovered app leaves the inventory (so schedules and the console no longer see it)
+    until managed again; a user-defined app is undefined, its objects grouped as before.
+    """
+    ManageApp: _grpc.UnaryUnaryMultiCallable[_vessel_pb2.AppManagementRequest, _vessel_pb2.AppManagement]
 
 @_typing.type_check_only
 class AppServiceAsyncStub(AppServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListApps: _aio.UnaryUnaryMultiCallable[_vessel_pb2.ListAppsRequest, _vessel_pb2.ListAppsResponse]  # type: ignore[assignment]
     GetApp: _aio.UnaryUnaryMultiCallable[_vessel_pb2.GetAppRequest, _vessel_pb2.App]  # type: ignore[assignment]
+    UnmanageApp: _aio.UnaryUnaryMultiCallable[_vessel_pb2.AppManagementRequest, _vessel_pb2.AppManagement]  # type: ignore[assignment]
+    """A discovered app leaves the inventory (so schedules and the console no longer see it)
+    until managed again; a user-defined app is undefined, its objects grouped as before.
+    """
+    ManageApp: _aio.UnaryUnaryMultiCallable[_vessel_pb2.AppManagementRequest, _vessel_pb2.AppManagement]  # type: ignore[assignment]
 
 class AppServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -59,6 +69,23 @@ class AppServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vessel_pb2.GetAppRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vessel_pb2.App, _abc.Awaitable[_vessel_pb2.App]]: ...
+
+    @_abc_1.abstractmethod
+    def UnmanageApp(
+        self,
+        request: _vessel_pb2.AppManagementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vessel_pb2.AppManagement, _abc.Awaitable[_vessel_pb2.AppManagement]]:
+        """A discovered app leaves the inventory (so schedules and the console no longer see it)
+        until managed again; a user-defined app is undefined, its objects grouped as before.
+        """
+
+    @_abc_1.abstractmethod
+    def ManageApp(
+        self,
+        request: _vessel_pb2.AppManagementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vessel_pb2.AppManagement, _abc.Awaitable[_vessel_pb2.AppManagement]]: ...
 
 def add_AppServiceServicer_to_server(servicer: AppServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
