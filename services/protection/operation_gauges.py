@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from vessel.bus.nats_port import KeyValue
-from vessel.contracts.operations import Operation
+from vessel.contracts.operations import Operation, Phase
 from vessel.stopping import cancel_and_wait
 from vessel.telemetry import metrics
 
@@ -39,6 +39,9 @@ class OperationGauges:
         self.operations, self.interval = operations, interval
         self.seen: dict[str, Seen] = {}
         self._reported: set[tuple[str, str]] = set()
+        self.last_good: dict[tuple[str, str], datetime] = {}
+        """(app id, kind) -> when its newest snapshot or backup that completed ended; kept
+        when the record goes (retention), so an app's protection is not forgotten."""
 
     async def run(self) -> None:
         watcher = asyncio.create_task(self._follow(), name="follow operations")
@@ -67,6 +70,10 @@ class OperationGauges:
         except ValidationError:
             return  # not an operation record; the reader that needs it says so
         self.seen[key] = Seen(op.kind, op.phase.value, op.created, op.updated, op.done)
+        if op.phase == Phase.COMPLETED and op.app_id and op.kind in ("snapshot", "backup"):
+            known = self.last_good.get((op.app_id, op.kind))
+            if known is None or op.updated > known:
+                self.last_good[(op.app_id, op.kind)] = op.updated
 
     def report(self, now: datetime) -> None:
         counts = Counter((s.kind, s.phase) for s in self.seen.values())
@@ -82,3 +89,5 @@ class OperationGauges:
         for kind in {s.kind for s in self.seen.values()}:
             age = (now - oldest[kind]).total_seconds() if kind in oldest else 0.0
             metrics.OPERATION_OLDEST_RUNNING.labels(kind).set(max(age, 0.0))
+        for (app, kind), ended in self.last_good.items():
+            metrics.APP_LAST_SUCCESS.labels(app, kind).set(ended.timestamp())

@@ -32,6 +32,8 @@ def test_the_alerts_render_with_the_service_monitor_and_name_real_metrics(
     metrics.OPERATION_OLDEST_RUNNING.labels("backup")  # a child, so its labels show
     metrics.RPC_HANDLED.labels("unary", "s", "m", "OK")
     metrics.VOLUME_USED.labels("c", "ns", "claim", "node")
+    metrics.APP_LAST_SUCCESS.labels("c.ns.app", "backup")
+    metrics.SCHEDULE_INTERVAL.labels("nightly", "c.ns.app", "backup")
     metrics.VOLUME_CAPACITY.labels("c", "ns", "claim", "node")
     exported = _exported()
     rendered = 0
@@ -46,6 +48,7 @@ def test_the_alerts_render_with_the_service_monitor_and_name_real_metrics(
         assert set(alerts) == {
             "VesselOperationStuck",
             "VesselGatewayServerErrors",
+            "VesselProtectionOverdue",
             "VesselVolumeAlmostFull",
         }
         assert "> 90 / 100" in alerts["VesselVolumeAlmostFull"]["expr"]
@@ -72,4 +75,4 @@ def test_promtool_accepts_the_rules(renderings: tuple[Rendering, ...], tmp_path:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=30
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 3 rules found" in checked.stdout, checked.stdout
+    assert "SUCCESS: 4 rules found" in checked.stdout, checked.stdout

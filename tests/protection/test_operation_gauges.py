@@ -11,8 +11,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.protection.operation_gauges import OperationGauges
+from services.protection.schedules.intervals import IntervalGauges
 from vessel.bus.nats_port import Bus
 from vessel.contracts.operations import Operation, Phase
+from vessel.contracts.protection import ScheduleSpec
 from vessel.stopping import cancel_and_wait
 
 pytestmark = pytest.mark.timeout(30)
@@ -56,3 +58,50 @@ async def test_gauges_follow_the_operations_bucket(bus: Bus) -> None:
         assert gauge(counted, kind=kind, phase="Failed") == 1
     finally:
         await cancel_and_wait([running])
+
+
+def test_each_app_s_last_good_run_is_kept_past_its_record_and_each_schedule_s_interval() -> None:
+    """The two sides of the chart's `VesselProtectionOverdue`: when an app's newest
+    completed backup (or snapshot) ended, and how often its schedule runs."""
+    app = f"c.ns.app-{uuid.uuid4().hex[:6]}"
+    gauges = OperationGauges(None, interval=1)  # type: ignore[arg-type]  # fed by hand
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def ended(op_id: str, phase: Phase, at: datetime, kind: str = "backup") -> None:
+        op = Operation(id=op_id, kind=kind, phase=phase, app_id=app, updated=at)
+        gauges.note(op_id, op.model_dump_json().encode())
+
+    ended("b1", Phase.COMPLETED, day)
+    ended("b2", Phase.COMPLETED, day + timedelta(days=1))
+    ended("b3", Phase.FAILED, day + timedelta(days=2))  # not a good one
+    ended("s1", Phase.COMPLETED, day + timedelta(hours=5), kind="snapshot")
+    gauges.note("b2", None)  # retention forgot its record: its time is still the last
+    gauges.report(datetime.now(UTC))
+    last = "vessel_app_last_success_timestamp_seconds"
+    assert gauge(last, app=app, kind="backup") == (day + timedelta(days=1)).timestamp()
+    assert gauge(last, app=app, kind="snapshot") == (day + timedelta(hours=5)).timestamp()
+
+    specs = [
+        ScheduleSpec(id="nightly", app_id=app, kind="backup", bucket="b", frequency="daily"),
+        ScheduleSpec(
+            id="often",
+            app_id=app,
+            kind="snapshot",
+            bucket="b",
+            frequency="cron",
+            cron="*/15 * * * *",
+        ),
+        ScheduleSpec(
+            id="off", app_id=app, kind="backup", bucket="b", frequency="hourly", enabled=False
+        ),
+    ]
+    intervals = IntervalGauges(every=60)
+    intervals.report(specs, day)
+    every = "vessel_schedule_interval_seconds"
+    assert gauge(every, schedule="nightly", app=app, kind="backup") == 86400
+    assert gauge(every, schedule="often", app=app, kind="snapshot") == 900
+    assert gauge(every, schedule="off", app=app, kind="backup") is None
+    intervals.report(specs[1:], day + timedelta(seconds=30))  # within `every`: as it was
+    assert gauge(every, schedule="nightly", app=app, kind="backup") == 86400
+    intervals.report(specs[1:], day + timedelta(seconds=61))
+    assert gauge(every, schedule="nightly", app=app, kind="backup") is None  # removed

@@ -94,6 +94,16 @@ LAST_SUCCESS = Gauge(
     "When the last backup or restore completed.",
     ["kind"],
 )
+APP_LAST_SUCCESS = Gauge(
+    "vessel_app_last_success_timestamp_seconds",
+    "When an app's last snapshot or backup that completed ended (Unix time).",
+    ["app", "kind"],
+)
+SCHEDULE_INTERVAL = Gauge(
+    "vessel_schedule_interval_seconds",
+    "Seconds between two runs of an enabled schedule, by the app and kind it protects.",
+    ["schedule", "app", "kind"],
+)
 BACKEND_FREE = Gauge(
     "vessel_backend_free_bytes", "Bytes a backend can still give to claims.", ["backend"]
 )

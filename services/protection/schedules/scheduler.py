@@ -25,6 +25,7 @@ from functools import partial
 from croniter import croniter
 from pydantic import ValidationError
 
+from services.protection.schedules.intervals import IntervalGauges
 from services.protection.schedules.tickets import run_operation_id
 from services.protection.state.locks import InPlaceLocks
 from services.protection.state.tickets import Outcome, RunLedger, RunTicket
@@ -104,6 +105,7 @@ class Scheduler:
         self.grace = grace
         self.now = now
         self.interval = interval
+        self.intervals = IntervalGauges()
         self.specs: dict[str, ScheduleSpec] | None = None
         """Every schedule as KV holds it, while `run` follows the bucket; None: read each
         tick."""
@@ -160,6 +162,7 @@ class Scheduler:
         now = self.now()
         gate = asyncio.Semaphore(CONCURRENCY)
         specs = list(self.specs.values()) if self.specs is not None else await self._read_specs()
+        self.intervals.report(specs, now)
 
         async def settle(spec: ScheduleSpec) -> None:
             idle = self.idle_until.get(spec.id)
