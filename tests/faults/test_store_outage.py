@@ -11,27 +11,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 
-from tests.faults.kit import row
-from tests.support import full_stack, source_app
+from tests.faults.kit import APP_ID, fault_stack, row
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
-from vessel_dev.rig.scenario import APP, NAMESPACE
 from vessel_dev.rig.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
-APP_ID = f"cluster-a.{NAMESPACE}.{APP}"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("VESSEL_STORE_RETRY_SECONDS", "0.2")
-        with full_stack(tmp_path_factory.mktemp("faults")) as running:
-            yield running
+    with fault_stack(tmp_path_factory.mktemp("faults"), VESSEL_STORE_RETRY_SECONDS="0.2") as s:
+        yield s
 
 
 async def backup(channel: grpc.Channel, request_id: str) -> pb.Operation:
@@ -43,20 +39,9 @@ async def backup(channel: grpc.Channel, request_id: str) -> pb.Operation:
 
 
 async def test_a_backup_whose_store_is_gone_fails_clearly_and_the_next_one_completes(
-    stack: Stack, record_property: Callable[[str, object], None]
+    stack: Stack, source: Path, record_property: Callable[[str, object], None]
 ) -> None:
-    await source_app(stack)
     with grpc.insecure_channel(stack.gateway) as channel:
-        apps = rpc.AppServiceStub(channel)
-        for _ in range(100):
-            app = (
-                apps.GetApp(pb.GetAppRequest(id=APP_ID))
-                if APP_ID in [a.id for a in apps.ListApps(pb.ListAppsRequest()).apps]
-                else None
-            )
-            if app is not None and app.claims and app.claims[0].volume_name:
-                break
-            await asyncio.sleep(0.1)
         first = await backup(channel, "before-outage")
         assert first.phase == "Completed", first.message
 

@@ -51,8 +51,7 @@ class AppService(rpc.AppServiceServicer):
 
     @guard
     async def GetApp(self, request: pb.GetAppRequest, context: RpcContext) -> pb.App:
-        if not APP_ID.match(request.id):
-            raise invalid([("id", f"{request.id!r} is not an app id <cluster>.<namespace>.<name>")])
+        _parts(request.id)
         return app_message(await self.ctx.app(request.id))
 
     @guard
