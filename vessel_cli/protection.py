@@ -36,7 +36,7 @@ def watch(ch: grpc.Channel, op: pb.Operation, a: argparse.Namespace) -> pb.Opera
     return view.show(updates) or op
 
 
-def _all_pages(fetch: Callable[[str, int], tuple[list[Any], str]], limit: int) -> list[Any]:
+def all_pages(fetch: Callable[[str, int], tuple[list[Any], str]], limit: int) -> list[Any]:
     items: list[Any] = []
     token = ""
     while True:
@@ -70,7 +70,7 @@ def snapshot_list(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
         )
         return list(reply.snapshots), reply.next_page_token
 
-    return _all_pages(fetch, a.limit)
+    return all_pages(fetch, a.limit)
 
 
 def snapshot_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
@@ -110,7 +110,7 @@ def backup_list(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
         )
         return list(reply.backups), reply.next_page_token
 
-    return _all_pages(fetch, a.limit)
+    return all_pages(fetch, a.limit)
 
 
 def backup_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
@@ -152,7 +152,7 @@ def schedule_list(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
         )
         return list(reply.schedules), reply.next_page_token
 
-    schedules = _all_pages(fetch, a.limit)
+    schedules = all_pages(fetch, a.limit)
     if a.output == "table":  # JSON and YAML show the schedules exactly as the API has them
         a.related = last_runs(ch, schedules)
     return schedules

@@ -235,6 +235,11 @@ SCHEDULE = [
 ]
 
 
+def _file_path(item: Item) -> str:
+    target = item.message.target
+    return str(item.message.path) + (f" -> {target}" if target else "")
+
+
 def fields(paths: str) -> list[Column]:
     return [field(path) for path in paths.split()]
 
@@ -260,6 +265,13 @@ TABLES: dict[str, list[Column]] = {
     "ClusterChange": fields("operation_id cluster action"),
     "JoinToken": fields("cluster expires_at token"),
     "Activity": fields("time identity action target outcome message"),
+    "FileEntry": [
+        Column("TYPE", lambda i: i.message.type),
+        Column("MODE", lambda i: f"{i.message.mode:04o}"),
+        Column("SIZE", lambda i: size(i.message.size)),
+        Column("MODIFIED", lambda i: i.message.mtime.ToDatetime().strftime("%Y-%m-%d %H:%M")),
+        Column("PATH", _file_path),
+    ],
 }
 
 

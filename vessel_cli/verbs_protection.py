@@ -59,6 +59,7 @@ def _backup(resources: Parsers) -> None:
     p.add_argument("--bucket", required=True)
     long_running(p, "deletion")
     p.set_defaults(run="vessel_cli.protection:backup_delete")
+    _backup_files(backup)
 
     p = resources.add_parser("restore", help="restore a backup (`restore create` also works)")
     p.add_argument("backup", nargs="+", metavar="BACKUP", help="backup id (or: create BACKUP)")
@@ -82,6 +83,38 @@ def _backup(resources: Parsers) -> None:
     )
     long_running(p, "restore")
     p.set_defaults(run="vessel_cli.protection:restore_create")
+
+
+def _volume(p: argparse.ArgumentParser) -> None:
+    p.add_argument("backup", metavar="BACKUP", help="backup id")
+    p.add_argument("--bucket", required=True)
+    p.add_argument("--volume", required=True, metavar="NS/PVC", help="the backed-up claim")
+    p.add_argument("--cluster", default="", help="whose mover reads (default: the backup's)")
+
+
+def _backup_files(backup: Parsers) -> None:
+    p = backup.add_parser("ls", help="list a directory of a backed-up volume")
+    _volume(p)
+    p.add_argument("--path", default="/", help="directory in the volume (default: its root)")
+    p.add_argument("--limit", type=int, default=0, help="at most this many (0: all)")
+    p.set_defaults(run="vessel_cli.files:backup_ls")
+    p = backup.add_parser(
+        "restore-files", help="restore chosen files or directories of a backed-up volume"
+    )
+    _volume(p)
+    p.add_argument("--path", dest="paths", action="append", required=True, metavar="PATH")
+    p.add_argument("--to-cluster", default="", help="default: the backup's cluster")
+    p.add_argument("--to-claim", default="", metavar="NS/PVC", help="default: --volume")
+    p.add_argument("--target-dir", default="", help="where in the claim (default: in place)")
+    long_running(p, "restore")
+    p.set_defaults(run="vessel_cli.files:backup_restore_files")
+    p = backup.add_parser(
+        "download", help="write a file (or a tar of a directory) of a backed-up volume"
+    )
+    _volume(p)
+    p.add_argument("--path", required=True, help="a file, or a directory (as a tar)")
+    p.add_argument("--out", "-O", default="-", help="file to write (default: stdout)")
+    p.set_defaults(run="vessel_cli.files:backup_download", streams=True)
 
 
 def _schedule(resources: Parsers) -> None:

@@ -28,6 +28,7 @@ from services.gateway.v1.infra.volumes import VolumeService
 from services.gateway.v1.protection import register as protection
 from services.gateway.v1.protection.backups import BackupCatalogService
 from services.gateway.v1.protection.buckets import BUCKET_EVENTS, BucketService
+from services.gateway.v1.protection.files import BackupFileService
 from services.gateway.v1.protection.hooks import HookService
 from services.gateway.v1.protection.mobility import CloneService, MigrationService
 from services.gateway.v1.protection.progress import PROGRESS_EVENTS, ProgressService
@@ -62,6 +63,7 @@ def rpcs(ctx: GatewayContext) -> list[Rpc]:
         # protection.proto
         Rpc(SnapshotService(ctx), protection.register),
         Rpc(BackupCatalogService(ctx), protection.register),
+        Rpc(BackupFileService(ctx), protection.register),
         Rpc(ScheduleService(ctx), protection.register),
         Rpc(BucketService(ctx), protection.register, tails=(BUCKET_EVENTS,)),
         Rpc(ProgressService(ctx), protection.register, tails=(PROGRESS_EVENTS,)),

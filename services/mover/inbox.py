@@ -1,5 +1,6 @@
 """What the mover of one cluster listens to, in start order.
 
+- reads of a backup's files (`vessel.query.mover.<cluster>.files`);
 - the direct-transfer `open` requests of other clusters' movers, and a loop ending idle
   sessions (the sessions' own responders are started by `Receiver.open`, at run time);
 - `protection.operation.canceled`: the transfers of a canceled operation stop;
@@ -15,6 +16,7 @@ its error).
 from __future__ import annotations
 
 from services.mover.context import MoverContext
+from services.mover.files import FileReads
 from services.mover.forget import Forgetter
 from services.mover.receive import Receiver
 from services.mover.send import Sender
@@ -29,6 +31,11 @@ def rows(ctx: MoverContext) -> list[Row]:
     mover, sender, forgetter = Mover.on(ctx), Sender.on(ctx), Forgetter.on(ctx)
     return [
         *receiving(Receiver.on(ctx)),
+        Responder(
+            subjects.QUERY_MOVER_FILES.format(cluster=cluster),
+            FileReads(ctx.buckets).on_request,
+            queue=f"mover-{cluster}",
+        ),
         Consumer(
             f"mover-{cluster}-cancels",
             {subjects.OPERATION_CANCELED: ctx.cancels.on_canceled},

@@ -255,7 +255,7 @@ class Mover(TransferWorker):
 
         def work() -> TransferResult:
             stats = self.data_for(cmd.bucket).restore(
-                cmd.snapshot_id, Path(cmd.target_path), report
+                cmd.snapshot_id, Path(cmd.target_path), report, cmd.paths, cmd.target_dir
             )
             return base.model_copy(update={"files": stats.files, "bytes": stats.bytes})
 

@@ -5,8 +5,9 @@ Contract of `VolumeData`:
 - `backup(source, parent, tags, progress)` returns the snapshot id; the snapshot exists
   only after every blob it references is stored. Repeating it is safe: blobs already in
   the repository (also from an interrupted attempt) are not uploaded again.
-- `restore(snapshot_id, target, progress)` writes the tree into `target`, verifying every
-  chunk, never writing outside `target`.
+- `restore(snapshot_id, target, progress, paths, into)` writes the tree (or only the
+  entries `paths` name, under `target`/`into`) into `target`, verifying every chunk, never
+  writing outside `target`.
 - Errors: `RepositoryError` subclasses (permanent: wrong password, key source unavailable,
   corruption, unknown format, unsafe tree) and object-store errors (`StoreUnavailable` is
   temporary).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -46,7 +47,14 @@ class VolumeData(Protocol):
         parent_source: Path | None = None,
     ) -> tuple[str, SnapshotDoc]: ...
 
-    def restore(self, snapshot_id: str, target: Path, progress: ProgressFn | None) -> Stats: ...
+    def restore(
+        self,
+        snapshot_id: str,
+        target: Path,
+        progress: ProgressFn | None,
+        paths: Sequence[str] = (),
+        into: str = "",
+    ) -> Stats: ...
 
 
 class RepositoryData:
@@ -100,8 +108,16 @@ class RepositoryData:
             source, parent=parent, tags=tags, changed=changed
         )
 
-    def restore(self, snapshot_id: str, target: Path, progress: ProgressFn | None) -> Stats:
-        return Restorer(self.repository(), progress=progress).restore(snapshot_id, target)
+    def restore(
+        self,
+        snapshot_id: str,
+        target: Path,
+        progress: ProgressFn | None,
+        paths: Sequence[str] = (),
+        into: str = "",
+    ) -> Stats:
+        restorer = Restorer(self.repository(), progress=progress)
+        return restorer.restore(snapshot_id, target, paths, into)
 
     def copy_to(self, target: RepositoryData, snapshot_id: str) -> tuple[str, CopyStats]:
         """Copy a snapshot into `target`, moving only the blobs it lacks."""

@@ -14,6 +14,7 @@ from services.protection.bucket_admin import BucketAdmin
 from services.protection.cancel import CancelFlow
 from services.protection.context import ProtectionContext
 from services.protection.deletion import DeletionFlow
+from services.protection.files import FileRestoreFlow
 from services.protection.given_up import GivenUp
 from services.protection.hook_commands import HookCommands
 from services.protection.mobility import MobilityFlow
@@ -39,7 +40,8 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
         raise ValueError("protection's inbox needs the context's bucket registry")
     snapshots = SnapshotFlow(ctx)
     backups, restores = BackupFlow(ctx, snapshots), RestoreFlow(ctx)
-    results = ResultRouter(ctx, backups, restores, snapshots)
+    files = FileRestoreFlow(ctx)
+    results = ResultRouter(ctx, backups, restores, snapshots, files)
     cancels, mobility = CancelFlow(ctx), MobilityFlow(ctx)
     buckets = BucketAdmin(ctx.bus, await ctx.kv(state.BUCKETS), ctx.registry)
     hooks = HookCommands(ctx.bus, await ctx.hook_store())
@@ -97,6 +99,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
             {
                 subjects.CREATE_BACKUP: backups.on_command,
                 subjects.CREATE_RESTORE: restores.on_command,
+                subjects.RESTORE_FILES: files.on_command,
                 subjects.CREATE_SNAPSHOT: snapshots.on_command,
                 subjects.CANCEL_OPERATION: cancels.on_command,
                 subjects.CREATE_CLONE: mobility.on_clone,
@@ -128,6 +131,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
             gave_up=given_up,
         ),
         Responder(subjects.QUERY_CATALOG, buckets.answer_catalog, queue=QUERIES),
+        Responder(subjects.QUERY_BACKUP_FILES, files.on_lookup, queue=QUERIES),
         Responder(
             subjects.QUERY_RESTORE_PREFLIGHT, PreflightQueries(ctx).on_request, queue=QUERIES
         ),

@@ -44,7 +44,7 @@ def activity_key(time: datetime, record_id: str) -> str:
 
 def operation_scope(op: Operation) -> tuple[str, list[str]]:
     """(cluster, namespaces) an operation touches, as far as its record tells."""
-    if op.kind == "restore" and op.target_cluster:
+    if op.kind in ("restore", "restore-files") and op.target_cluster:
         return op.target_cluster, sorted(set(op.namespace_mapping.values()))
     parts = op.app_id.split(".", 2)
     if len(parts) == 3:

@@ -73,6 +73,14 @@ class MoveFromBucket(Payload):
     bucket: Identifier
     snapshot_id: SnapshotId
     target_path: str = Field(min_length=1)
+    paths: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Only these entries of the snapshot (and the directories leading there)",
+    )
+    target_dir: str = Field(
+        "", max_length=4096, description="With `paths`: where in the volume they go"
+    )
 
 
 class RegisterCluster(Payload):

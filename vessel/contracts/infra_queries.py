@@ -100,6 +100,7 @@ class StoredVolume(_Stored):
     state: str
     origin: str = "new"
     source: str = ""
+    path: str = Field("", description="Where the volume is on its node")
 
 
 class StoredSnapshot(_Stored):

@@ -70,7 +70,14 @@ class Operation(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     kind: Literal[
-        "backup", "restore", "snapshot", "delete-backup", "delete-snapshot", "clone", "migrate"
+        "backup",
+        "restore",
+        "restore-files",
+        "snapshot",
+        "delete-backup",
+        "delete-snapshot",
+        "clone",
+        "migrate",
     ]
     phase: Phase = Phase.NEW
     message: str = ""

@@ -42,6 +42,7 @@ SENDS: dict[str, tuple[Message, ...]] = {
     "gateway": (
         subjects.CREATE_BACKUP,
         subjects.CREATE_RESTORE,
+        subjects.RESTORE_FILES,
         subjects.CREATE_SNAPSHOT,
         subjects.CREATE_CLONE,
         subjects.CREATE_MIGRATION,
@@ -85,6 +86,8 @@ ASKS: dict[str, tuple[str, ...]] = {
         subjects.QUERY_JOIN_TOKEN,
         subjects.QUERY_CATALOG,
         subjects.QUERY_RESTORE_PREFLIGHT,
+        subjects.QUERY_BACKUP_FILES,
+        subjects.QUERY_MOVER_FILES,
         subjects.QUERY_PROVISIONER_BACKENDS,
         subjects.QUERY_PROVISIONER_STORAGECLASSES,
         subjects.QUERY_PROVISIONER_VOLUMES,
@@ -99,7 +102,7 @@ asks the cluster agents)."""
 
 ANSWERS: dict[str, tuple[str, ...]] = {
     "gateway": (),
-    "mover": ("vessel.xfer.{cluster}.>",),
+    "mover": ("vessel.xfer.{cluster}.>", "vessel.query.mover.{cluster}.>"),
     "protection": ("vessel.query.protection.>",),
     "provisioner": ("vessel.query.provisioner.{cluster}.>",),
     "discovery": ("vessel.query.discovery.>", "vessel.query.agent.{cluster}.>"),

@@ -67,7 +67,7 @@ VOLUMES = KvBucket(
     "<cluster>.<volume id>",
     "services.provisioner.state:VolumeRecord",
     "one record per backend volume",
-    ("gateway",),
+    ("gateway", "protection"),
 )
 SNAPSHOTS = KvBucket(
     "snapshots",

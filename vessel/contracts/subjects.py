@@ -11,8 +11,8 @@ from __future__ import annotations
 from vessel.contracts import buckets as bkt
 from vessel.contracts import commands as cmd
 from vessel.contracts import events as evt
+from vessel.contracts import files, hooks
 from vessel.contracts import group_snapshots as grp
-from vessel.contracts import hooks
 from vessel.contracts import protection as prot
 from vessel.contracts.message import Message as Message  # re-exported: the catalog's type
 from vessel.contracts.message import _command, _event
@@ -161,6 +161,16 @@ RESTORE_COMPLETED = _event(
 RESTORE_FAILED = _event(
     "protection.restore.failed", evt.RestoreEvent, "A restore ended in failure."
 )
+FILES_RESTORED = _event(
+    "protection.files.restored",
+    files.FilesRestoreEvent,
+    "Chosen paths of a backed-up volume were written into a claim (vessel backup restore-files).",
+)
+FILES_RESTORE_FAILED = _event(
+    "protection.files.failed",
+    files.FilesRestoreEvent,
+    "A restore of chosen paths ended in failure; the message says why.",
+)
 SNAPSHOT_STARTED = _event(
     "protection.snapshot.started", evt.AppSnapshotEvent, "An app snapshot was accepted and began."
 )
@@ -285,6 +295,13 @@ CREATE_BACKUP = _command(
 )
 CREATE_RESTORE = _command(
     "protection", "restore", cmd.CreateRestore, "Restore a backup into a cluster.", False
+)
+RESTORE_FILES = _command(
+    "protection",
+    "files.restore",
+    files.RestoreFiles,
+    "Restore chosen paths of a backed-up volume into a claim, without restoring the volume.",
+    False,
 )
 CREATE_SNAPSHOT = _command(
     "protection",
@@ -450,6 +467,13 @@ QUERY_CATALOG = "vessel.query.protection.catalog"
 a bucket, for services that hold no bucket credentials."""
 QUERY_RESTORE_PREFLIGHT = "vessel.query.protection.restore.preflight"
 """Request `RestorePreflight`, reply `PreflightResult` (or `QueryFailed`)."""
+QUERY_BACKUP_FILES = "vessel.query.protection.files"
+"""Request `BackupVolumeLookup`, reply `BackupVolumeFound` (or `QueryFailed`): the verified
+repository snapshot of one volume of a backup."""
+
+QUERY_MOVER_FILES = "vessel.query.mover.{cluster}.files"
+"""Request `FileQuery`, reply `FileListing` or `FileBytes` (or `QueryFailed`): entries and
+bytes of a repository snapshot, read by one of the cluster's movers."""
 
 QUERY_PROVISIONER_BACKENDS = "vessel.query.provisioner.{cluster}.backends"
 """Request `BackendQuery`, reply `BackendList` (or `QueryFailed`); per cluster."""

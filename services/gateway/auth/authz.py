@@ -149,9 +149,10 @@ def restore_targets(
 def operation_targets(op: Operation) -> list[Target]:
     """What an operation touched, as far as its record tells."""
     targets = app_id_target(op.app_id) if op.app_id else []
-    if op.kind in ("restore", "clone", "migrate") and op.target_cluster:
+    if op.kind in ("restore", "restore-files", "clone", "migrate") and op.target_cluster:
         # A clone or migration also writes its app's namespace under its mapped name.
-        sources = [ns for _, ns in targets if ns is not None] if op.kind != "restore" else []
+        copies = op.kind in ("clone", "migrate")
+        sources = [ns for _, ns in targets if ns is not None] if copies else []
         targets += restore_targets(op.target_cluster, op.namespace_mapping, sources)
     if not targets:  # a record naming nothing in scope terms: only unscoped callers see it
         targets = [("", None)]

@@ -96,6 +96,11 @@ POLICIES: dict[str, Policy] = {
     method("BackupCatalogService", "ListBackups"): Policy(Role.VIEWER),
     method("BackupCatalogService", "GetBackup"): Policy(Role.VIEWER),
     method("BackupCatalogService", "DeleteBackup"): Policy(Role.OWNER),
+    # A backup's files are the app's data, as a restore is: members read and restore them
+    # (scoped by the backup's listing and the target, in the servicer).
+    method("BackupFileService", "ListBackupFiles"): Policy(Role.MEMBER),
+    method("BackupFileService", "DownloadBackupFiles"): Policy(Role.MEMBER),
+    method("BackupFileService", "RestoreBackupFiles"): Policy(Role.MEMBER),
     method("ScheduleService", "CreateSchedule"): Policy(
         Role.OWNER, lambda r: authz.app_id_target(r.schedule.app_id)
     ),

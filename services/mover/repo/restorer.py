@@ -24,13 +24,15 @@ import shutil
 import stat
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.mover.repo.browse import BadPath, Found, SnapshotReader, join, path_parts
 from services.mover.repo.dirhandles import DirectoryHandles
 from services.mover.repo.errors import CorruptObject, UnsafeTree
-from services.mover.repo.format import Node, RootMeta, SnapshotDoc
+from services.mover.repo.format import Node, RootMeta
 from services.mover.repo.pack import Location
 from services.mover.repo.progress import Progress, Report, reporting
 from services.mover.repo.repository import Repository
@@ -64,6 +66,19 @@ class Plan:
     fresh: set[int] = field(default_factory=lambda: {-1})
 
 
+def choose(reader: SnapshotReader, paths: Sequence[str]) -> list[Found]:
+    """The entries `paths` name; the root, or one path inside another, is refused (the
+    whole snapshot is a restore without paths)."""
+    chosen = [reader.find(p) for p in paths]
+    for one in chosen:
+        if one.node is None:
+            raise BadPath("the root is not a path to pick: restore without paths instead")
+        for other in chosen:
+            if other is not one and (one.path + "/").startswith(other.path + "/"):
+                raise BadPath(f"path {one.path} is {other.path} or inside it: name it once")
+    return chosen
+
+
 class Restorer:
     def __init__(
         self,
@@ -82,16 +97,24 @@ class Restorer:
         self._report = progress
         self._interval = interval
 
-    def restore(self, snapshot_id: str, target: Path) -> Stats:
-        self.repo.load_index()  # snapshots stored by other movers since we opened it
-        snapshot = self.repo.load_doc("snapshots", snapshot_id, SnapshotDoc)
-        self.progress.total = snapshot.bytes
+    def restore(
+        self, snapshot_id: str, target: Path, paths: Sequence[str] = (), into: str = ""
+    ) -> Stats:
+        """The whole snapshot into `target`; or, given `paths`, only those entries (with
+        the directories leading to them) under `target`/`into`."""
+        reader = SnapshotReader(self.repo, snapshot_id)  # reloads the index: newer snapshots
+        snapshot = reader.doc
+        chosen = choose(reader, paths) if paths else None
+        self.progress.total = sum(f.size for f in chosen) if chosen else snapshot.bytes
         target.mkdir(parents=True, exist_ok=True)
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.dirs = DirectoryHandles(target, limit=min(256, soft // 4))
         plan = Plan()
         try:
-            self._walk(snapshot.tree, 0, plan)
+            if chosen is None:
+                self._walk(snapshot.tree, 0, plan)
+            else:
+                self._select(reader, chosen, into, plan)
             with reporting(self.progress, self._report, self._interval):
                 self._fetch_all(plan)
             for item in plan.others:
@@ -99,7 +122,7 @@ class Restorer:
             for index, node in reversed(plan.dirs):  # deepest first: times stick
                 with self.dirs.open(index) as fd:
                     self._apply_meta(node, fd)
-            if snapshot.root is not None:  # the target itself, last: its time sticks too
+            if snapshot.root is not None and chosen is None:  # the target itself, last
                 with self.dirs.open(0) as fd:
                     self._apply_meta(snapshot.root, fd)
         finally:
@@ -120,6 +143,36 @@ class Restorer:
                 index = self._make_dir(parent, node.fs_name, plan)
                 plan.dirs.append((index, node))
                 self._walk(node.subtree, index, plan)
+            elif node.type == "file" and not self._is_extra_link(node, plan):
+                self._make_file(parent, node, plan)
+            else:
+                self._clear(parent, node.fs_name, plan)
+                plan.others.append(Item(parent, node))
+
+    def _select(self, reader: SnapshotReader, chosen: list[Found], into: str, plan: Plan) -> None:
+        """Plan `chosen` and the directories leading to them; a directory made on the way
+        gets the snapshot's metadata (or, in `into`, the usual 0755)."""
+        base = 0
+        for name in path_parts(into):
+            base = self._make_dir(base, name, plan)
+            if base in plan.fresh:
+                with self.dirs.open(base) as fd:
+                    os.fchmod(fd, 0o755)
+        for found in chosen:
+            parent, walked = base, ""
+            for name in path_parts(found.path)[:-1]:
+                walked = join(walked, name)
+                node = reader.find(walked).node
+                assert node is not None
+                parent = self._make_dir(parent, node.fs_name, plan)
+                if parent in plan.fresh:
+                    plan.dirs.append((parent, node))
+            node = found.node
+            assert node is not None
+            if node.type == "dir":
+                index = self._make_dir(parent, node.fs_name, plan)
+                plan.dirs.append((index, node))
+                self._walk(reader.subtree(node, found.path), index, plan)
             elif node.type == "file" and not self._is_extra_link(node, plan):
                 self._make_file(parent, node, plan)
             else:

@@ -431,6 +431,254 @@ class DeleteBackupRequest(_message.Message):
 Global___DeleteBackupRequest: _TypeAlias = DeleteBackupRequest  # noqa: Y015
 
 @_typing.final
+class BackupVolumeRef(_message.Message):
+    """---- files of a backed-up volume ----
+
+    One volume of a backup: the claim it was taken from.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUCKET_FIELD_NUMBER: _builtins.int
+    BACKUP_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    CLAIM_FIELD_NUMBER: _builtins.int
+    CLUSTER_FIELD_NUMBER: _builtins.int
+    bucket: _builtins.str
+    backup_id: _builtins.str
+    namespace: _builtins.str
+    claim: _builtins.str
+    cluster: _builtins.str
+    """whose mover reads the bucket; default the backup's cluster"""
+    def __init__(
+        self,
+        *,
+        bucket: _builtins.str = ...,
+        backup_id: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        claim: _builtins.str = ...,
+        cluster: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_id", b"backup_id", "bucket", b"bucket", "claim", b"claim", "cluster", b"cluster", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BackupVolumeRef: _TypeAlias = BackupVolumeRef  # noqa: Y015
+
+@_typing.final
+class FileEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    GID_FIELD_NUMBER: _builtins.int
+    MTIME_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """from the volume's root, e.g. /data/a.txt"""
+    type: _builtins.str
+    """file, dir, symlink, fifo, chardev, blockdev, socket"""
+    size: _builtins.int
+    """a directory: the bytes of its whole subtree"""
+    mode: _builtins.int
+    uid: _builtins.int
+    gid: _builtins.int
+    target: _builtins.str
+    """a symbolic link's target"""
+    @_builtins.property
+    def mtime(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        type: _builtins.str = ...,
+        size: _builtins.int = ...,
+        mode: _builtins.int = ...,
+        uid: _builtins.int = ...,
+        gid: _builtins.int = ...,
+        mtime: _timestamp_pb2.Timestamp | None = ...,
+        target: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mtime", b"mtime"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid", "mode", b"mode", "mtime", b"mtime", "path", b"path", "size", b"size", "target", b"target", "type", b"type", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileEntry: _TypeAlias = FileEntry  # noqa: Y015
+
+@_typing.final
+class ListBackupFilesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOLUME_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """a directory; default the volume's root"""
+    page_size: _builtins.int
+    """default 100, at most 1000"""
+    page_token: _builtins.str
+    @_builtins.property
+    def volume(self) -> Global___BackupVolumeRef: ...
+    def __init__(
+        self,
+        *,
+        volume: Global___BackupVolumeRef | None = ...,
+        path: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["volume", b"volume"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "path", b"path", "volume", b"volume"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBackupFilesRequest: _TypeAlias = ListBackupFilesRequest  # noqa: Y015
+
+@_typing.final
+class ListBackupFilesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    total: _builtins.int
+    """entries in the whole directory"""
+    @_builtins.property
+    def entry(self) -> Global___FileEntry:
+        """the directory listed"""
+
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileEntry]: ...
+    def __init__(
+        self,
+        *,
+        entry: Global___FileEntry | None = ...,
+        entries: _abc.Iterable[Global___FileEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "entry", b"entry", "next_page_token", b"next_page_token", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBackupFilesResponse: _TypeAlias = ListBackupFilesResponse  # noqa: Y015
+
+@_typing.final
+class DownloadBackupFilesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOLUME_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """a file (its bytes) or a directory (a tar of it)"""
+    @_builtins.property
+    def volume(self) -> Global___BackupVolumeRef: ...
+    def __init__(
+        self,
+        *,
+        volume: Global___BackupVolumeRef | None = ...,
+        path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["volume", b"volume"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "volume", b"volume"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadBackupFilesRequest: _TypeAlias = DownloadBackupFilesRequest  # noqa: Y015
+
+@_typing.final
+class FileData(_message.Message):
+    """The first message names what follows; every message carries the next bytes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """first message: the file's name, or <dir>.tar"""
+    format: _builtins.str
+    """first message: "file" or "tar" """
+    size: _builtins.int
+    """first message, a file: its size"""
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        format: _builtins.str = ...,
+        size: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "format", b"format", "name", b"name", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileData: _TypeAlias = FileData  # noqa: Y015
+
+@_typing.final
+class RestoreBackupFilesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOLUME_FIELD_NUMBER: _builtins.int
+    PATHS_FIELD_NUMBER: _builtins.int
+    TARGET_CLUSTER_FIELD_NUMBER: _builtins.int
+    TARGET_NAMESPACE_FIELD_NUMBER: _builtins.int
+    TARGET_CLAIM_FIELD_NUMBER: _builtins.int
+    TARGET_DIR_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    target_cluster: _builtins.str
+    """default the backup's cluster"""
+    target_namespace: _builtins.str
+    """default the volume's namespace"""
+    target_claim: _builtins.str
+    """default the volume's claim; it must exist and be bound"""
+    target_dir: _builtins.str
+    """where in the claim the paths go; default where they were"""
+    request_id: _builtins.str
+    @_builtins.property
+    def volume(self) -> Global___BackupVolumeRef: ...
+    @_builtins.property
+    def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """at most 100; none may be another's parent"""
+
+    def __init__(
+        self,
+        *,
+        volume: Global___BackupVolumeRef | None = ...,
+        paths: _abc.Iterable[_builtins.str] | None = ...,
+        target_cluster: _builtins.str = ...,
+        target_namespace: _builtins.str = ...,
+        target_claim: _builtins.str = ...,
+        target_dir: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["volume", b"volume"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["paths", b"paths", "request_id", b"request_id", "target_claim", b"target_claim", "target_cluster", b"target_cluster", "target_dir", b"target_dir", "target_namespace", b"target_namespace", "volume", b"volume"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreBackupFilesRequest: _TypeAlias = RestoreBackupFilesRequest  # noqa: Y015
+
+@_typing.final
 class Retention(_message.Message):
     """---- schedules ----
 

@@ -385,6 +385,173 @@ class BackupCatalogService:
             _registered_method=True)
 
 
+class BackupFileServiceStub:
+    """Browse, download and restore single files of a backup, read from the repository
+    without restoring the volume. Every call needs role member and scope over the
+    backup's namespaces (and the target's).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListBackupFiles = channel.unary_unary(
+                '/vessel.api.v1.BackupFileService/ListBackupFiles',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.ListBackupFilesRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.ListBackupFilesResponse.FromString,
+                _registered_method=True)
+        self.DownloadBackupFiles = channel.unary_stream(
+                '/vessel.api.v1.BackupFileService/DownloadBackupFiles',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.DownloadBackupFilesRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.FileData.FromString,
+                _registered_method=True)
+        self.RestoreBackupFiles = channel.unary_unary(
+                '/vessel.api.v1.BackupFileService/RestoreBackupFiles',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.RestoreBackupFilesRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+                _registered_method=True)
+
+
+class BackupFileServiceServicer:
+    """Browse, download and restore single files of a backup, read from the repository
+    without restoring the volume. Every call needs role member and scope over the
+    backup's namespaces (and the target's).
+    """
+
+    def ListBackupFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadBackupFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreBackupFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BackupFileServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListBackupFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBackupFiles,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.ListBackupFilesRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.ListBackupFilesResponse.SerializeToString,
+            ),
+            'DownloadBackupFiles': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadBackupFiles,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.DownloadBackupFilesRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.FileData.SerializeToString,
+            ),
+            'RestoreBackupFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreBackupFiles,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.RestoreBackupFilesRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vessel.api.v1.BackupFileService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vessel.api.v1.BackupFileService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class BackupFileService:
+    """Browse, download and restore single files of a backup, read from the repository
+    without restoring the volume. Every call needs role member and scope over the
+    backup's namespaces (and the target's).
+    """
+
+    @staticmethod
+    def ListBackupFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.BackupFileService/ListBackupFiles',
+            vessel_dot_api_dot_v1_dot_protection__pb2.ListBackupFilesRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_protection__pb2.ListBackupFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadBackupFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vessel.api.v1.BackupFileService/DownloadBackupFiles',
+            vessel_dot_api_dot_v1_dot_protection__pb2.DownloadBackupFilesRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_protection__pb2.FileData.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreBackupFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.BackupFileService/RestoreBackupFiles',
+            vessel_dot_api_dot_v1_dot_protection__pb2.RestoreBackupFilesRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class ScheduleServiceStub:
     """Missing associated documentation comment in .proto file."""
 

@@ -122,6 +122,61 @@ class BackupCatalogServiceServicer(metaclass=_abc_1.ABCMeta):
 
 def add_BackupCatalogServiceServicer_to_server(servicer: BackupCatalogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
+class BackupFileServiceStub:
+    """Browse, download and restore single files of a backup, read from the repository
+    without restoring the volume. Every call needs role member and scope over the
+    backup's namespaces (and the target's).
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> BackupFileServiceAsyncStub: ...
+    ListBackupFiles: _grpc.UnaryUnaryMultiCallable[_protection_pb2.ListBackupFilesRequest, _protection_pb2.ListBackupFilesResponse]
+    DownloadBackupFiles: _grpc.UnaryStreamMultiCallable[_protection_pb2.DownloadBackupFilesRequest, _protection_pb2.FileData]
+    RestoreBackupFiles: _grpc.UnaryUnaryMultiCallable[_protection_pb2.RestoreBackupFilesRequest, _vessel_pb2.Operation]
+
+@_typing.type_check_only
+class BackupFileServiceAsyncStub(BackupFileServiceStub):
+    """Browse, download and restore single files of a backup, read from the repository
+    without restoring the volume. Every call needs role member and scope over the
+    backup's namespaces (and the target's).
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ListBackupFiles: _aio.UnaryUnaryMultiCallable[_protection_pb2.ListBackupFilesRequest, _protection_pb2.ListBackupFilesResponse]  # type: ignore[assignment]
+    DownloadBackupFiles: _aio.UnaryStreamMultiCallable[_protection_pb2.DownloadBackupFilesRequest, _protection_pb2.FileData]  # type: ignore[assignment]
+    RestoreBackupFiles: _aio.UnaryUnaryMultiCallable[_protection_pb2.RestoreBackupFilesRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
+
+class BackupFileServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Browse, download and restore single files of a backup, read from the repository
+    without restoring the volume. Every call needs role member and scope over the
+    backup's namespaces (and the target's).
+    """
+
+    @_abc_1.abstractmethod
+    def ListBackupFiles(
+        self,
+        request: _protection_pb2.ListBackupFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_protection_pb2.ListBackupFilesResponse, _abc.Awaitable[_protection_pb2.ListBackupFilesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DownloadBackupFiles(
+        self,
+        request: _protection_pb2.DownloadBackupFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_protection_pb2.FileData], _abc.AsyncIterator[_protection_pb2.FileData]]: ...
+
+    @_abc_1.abstractmethod
+    def RestoreBackupFiles(
+        self,
+        request: _protection_pb2.RestoreBackupFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vessel_pb2.Operation, _abc.Awaitable[_vessel_pb2.Operation]]: ...
+
+def add_BackupFileServiceServicer_to_server(servicer: BackupFileServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
 class ScheduleServiceStub:
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...

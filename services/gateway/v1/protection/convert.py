@@ -6,6 +6,7 @@ from services.gateway.reads.catalog_reader import CatalogEntry
 from services.gateway.v1.common import timestamp
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.contracts.events import TransferProgress
+from vessel.contracts.files import FileEntry
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import AppSnapshotRecord, ScheduleSpec
 
@@ -123,3 +124,17 @@ def progress_message(event: TransferProgress, op: Operation) -> ppb.TransferProg
         total_bytes=event.total_bytes,
         eta_seconds=event.eta_seconds,
     )
+
+
+def file_entry_message(entry: FileEntry) -> ppb.FileEntry:
+    message = ppb.FileEntry(
+        path=entry.path,
+        type=entry.type,
+        size=entry.size,
+        mode=entry.mode,
+        uid=entry.uid,
+        gid=entry.gid,
+        target=entry.target,
+    )
+    message.mtime.FromNanoseconds(entry.mtime_ns)
+    return message

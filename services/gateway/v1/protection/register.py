@@ -10,6 +10,7 @@ import grpc
 
 from services.gateway.v1.protection.backups import BackupCatalogService
 from services.gateway.v1.protection.buckets import BucketService
+from services.gateway.v1.protection.files import BackupFileService
 from services.gateway.v1.protection.hooks import HookService
 from services.gateway.v1.protection.mobility import CloneService, MigrationService
 from services.gateway.v1.protection.progress import ProgressService
@@ -20,6 +21,7 @@ from vessel.api.v1 import protection_pb2_grpc as prpc
 ADD: dict[type, Callable[[Any, grpc.aio.Server], None]] = {
     SnapshotService: prpc.add_SnapshotServiceServicer_to_server,
     BackupCatalogService: prpc.add_BackupCatalogServiceServicer_to_server,
+    BackupFileService: prpc.add_BackupFileServiceServicer_to_server,
     ScheduleService: prpc.add_ScheduleServiceServicer_to_server,
     BucketService: prpc.add_BucketServiceServicer_to_server,
     ProgressService: prpc.add_ProgressServiceServicer_to_server,
