@@ -381,6 +381,23 @@ class VesselSettings(BaseSettings):
         description="Protection: an operation that has not ended and has shown no change and no "
         "transfer progress for this long is failed, naming what it still waited for",
     )
+    verification_slots: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Protection: restore verifications running at once in one cluster; more "
+        "wait their turn",
+    )
+    verification_quota: dict[str, str] = Field(
+        default_factory=lambda: {
+            "pods": "4",
+            "services.loadbalancers": "0",
+            "services.nodeports": "0",
+        },
+        description="Protection: the `hard` limits of the ResourceQuota in a verification's "
+        "scratch namespaces (empty: no quota): a restored copy never exposes a port outside "
+        "the cluster and starts few pods",
+    )
     schedule_grace_seconds: float = Field(
         60.0,
         gt=0,

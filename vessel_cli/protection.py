@@ -133,6 +133,27 @@ def restore_create(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
     return [watch(ch, op, a)]
 
 
+# ---- verification ----
+
+
+def verify_run(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    op = prpc.VerificationServiceStub(ch).CreateVerification(
+        ppb.CreateVerificationRequest(
+            app_id=a.app,
+            bucket=a.bucket,
+            backup_id=a.backup,
+            target_cluster=a.to_cluster,
+            request_id=a.request_id,
+        )
+    )
+    return [watch(ch, op, a)]
+
+
+def verify_create(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    """A schedule of kind verify: each run verifies the app's newest backup."""
+    return schedule_create(ch, a)
+
+
 # ---- schedules ----
 
 

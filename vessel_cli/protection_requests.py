@@ -119,13 +119,14 @@ def schedule_message(a: argparse.Namespace) -> ppb.Schedule:
     frequency = "cron" if a.cron else a.frequency or "daily"
     hour, minute = a.at if a.at else (0, 0)
     retention = ppb.Retention(
-        hourly=a.keep_hourly,
-        daily=a.keep_daily,
-        weekly=a.keep_weekly,
-        monthly=a.keep_monthly,
-        yearly=a.keep_yearly,
+        hourly=getattr(a, "keep_hourly", 0),
+        daily=getattr(a, "keep_daily", 0),
+        weekly=getattr(a, "keep_weekly", 0),
+        monthly=getattr(a, "keep_monthly", 0),
+        yearly=getattr(a, "keep_yearly", 0),
+        floor_verified=getattr(a, "floor_verified", 0),
     )
-    if a.floor is not None:
+    if getattr(a, "floor", None) is not None:
         retention.floor = a.floor
     return ppb.Schedule(
         id=a.id,
@@ -138,5 +139,6 @@ def schedule_message(a: argparse.Namespace) -> ppb.Schedule:
         minute=minute,
         retention=retention,
         paused=a.paused,
+        target_cluster=a.to_cluster,
         **_day(frequency, a.day),
     )

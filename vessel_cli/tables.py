@@ -134,6 +134,15 @@ def _backup_phase(item: Item) -> str:
     return "Completed (unsealed)" if item.message.format == "vessel.backup/1" else "Completed"
 
 
+def _verified(item: Item) -> str:
+    """`Passed 3h` (how long ago), `Failed 1d`; empty when never verified."""
+    if not item.message.HasField("verification"):
+        return ""
+    verification = item.message.verification
+    at = _seconds(verification.verified_at)
+    return str(verification.outcome) + ("" if at is None else f" {human(item.now - at)}")
+
+
 BACKUP = [
     field("id"),
     field("app_id", "APP"),
@@ -141,6 +150,7 @@ BACKUP = [
     Column("SIZE", lambda i: size(i.message.bytes)),
     Column("AGE", since("created")),
     Column("PHASE", _backup_phase),
+    Column("VERIFIED", _verified, optional=True),
     Column("ERROR", lambda i: i.message.error, optional=True),
 ]
 
@@ -177,7 +187,8 @@ def keeps(schedule: Any) -> str:
         if n
     ]
     floor = r.floor if r.HasField("floor") else 1  # protection's default
-    return "; ".join([*(["keep " + ", ".join(tiers)] if tiers else []), f"floor {floor}"])
+    floors = f"floor {floor}" + (f", {r.floor_verified} verified" if r.floor_verified else "")
+    return "; ".join([*(["keep " + ", ".join(tiers)] if tiers else []), floors])
 
 
 def next_run(schedule: Any, now: float) -> float | None:

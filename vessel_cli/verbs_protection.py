@@ -1,4 +1,4 @@
-"""The grammar of `vessel snapshot|backup|restore|schedule|bucket|clone|migrate|hook`.
+"""The grammar of `vessel snapshot|backup|restore|schedule|verify|bucket|clone|migrate|hook`.
 
 Each verb names the function that runs it as "module:function"; `vessel_cli.main` imports
 that module only when the verb runs, so parsing loads neither gRPC nor the API stubs.
@@ -121,7 +121,7 @@ def _schedule(resources: Parsers) -> None:
     schedule = verbs(resources, "schedule", "protection schedules with GFS retention")
     p = schedule.add_parser("create")
     p.add_argument("app", help="app id <cluster>.<namespace>.<name>")
-    p.add_argument("--kind", choices=["snapshot", "backup"], default="backup")
+    p.add_argument("--kind", choices=["snapshot", "backup", "verify"], default="backup")
     p.add_argument("--bucket", required=True)
     p.add_argument("--id", default="", help="schedule id (default: chosen by Vessel)")
     when = p.add_mutually_exclusive_group()
@@ -133,6 +133,10 @@ def _schedule(resources: Parsers) -> None:
     for tier in ("hourly", "daily", "weekly", "monthly", "yearly"):
         p.add_argument(f"--keep-{tier}", type=int, default=0, metavar="N")
     p.add_argument("--floor", type=int, help="never delete the newest N good runs (default 1)")
+    p.add_argument(
+        "--floor-verified", type=int, default=0, metavar="N", help="nor the newest N verified"
+    )
+    p.add_argument("--to-cluster", default="", help="--kind verify: where the copy goes")
     p.add_argument("--paused", action="store_true")
     p.add_argument("--request-id", default="")
     p.set_defaults(run="vessel_cli.protection:schedule_create")
@@ -145,6 +149,31 @@ def _schedule(resources: Parsers) -> None:
     p = schedule.add_parser("delete")
     p.add_argument("id")
     p.set_defaults(run="vessel_cli.protection:schedule_delete")
+
+
+def _verify(resources: Parsers) -> None:
+    verify = verbs(resources, "verify", "restore verification: show that backups restore")
+    p = verify.add_parser("run", help="verify a backup now (default: the app's newest)")
+    p.add_argument("app", help="app id <cluster>.<namespace>.<name>")
+    p.add_argument("--bucket", required=True)
+    p.add_argument("--backup", default="", help="this backup id")
+    p.add_argument("--to-cluster", default="", help="where the copy goes (default: the backup's)")
+    long_running(p, "verification")
+    p.set_defaults(run="vessel_cli.protection:verify_run")
+    p = verify.add_parser("create", help="verify the app's newest backup on a schedule")
+    p.add_argument("app", help="app id <cluster>.<namespace>.<name>")
+    p.add_argument("--bucket", required=True)
+    when = p.add_mutually_exclusive_group(required=True)
+    frequencies = ["hourly", "daily", "weekly", "monthly"]
+    when.add_argument("--schedule", dest="frequency", choices=frequencies)
+    when.add_argument("--cron", help="5-field cron expression, UTC")
+    p.add_argument("--at", type=parse_at, help="HH:MM UTC (hourly: :MM)")
+    p.add_argument("--day", default="", help="weekly: sun..sat; monthly: 1..28")
+    p.add_argument("--to-cluster", default="", help="where the copy goes (default: the backup's)")
+    p.add_argument("--id", default="", help="schedule id (default: chosen by Vessel)")
+    p.add_argument("--paused", action="store_true")
+    p.add_argument("--request-id", default="")
+    p.set_defaults(run="vessel_cli.protection:verify_create", kind="verify")
 
 
 def _bucket(resources: Parsers) -> None:
@@ -241,6 +270,7 @@ def add_parsers(resources: Parsers) -> None:
     _snapshot(resources)
     _backup(resources)
     _schedule(resources)
+    _verify(resources)
     _bucket(resources)
     _mobility(resources)
     _hook(resources)

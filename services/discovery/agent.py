@@ -17,7 +17,7 @@ import logging
 from pydantic import ValidationError
 
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.agent import KubeAnswer, KubeCall
 from vessel.contracts.events import QueryFailed
 from vessel.kube.errors import KubeError
@@ -95,5 +95,5 @@ async def serve(bus: Bus, cluster_id: str, kube: KubeApi) -> asyncio.Task[None]:
         return await answer(kube, cluster_id, subject, body, bus.max_payload)
 
     return await bus.serve(
-        subjects.agent_subject(cluster_id, "*"), handle, queue=f"agent-{cluster_id}"
+        queries.agent_subject(cluster_id, "*"), handle, queue=f"agent-{cluster_id}"
     )

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from services.discovery.context import DiscoveryContext
 from services.discovery.joining import JoinError
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.events import (
     AppDetail,
     AppLookup,
@@ -121,11 +121,11 @@ def answer(
     reply: Payload
     try:
         text = body.strip() or b"{}"
-        if subject == subjects.QUERY_APPS:
+        if subject == queries.QUERY_APPS:
             reply = list_apps(apps().values(), AppQuery.model_validate_json(text))
-        elif subject == subjects.QUERY_APP:
+        elif subject == queries.QUERY_APP:
             reply = get_app(apps(), AppLookup.model_validate_json(text))
-        elif subject == subjects.QUERY_CLUSTERS:
+        elif subject == queries.QUERY_CLUSTERS:
             reply = list_clusters(clusters(), ClusterQuery.model_validate_json(text))
         else:
             raise QueryError(f"no query is served on {subject}")
@@ -139,7 +139,7 @@ def answer(
 async def respond(ctx: DiscoveryContext, subject: str, body: bytes) -> bytes:
     """The reply to a request on `subject`, from the clusters discovery watches (a join
     token from its joins)."""
-    if subject != subjects.QUERY_JOIN_TOKEN:
+    if subject != queries.QUERY_JOIN_TOKEN:
         return answer(subject, body, ctx.apps, ctx.cluster_records)
     reply: Payload
     try:

@@ -38,6 +38,8 @@ class GatewayContext:
     requests: Requests
     tokens: TokenStore
     activity: ActivityLog
+    verifications: KeyValue
+    """Protection's record of each backup's last restore verification."""
 
     @classmethod
     async def open(cls, settings: VesselSettings, bus: Bus) -> GatewayContext:
@@ -61,6 +63,7 @@ class GatewayContext:
             requests=Requests(await kv(state.REQUESTS)),
             tokens=TokenStore(await kv(state.TOKENS)),
             activity=ActivityLog(await kv(state.ACTIVITY)),
+            verifications=await kv(state.VERIFICATIONS),
         )
 
     async def operation(self, op_id: str) -> Operation | None:

@@ -34,6 +34,7 @@ from services.gateway.v1.protection.mobility import CloneService, MigrationServi
 from services.gateway.v1.protection.progress import PROGRESS_EVENTS, ProgressService
 from services.gateway.v1.protection.schedules import ScheduleService
 from services.gateway.v1.protection.snapshots import SnapshotService
+from services.gateway.v1.protection.verifications import VerificationService
 from services.gateway.v1.tokens import register as tokens
 from services.gateway.v1.tokens.tokens import TokenService
 from services.gateway.v1.vessel import register as vessel
@@ -64,6 +65,7 @@ def rpcs(ctx: GatewayContext) -> list[Rpc]:
         Rpc(SnapshotService(ctx), protection.register),
         Rpc(BackupCatalogService(ctx), protection.register),
         Rpc(BackupFileService(ctx), protection.register),
+        Rpc(VerificationService(ctx), protection.register),
         Rpc(ScheduleService(ctx), protection.register),
         Rpc(BucketService(ctx), protection.register, tails=(BUCKET_EVENTS,)),
         Rpc(ProgressService(ctx), protection.register, tails=(PROGRESS_EVENTS,)),

@@ -22,7 +22,7 @@ from services.mover.receive import Receiver
 from services.mover.send import Sender
 from services.mover.transfers import Mover
 from vessel.bus.inbox import Consumer, Loop, Responder, Row
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 
 
 def rows(ctx: MoverContext) -> list[Row]:
@@ -32,7 +32,7 @@ def rows(ctx: MoverContext) -> list[Row]:
     return [
         *receiving(Receiver.on(ctx)),
         Responder(
-            subjects.QUERY_MOVER_FILES.format(cluster=cluster),
+            queries.QUERY_MOVER_FILES.format(cluster=cluster),
             FileReads(ctx.buckets).on_request,
             queue=f"mover-{cluster}",
         ),
@@ -79,7 +79,7 @@ def receiving(receiver: Receiver) -> list[Row]:
     cluster = receiver.cluster_id
     return [
         Responder(
-            subjects.XFER_OPEN.format(cluster=cluster), receiver.open, queue=f"mover-{cluster}"
+            queries.XFER_OPEN.format(cluster=cluster), receiver.open, queue=f"mover-{cluster}"
         ),
         Loop(f"xfer-receiver:{cluster}", receiver.end_idle_sessions),
     ]

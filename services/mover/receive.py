@@ -49,7 +49,7 @@ from services.mover.repo.writer import BlobWriter
 from services.mover.volumes import RepositoryData
 from vessel.bus.errors import PermanentError
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.events import QueryFailed
 from vessel.objectstore.base import ObjectStoreError
 from vessel.sealed.keys import MasterKey
@@ -235,9 +235,7 @@ class Receiver:
             return failed(f"{where}: {type(exc).__name__}: {exc}")
         self.sessions[session.id] = session
         self._by_transfer[request.transfer_id] = session
-        subject = subjects.XFER_SESSION.format(
-            cluster=self.cluster_id, session=session.id, verb="*"
-        )
+        subject = queries.XFER_SESSION.format(cluster=self.cluster_id, session=session.id, verb="*")
         session.serving = await self.bus.serve(subject, self._verb)
         reply = OpenReply(
             session=session.id,

@@ -47,7 +47,7 @@ from services.mover.transfers import (
 from services.mover.volumes import RepositoryData
 from vessel.bus.errors import BusError, PermanentError, TemporaryError
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 from vessel.contracts.commands import SendSnapshot
 from vessel.contracts.events import TransferProgress, TransferResult
 from vessel.objectstore.base import ObjectNotFound, ObjectStoreError, StoreUnavailable
@@ -84,7 +84,7 @@ class Session:
 
     async def request(self, verb: str, body: bytes, wait: float | None = None) -> bytes:
         sealed = self.key.seal(body, aad(self.cmd.transfer_id, verb))
-        subject = subjects.XFER_SESSION.format(
+        subject = queries.XFER_SESSION.format(
             cluster=self.cmd.target_cluster, session=self.id, verb=verb
         )
         self.sent += len(sealed)
@@ -92,7 +92,7 @@ class Session:
         return answer(reply, f"{verb} by the mover of cluster {self.cmd.target_cluster}")
 
     async def close(self) -> None:
-        subject = subjects.XFER_SESSION.format(
+        subject = queries.XFER_SESSION.format(
             cluster=self.cmd.target_cluster, session=self.id, verb="close"
         )
         with contextlib.suppress(BusError, TimeoutError):
@@ -176,7 +176,7 @@ class Sender(TransferWorker):
             tree=doc.tree,
             chunk_avg=repo.config.chunk_avg,
         )
-        subject = subjects.XFER_OPEN.format(cluster=cmd.target_cluster)
+        subject = queries.XFER_OPEN.format(cluster=cmd.target_cluster)
         body = request.model_dump_json().encode()
         raw = answer(
             await ask(self.bus, cmd.target_cluster, subject, body, 60.0),

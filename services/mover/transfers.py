@@ -255,7 +255,12 @@ class Mover(TransferWorker):
 
         def work() -> TransferResult:
             stats = self.data_for(cmd.bucket).restore(
-                cmd.snapshot_id, Path(cmd.target_path), report, cmd.paths, cmd.target_dir
+                cmd.snapshot_id,
+                Path(cmd.target_path),
+                report,
+                cmd.paths,
+                cmd.target_dir,
+                cmd.verify,
             )
             return base.model_copy(update={"files": stats.files, "bytes": stats.bytes})
 

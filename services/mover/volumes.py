@@ -7,7 +7,8 @@ Contract of `VolumeData`:
   the repository (also from an interrupted attempt) are not uploaded again.
 - `restore(snapshot_id, target, progress, paths, into)` writes the tree (or only the
   entries `paths` name, under `target`/`into`) into `target`, verifying every chunk, never
-  writing outside `target`.
+  writing outside `target`; with `verify`, it then reads the whole target back against
+  the snapshot's tree (`RestoreDiffers` names what differs).
 - Errors: `RepositoryError` subclasses (permanent: wrong password, key source unavailable,
   corruption, unknown format, unsafe tree) and object-store errors (`StoreUnavailable` is
   temporary).
@@ -27,9 +28,10 @@ from services.mover.repo.btrfs_changes import ChangeTrackingUnavailable, changed
 from services.mover.repo.copy import CopyStats, copy_snapshot
 from services.mover.repo.errors import RepositoryMissing
 from services.mover.repo.format import SnapshotDoc
-from services.mover.repo.progress import Progress
+from services.mover.repo.progress import Progress, reporting
 from services.mover.repo.repository import Repository
 from services.mover.repo.restorer import Restorer, Stats
+from services.mover.repo.verify import verify_restored
 from vessel.objectstore.base import ObjectStore
 from vessel.sealed.keys import KeyProvider
 
@@ -54,6 +56,7 @@ class VolumeData(Protocol):
         progress: ProgressFn | None,
         paths: Sequence[str] = (),
         into: str = "",
+        verify: bool = False,
     ) -> Stats: ...
 
 
@@ -115,9 +118,15 @@ class RepositoryData:
         progress: ProgressFn | None,
         paths: Sequence[str] = (),
         into: str = "",
+        verify: bool = False,
     ) -> Stats:
-        restorer = Restorer(self.repository(), progress=progress)
-        return restorer.restore(snapshot_id, target, paths, into)
+        repo = self.repository()
+        stats = Restorer(repo, progress=progress).restore(snapshot_id, target, paths, into)
+        if verify and not paths:
+            read_back = Progress()
+            with reporting(read_back, progress):
+                verify_restored(repo, snapshot_id, target, read_back)
+        return stats
 
     def copy_to(self, target: RepositoryData, snapshot_id: str) -> tuple[str, CopyStats]:
         """Copy a snapshot into `target`, moving only the blobs it lacks."""

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from vessel.bus.errors import BusError
 from vessel.bus.nats_port import Bus, KeyValue
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.agent import EXEC_MAX_SECONDS, KubeAnswer, KubeCall
 from vessel.contracts.events import ClusterRecord
 from vessel.kube import errors
@@ -67,7 +67,7 @@ class AgentKube:
 
     async def _call(self, call: KubeCall, wait: float | None = None) -> KubeAnswer:
         wait = CALL_SECONDS if wait is None else wait
-        subject = subjects.agent_subject(self.cluster_id, call.verb)
+        subject = queries.agent_subject(self.cluster_id, call.verb)
         give_up = time.monotonic() + self.patience
         timeouts = 0
         while True:

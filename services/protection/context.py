@@ -62,6 +62,10 @@ class ProtectionContext:
     """First wait before work whose bucket is unreachable is tried again (doubling)."""
     operation_stall: timedelta = timedelta(hours=1)
     """An operation not ended that showed no change nor progress this long is failed."""
+    verification_slots: int = 1
+    """Verifications running at once per cluster; later ones queue."""
+    verification_quota: dict[str, str] = field(default_factory=dict)
+    """The ResourceQuota `hard` of a verification's scratch namespaces (empty: none)."""
     opened: dict[str, KeyValue] = field(default_factory=dict, init=False, repr=False)
     """KV buckets opened by `kv`, by name."""
 

@@ -26,9 +26,12 @@ from services.protection.schedules.commands import ScheduleCommands
 from services.protection.schedules.enforcement import RetentionEnforcer
 from services.protection.schedules.scheduler import Scheduler
 from services.protection.snapshot import SnapshotFlow
+from services.protection.verification import VerificationFlow
 from services.protection.watchdog import Watchdog
 from vessel.bus.inbox import Consumer, Loop, Responder, Row
-from vessel.contracts import state, subjects
+from vessel.contracts import queries, state, subjects
+from vessel.contracts.events import RestoreEvent
+from vessel.contracts.operations import Operation
 
 QUERIES = "protection-queries"
 """The queue group of protection's responders: replicas split the queries."""
@@ -42,20 +45,28 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
     backups, restores = BackupFlow(ctx, snapshots), RestoreFlow(ctx)
     files = FileRestoreFlow(ctx)
     results = ResultRouter(ctx, backups, restores, snapshots, files)
-    cancels, mobility = CancelFlow(ctx), MobilityFlow(ctx)
+    cancels, mobility, verifications = CancelFlow(ctx), MobilityFlow(ctx), VerificationFlow(ctx)
+
+    async def restore_ended(event: RestoreEvent) -> None:  # a step of a composite, maybe
+        await mobility.on_restore(event)
+        await verifications.on_restore(event)
+
+    async def failed(op: Operation) -> None:  # ended by its deadline, or given up
+        await restores.failed_elsewhere(op)
+        await verifications.failed_elsewhere(op)
+
     buckets = BucketAdmin(ctx.bus, await ctx.kv(state.BUCKETS), ctx.registry)
     hooks = HookCommands(ctx.bus, await ctx.hook_store())
     schedule_specs, runs = await ctx.kv(state.SCHEDULES), await ctx.kv(state.SCHEDULE_RUNS)
     schedules = ScheduleCommands(ctx.bus, schedule_specs, runs)
     deletion = DeletionFlow(ctx, await ctx.snapshot_store())
-    retention = RetentionEnforcer(ctx.bus, ctx.operations, schedule_specs, runs)
+    verified = await ctx.kv(state.VERIFICATIONS)
+    retention = RetentionEnforcer(ctx.bus, ctx.operations, schedule_specs, runs, verified)
     locks = await ctx.kv(state.PROTECTION_LOCKS)
     scheduler = Scheduler(ctx.bus, schedule_specs, runs, locks, grace=ctx.schedule_grace)
     gauges = OperationGauges(await ctx.kv(state.OPERATIONS))
-    given_up = GivenUp(ctx.operations, failed=restores.failed_elsewhere)
-    watchdog = Watchdog(
-        ctx.bus, gauges, ctx.operations, ctx.operation_stall, failed=restores.failed_elsewhere
-    )
+    given_up = GivenUp(ctx.operations, failed=failed)
+    watchdog = Watchdog(ctx.bus, gauges, ctx.operations, ctx.operation_stall, failed=failed)
     return [
         Consumer(
             "protection-events",
@@ -76,8 +87,8 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
             {
                 subjects.BACKUP_COMPLETED: mobility.on_backup,
                 subjects.BACKUP_FAILED: mobility.on_backup,
-                subjects.RESTORE_COMPLETED: mobility.on_restore,
-                subjects.RESTORE_FAILED: mobility.on_restore,
+                subjects.RESTORE_COMPLETED: restore_ended,
+                subjects.RESTORE_FAILED: restore_ended,
             },
             deliver_new=True,
             gave_up=given_up,
@@ -100,6 +111,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
                 subjects.CREATE_BACKUP: backups.on_command,
                 subjects.CREATE_RESTORE: restores.on_command,
                 subjects.RESTORE_FILES: files.on_command,
+                subjects.CREATE_VERIFICATION: verifications.on_command,
                 subjects.CREATE_SNAPSHOT: snapshots.on_command,
                 subjects.CANCEL_OPERATION: cancels.on_command,
                 subjects.CREATE_CLONE: mobility.on_clone,
@@ -130,11 +142,9 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
             {subjects.PUT_HOOK: hooks.on_put, subjects.REMOVE_HOOK: hooks.on_remove},
             gave_up=given_up,
         ),
-        Responder(subjects.QUERY_CATALOG, buckets.answer_catalog, queue=QUERIES),
-        Responder(subjects.QUERY_BACKUP_FILES, files.on_lookup, queue=QUERIES),
-        Responder(
-            subjects.QUERY_RESTORE_PREFLIGHT, PreflightQueries(ctx).on_request, queue=QUERIES
-        ),
+        Responder(queries.QUERY_CATALOG, buckets.answer_catalog, queue=QUERIES),
+        Responder(queries.QUERY_BACKUP_FILES, files.on_lookup, queue=QUERIES),
+        Responder(queries.QUERY_RESTORE_PREFLIGHT, PreflightQueries(ctx).on_request, queue=QUERIES),
         Loop("protection-scheduler", scheduler.run),
         Loop("operation gauges", gauges.run),
         Loop("operation deadlines", watchdog.run),

@@ -44,6 +44,8 @@ async def serve(service: ServiceContext) -> None:
         schedule_grace=timedelta(seconds=settings.schedule_grace_seconds),
         operation_stall=timedelta(seconds=settings.operation_stall_seconds),
         store_retry=settings.store_retry_seconds,
+        verification_slots=settings.verification_slots,
+        verification_quota=dict(settings.verification_quota),
     )
     await listen(bus, await inbox.rows(ctx))
 

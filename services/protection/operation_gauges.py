@@ -34,6 +34,10 @@ class Seen:
     done: bool
 
 
+GOOD_KINDS = ("snapshot", "backup", "verify")
+"""Kinds whose newest completed run per app is exported (a completed verify: passed)."""
+
+
 class OperationGauges:
     def __init__(self, operations: KeyValue, interval: float = 15.0) -> None:
         self.operations, self.interval = operations, interval
@@ -42,6 +46,8 @@ class OperationGauges:
         self.last_good: dict[tuple[str, str], datetime] = {}
         """(app id, kind) -> when its newest snapshot or backup that completed ended; kept
         when the record goes (retention), so an app's protection is not forgotten."""
+        self.last_verification: dict[str, tuple[datetime, bool]] = {}
+        """App id -> when its newest verification ended, and whether it passed."""
 
     async def run(self) -> None:
         watcher = asyncio.create_task(self._follow(), name="follow operations")
@@ -70,10 +76,14 @@ class OperationGauges:
         except ValidationError:
             return  # not an operation record; the reader that needs it says so
         self.seen[key] = Seen(op.kind, op.phase.value, op.created, op.updated, op.done)
-        if op.phase == Phase.COMPLETED and op.app_id and op.kind in ("snapshot", "backup"):
+        if op.phase == Phase.COMPLETED and op.app_id and op.kind in GOOD_KINDS:
             known = self.last_good.get((op.app_id, op.kind))
             if known is None or op.updated > known:
                 self.last_good[(op.app_id, op.kind)] = op.updated
+        if op.kind == "verify" and op.done and op.app_id and op.phase != Phase.CANCELED:
+            known_at, _ = self.last_verification.get(op.app_id, (None, False))
+            if known_at is None or op.updated >= known_at:
+                self.last_verification[op.app_id] = (op.updated, op.phase == Phase.COMPLETED)
 
     def report(self, now: datetime) -> None:
         counts = Counter((s.kind, s.phase) for s in self.seen.values())
@@ -91,3 +101,7 @@ class OperationGauges:
             metrics.OPERATION_OLDEST_RUNNING.labels(kind).set(max(age, 0.0))
         for (app, kind), ended in self.last_good.items():
             metrics.APP_LAST_SUCCESS.labels(app, kind).set(ended.timestamp())
+            if kind == "verify":
+                metrics.BACKUP_LAST_VERIFIED.labels(app).set(ended.timestamp())
+        for app, (_, passed) in self.last_verification.items():
+            metrics.LAST_VERIFICATION_PASSED.labels(app).set(1 if passed else 0)

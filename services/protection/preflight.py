@@ -31,7 +31,7 @@ from services.protection.restore_plan import (
     describe,
 )
 from vessel.config import ConfigError
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.protection import PreflightResult, PreflightViolation, RestorePreflight
 from vessel.kube.objects import KubeObject
@@ -185,7 +185,7 @@ async def answer(p: ProtectionContext, body: bytes) -> bytes:
     try:
         req = RestorePreflight.model_validate_json(body.strip() or b"{}")
     except ValidationError as exc:
-        return QueryFailed.invalid(subjects.QUERY_RESTORE_PREFLIGHT, exc).model_dump_json().encode()
+        return QueryFailed.invalid(queries.QUERY_RESTORE_PREFLIGHT, exc).model_dump_json().encode()
     try:
         reply = (await preflight(p, req)).result()
     except Exception as exc:  # the requester gets the reason instead of a timeout

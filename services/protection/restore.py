@@ -153,6 +153,7 @@ class RestoreFlow:
                 bucket=op.bucket,
                 snapshot_id=work.snapshot_id,
                 target_path=event.path,
+                verify=options_of(op).verify_data,
             ),
             cluster=event.cluster,
         )

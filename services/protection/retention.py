@@ -26,6 +26,8 @@ class Run:
     time: datetime
     successful: bool
     finished: bool = True
+    verified: bool = False
+    """A backup whose last restore verification passed."""
 
 
 @dataclass
@@ -73,6 +75,8 @@ def decide(runs: list[Run], policy: Retention) -> Decision:
             mark(run, name)
     for run in good[: policy.floor]:
         mark(run, "floor")
+    for run in [r for r in good if r.verified][: policy.floor_verified]:
+        mark(run, "verified floor")
     newest_good = _utc(good[0].time) if good else None
     for run in ordered:
         if not run.finished:

@@ -27,6 +27,8 @@ from vessel.contracts.operations import Operation, Phase, PhaseTransitionError
 from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.protection")
+STEPS = ("-backup", "-restore")
+"""Suffixes of the operations a composite (clone, migrate, verify) runs as its steps."""
 
 
 class Watchdog:
@@ -54,6 +56,9 @@ class Watchdog:
             return
         if op_id:
             self.progress[op_id] = time.monotonic()
+            for step in STEPS:  # a step's progress keeps the operation it is part of alive
+                if op_id.endswith(step):
+                    self.progress[op_id[: -len(step)]] = time.monotonic()
 
     async def run(self) -> None:
         listening = [

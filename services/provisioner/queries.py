@@ -18,7 +18,7 @@ from services.provisioner.adapters.base import BackendError, StorageBackend
 from services.provisioner.capacity import backend_total, used_bytes
 from services.provisioner.context import ProvisionerContext
 from vessel.config import PROVISIONER_NAME
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.infra_queries import (
     BackendInfo,
@@ -139,5 +139,5 @@ async def answer(env: ProvisionerContext, subject: str, body: bytes) -> bytes:
 
 def subject_for(cluster: str) -> str:
     """`vessel.query.provisioner.<cluster>.*`: every query `answer` serves for `cluster`."""
-    prefix = subjects.QUERY_PROVISIONER_BACKENDS.format(cluster=cluster).rsplit(".", 1)[0]
+    prefix = queries.QUERY_PROVISIONER_BACKENDS.format(cluster=cluster).rsplit(".", 1)[0]
     return f"{prefix}.*"

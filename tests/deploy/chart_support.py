@@ -123,11 +123,13 @@ EXPECTED_RBAC: dict[str, set[Permission]] = {
     # create, `existing: update` (PUT), in-place restore (delete) and migrate's scale-down
     # (patch); hooks exec in the pods READ finds; deleting an app snapshot deletes its
     # VolumeSnapshots (the provisioner creates them); a failed restore kept in the cluster
-    # gets an Event on each claim it marks incomplete.
+    # gets an Event on each claim it marks incomplete; a verification's scratch namespaces
+    # get a ResourceQuota.
     "discovery": _grants(APP_KINDS, READ)
     | _grants(RESTORED_KINDS, WRITE)
     | _grants({"": {"pods/exec"}}, ("create", "get"))
     | _grants({"snapshot.storage.k8s.io": {"volumesnapshots"}}, ("delete",))
+    | _grants({"": {"resourcequotas"}}, ("create",))
     | _grants({"": {"events"}}, ("create",)),
 }
 """Cluster-wide grants (ClusterRoleBindings): only these two services; the others none."""

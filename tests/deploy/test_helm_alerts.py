@@ -35,6 +35,7 @@ def test_the_alerts_render_with_the_service_monitor_and_name_real_metrics(
     metrics.APP_LAST_SUCCESS.labels("c.ns.app", "backup")
     metrics.SCHEDULE_INTERVAL.labels("nightly", "c.ns.app", "backup")
     metrics.VOLUME_CAPACITY.labels("c", "ns", "claim", "node")
+    metrics.LAST_VERIFICATION_PASSED.labels("c.ns.app")
     exported = _exported()
     rendered = 0
     for r in renderings:
@@ -49,6 +50,7 @@ def test_the_alerts_render_with_the_service_monitor_and_name_real_metrics(
             "VesselOperationStuck",
             "VesselGatewayServerErrors",
             "VesselProtectionOverdue",
+            "VesselVerificationFailed",
             "VesselVolumeAlmostFull",
         }
         assert "> 90 / 100" in alerts["VesselVolumeAlmostFull"]["expr"]
@@ -75,4 +77,4 @@ def test_promtool_accepts_the_rules(renderings: tuple[Rendering, ...], tmp_path:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=30
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 4 rules found" in checked.stdout, checked.stdout
+    assert "SUCCESS: 5 rules found" in checked.stdout, checked.stdout

@@ -11,7 +11,7 @@ import pytest
 from services.discovery.queries import QueryError, list_apps, request
 from tests.discovery import objects as o
 from tests.discovery.lab import Lab, eventually
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.events import AppPage, AppQuery, AppRecord
 
 pytestmark = pytest.mark.timeout(60)
@@ -38,38 +38,38 @@ async def test_queries_over_nats(lab: Lab) -> None:
     await a.kube.patch("v1", "Pod", "api-1", "shop", {"status": o.crash_status()}, status=True)
     await eventually(lambda: lab.of("app.changed", f"{a.id}.shop.api"), what="api Failed")
 
-    page = await ask(lab, subjects.QUERY_APPS, cluster=a.id, page_size=2)
+    page = await ask(lab, queries.QUERY_APPS, cluster=a.id, page_size=2)
     assert [x["name"] for x in page["apps"]] == ["api", "db"] and page["total"] == 3
     rest = await ask(
-        lab, subjects.QUERY_APPS, cluster=a.id, page_size=2, page_token=page["next_page_token"]
+        lab, queries.QUERY_APPS, cluster=a.id, page_size=2, page_token=page["next_page_token"]
     )
     assert [x["name"] for x in rest["apps"]] == ["web"] and rest["next_page_token"] == ""
-    red = await ask(lab, subjects.QUERY_APPS, label="team=red")
+    red = await ask(lab, queries.QUERY_APPS, label="team=red")
     assert sorted(x["name"] for x in red["apps"]) == ["db", "web"]
-    failed = await ask(lab, subjects.QUERY_APPS, state="Failed")
+    failed = await ask(lab, queries.QUERY_APPS, state="Failed")
     assert [x["name"] for x in failed["apps"]] == ["api"]
-    blog = await ask(lab, subjects.QUERY_APPS, namespace="blog")
+    blog = await ask(lab, queries.QUERY_APPS, namespace="blog")
     assert [(x["cluster"], x["name"]) for x in blog["apps"]] == [(b.id, "blog")]
 
-    one = await ask(lab, subjects.QUERY_APP, id=f"{a.id}.shop.api")
+    one = await ask(lab, queries.QUERY_APP, id=f"{a.id}.shop.api")
     assert one["app"]["state"] == "Failed"
     assert one["app"]["reasons"] == ["Pod api-1: container main in CrashLoopBackOff"]
     assert [r["name"] for r in one["app"]["resources"]] == ["api"]
-    missing = await ask(lab, subjects.QUERY_APP, id=f"{a.id}.shop.nope")
+    missing = await ask(lab, queries.QUERY_APP, id=f"{a.id}.shop.nope")
     assert missing == {"error": f"app '{a.id}.shop.nope' is not in the inventory"}
 
-    clusters = await ask(lab, subjects.QUERY_CLUSTERS)
+    clusters = await ask(lab, queries.QUERY_CLUSTERS)
     ours = [c for c in clusters["clusters"] if c["id"] in (a.id, b.id)]
     assert [(c["id"], c["state"]) for c in ours] == [(a.id, "Available"), (b.id, "Available")]
     assert all("token" not in json.dumps(c) for c in ours)
 
-    bad = await ask(lab, subjects.QUERY_APPS, page_size=0)
-    assert bad["error"].startswith(f"invalid request on {subjects.QUERY_APPS}: page_size: ")
-    bad = await ask(lab, subjects.QUERY_APPS, state="Sleeping")
+    bad = await ask(lab, queries.QUERY_APPS, page_size=0)
+    assert bad["error"].startswith(f"invalid request on {queries.QUERY_APPS}: page_size: ")
+    bad = await ask(lab, queries.QUERY_APPS, state="Sleeping")
     assert "state: Input should be 'Available', 'Failed' or 'Removed'" in bad["error"]
-    bad = await ask(lab, subjects.QUERY_APPS, page_token="%%%")
+    bad = await ask(lab, queries.QUERY_APPS, page_token="%%%")
     assert bad == {"error": "page_token '%%%' is not one this service handed out"}
-    bad = await ask(lab, subjects.QUERY_APPS, label="=x")
+    bad = await ask(lab, queries.QUERY_APPS, label="=x")
     assert bad == {"error": "label filter '=x': expected key=value or key"}
 
 

@@ -21,7 +21,7 @@ from tests.fuzz.messages import hostile_text, json_values
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 from vessel.contracts.envelope import new_event
 from vessel_dev.rig.stack import Stack
 
@@ -121,17 +121,17 @@ async def test_services_survived_and_dead_lettered_the_commands(stack: Stack) ->
 
 
 QUERIES = [
-    subjects.QUERY_APPS,
-    subjects.QUERY_APP,
-    subjects.QUERY_CLUSTERS,
-    subjects.QUERY_JOIN_TOKEN,
-    subjects.QUERY_CATALOG,
-    subjects.QUERY_RESTORE_PREFLIGHT,
-    subjects.QUERY_PROVISIONER_BACKENDS.format(cluster="cluster-a"),
-    subjects.QUERY_PROVISIONER_STORAGECLASSES.format(cluster="cluster-a"),
-    subjects.QUERY_PROVISIONER_VOLUMES.format(cluster="cluster-a"),
-    subjects.QUERY_AGENT.format(cluster="cluster-a", verb="get"),
-    subjects.XFER_OPEN.format(cluster="cluster-b"),
+    queries.QUERY_APPS,
+    queries.QUERY_APP,
+    queries.QUERY_CLUSTERS,
+    queries.QUERY_JOIN_TOKEN,
+    queries.QUERY_CATALOG,
+    queries.QUERY_RESTORE_PREFLIGHT,
+    queries.QUERY_PROVISIONER_BACKENDS.format(cluster="cluster-a"),
+    queries.QUERY_PROVISIONER_STORAGECLASSES.format(cluster="cluster-a"),
+    queries.QUERY_PROVISIONER_VOLUMES.format(cluster="cluster-a"),
+    queries.QUERY_AGENT.format(cluster="cluster-a", verb="get"),
+    queries.XFER_OPEN.format(cluster="cluster-b"),
 ]
 
 

@@ -34,7 +34,7 @@ from tests.gateway.harness import (
 )
 from vessel.bus.codec import decode
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 from vessel.contracts.models import Payload
 from vessel.contracts.operations import Operation, Phase
 from vessel.contracts.protection import (
@@ -113,7 +113,7 @@ class World:
             assert result is not None
             return result.model_dump_json().encode()
 
-        self._responder = await self.bus.serve(subjects.QUERY_RESTORE_PREFLIGHT, handle)
+        self._responder = await self.bus.serve(queries.QUERY_RESTORE_PREFLIGHT, handle)
 
     async def stop_preflight(self) -> None:
         if self._responder is not None:

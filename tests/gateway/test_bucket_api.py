@@ -21,7 +21,7 @@ from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.buckets import BucketRegistry, kube_secret_reader
 from vessel.bus.nats_port import Bus
 from vessel.config import VesselSettings
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 from vessel.kube.client import KubeCluster
 from vessel.objectstore.minio_port import MinioStore
 from vessel_dev.rig.processes import S3Server
@@ -68,7 +68,7 @@ async def protection(bus: Bus, kube: KubeCluster, s3_server: S3Server) -> AsyncI
         "tests-bucket-admin",
         {subjects.PUT_BUCKET: admin.on_put, subjects.REMOVE_BUCKET: admin.on_remove},
     )
-    query = await bus.serve(subjects.QUERY_CATALOG, admin.answer_catalog)
+    query = await bus.serve(queries.QUERY_CATALOG, admin.answer_catalog)
     yield
     commands.cancel()
     query.cancel()

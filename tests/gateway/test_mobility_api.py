@@ -31,7 +31,7 @@ from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 from vessel.contracts.infra_queries import StorageClassInfo, StorageClassList
 from vessel.contracts.protection import (
     CreateClone,
@@ -50,7 +50,7 @@ async def world(nats_server: NatsServer, s3_server: S3Server, pki: Pki) -> Async
         found = [StorageClassInfo(name=n, provisioner="vessel.io/local") for n in WEST_CLASSES]
         return StorageClassList(cluster=N.west, storage_classes=found).model_dump_json().encode()
 
-    subject = subjects.QUERY_PROVISIONER_STORAGECLASSES.format(cluster=N.west)
+    subject = queries.QUERY_PROVISIONER_STORAGECLASSES.format(cluster=N.west)
     async with open_world(N, "gateway-mobility", nats_server, s3_server, pki, preflight=True) as w:
         provisioner = await w.bus.serve(subject, classes)
         try:

@@ -13,7 +13,7 @@ import pytest
 from services.discovery import agent
 from services.protection.agents import AgentKube
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.agent import KubeAnswer, KubeCall
 from vessel.kube import errors
 from vessel.kube.client import KubeCluster
@@ -123,13 +123,13 @@ async def test_the_agent_refuses_a_malformed_call_naming_it(
     cluster = f"c{uuid.uuid4().hex[:8]}"
     serving = await agent.serve(bus, cluster, KubeCluster(kube_emulator[1], cluster))
     try:
-        body = await bus.request(subjects.agent_subject(cluster, "get"), b'{"verb": "get"}')
+        body = await bus.request(queries.agent_subject(cluster, "get"), b'{"verb": "get"}')
         answer = KubeAnswer.model_validate_json(body)
         assert answer.error_class == "BadRequest"
         assert "a get call needs api_version, kind, name" in answer.error
         call = KubeCall(verb="delete", api_version="v1", kind="ConfigMap", name="x")
         body = await bus.request(
-            subjects.agent_subject(cluster, "get"), call.model_dump_json().encode()
+            queries.agent_subject(cluster, "get"), call.model_dump_json().encode()
         )
         assert "'delete' is not the subject's 'get'" in KubeAnswer.model_validate_json(body).error
     finally:
@@ -171,14 +171,14 @@ async def test_a_call_its_agent_died_with_is_sent_once_more_but_not_an_exec(
             raise RuntimeError("killed")  # the requester gets no answer
         return KubeAnswer(object=config_map("one")).model_dump_json().encode()
 
-    serving = await bus.serve(subjects.agent_subject(cluster, "create"), dies_on_the_first)
+    serving = await bus.serve(queries.agent_subject(cluster, "create"), dies_on_the_first)
     try:
         created = await AgentKube(bus, cluster).create(config_map("one"))
     finally:
         await cancel_and_wait([serving])
     assert created["metadata"]["name"] == "one" and received == ["create", "create"]
 
-    serving = await bus.serve(subjects.agent_subject(cluster, "exec"), dies_on_the_first)
+    serving = await bus.serve(queries.agent_subject(cluster, "exec"), dies_on_the_first)
     try:
         with pytest.raises(errors.Unreachable, match="did not answer a exec"):
             await AgentKube(bus, cluster).exec(NS, "pod", "main", ["true"], timeout=0.1)

@@ -29,7 +29,7 @@ from tests.mover.xferkit import (
     write_files,
 )
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.providers.password import PasswordKey
 from vessel_dev.rig.processes import S3Server
@@ -125,7 +125,7 @@ async def test_the_destination_refuses_forged_frames_and_a_snapshot_without_its_
         opened = OpenReply.model_validate_json(
             answer(
                 await bus.request(
-                    subjects.XFER_OPEN.format(cluster=clusters.target_cluster),
+                    queries.XFER_OPEN.format(cluster=clusters.target_cluster),
                     request.model_dump_json().encode(),
                 ),
                 "open",
@@ -135,7 +135,7 @@ async def test_the_destination_refuses_forged_frames_and_a_snapshot_without_its_
         assert check == opened.check
 
         async def ask(verb: str, body: bytes) -> bytes:
-            subject = subjects.XFER_SESSION.format(
+            subject = queries.XFER_SESSION.format(
                 cluster=clusters.target_cluster, session=opened.session, verb=verb
             )
             return answer(await bus.request(subject, body, wait=30), verb)

@@ -18,7 +18,7 @@ from services.protection.bucket_admin import BucketAdmin
 from vessel.buckets import BucketError, BucketRegistry, kube_secret_reader
 from vessel.bus.nats_port import Bus
 from vessel.config import BucketConfig, VesselSettings
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 from vessel.contracts.buckets import BucketSpec, PutBucket, RemoveBucket, SecretKeyRef
 from vessel.kube.client import KubeCluster
 from vessel.kube.errors import Forbidden
@@ -173,7 +173,7 @@ async def test_the_gateway_reads_a_registered_buckets_catalog_through_protection
     await admin.on_put(PutBucket(operation_id="put-g", bucket=spec("offsite", bucket)))
     bucket.put_bytes("backups/b7/backup.json", b'{"backup_id": "b7"}')
     bucket.put_bytes("repository/config", b"secret repository data")
-    server = await bus.serve(subjects.QUERY_CATALOG, admin.answer_catalog)
+    server = await bus.serve(queries.QUERY_CATALOG, admin.answer_catalog)
     try:
         view = GatewayBuckets(VesselSettings(), bus, await bus.kv(kv_name))
         assert await view.known("offsite") and not await view.known("elsewhere")

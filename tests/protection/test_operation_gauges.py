@@ -105,3 +105,29 @@ def test_each_app_s_last_good_run_is_kept_past_its_record_and_each_schedule_s_in
     assert gauge(every, schedule="nightly", app=app, kind="backup") == 86400
     intervals.report(specs[1:], day + timedelta(seconds=61))
     assert gauge(every, schedule="nightly", app=app, kind="backup") is None  # removed
+
+
+def test_verifications_export_when_the_last_passed_and_how_the_newest_ended() -> None:
+    """`vessel_backup_last_verified_timestamp_seconds` and the gauge the chart's
+    `VesselVerificationFailed` watches."""
+    app = f"c.ns.app-{uuid.uuid4().hex[:6]}"
+    gauges = OperationGauges(None, interval=1)  # type: ignore[arg-type]  # fed by hand
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def verified(op_id: str, phase: Phase, at: datetime) -> None:
+        op = Operation(id=op_id, kind="verify", phase=phase, app_id=app, updated=at)
+        gauges.note(op_id, op.model_dump_json().encode())
+
+    verified("v1", Phase.COMPLETED, day)
+    verified("v0", Phase.IN_PROGRESS, day + timedelta(hours=1))  # not ended: nothing yet
+    gauges.report(datetime.now(UTC))
+    assert gauge("vessel_backup_last_verified_timestamp_seconds", app=app) == day.timestamp()
+    assert gauge("vessel_backup_last_verification_passed", app=app) == 1
+    verified("v2", Phase.FAILED, day + timedelta(days=1))
+    verified("v3", Phase.CANCELED, day + timedelta(days=2))  # canceled: says nothing
+    gauges.report(datetime.now(UTC))
+    assert gauge("vessel_backup_last_verification_passed", app=app) == 0
+    assert gauge("vessel_backup_last_verified_timestamp_seconds", app=app) == day.timestamp()
+    verified("v4", Phase.COMPLETED, day + timedelta(days=3))
+    gauges.report(datetime.now(UTC))
+    assert gauge("vessel_backup_last_verification_passed", app=app) == 1

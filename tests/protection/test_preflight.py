@@ -14,7 +14,7 @@ from services.protection.inbox import QUERIES
 from services.protection.preflight import PreflightQueries
 from tests.protection.restore_kit import APP, Bench, bench, claim, config_map, obj, storage_class
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.protection import PreflightResult, RestoreOptions, RestorePreflight
 from vessel.objectstore.minio_port import MinioStore
@@ -26,7 +26,7 @@ async def b(bus: Bus, bucket: MinioStore, tmp_path: Path) -> AsyncIterator[Bench
     async with bench(bus, bucket, tmp_path) as running:
         # The responder as protection's inbox runs it.
         handler = PreflightQueries(running.p).on_request
-        server = await running.p.bus.serve(subjects.QUERY_RESTORE_PREFLIGHT, handler, queue=QUERIES)
+        server = await running.p.bus.serve(queries.QUERY_RESTORE_PREFLIGHT, handler, queue=QUERIES)
         await asyncio.sleep(0.05)  # the subscription reaches the server
         try:
             yield running
@@ -43,7 +43,7 @@ async def ask(b: Bench, backup_id: str, target: str = "cluster-b", **kw: Any) ->
         namespace_mapping=mapping,
         options=RestoreOptions.model_validate(kw),
     )
-    reply = await b.p.bus.request(subjects.QUERY_RESTORE_PREFLIGHT, req.model_dump_json().encode())
+    reply = await b.p.bus.request(queries.QUERY_RESTORE_PREFLIGHT, req.model_dump_json().encode())
     return PreflightResult.model_validate_json(reply)
 
 
@@ -119,6 +119,6 @@ async def test_unknown_backup_bucket_and_cluster_are_not_found(b: Bench) -> None
 
 
 async def test_a_malformed_request_is_answered_query_failed(b: Bench) -> None:
-    reply = await b.p.bus.request(subjects.QUERY_RESTORE_PREFLIGHT, b'{"backup_id": 3}')
+    reply = await b.p.bus.request(queries.QUERY_RESTORE_PREFLIGHT, b'{"backup_id": 3}')
     failed = QueryFailed.model_validate_json(reply)
     assert "backup_id" in failed.error and "bucket" in failed.error

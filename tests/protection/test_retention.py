@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -164,6 +164,14 @@ def test_decision_lists_newest_first_with_reasons() -> None:
     assert decision.keep == ["h004", "h003"]
     assert decision.delete == ["h002", "h001", "h000"]
     assert decision.reasons == {"h004": ["hourly", "floor"], "h003": ["floor"]}
+
+
+def test_the_verified_floor_keeps_the_newest_verified_runs() -> None:
+    runs = [replace(r, verified=i in (1, 2)) for i, r in enumerate(hourly_runs(6))]
+    decision = decide(runs, Retention(floor=1, floor_verified=1))
+    assert decision.keep == ["h005", "h002"]
+    assert decision.reasons == {"h005": ["floor"], "h002": ["verified floor"]}
+    assert decide(runs, Retention(floor=1, floor_verified=3)).keep == ["h005", "h002", "h001"]
 
 
 def test_naive_times_are_utc() -> None:

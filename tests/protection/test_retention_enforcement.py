@@ -21,6 +21,7 @@ from vessel.contracts import subjects
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent
 from vessel.contracts.operations import Operation, Phase
 from vessel.contracts.protection import DeleteAppSnapshot, DeleteBackup, Retention, ScheduleSpec
+from vessel.contracts.verification import VerificationRecord
 
 pytestmark = pytest.mark.timeout(60)
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -54,6 +55,7 @@ class World:
     ledger: RunLedger
     deletions: Deletions
     spec: ScheduleSpec
+    verifications: KeyValue
 
     async def run(self, hour: int, phase: Phase, kind: Literal["backup", "snapshot"]) -> str:
         """A run of the schedule `hour` hours after T0, its claim and its operation."""
@@ -77,7 +79,9 @@ class World:
         return op_id
 
 
-async def make_world(bus: Bus, kind: Literal["backup", "snapshot"]) -> World:
+async def make_world(
+    bus: Bus, kind: Literal["backup", "snapshot"], retention: Retention | None = None
+) -> World:
     suffix = uuid.uuid4().hex[:8]
     spec = ScheduleSpec(
         id=f"s-{suffix}",
@@ -85,19 +89,21 @@ async def make_world(bus: Bus, kind: Literal["backup", "snapshot"]) -> World:
         kind=kind,
         bucket="default",
         frequency="hourly",
-        retention=Retention(floor=2),
+        retention=retention or Retention(floor=2),
     )
     schedules = await bus.kv(f"t_sched_{suffix}")
     await schedules.put(spec.id, spec.model_dump_json().encode())
     operations = OperationStore(await bus.kv(f"t_ops_{suffix}"))
     runs = await bus.kv(f"t_runs_{suffix}")
+    verifications = await bus.kv(f"t_verified_{suffix}")
     return World(
-        RetentionEnforcer(bus, operations, schedules, runs),
+        RetentionEnforcer(bus, operations, schedules, runs, verifications),
         operations,
         schedules,
         RunLedger(runs),
         Deletions(spec.id),
         spec,
+        verifications,
     )
 
 
@@ -187,3 +193,32 @@ async def test_unscheduled_runs_and_removed_schedules_delete_nothing(
     assert await world.enforcer.enforce(world.spec.id) == []
     await asyncio.sleep(1.0)
     assert world.deletions.seen == []
+
+
+async def test_the_verified_floor_keeps_the_newest_verified_backups(
+    bus: Bus, deletions_tap: list[Deletions]
+) -> None:
+    world = await make_world(bus, "backup", Retention(floor=1, floor_verified=1))
+    deletions_tap.append(world.deletions)
+    runs = [await world.run(h, "Completed", "backup") for h in range(4)]
+    for run_id, outcome in [(runs[0], "Passed"), (runs[1], "Passed"), (runs[2], "Failed")]:
+        record = VerificationRecord(
+            bucket="default",
+            backup_id=run_id,
+            app_id=world.spec.app_id,
+            operation_id=f"verify-{run_id}",
+            outcome=outcome,
+            verified_at=T0,
+        )
+        await world.verifications.put(f"default.{run_id}", record.model_dump_json().encode())
+    await world.enforcer.on_run_ended(
+        BackupEvent(
+            backup_id=runs[3], operation_id=runs[3], app_id=world.spec.app_id, bucket="default"
+        )
+    )
+    commands = await world.deletions.settle(2)
+    # kept: the newest (floor 1) and the newest that passed verification (runs[1])
+    assert [c.operation_id for c in commands] == [
+        derived_id(runs[0], "delete"),
+        derived_id(runs[2], "delete"),
+    ]

@@ -21,6 +21,7 @@ from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup
 from vessel.contracts.protection import ScheduleSpec
 from vessel.contracts.subjects import Message
+from vessel.contracts.verification import CreateVerification
 from vessel.stopping import cancel_and_wait
 from vessel_dev.rig.processes import NatsServer
 
@@ -248,6 +249,37 @@ async def test_disabled_schedules_do_not_fire(rig: Rig) -> None:
     await asyncio.sleep(1.0)
     assert rig.tap.seen == []
     assert await rig.events(subjects.RUN_MISSED) == []
+
+
+async def test_a_verify_schedule_sends_a_verification_of_the_newest_backup(rig: Rig) -> None:
+    spec = rig.spec.model_copy(update={"kind": "verify", "target_cluster": "c2"})
+    await rig.schedules.put(rig.spec.id, spec.model_dump_json().encode())
+    seen: list[CreateVerification] = []
+    arrived = asyncio.Event()
+
+    async def record(command: CreateVerification) -> None:
+        if command.schedule == spec.id:
+            seen.append(command)
+            arrived.set()
+
+    task = await rig.bus.consume(
+        "tests-protection-verifications", {subjects.CREATE_VERIFICATION: record}
+    )
+    try:
+        await rig.scheduler().tick()
+        await asyncio.wait_for(arrived.wait(), 10)
+    finally:
+        await cancel_and_wait([task])
+    (command,) = seen
+    assert command == CreateVerification(
+        operation_id=run_operation_id(spec.id, T0),
+        app_id=spec.app_id,
+        bucket=spec.bucket,
+        schedule=spec.id,
+        target_cluster="c2",
+        requested_by=f"schedule/{spec.id}",
+    )
+    assert rig.tap.seen == []  # no backup
 
 
 async def test_the_loop_wakes_every_second(rig: Rig) -> None:

@@ -81,6 +81,9 @@ class MoveFromBucket(Payload):
     target_dir: str = Field(
         "", max_length=4096, description="With `paths`: where in the volume they go"
     )
+    verify: bool = Field(
+        False, description="Then read the volume back and compare it with the snapshot's tree"
+    )
 
 
 class RegisterCluster(Payload):

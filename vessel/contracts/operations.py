@@ -60,6 +60,7 @@ class VolumeWork(BaseModel):
     state: Literal["Waiting", "Moving", "Done", "Failed"] = "Waiting"
     snapshot_id: str = ""
     bytes: int = 0
+    files: int = 0
     error: str = ""
     parent_snapshot: str = Field(
         "", description="backup: the earlier repository snapshot it is incremental to"
@@ -73,6 +74,7 @@ class Operation(BaseModel):
         "backup",
         "restore",
         "restore-files",
+        "verify",
         "snapshot",
         "delete-backup",
         "delete-snapshot",

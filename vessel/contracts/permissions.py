@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from vessel.contracts import state, subjects
+from vessel.contracts import queries, state, subjects
 from vessel.contracts.message import Message
 
 SERVICES = ("provisioner", "discovery", "protection", "mover", "gateway")
@@ -43,6 +43,7 @@ SENDS: dict[str, tuple[Message, ...]] = {
         subjects.CREATE_BACKUP,
         subjects.CREATE_RESTORE,
         subjects.RESTORE_FILES,
+        subjects.CREATE_VERIFICATION,
         subjects.CREATE_SNAPSHOT,
         subjects.CREATE_CLONE,
         subjects.CREATE_MIGRATION,
@@ -64,6 +65,7 @@ SENDS: dict[str, tuple[Message, ...]] = {
         subjects.REMOVE_BACKEND,
     ),
     "protection": (
+        subjects.CREATE_VERIFICATION,
         subjects.CREATE_BACKUP,
         subjects.CREATE_RESTORE,
         subjects.CREATE_SNAPSHOT,
@@ -83,17 +85,17 @@ runs and retention do)."""
 
 ASKS: dict[str, tuple[str, ...]] = {
     "gateway": (
-        subjects.QUERY_JOIN_TOKEN,
-        subjects.QUERY_CATALOG,
-        subjects.QUERY_RESTORE_PREFLIGHT,
-        subjects.QUERY_BACKUP_FILES,
-        subjects.QUERY_MOVER_FILES,
-        subjects.QUERY_PROVISIONER_BACKENDS,
-        subjects.QUERY_PROVISIONER_STORAGECLASSES,
-        subjects.QUERY_PROVISIONER_VOLUMES,
+        queries.QUERY_JOIN_TOKEN,
+        queries.QUERY_CATALOG,
+        queries.QUERY_RESTORE_PREFLIGHT,
+        queries.QUERY_BACKUP_FILES,
+        queries.QUERY_MOVER_FILES,
+        queries.QUERY_PROVISIONER_BACKENDS,
+        queries.QUERY_PROVISIONER_STORAGECLASSES,
+        queries.QUERY_PROVISIONER_VOLUMES,
     ),
     "mover": ("vessel.xfer.>",),
-    "protection": (subjects.QUERY_AGENT,),
+    "protection": (queries.QUERY_AGENT,),
     "provisioner": (),
     "discovery": ("vessel.query.discovery.>",),
 }

@@ -91,6 +91,12 @@ class Retention(Payload):
     monthly: int = Field(0, ge=0, le=10_000)
     yearly: int = Field(0, ge=0, le=10_000)
     floor: int = Field(1, ge=0, le=10_000, description="Newest successful runs never deleted")
+    floor_verified: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="Backups: the newest runs whose restore verification passed, never deleted",
+    )
 
 
 class ScheduleSpec(Payload):
@@ -99,7 +105,9 @@ class ScheduleSpec(Payload):
 
     id: Identifier
     app_id: AppId
-    kind: Literal["snapshot", "backup"]
+    kind: Literal["snapshot", "backup", "verify"] = Field(
+        description="What a run does: snapshot, back up, or verify the newest backup"
+    )
     bucket: Identifier
     frequency: Literal["hourly", "daily", "weekly", "monthly", "cron"]
     cron: str = Field("", description="Required for frequency cron; 5-field cron in UTC")
@@ -109,6 +117,9 @@ class ScheduleSpec(Payload):
     day_of_month: int = Field(1, ge=1, le=28, description="For monthly")
     retention: Retention = Field(default_factory=Retention)
     enabled: bool = True
+    target_cluster: ClusterId | None = Field(
+        None, description="verify: the cluster the scratch copy goes to (default the backup's)"
+    )
 
 
 class PutSchedule(Payload):
@@ -174,6 +185,11 @@ class RestoreOptions(Payload):
         False,
         description="Restore a backup written before sealing (vessel.backup/1), which "
         "cannot be verified; the gateway allows it to admins only",
+    )
+    verify_data: bool = Field(
+        False,
+        description="Read every restored file back and compare it with the backup's tree "
+        "(size and content hashes); a difference fails the volume",
     )
     cleanup_on_failure: bool = Field(
         True,

@@ -106,6 +106,14 @@ CATALOG_HEADS = KvBucket(
     TEXT + "the newest head number seen, in decimal",
     "per bucket, the newest catalog head number seen (a rolled-back catalog is refused)",
 )
+VERIFICATIONS = KvBucket(
+    "verifications",
+    "protection",
+    "<bucket>.<backup id>",
+    "vessel.contracts.verification:VerificationRecord",
+    "per backup, how its last restore verification ended",
+    ("gateway",),
+)
 APP_SNAPSHOTS = KvBucket(
     "app_snapshots",
     "protection",
@@ -202,6 +210,7 @@ KV_BUCKETS: tuple[KvBucket, ...] = (
     OPERATIONS,
     RESTORE_WAITS,
     CATALOG_HEADS,
+    VERIFICATIONS,
     APP_SNAPSHOTS,
     SCHEDULES,
     SCHEDULE_RUNS,

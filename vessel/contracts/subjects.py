@@ -14,6 +14,7 @@ from vessel.contracts import events as evt
 from vessel.contracts import files, hooks
 from vessel.contracts import group_snapshots as grp
 from vessel.contracts import protection as prot
+from vessel.contracts import verification as ver
 from vessel.contracts.message import Message as Message  # re-exported: the catalog's type
 from vessel.contracts.message import _command, _event
 
@@ -171,6 +172,17 @@ FILES_RESTORE_FAILED = _event(
     files.FilesRestoreEvent,
     "A restore of chosen paths ended in failure; the message says why.",
 )
+VERIFICATION_PASSED = _event(
+    "protection.verification.passed",
+    ver.VerificationEvent,
+    "A backup was restored into a scratch namespace, checked file by file and object by "
+    "object (and probed by the app's post-restore hooks), and the copy deleted.",
+)
+VERIFICATION_FAILED = _event(
+    "protection.verification.failed",
+    ver.VerificationEvent,
+    "A backup's verification found it does not restore as backed up; the message says why.",
+)
 SNAPSHOT_STARTED = _event(
     "protection.snapshot.started", evt.AppSnapshotEvent, "An app snapshot was accepted and began."
 )
@@ -301,6 +313,13 @@ RESTORE_FILES = _command(
     "files.restore",
     files.RestoreFiles,
     "Restore chosen paths of a backed-up volume into a claim, without restoring the volume.",
+    False,
+)
+CREATE_VERIFICATION = _command(
+    "protection",
+    "verify",
+    ver.CreateVerification,
+    "Verify that a backup restores: into a scratch namespace, checked, then deleted.",
     False,
 )
 CREATE_SNAPSHOT = _command(
@@ -450,52 +469,6 @@ SNAPSHOT_GROUP = _command(
     "Snapshot the volumes of several claims back to back as one group of VolumeSnapshots.",
     True,
 )
-
-QUERY_SUBJECTS = "vessel.query.>"
-"""Core NATS request/reply (not stored): queries served by a service's queue group."""
-QUERY_APPS = "vessel.query.discovery.apps"
-"""Request `AppQuery`, reply `AppPage` (or `QueryFailed`)."""
-QUERY_APP = "vessel.query.discovery.app"
-"""Request `AppLookup`, reply `AppDetail` (or `QueryFailed`)."""
-QUERY_CLUSTERS = "vessel.query.discovery.clusters"
-"""Request `ClusterQuery`, reply `ClusterList` (or `QueryFailed`)."""
-QUERY_JOIN_TOKEN = "vessel.query.discovery.join-token"
-"""Request `JoinTokenRequest`, reply `JoinToken` (or `QueryFailed`): the hub's discovery
-issues a token with which a cluster's leaf node joins (docs/design/0007-hub-and-agents.md)."""
-QUERY_CATALOG = "vessel.query.protection.catalog"
-"""Request `CatalogRead`, reply `CatalogReply` (or `QueryFailed`): backup catalog objects of
-a bucket, for services that hold no bucket credentials."""
-QUERY_RESTORE_PREFLIGHT = "vessel.query.protection.restore.preflight"
-"""Request `RestorePreflight`, reply `PreflightResult` (or `QueryFailed`)."""
-QUERY_BACKUP_FILES = "vessel.query.protection.files"
-"""Request `BackupVolumeLookup`, reply `BackupVolumeFound` (or `QueryFailed`): the verified
-repository snapshot of one volume of a backup."""
-
-QUERY_MOVER_FILES = "vessel.query.mover.{cluster}.files"
-"""Request `FileQuery`, reply `FileListing` or `FileBytes` (or `QueryFailed`): entries and
-bytes of a repository snapshot, read by one of the cluster's movers."""
-
-QUERY_PROVISIONER_BACKENDS = "vessel.query.provisioner.{cluster}.backends"
-"""Request `BackendQuery`, reply `BackendList` (or `QueryFailed`); per cluster."""
-QUERY_PROVISIONER_STORAGECLASSES = "vessel.query.provisioner.{cluster}.storageclasses"
-"""Request `StorageClassQuery`, reply `StorageClassList` (or `QueryFailed`); per cluster."""
-QUERY_PROVISIONER_VOLUMES = "vessel.query.provisioner.{cluster}.volumes"
-"""Request `VolumeUsageQuery`, reply `VolumeUsage` (or `QueryFailed`); per cluster."""
-
-QUERY_AGENT = "vessel.query.agent.{cluster}.{verb}"
-"""Request `KubeCall`, reply `KubeAnswer`: a Kubernetes API call made by the cluster's agent
-(`vessel.contracts.agent`); `verb` is the call's (`get`, `list`, ... `exec`)."""
-
-
-def agent_subject(cluster: str, verb: str) -> str:
-    return QUERY_AGENT.format(cluster=cluster, verb=verb)
-
-
-XFER_OPEN = "vessel.xfer.{cluster}.open"
-"""Core request/reply: a source mover opens a direct transfer session with the mover of
-`cluster` (the destination); see docs/formats.md, "Direct transfer between movers"."""
-XFER_SESSION = "vessel.xfer.{cluster}.{session}.{verb}"
-"""The session's requests (`have`, `blobs`, `commit`, `close`), served while it runs."""
 
 ALL: tuple[Message, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Message))
 BY_TYPE: dict[str, Message] = {m.type: m for m in ALL}

@@ -99,6 +99,16 @@ APP_LAST_SUCCESS = Gauge(
     "When an app's last snapshot or backup that completed ended (Unix time).",
     ["app", "kind"],
 )
+BACKUP_LAST_VERIFIED = Gauge(
+    "vessel_backup_last_verified_timestamp_seconds",
+    "When a backup of the app last passed a restore verification (Unix time).",
+    ["app"],
+)
+LAST_VERIFICATION_PASSED = Gauge(
+    "vessel_backup_last_verification_passed",
+    "1 when the app's newest restore verification passed, 0 when it failed.",
+    ["app"],
+)
 SCHEDULE_INTERVAL = Gauge(
     "vessel_schedule_interval_seconds",
     "Seconds between two runs of an enabled schedule, by the app and kind it protects.",

@@ -101,6 +101,9 @@ POLICIES: dict[str, Policy] = {
     method("BackupFileService", "ListBackupFiles"): Policy(Role.MEMBER),
     method("BackupFileService", "DownloadBackupFiles"): Policy(Role.MEMBER),
     method("BackupFileService", "RestoreBackupFiles"): Policy(Role.MEMBER),
+    method("VerificationService", "CreateVerification"): Policy(
+        Role.MEMBER, lambda r: authz.app_id_target(r.app_id)
+    ),
     method("ScheduleService", "CreateSchedule"): Policy(
         Role.OWNER, lambda r: authz.app_id_target(r.schedule.app_id)
     ),

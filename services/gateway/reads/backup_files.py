@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from services.gateway.errors import ApiError
 from vessel.bus.errors import BusError
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.files import (
     PAGE_MAX,
@@ -78,7 +78,7 @@ class VolumeFiles:
     async def find(cls, bus: Bus, lookup: BackupVolumeLookup, cluster: str) -> VolumeFiles:
         """The verified snapshot of the volume, read by `cluster`'s mover (empty: the
         backup's own cluster)."""
-        found = await ask(bus, subjects.QUERY_BACKUP_FILES, lookup, BackupVolumeFound, "protection")
+        found = await ask(bus, queries.QUERY_BACKUP_FILES, lookup, BackupVolumeFound, "protection")
         return cls(bus, cluster or found.cluster, lookup.bucket, found.snapshot_id)
 
     def _query(self, action: str, path: str, offset: int, limit: int) -> FileQuery:
@@ -96,12 +96,12 @@ class VolumeFiles:
     async def listing(
         self, path: str, offset: int = 0, limit: int = PAGE_MAX, action: str = "list"
     ) -> FileListing:
-        subject = subjects.QUERY_MOVER_FILES.format(cluster=self.cluster)
+        subject = queries.QUERY_MOVER_FILES.format(cluster=self.cluster)
         query = self._query(action, path, offset, limit)
         return await ask(self.bus, subject, query, FileListing, f"the mover of {self.cluster}")
 
     async def read(self, path: str, offset: int) -> bytes:
-        subject = subjects.QUERY_MOVER_FILES.format(cluster=self.cluster)
+        subject = queries.QUERY_MOVER_FILES.format(cluster=self.cluster)
         query = self._query("read", path, offset, CHUNK)
         got = await ask(self.bus, subject, query, FileBytes, f"the mover of {self.cluster}")
         return base64.b64decode(got.data)

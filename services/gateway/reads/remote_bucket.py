@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from vessel.bus.errors import BusError
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.config import VesselSettings
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.buckets import CatalogRead, CatalogReply
 from vessel.contracts.events import QueryFailed
 from vessel.objectstore.base import ObjectNotFound, ObjectStore, ObjectStoreError, StoreUnavailable
@@ -35,7 +35,7 @@ class RemoteCatalog:
     def _ask(self, action: str, key: str) -> CatalogReply:
         body = CatalogRead.model_validate({"bucket": self.bucket, "action": action, "key": key})
         future = asyncio.run_coroutine_threadsafe(
-            self.bus.request(subjects.QUERY_CATALOG, body.model_dump_json().encode(), WAIT_SECONDS),
+            self.bus.request(queries.QUERY_CATALOG, body.model_dump_json().encode(), WAIT_SECONDS),
             self.loop,
         )
         try:

@@ -21,15 +21,22 @@ from vessel.contracts import subjects
 from vessel.contracts.events import AppSnapshotEvent, BackupEvent
 from vessel.contracts.operations import Operation, Phase
 from vessel.contracts.protection import DeleteAppSnapshot, DeleteBackup, ScheduleSpec
+from vessel.contracts.verification import VerificationRecord
 
 log = logging.getLogger("vessel.protection.retention")
 
 
 class RetentionEnforcer:
     def __init__(
-        self, bus: Bus, operations: OperationStore, schedules: KeyValue, runs: KeyValue
+        self,
+        bus: Bus,
+        operations: OperationStore,
+        schedules: KeyValue,
+        runs: KeyValue,
+        verifications: KeyValue | None = None,
     ) -> None:
-        self.bus = bus
+        """`verifications`: KV `verifications`, for `floor_verified` (None: none verified)."""
+        self.bus, self.verifications = bus, verifications
         self.operations = operations
         self.schedules = schedules
         self.ledger = RunLedger(runs)
@@ -56,7 +63,8 @@ class RetentionEnforcer:
             # run being canceled is not finished either: it is deleted once Canceled.
             finished = op is not None and op.done
             successful = op is not None and op.phase == Phase.COMPLETED
-            runs.append(Run(ticket.operation_id, ticket.due, successful, finished))
+            verified = successful and await self._verified(op)
+            runs.append(Run(ticket.operation_id, ticket.due, successful, finished, verified))
             by_op[ticket.operation_id] = (ticket, revision, op)
         started = []
         for run_id in decide(runs, spec.retention).delete:
@@ -69,6 +77,14 @@ class RetentionEnforcer:
         if started:
             log.info("schedule %s: retention deletes %d runs", schedule_id, len(started))
         return started
+
+    async def _verified(self, op: Operation | None) -> bool:
+        if op is None or op.kind != "backup" or self.verifications is None:
+            return False
+        entry = await self.verifications.get(f"{op.bucket}.{op.backup_id or op.id}")
+        if entry is None:
+            return False
+        return VerificationRecord.model_validate_json(entry.value).outcome == "Passed"
 
     async def _delete(self, spec: ScheduleSpec, op: Operation, deletion_id: str) -> None:
         by = f"schedule/{spec.id}"

@@ -34,6 +34,7 @@ from vessel.contracts import subjects
 from vessel.contracts.commands import CreateBackup
 from vessel.contracts.protection import CreateAppSnapshot, RunMissed, ScheduleFired, ScheduleSpec
 from vessel.contracts.schedule_rules import cron_expression
+from vessel.contracts.verification import CreateVerification
 from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.protection.scheduler")
@@ -278,6 +279,18 @@ class Scheduler:
                     app_id=spec.app_id,
                     bucket=spec.bucket,
                     schedule=spec.id,
+                    requested_by=by,
+                ),
+            )
+        elif spec.kind == "verify":
+            await self.bus.publish(
+                subjects.CREATE_VERIFICATION,
+                CreateVerification(
+                    operation_id=op_id,
+                    app_id=spec.app_id,
+                    bucket=spec.bucket,
+                    schedule=spec.id,
+                    target_cluster=spec.target_cluster,
                     requested_by=by,
                 ),
             )

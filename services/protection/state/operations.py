@@ -94,6 +94,7 @@ class OperationStore:
                 if work.transfer_id == result.transfer_id:
                     work.state = "Failed" if result.error else "Done"
                     work.error, work.bytes = result.error, result.bytes
+                    work.files = result.files
                     work.snapshot_id = result.snapshot_id or work.snapshot_id
 
         return await self.change(result.operation_id, record)

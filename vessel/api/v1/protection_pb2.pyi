@@ -280,6 +280,7 @@ class Backup(_message.Message):
     BYTES_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     bucket: _builtins.str
     app_id: _builtins.str
@@ -301,6 +302,10 @@ class Backup(_message.Message):
     def completed(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___BackupVolume]: ...
+    @_builtins.property
+    def verification(self) -> Global___Verification:
+        """its last restore verification; unset: never verified"""
+
     def __init__(
         self,
         *,
@@ -315,14 +320,67 @@ class Backup(_message.Message):
         bytes: _builtins.int = ...,
         error: _builtins.str = ...,
         format: _builtins.str = ...,
+        verification: Global___Verification | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed", b"completed", "created", b"created"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed", b"completed", "created", b"created", "verification", b"verification"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "bucket", b"bucket", "bytes", b"bytes", "cluster", b"cluster", "completed", b"completed", "created", b"created", "error", b"error", "format", b"format", "id", b"id", "namespaces", b"namespaces", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "bucket", b"bucket", "bytes", b"bytes", "cluster", b"cluster", "completed", b"completed", "created", b"created", "error", b"error", "format", b"format", "id", b"id", "namespaces", b"namespaces", "verification", b"verification", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Backup: _TypeAlias = Backup  # noqa: Y015
+
+@_typing.final
+class Verification(_message.Message):
+    """How a backup's last restore verification went: restored into a scratch namespace, every
+    file read back against the backup, every object found, post-restore hooks run as probe.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    VERIFIED_AT_FIELD_NUMBER: _builtins.int
+    OPERATION_ID_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    TARGET_CLUSTER_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    HOOKS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    outcome: _builtins.str
+    """Passed, Failed"""
+    operation_id: _builtins.str
+    duration_seconds: _builtins.float
+    target_cluster: _builtins.str
+    files: _builtins.int
+    bytes: _builtins.int
+    resources: _builtins.int
+    hooks: _builtins.int
+    message: _builtins.str
+    @_builtins.property
+    def verified_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        outcome: _builtins.str = ...,
+        verified_at: _timestamp_pb2.Timestamp | None = ...,
+        operation_id: _builtins.str = ...,
+        duration_seconds: _builtins.float = ...,
+        target_cluster: _builtins.str = ...,
+        files: _builtins.int = ...,
+        bytes: _builtins.int = ...,
+        resources: _builtins.int = ...,
+        hooks: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["verified_at", b"verified_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "duration_seconds", b"duration_seconds", "files", b"files", "hooks", b"hooks", "message", b"message", "operation_id", b"operation_id", "outcome", b"outcome", "resources", b"resources", "target_cluster", b"target_cluster", "verified_at", b"verified_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Verification: _TypeAlias = Verification  # noqa: Y015
 
 @_typing.final
 class ListBackupsRequest(_message.Message):
@@ -679,6 +737,39 @@ class RestoreBackupFilesRequest(_message.Message):
 Global___RestoreBackupFilesRequest: _TypeAlias = RestoreBackupFilesRequest  # noqa: Y015
 
 @_typing.final
+class CreateVerificationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    BACKUP_ID_FIELD_NUMBER: _builtins.int
+    TARGET_CLUSTER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    bucket: _builtins.str
+    backup_id: _builtins.str
+    """default: the app's newest backup in the bucket"""
+    target_cluster: _builtins.str
+    """where the scratch copy goes; default the backup's cluster"""
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        bucket: _builtins.str = ...,
+        backup_id: _builtins.str = ...,
+        target_cluster: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "backup_id", b"backup_id", "bucket", b"bucket", "request_id", b"request_id", "target_cluster", b"target_cluster"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateVerificationRequest: _TypeAlias = CreateVerificationRequest  # noqa: Y015
+
+@_typing.final
 class Retention(_message.Message):
     """---- schedules ----
 
@@ -694,12 +785,15 @@ class Retention(_message.Message):
     MONTHLY_FIELD_NUMBER: _builtins.int
     YEARLY_FIELD_NUMBER: _builtins.int
     FLOOR_FIELD_NUMBER: _builtins.int
+    FLOOR_VERIFIED_FIELD_NUMBER: _builtins.int
     hourly: _builtins.int
     daily: _builtins.int
     weekly: _builtins.int
     monthly: _builtins.int
     yearly: _builtins.int
     floor: _builtins.int
+    floor_verified: _builtins.int
+    """backups: the newest N that passed verification stay too"""
     def __init__(
         self,
         *,
@@ -709,10 +803,11 @@ class Retention(_message.Message):
         monthly: _builtins.int = ...,
         yearly: _builtins.int = ...,
         floor: _builtins.int | None = ...,
+        floor_verified: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_floor", b"_floor", "floor", b"floor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_floor", b"_floor", "daily", b"daily", "floor", b"floor", "hourly", b"hourly", "monthly", b"monthly", "weekly", b"weekly", "yearly", b"yearly"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_floor", b"_floor", "daily", b"daily", "floor", b"floor", "floor_verified", b"floor_verified", "hourly", b"hourly", "monthly", b"monthly", "weekly", b"weekly", "yearly", b"yearly"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__floor: _TypeAlias = _typing.Literal["floor"]  # noqa: Y015
     _WhichOneofArgType__floor: _TypeAlias = _typing.Literal["_floor", b"_floor"]  # noqa: Y015
@@ -736,11 +831,12 @@ class Schedule(_message.Message):
     DAY_OF_MONTH_FIELD_NUMBER: _builtins.int
     RETENTION_FIELD_NUMBER: _builtins.int
     PAUSED_FIELD_NUMBER: _builtins.int
+    TARGET_CLUSTER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """CreateSchedule: empty picks one"""
     app_id: _builtins.str
     kind: _builtins.str
-    """snapshot, backup"""
+    """snapshot, backup, verify (the newest backup)"""
     bucket: _builtins.str
     frequency: _builtins.str
     """hourly, daily, weekly, monthly, cron"""
@@ -754,6 +850,8 @@ class Schedule(_message.Message):
     """1..28, monthly only (0: 1)"""
     paused: _builtins.bool
     """a paused schedule takes no runs"""
+    target_cluster: _builtins.str
+    """verify: where the scratch copy goes (default the backup's)"""
     @_builtins.property
     def retention(self) -> Global___Retention: ...
     def __init__(
@@ -771,10 +869,11 @@ class Schedule(_message.Message):
         day_of_month: _builtins.int = ...,
         retention: Global___Retention | None = ...,
         paused: _builtins.bool = ...,
+        target_cluster: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["retention", b"retention"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "bucket", b"bucket", "cron", b"cron", "day_of_month", b"day_of_month", "day_of_week", b"day_of_week", "frequency", b"frequency", "hour", b"hour", "id", b"id", "kind", b"kind", "minute", b"minute", "paused", b"paused", "retention", b"retention"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "bucket", b"bucket", "cron", b"cron", "day_of_month", b"day_of_month", "day_of_week", b"day_of_week", "frequency", b"frequency", "hour", b"hour", "id", b"id", "kind", b"kind", "minute", b"minute", "paused", b"paused", "retention", b"retention", "target_cluster", b"target_cluster"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

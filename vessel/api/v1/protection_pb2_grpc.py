@@ -385,6 +385,81 @@ class BackupCatalogService:
             _registered_method=True)
 
 
+class VerificationServiceStub:
+    """Restore verification: restore a backup into a scratch namespace, check it, delete it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateVerification = channel.unary_unary(
+                '/vessel.api.v1.VerificationService/CreateVerification',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.CreateVerificationRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+                _registered_method=True)
+
+
+class VerificationServiceServicer:
+    """Restore verification: restore a backup into a scratch namespace, check it, delete it.
+    """
+
+    def CreateVerification(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_VerificationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateVerification,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.CreateVerificationRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vessel.api.v1.VerificationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vessel.api.v1.VerificationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class VerificationService:
+    """Restore verification: restore a backup into a scratch namespace, check it, delete it.
+    """
+
+    @staticmethod
+    def CreateVerification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.VerificationService/CreateVerification',
+            vessel_dot_api_dot_v1_dot_protection__pb2.CreateVerificationRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class BackupFileServiceStub:
     """Browse, download and restore single files of a backup, read from the repository
     without restoring the volume. Every call needs role member and scope over the

@@ -122,6 +122,34 @@ class BackupCatalogServiceServicer(metaclass=_abc_1.ABCMeta):
 
 def add_BackupCatalogServiceServicer_to_server(servicer: BackupCatalogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
+class VerificationServiceStub:
+    """Restore verification: restore a backup into a scratch namespace, check it, delete it."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> VerificationServiceAsyncStub: ...
+    CreateVerification: _grpc.UnaryUnaryMultiCallable[_protection_pb2.CreateVerificationRequest, _vessel_pb2.Operation]
+
+@_typing.type_check_only
+class VerificationServiceAsyncStub(VerificationServiceStub):
+    """Restore verification: restore a backup into a scratch namespace, check it, delete it."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateVerification: _aio.UnaryUnaryMultiCallable[_protection_pb2.CreateVerificationRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
+
+class VerificationServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Restore verification: restore a backup into a scratch namespace, check it, delete it."""
+
+    @_abc_1.abstractmethod
+    def CreateVerification(
+        self,
+        request: _protection_pb2.CreateVerificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vessel_pb2.Operation, _abc.Awaitable[_vessel_pb2.Operation]]: ...
+
+def add_VerificationServiceServicer_to_server(servicer: VerificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
 class BackupFileServiceStub:
     """Browse, download and restore single files of a backup, read from the repository
     without restoring the volume. Every call needs role member and scope over the

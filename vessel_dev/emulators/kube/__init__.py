@@ -37,6 +37,7 @@ Approximations, where a real API server behaves differently:
   before the response is sent, so callers never observe the short-lived intermediate
   states of a real cluster; they still arrive as ordinary MODIFIED/DELETED events.
   DaemonSets, Jobs and CronJobs have no emulated controller.
+* ResourceQuotas are stored and served, never enforced: nothing is refused for a quota.
 * No request log is kept, so memory does not grow with traffic; the event history is
   bounded by ``history``.
 * Only JSON is spoken: responses are JSON whatever the Accept header asks for (except

@@ -58,6 +58,7 @@ KINDS: tuple[Kind, ...] = (
     _k("", "v1", "services", "Service", True, True, "svc"),
     _k("", "v1", "configmaps", "ConfigMap", True, False, "cm"),
     _k("", "v1", "secrets", "Secret", True, False),
+    _k("", "v1", "resourcequotas", "ResourceQuota", True, True, "quota"),
     _k("", "v1", "serviceaccounts", "ServiceAccount", True, False, "sa"),
     _k("", "v1", "events", "Event", True, False, "ev"),
     _k("", "v1", "endpoints", "Endpoints", True, False, "ep"),

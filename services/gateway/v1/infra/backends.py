@@ -29,7 +29,7 @@ from services.gateway.validation import DNS_LABEL, IDENTIFIER, Checker
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
 from vessel.config import BackendConfig
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 from vessel.contracts.commands import PutBackend, RemoveBackend
 from vessel.contracts.infra_queries import BackendInfo, BackendList, BackendQuery
 from vessel.contracts.operations import now
@@ -78,7 +78,7 @@ class BackendService(irpc.BackendServiceServicer):
         reply = await ask(
             self.ctx.bus,
             cluster,
-            subjects.QUERY_PROVISIONER_BACKENDS,
+            queries.QUERY_PROVISIONER_BACKENDS,
             BackendQuery(name=name),
             BackendList,
         )

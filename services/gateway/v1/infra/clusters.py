@@ -19,7 +19,7 @@ from services.gateway.validation import DNS_LABEL, IDENTIFIER, Checker
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
 from vessel.bus.errors import BusError
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 from vessel.contracts.commands import RegisterCluster, RemoveCluster
 from vessel.contracts.events import ClusterRecord, JoinToken, JoinTokenRequest, QueryFailed
 
@@ -140,7 +140,7 @@ class ClusterService(irpc.ClusterServiceServicer):
             raise invalid([(field, str(exc.errors()[0]["msg"]))]) from None
         try:
             body = await self.ctx.bus.request(
-                subjects.QUERY_JOIN_TOKEN, asked.model_dump_json().encode(), wait=10
+                queries.QUERY_JOIN_TOKEN, asked.model_dump_json().encode(), wait=10
             )
         except (BusError, TimeoutError):
             raise unavailable("the hub's discovery does not answer") from None

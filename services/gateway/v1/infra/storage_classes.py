@@ -11,7 +11,7 @@ from services.gateway.v1.infra.clusters import cluster_or_all
 from services.gateway.v1.infra.convert import storage_class_message
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.infra_queries import StorageClassList, StorageClassQuery
 
 
@@ -29,7 +29,7 @@ class StorageClassService(irpc.StorageClassServiceServicer):
             reply = await ask(
                 self.ctx.bus,
                 cluster,
-                subjects.QUERY_PROVISIONER_STORAGECLASSES,
+                queries.QUERY_PROVISIONER_STORAGECLASSES,
                 StorageClassQuery(),
                 StorageClassList,
             )

@@ -14,7 +14,7 @@ from services.gateway.v1.infra.convert import volume_message
 from services.gateway.validation import require_ref
 from vessel.api.v1 import infra_pb2 as ipb
 from vessel.api.v1 import infra_pb2_grpc as irpc
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.infra_queries import StoredVolume, VolumeUsage, VolumeUsageQuery
 
 
@@ -28,7 +28,7 @@ class VolumeService(irpc.VolumeServiceServicer):
         reply = await ask(
             self.ctx.bus,
             cluster,
-            subjects.QUERY_PROVISIONER_VOLUMES,
+            queries.QUERY_PROVISIONER_VOLUMES,
             VolumeUsageQuery(volume_ids=volume_ids),
             VolumeUsage,
         )

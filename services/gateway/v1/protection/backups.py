@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+from pydantic import ValidationError
+
 from services.gateway.auth import authz
 from services.gateway.context import GatewayContext
 from services.gateway.errors import RpcContext, guard, not_found
@@ -21,6 +23,7 @@ from vessel.api.v1 import vessel_pb2 as pb
 from vessel.contracts import subjects
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import DeleteBackup as DeleteBackupCommand
+from vessel.contracts.verification import VerificationRecord
 
 
 class BackupCatalogService(prpc.BackupCatalogServiceServicer):
@@ -38,6 +41,15 @@ class BackupCatalogService(prpc.BackupCatalogServiceServicer):
             raise not_found(f"backup {backup_id} in bucket {bucket}")
         authz.require_scope(authz.current(), authz.backup_targets(entry.cluster, entry.namespaces))
         return entry
+
+    async def _verified(self, bucket: str, entry: CatalogEntry) -> VerificationRecord | None:
+        found = await self.ctx.verifications.get(f"{bucket}.{entry.backup_id}")
+        if found is None:
+            return None
+        try:
+            return VerificationRecord.model_validate_json(found.value)
+        except ValidationError:
+            return None  # written by a newer protection: shown as never verified
 
     @guard
     async def ListBackups(
@@ -65,7 +77,8 @@ class BackupCatalogService(prpc.BackupCatalogServiceServicer):
             targets = authz.backup_targets(view.cluster, entry.namespaces)
             if not authz.covers_all(principal, targets):
                 return None
-            return backup_message(request.bucket, entry)
+            verified = await self._verified(request.bucket, entry)
+            return backup_message(request.bucket, entry, verified)
 
         ids = await asyncio.to_thread(backup_ids, store)
         items, token = await load_page(ids, load, request.page_size, request.page_token)
@@ -73,7 +86,8 @@ class BackupCatalogService(prpc.BackupCatalogServiceServicer):
 
     @guard
     async def GetBackup(self, request: ppb.GetBackupRequest, context: RpcContext) -> ppb.Backup:
-        return backup_message(request.bucket, await self._entry(request.bucket, request.id))
+        entry = await self._entry(request.bucket, request.id)
+        return backup_message(request.bucket, entry, await self._verified(request.bucket, entry))
 
     @guard
     async def DeleteBackup(

@@ -9,6 +9,7 @@ from vessel.contracts.events import TransferProgress
 from vessel.contracts.files import FileEntry
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import AppSnapshotRecord, ScheduleSpec
+from vessel.contracts.verification import VerificationRecord
 
 
 def snapshot_message(record: AppSnapshotRecord) -> ppb.Snapshot:
@@ -34,11 +35,29 @@ def snapshot_message(record: AppSnapshotRecord) -> ppb.Snapshot:
     )
 
 
-def backup_message(bucket: str, entry: CatalogEntry) -> ppb.Backup:
+def verification_message(record: VerificationRecord) -> ppb.Verification:
+    return ppb.Verification(
+        outcome=record.outcome,
+        verified_at=timestamp(record.verified_at),
+        operation_id=record.operation_id,
+        duration_seconds=record.duration_seconds,
+        target_cluster=record.target_cluster,
+        files=record.files,
+        bytes=record.bytes,
+        resources=record.resources,
+        hooks=record.hooks,
+        message=record.message,
+    )
+
+
+def backup_message(
+    bucket: str, entry: CatalogEntry, verified: VerificationRecord | None = None
+) -> ppb.Backup:
     view = entry.view
     if view is None:
         return ppb.Backup(id=entry.backup_id, bucket=bucket, error=entry.error)
     return ppb.Backup(
+        verification=verification_message(verified) if verified else None,
         id=entry.backup_id,
         bucket=bucket,
         app_id=view.app_id,
@@ -71,6 +90,7 @@ def schedule_message(spec: ScheduleSpec) -> ppb.Schedule:
         day_of_week=spec.day_of_week,
         day_of_month=spec.day_of_month,
         paused=not spec.enabled,
+        target_cluster=spec.target_cluster or "",
         retention=ppb.Retention(
             hourly=r.hourly,
             daily=r.daily,
@@ -78,6 +98,7 @@ def schedule_message(spec: ScheduleSpec) -> ppb.Schedule:
             monthly=r.monthly,
             yearly=r.yearly,
             floor=r.floor,
+            floor_verified=r.floor_verified,
         ),
     )
 
@@ -91,6 +112,7 @@ def schedule_fields(message: ppb.Schedule) -> dict[str, object]:
         "weekly": r.weekly,
         "monthly": r.monthly,
         "yearly": r.yearly,
+        "floor_verified": r.floor_verified,
     }
     if r.HasField("floor"):
         retention["floor"] = r.floor
@@ -107,6 +129,7 @@ def schedule_fields(message: ppb.Schedule) -> dict[str, object]:
         "day_of_month": message.day_of_month or 1,
         "retention": retention,
         "enabled": not message.paused,
+        "target_cluster": message.target_cluster or None,
     }
 
 

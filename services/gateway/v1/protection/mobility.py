@@ -27,7 +27,7 @@ from services.gateway.validation import APP_ID, IDENTIFIER, Checker, Violations
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
-from vessel.contracts import subjects
+from vessel.contracts import queries, subjects
 from vessel.contracts.infra_queries import StorageClassList, StorageClassQuery
 from vessel.contracts.operations import Operation
 from vessel.contracts.protection import (
@@ -110,7 +110,7 @@ async def check_storage_classes(ctx: GatewayContext, cluster: str, mapping: dict
         reply = await ask(
             ctx.bus,
             cluster,
-            subjects.QUERY_PROVISIONER_STORAGECLASSES,
+            queries.QUERY_PROVISIONER_STORAGECLASSES,
             StorageClassQuery(),
             StorageClassList,
             CLASSES_SECONDS,

@@ -16,12 +16,14 @@ from services.gateway.v1.protection.mobility import CloneService, MigrationServi
 from services.gateway.v1.protection.progress import ProgressService
 from services.gateway.v1.protection.schedules import ScheduleService
 from services.gateway.v1.protection.snapshots import SnapshotService
+from services.gateway.v1.protection.verifications import VerificationService
 from vessel.api.v1 import protection_pb2_grpc as prpc
 
 ADD: dict[type, Callable[[Any, grpc.aio.Server], None]] = {
     SnapshotService: prpc.add_SnapshotServiceServicer_to_server,
     BackupCatalogService: prpc.add_BackupCatalogServiceServicer_to_server,
     BackupFileService: prpc.add_BackupFileServiceServicer_to_server,
+    VerificationService: prpc.add_VerificationServiceServicer_to_server,
     ScheduleService: prpc.add_ScheduleServiceServicer_to_server,
     BucketService: prpc.add_BucketServiceServicer_to_server,
     ProgressService: prpc.add_ProgressServiceServicer_to_server,

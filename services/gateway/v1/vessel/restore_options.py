@@ -23,7 +23,7 @@ from services.gateway.validation import Violations
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.bus.errors import BusError
 from vessel.bus.nats_port import Bus
-from vessel.contracts import subjects
+from vessel.contracts import queries
 from vessel.contracts.events import QueryFailed
 from vessel.contracts.protection import PreflightResult, RestoreOptions, RestorePreflight
 
@@ -128,7 +128,7 @@ async def preflight(bus: Bus, query: RestorePreflight, required: bool) -> None:
     a replica that does not answer in time is UNAVAILABLE either way."""
     try:
         raw = await bus.request(
-            subjects.QUERY_RESTORE_PREFLIGHT, query.model_dump_json().encode(), PREFLIGHT_SECONDS
+            queries.QUERY_RESTORE_PREFLIGHT, query.model_dump_json().encode(), PREFLIGHT_SECONDS
         )
     except TimeoutError:
         raise ApiError(
