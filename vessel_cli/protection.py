@@ -154,6 +154,15 @@ def verify_create(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
     return schedule_create(ch, a)
 
 
+def platform_recover(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
+    op = prpc.PlatformServiceStub(ch).RecoverPlatform(
+        ppb.RecoverPlatformRequest(
+            bucket=a.bucket, from_install=a.from_install, request_id=a.request_id
+        )
+    )
+    return [watch(ch, op, a)]
+
+
 # ---- schedules ----
 
 

@@ -1,4 +1,5 @@
-"""The grammar of `vessel snapshot|backup|restore|schedule|verify|bucket|clone|migrate|hook`.
+"""The grammar of `vessel snapshot|backup|restore|schedule|verify|platform|bucket|clone|migrate|
+hook`.
 
 Each verb names the function that runs it as "module:function"; `vessel_cli.main` imports
 that module only when the verb runs, so parsing loads neither gRPC nor the API stubs.
@@ -176,6 +177,23 @@ def _verify(resources: Parsers) -> None:
     p.set_defaults(run="vessel_cli.protection:verify_create", kind="verify")
 
 
+def _platform(resources: Parsers) -> None:
+    platform = verbs(resources, "platform", "Vessel's own policies, kept in every bucket")
+    p = platform.add_parser(
+        "recover", help="replay a bucket's schedules, hooks, app definitions and buckets"
+    )
+    p.add_argument("--bucket", required=True)
+    p.add_argument(
+        "--from",
+        dest="from_install",
+        default="",
+        metavar="INSTALL",
+        help="whose export (default: the most recent of another install)",
+    )
+    long_running(p, "recovery")
+    p.set_defaults(run="vessel_cli.protection:platform_recover")
+
+
 def _bucket(resources: Parsers) -> None:
     bucket = verbs(resources, "bucket", "backup buckets (configured or registered)")
     bucket.add_parser("list").set_defaults(run="vessel_cli.protection:bucket_list")
@@ -271,6 +289,7 @@ def add_parsers(resources: Parsers) -> None:
     _backup(resources)
     _schedule(resources)
     _verify(resources)
+    _platform(resources)
     _bucket(resources)
     _mobility(resources)
     _hook(resources)

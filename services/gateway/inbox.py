@@ -31,6 +31,7 @@ from services.gateway.v1.protection.buckets import BUCKET_EVENTS, BucketService
 from services.gateway.v1.protection.files import BackupFileService
 from services.gateway.v1.protection.hooks import HookService
 from services.gateway.v1.protection.mobility import CloneService, MigrationService
+from services.gateway.v1.protection.platform import PlatformService
 from services.gateway.v1.protection.progress import PROGRESS_EVENTS, ProgressService
 from services.gateway.v1.protection.schedules import ScheduleService
 from services.gateway.v1.protection.snapshots import SnapshotService
@@ -66,6 +67,7 @@ def rpcs(ctx: GatewayContext) -> list[Rpc]:
         Rpc(BackupCatalogService(ctx), protection.register),
         Rpc(BackupFileService(ctx), protection.register),
         Rpc(VerificationService(ctx), protection.register),
+        Rpc(PlatformService(ctx), protection.register),
         Rpc(ScheduleService(ctx), protection.register),
         Rpc(BucketService(ctx), protection.register, tails=(BUCKET_EVENTS,)),
         Rpc(ProgressService(ctx), protection.register, tails=(PROGRESS_EVENTS,)),

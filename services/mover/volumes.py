@@ -5,7 +5,7 @@ Contract of `VolumeData`:
 - `backup(source, parent, tags, progress)` returns the snapshot id; the snapshot exists
   only after every blob it references is stored. Repeating it is safe: blobs already in
   the repository (also from an interrupted attempt) are not uploaded again.
-- `restore(snapshot_id, target, progress, paths, into)` writes the tree (or only the
+- `restore(snapshot_id, target, progress, paths, into, verify)` writes the tree (or only the
   entries `paths` name, under `target`/`into`) into `target`, verifying every chunk, never
   writing outside `target`; with `verify`, it then reads the whole target back against
   the snapshot's tree (`RestoreDiffers` names what differs).

@@ -19,6 +19,7 @@ from services.protection.given_up import GivenUp
 from services.protection.hook_commands import HookCommands
 from services.protection.mobility import MobilityFlow
 from services.protection.operation_gauges import OperationGauges
+from services.protection.platform import PlatformExporter, PlatformRecovery
 from services.protection.preflight import PreflightQueries
 from services.protection.restore import RestoreFlow
 from services.protection.results import ResultRouter
@@ -112,6 +113,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
                 subjects.CREATE_RESTORE: restores.on_command,
                 subjects.RESTORE_FILES: files.on_command,
                 subjects.CREATE_VERIFICATION: verifications.on_command,
+                subjects.RECOVER_PLATFORM: PlatformRecovery(ctx).on_recover,
                 subjects.CREATE_SNAPSHOT: snapshots.on_command,
                 subjects.CANCEL_OPERATION: cancels.on_command,
                 subjects.CREATE_CLONE: mobility.on_clone,
@@ -146,6 +148,7 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
         Responder(queries.QUERY_BACKUP_FILES, files.on_lookup, queue=QUERIES),
         Responder(queries.QUERY_RESTORE_PREFLIGHT, PreflightQueries(ctx).on_request, queue=QUERIES),
         Loop("protection-scheduler", scheduler.run),
+        Loop("platform export", (await PlatformExporter.on(ctx, ctx.registry)).run),
         Loop("operation gauges", gauges.run),
         Loop("operation deadlines", watchdog.run),
     ]

@@ -13,9 +13,6 @@ import asyncio
 import hashlib
 import io
 import json
-import os
-import subprocess
-import sys
 import tarfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,7 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.support import full_stack, source_app
+from tests.support import backed_up_app, full_stack, vessel_cli
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import tokens_pb2 as tpb
@@ -65,25 +62,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 async def backed(stack: Stack) -> AsyncIterator[Backed]:
-    await source_app(stack)
+    backup_id = await backed_up_app(stack, APP_ID)
     a = KubeCluster(stack.kubeconfigs["cluster-a"], "cluster-a")
     volume = await bound_volume_path(a, NAMESPACE, CLAIM)
     async with grpc.aio.insecure_channel(stack.gateway) as channel:
-        apps = rpc.AppServiceStub(channel)
-        for _ in range(200):
-            found = [x for x in (await apps.ListApps(pb.ListAppsRequest())).apps if x.id == APP_ID]
-            if found and found[0].claims and found[0].claims[0].volume_name:
-                break
-            await asyncio.sleep(0.1)
-        backing = await rpc.BackupServiceStub(channel).CreateBackup(
-            pb.CreateBackupRequest(app_id=APP_ID, bucket="default")
-        )
-        done = await rpc.OperationServiceStub(channel).WaitOperation(
-            pb.WaitOperationRequest(id=backing.id, timeout_seconds=120)
-        )
-        assert done.phase == "Completed", done.message
         tokens = trpc.TokenServiceStub(channel)
-        secrets = {}
+        secrets: dict[str, str] = {}
         for name, role, namespaces in [
             ("admin", "admin", []),
             ("member", "member", [NAMESPACE]),
@@ -96,7 +80,7 @@ async def backed(stack: Stack) -> AsyncIterator[Backed]:
                 metadata=metadata,
             )
             secrets[name] = made.secret
-    yield Backed(stack, done.backup_id or backing.id, volume, secrets)
+    yield Backed(stack, backup_id, volume, secrets)
 
 
 async def refused(call: object, code: grpc.StatusCode, text: str) -> None:
@@ -229,18 +213,7 @@ async def test_list_download_and_restore_files(backed: Backed) -> None:
 
 
 def cli(b: Backed, token: str, *args: str) -> tuple[int, bytes, str]:
-    env = {
-        **os.environ,
-        "VESSEL_CLI_CONFIG": str(b.stack.workdir / "no-cli-config.yaml"),
-        "VESSEL_TOKEN": b.tokens[token],
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "vessel_cli.main", "--endpoint", b.stack.gateway, *args],
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    return done.returncode, done.stdout, done.stderr.decode()
+    return vessel_cli(b.stack, b.tokens[token], *args)
 
 
 async def test_the_cli_as_documented(backed: Backed, tmp_path: Path) -> None:

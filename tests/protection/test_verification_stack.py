@@ -10,15 +10,12 @@ real S3, emulated Kubernetes API servers.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest
 
-from tests.support import full_stack, source_app
+from tests.support import backed_up_app, full_stack, vessel_cli
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
@@ -38,35 +35,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-async def backup_id(stack: Stack) -> AsyncIterator[str]:
-    await source_app(stack)
-    async with grpc.aio.insecure_channel(stack.gateway) as channel:
-        apps = rpc.AppServiceStub(channel)
-        for _ in range(200):
-            found = [x for x in (await apps.ListApps(pb.ListAppsRequest())).apps if x.id == APP_ID]
-            if found and found[0].claims and found[0].claims[0].volume_name:
-                break
-            await asyncio.sleep(0.1)
-        backing = await rpc.BackupServiceStub(channel).CreateBackup(
-            pb.CreateBackupRequest(app_id=APP_ID, bucket="default")
-        )
-        done = await rpc.OperationServiceStub(channel).WaitOperation(
-            pb.WaitOperationRequest(id=backing.id, timeout_seconds=120)
-        )
-        assert done.phase == "Completed", done.message
-        yield done.backup_id or backing.id
+async def backup_id(stack: Stack) -> str:
+    return await backed_up_app(stack, APP_ID)
 
 
 def cli(stack: Stack, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "VESSEL_CLI_CONFIG": str(stack.workdir / "none.yaml"), "VESSEL_TOKEN": ""}
-    done = subprocess.run(
-        [sys.executable, "-m", "vessel_cli.main", "--endpoint", stack.gateway, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    return done.returncode, done.stdout, done.stderr
+    code, out, err = vessel_cli(stack, "", *args)
+    return code, out.decode(), err
 
 
 async def scratch_namespaces(stack: Stack) -> list[str]:

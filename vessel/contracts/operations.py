@@ -75,6 +75,7 @@ class Operation(BaseModel):
         "restore",
         "restore-files",
         "verify",
+        "recover-platform",
         "snapshot",
         "delete-backup",
         "delete-snapshot",

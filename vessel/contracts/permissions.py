@@ -44,6 +44,7 @@ SENDS: dict[str, tuple[Message, ...]] = {
         subjects.CREATE_RESTORE,
         subjects.RESTORE_FILES,
         subjects.CREATE_VERIFICATION,
+        subjects.RECOVER_PLATFORM,
         subjects.CREATE_SNAPSHOT,
         subjects.CREATE_CLONE,
         subjects.CREATE_MIGRATION,
@@ -66,6 +67,10 @@ SENDS: dict[str, tuple[Message, ...]] = {
     ),
     "protection": (
         subjects.CREATE_VERIFICATION,
+        subjects.PUT_SCHEDULE,
+        subjects.PUT_HOOK,
+        subjects.PUT_BUCKET,
+        subjects.DEFINE_APP,
         subjects.CREATE_BACKUP,
         subjects.CREATE_RESTORE,
         subjects.CREATE_SNAPSHOT,

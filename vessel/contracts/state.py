@@ -106,6 +106,13 @@ CATALOG_HEADS = KvBucket(
     TEXT + "the newest head number seen, in decimal",
     "per bucket, the newest catalog head number seen (a rolled-back catalog is refused)",
 )
+PLATFORM = KvBucket(
+    "platform",
+    "protection",
+    "install",
+    TEXT + "this install's id (`vessel-<hex>`), made by the first protection to start",
+    "the install's id, which names its platform export in every bucket",
+)
 VERIFICATIONS = KvBucket(
     "verifications",
     "protection",
@@ -211,6 +218,7 @@ KV_BUCKETS: tuple[KvBucket, ...] = (
     RESTORE_WAITS,
     CATALOG_HEADS,
     VERIFICATIONS,
+    PLATFORM,
     APP_SNAPSHOTS,
     SCHEDULES,
     SCHEDULE_RUNS,
@@ -241,6 +249,7 @@ BACKUP_LISTING = "backup.json"
 BACKUP_RECORD = "backup.sealed"
 RESOURCES = "resources.sealed"
 CATALOG_HEAD_KEY = "catalog/head.sealed"
+PLATFORM_PREFIX = "catalog/platform/"
 
 OBJECT_LAYOUTS: tuple[ObjectLayout, ...] = (
     ObjectLayout(
@@ -269,7 +278,24 @@ OBJECT_LAYOUTS: tuple[ObjectLayout, ...] = (
         "protection",
         "the sealed catalog head number (a rolled-back catalog is refused)",
     ),
+    ObjectLayout(
+        f"{PLATFORM_PREFIX}<install id>.sealed",
+        "protection",
+        "the sealed export of one install's policies (vessel.platform/1), rewritten",
+    ),
 )
+
+
+def platform_key(install: str) -> str:
+    return f"{PLATFORM_PREFIX}{install}.sealed"
+
+
+def platform_install(key: str) -> str | None:
+    """The install id of a platform export's key, else None."""
+    name = key.removeprefix(PLATFORM_PREFIX)
+    if name == key or "/" in name or not name.endswith(".sealed"):
+        return None
+    return name.removesuffix(".sealed") or None
 
 
 def backup_prefix(backup_id: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from vessel.contracts import buckets as bkt
 from vessel.contracts import commands as cmd
 from vessel.contracts import events as evt
-from vessel.contracts import files, hooks
+from vessel.contracts import files, hooks, platform
 from vessel.contracts import group_snapshots as grp
 from vessel.contracts import protection as prot
 from vessel.contracts import verification as ver
@@ -172,6 +172,11 @@ FILES_RESTORE_FAILED = _event(
     files.FilesRestoreEvent,
     "A restore of chosen paths ended in failure; the message says why.",
 )
+PLATFORM_RECOVERED = _event(
+    "protection.platform.recovered",
+    platform.PlatformRecovered,
+    "A bucket's platform export was replayed: each policy sent as its ordinary command.",
+)
 VERIFICATION_PASSED = _event(
     "protection.verification.passed",
     ver.VerificationEvent,
@@ -313,6 +318,14 @@ RESTORE_FILES = _command(
     "files.restore",
     files.RestoreFiles,
     "Restore chosen paths of a backed-up volume into a claim, without restoring the volume.",
+    False,
+)
+RECOVER_PLATFORM = _command(
+    "protection",
+    "platform.recover",
+    platform.RecoverPlatform,
+    "Replay the policies a bucket's platform export holds (schedules, hooks, app "
+    "definitions, registered buckets) on this Vessel.",
     False,
 )
 CREATE_VERIFICATION = _command(

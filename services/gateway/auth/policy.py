@@ -101,6 +101,7 @@ POLICIES: dict[str, Policy] = {
     method("BackupFileService", "ListBackupFiles"): Policy(Role.MEMBER),
     method("BackupFileService", "DownloadBackupFiles"): Policy(Role.MEMBER),
     method("BackupFileService", "RestoreBackupFiles"): Policy(Role.MEMBER),
+    method("PlatformService", "RecoverPlatform"): Policy(Role.ADMIN),
     method("VerificationService", "CreateVerification"): Policy(
         Role.MEMBER, lambda r: authz.app_id_target(r.app_id)
     ),

@@ -770,6 +770,33 @@ class CreateVerificationRequest(_message.Message):
 Global___CreateVerificationRequest: _TypeAlias = CreateVerificationRequest  # noqa: Y015
 
 @_typing.final
+class RecoverPlatformRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUCKET_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    FROM_INSTALL_FIELD_NUMBER: _builtins.int
+    bucket: _builtins.str
+    """configured, or registered first on this install"""
+    request_id: _builtins.str
+    from_install: _builtins.str
+    """whose export; default the most recent of another install"""
+    def __init__(
+        self,
+        *,
+        bucket: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        from_install: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "from_install", b"from_install", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecoverPlatformRequest: _TypeAlias = RecoverPlatformRequest  # noqa: Y015
+
+@_typing.final
 class Retention(_message.Message):
     """---- schedules ----
 

@@ -460,6 +460,87 @@ class VerificationService:
             _registered_method=True)
 
 
+class PlatformServiceStub:
+    """Platform catalog DR: protection keeps its policies (schedules, hooks, app definitions,
+    registered buckets as Secret references) sealed in every bucket; a fresh install
+    replays them from one bucket. Admin only.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.RecoverPlatform = channel.unary_unary(
+                '/vessel.api.v1.PlatformService/RecoverPlatform',
+                request_serializer=vessel_dot_api_dot_v1_dot_protection__pb2.RecoverPlatformRequest.SerializeToString,
+                response_deserializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+                _registered_method=True)
+
+
+class PlatformServiceServicer:
+    """Platform catalog DR: protection keeps its policies (schedules, hooks, app definitions,
+    registered buckets as Secret references) sealed in every bucket; a fresh install
+    replays them from one bucket. Admin only.
+    """
+
+    def RecoverPlatform(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_PlatformServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'RecoverPlatform': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecoverPlatform,
+                    request_deserializer=vessel_dot_api_dot_v1_dot_protection__pb2.RecoverPlatformRequest.FromString,
+                    response_serializer=vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vessel.api.v1.PlatformService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vessel.api.v1.PlatformService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class PlatformService:
+    """Platform catalog DR: protection keeps its policies (schedules, hooks, app definitions,
+    registered buckets as Secret references) sealed in every bucket; a fresh install
+    replays them from one bucket. Admin only.
+    """
+
+    @staticmethod
+    def RecoverPlatform(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vessel.api.v1.PlatformService/RecoverPlatform',
+            vessel_dot_api_dot_v1_dot_protection__pb2.RecoverPlatformRequest.SerializeToString,
+            vessel_dot_api_dot_v1_dot_vessel__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class BackupFileServiceStub:
     """Browse, download and restore single files of a backup, read from the repository
     without restoring the volume. Every call needs role member and scope over the

@@ -150,6 +150,43 @@ class VerificationServiceServicer(metaclass=_abc_1.ABCMeta):
 
 def add_VerificationServiceServicer_to_server(servicer: VerificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
+class PlatformServiceStub:
+    """Platform catalog DR: protection keeps its policies (schedules, hooks, app definitions,
+    registered buckets as Secret references) sealed in every bucket; a fresh install
+    replays them from one bucket. Admin only.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> PlatformServiceAsyncStub: ...
+    RecoverPlatform: _grpc.UnaryUnaryMultiCallable[_protection_pb2.RecoverPlatformRequest, _vessel_pb2.Operation]
+
+@_typing.type_check_only
+class PlatformServiceAsyncStub(PlatformServiceStub):
+    """Platform catalog DR: protection keeps its policies (schedules, hooks, app definitions,
+    registered buckets as Secret references) sealed in every bucket; a fresh install
+    replays them from one bucket. Admin only.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    RecoverPlatform: _aio.UnaryUnaryMultiCallable[_protection_pb2.RecoverPlatformRequest, _vessel_pb2.Operation]  # type: ignore[assignment]
+
+class PlatformServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Platform catalog DR: protection keeps its policies (schedules, hooks, app definitions,
+    registered buckets as Secret references) sealed in every bucket; a fresh install
+    replays them from one bucket. Admin only.
+    """
+
+    @_abc_1.abstractmethod
+    def RecoverPlatform(
+        self,
+        request: _protection_pb2.RecoverPlatformRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vessel_pb2.Operation, _abc.Awaitable[_vessel_pb2.Operation]]: ...
+
+def add_PlatformServiceServicer_to_server(servicer: PlatformServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
 class BackupFileServiceStub:
     """Browse, download and restore single files of a backup, read from the repository
     without restoring the volume. Every call needs role member and scope over the

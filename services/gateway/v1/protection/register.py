@@ -13,6 +13,7 @@ from services.gateway.v1.protection.buckets import BucketService
 from services.gateway.v1.protection.files import BackupFileService
 from services.gateway.v1.protection.hooks import HookService
 from services.gateway.v1.protection.mobility import CloneService, MigrationService
+from services.gateway.v1.protection.platform import PlatformService
 from services.gateway.v1.protection.progress import ProgressService
 from services.gateway.v1.protection.schedules import ScheduleService
 from services.gateway.v1.protection.snapshots import SnapshotService
@@ -24,6 +25,7 @@ ADD: dict[type, Callable[[Any, grpc.aio.Server], None]] = {
     BackupCatalogService: prpc.add_BackupCatalogServiceServicer_to_server,
     BackupFileService: prpc.add_BackupFileServiceServicer_to_server,
     VerificationService: prpc.add_VerificationServiceServicer_to_server,
+    PlatformService: prpc.add_PlatformServiceServicer_to_server,
     ScheduleService: prpc.add_ScheduleServiceServicer_to_server,
     BucketService: prpc.add_BucketServiceServicer_to_server,
     ProgressService: prpc.add_ProgressServiceServicer_to_server,
