@@ -64,7 +64,10 @@ async def rows(ctx: ProtectionContext) -> list[Row]:
     verified = await ctx.kv(state.VERIFICATIONS)
     retention = RetentionEnforcer(ctx.bus, ctx.operations, schedule_specs, runs, verified)
     locks = await ctx.kv(state.PROTECTION_LOCKS)
-    scheduler = Scheduler(ctx.bus, schedule_specs, runs, locks, grace=ctx.schedule_grace)
+    definitions = await ctx.kv(state.APP_DEFINITIONS)
+    scheduler = Scheduler(
+        ctx.bus, schedule_specs, runs, locks, grace=ctx.schedule_grace, definitions=definitions
+    )
     gauges = OperationGauges(await ctx.kv(state.OPERATIONS))
     given_up = GivenUp(ctx.operations, failed=failed)
     watchdog = Watchdog(ctx.bus, gauges, ctx.operations, ctx.operation_stall, failed=failed)

@@ -18,7 +18,7 @@ from services.protection.schedules.tickets import run_operation_id
 from services.protection.state.tickets import RunLedger, RunTicket
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import subjects
-from vessel.contracts.commands import CreateBackup
+from vessel.contracts.commands import CreateBackup, DefineApp
 from vessel.contracts.protection import ScheduleSpec
 from vessel.contracts.subjects import Message
 from vessel.contracts.verification import CreateVerification
@@ -73,6 +73,7 @@ class Rig:
     tap: Tap
     clock: Clock
     started: datetime
+    definitions: KeyValue
 
     def scheduler(self, bus: Bus | None = None) -> Scheduler:
         return Scheduler(
@@ -82,6 +83,7 @@ class Rig:
             self.locks,
             grace=timedelta(seconds=60),
             now=self.clock,
+            definitions=self.definitions,
         )
 
     async def events(self, message: Message) -> list[dict[str, Any]]:
@@ -135,6 +137,7 @@ async def rig(bus: Bus) -> AsyncIterator[Rig]:
         tap,
         Clock(T0 + timedelta(seconds=5)),
         datetime.now(UTC),
+        await bus.kv(f"t_defs_{suffix}"),
     )
     task.cancel()
 
@@ -239,6 +242,23 @@ async def test_in_place_restore_pauses_the_apps_runs(rig: Rig) -> None:
     rig.clock.at = T0 + timedelta(hours=1, seconds=1)
     await scheduler.tick()
     (command,) = await rig.tap.settle(1)  # the paused time is not run afterwards
+    assert command.operation_id == run_operation_id(rig.spec.id, T0 + timedelta(hours=1))
+
+
+async def test_an_unmanaged_app_s_runs_pause_until_it_is_managed_again(rig: Rig) -> None:
+    cluster, namespace, name = rig.spec.app_id.split(".")
+    unmanaged = DefineApp(
+        operation_id="u-1", cluster=cluster, namespace=namespace, name=name, unmanaged=True
+    )
+    await rig.definitions.put(rig.spec.app_id, unmanaged.model_dump_json().encode())
+    scheduler = rig.scheduler()
+    await scheduler.tick()
+    (paused,) = await rig.events(subjects.RUN_MISSED)
+    assert paused["reason"] == "paused: the app is unmanaged (vessel app manage resumes it)"
+    await rig.definitions.delete(rig.spec.app_id)  # managed again
+    rig.clock.at = T0 + timedelta(hours=1, seconds=1)
+    await scheduler.tick()
+    (command,) = await rig.tap.settle(1)
     assert command.operation_id == run_operation_id(rig.spec.id, T0 + timedelta(hours=1))
 
 

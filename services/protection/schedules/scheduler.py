@@ -5,8 +5,9 @@ taken atomically in `schedule_runs`).
 A due time within the grace period starts its run. A due time found later than that was
 missed (no replica was running): it is reported with `protection.run.missed`, and only the
 newest missed time of a schedule runs, once, as a catch-up, never a burst. While an
-in-place restore of the app holds `inplace.<app>` in `protection_locks`, due times are not
-run; they are reported missed with the restore's operation id.
+in-place restore of the app holds `inplace.<app>` in `protection_locks`, or the app is
+unmanaged (`vessel app unmanage`, kept in discovery's `app-definitions`), due times are
+not run; they are reported missed with the restore's operation id, or as unmanaged.
 
 A ticket is marked done once what it decided is published; one left unfinished by a
 replica that stopped is taken over after `STALE_TICKET`, and the cursor never passes it
@@ -31,7 +32,7 @@ from services.protection.state.locks import InPlaceLocks
 from services.protection.state.tickets import Outcome, RunLedger, RunTicket
 from vessel.bus.nats_port import Bus, KeyValue
 from vessel.contracts import subjects
-from vessel.contracts.commands import CreateBackup
+from vessel.contracts.commands import CreateBackup, DefineApp
 from vessel.contracts.protection import CreateAppSnapshot, RunMissed, ScheduleFired, ScheduleSpec
 from vessel.contracts.schedule_rules import cron_expression
 from vessel.contracts.verification import CreateVerification
@@ -98,8 +99,11 @@ class Scheduler:
         grace: timedelta = timedelta(seconds=60),
         now: Clock = utc_now,
         interval: float = 1.0,
+        definitions: KeyValue | None = None,
     ) -> None:
-        self.bus = bus
+        """`definitions`: discovery's KV `app-definitions`, where an unmanaged app's
+        decision is kept (its runs pause); None: no app is unmanaged."""
+        self.bus, self.definitions = bus, definitions
         self.schedules = schedules
         self.ledger = RunLedger(runs)
         self.locks = InPlaceLocks(locks)
@@ -182,6 +186,17 @@ class Scheduler:
         following = croniter(expression, handled_until).get_next(datetime)
         self.idle_until[spec.id] = (expression, following)
 
+    async def _unmanaged(self, app_id: str) -> str:
+        """Why the app's runs pause when it is unmanaged, else ""."""
+        entry = await self.definitions.get(app_id) if self.definitions is not None else None
+        if entry is None or not entry.value:
+            return ""
+        try:
+            unmanaged = DefineApp.model_validate_json(entry.value).unmanaged
+        except ValidationError:
+            return ""
+        return "paused: the app is unmanaged (vessel app manage resumes it)" if unmanaged else ""
+
     async def _settle(self, spec: ScheduleSpec, now: datetime) -> None:
         cursor = await self.ledger.cursor(spec.id)
         if cursor is None:  # written before it had a cursor: its times start now
@@ -195,7 +210,7 @@ class Scheduler:
         late = [d for d in dues if now - d > self.grace]
         catch_up = late[-1] if late and len(late) == len(dues) else None
         lock = await self.locks.value(spec.app_id)
-        paused = pause_reason(lock) if lock is not None else ""
+        paused = pause_reason(lock) if lock is not None else await self._unmanaged(spec.app_id)
         settled = position.handled_until
         pending = False  # a ticket still being published: the cursor waits for it
         for due in dues:
