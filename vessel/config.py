@@ -381,6 +381,13 @@ class VesselSettings(BaseSettings):
         description="Protection: an operation that has not ended and has shown no change and no "
         "transfer progress for this long is failed, naming what it still waited for",
     )
+    mover_transfers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Mover: volume transfers (backups, restores, copies) one node runs at once; "
+        "the volumes of one app move in parallel up to this",
+    )
     verification_slots: int = Field(
         1,
         ge=1,

@@ -4,7 +4,8 @@
 - the direct-transfer `open` requests of other clusters' movers, and a loop ending idle
   sessions (the sessions' own responders are started by `Receiver.open`, at run time);
 - `protection.operation.canceled`: the transfers of a canceled operation stop;
-- its transfer commands: `backup`, `restore`, `copy` and `send`;
+- its transfer commands: `backup`, `restore`, `copy` and `send`, `mover_transfers` at
+  once (the volumes of one app move in parallel);
 - `forget`, on a consumer of its own: a prune waiting for running backups never holds up
   transfers.
 
@@ -59,6 +60,7 @@ def rows(ctx: MoverContext) -> list[Row]:
             },
             cluster=cluster,
             gave_up=mover.gave_up,
+            concurrency=ctx.settings.mover_transfers,
         ),
         Consumer(
             f"mover-{cluster}-forget",

@@ -27,6 +27,7 @@ from vessel.contracts.envelope import CloudEvent
 from vessel.contracts.events import DeadLettered
 from vessel.contracts.models import Payload
 from vessel.contracts.subjects import Message
+from vessel.stopping import cancel_and_wait
 from vessel.telemetry import metrics, tracing
 
 log = logging.getLogger("vessel.bus")
@@ -74,18 +75,36 @@ class Delivery:
         gave_up: GiveUp | None = None,
         *,
         keep_alive: float = 10.0,
+        concurrency: int = 1,
     ) -> None:
         self.publish, self.stream, self.by_type, self.gave_up = publish, stream, by_type, gave_up
         self.keep_alive = keep_alive
         """Seconds between a running handler's in-progress signals (a third of the ack wait)."""
+        self.concurrency = max(concurrency, 1)
+        """Messages handled at once. Only as many are fetched as can start now: a fetched
+        message waiting its turn would run out its ack wait and be delivered again."""
 
     async def run(self, sub: JetStreamContext.PullSubscription) -> None:
         """Fetch and handle until cancelled; a lost connection is waited out."""
+        running: set[asyncio.Task[None]] = set()
+        try:
+            await self._run(sub, running)
+        finally:
+            await cancel_and_wait(list(running))
+
+    async def _run(
+        self, sub: JetStreamContext.PullSubscription, running: set[asyncio.Task[None]]
+    ) -> None:
         stream = self.stream
         failing = 0
         while True:
+            if len(running) >= self.concurrency:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                running -= done
+                continue
             try:
-                msgs = await sub.fetch(10, timeout=1.0)
+                batch = 10 if self.concurrency == 1 else self.concurrency - len(running)
+                msgs = await sub.fetch(batch, timeout=1.0)
             except (NatsTimeout, TimeoutError):  # nothing arrived within the poll
                 continue
             except Exception as exc:  # connection or JetStream lost: keep polling
@@ -99,7 +118,10 @@ class Delivery:
                 log.info("fetch from %s works again after %d failed tries", stream, failing)
                 failing = 0
             for msg in msgs:
-                await self._dispatch(msg)
+                if self.concurrency == 1:
+                    await self._dispatch(msg)
+                else:
+                    running.add(asyncio.create_task(self._dispatch(msg)))
 
     async def _dispatch(self, msg: Msg) -> None:
         try:

@@ -36,6 +36,8 @@ class Consumer:
     deliver_new: bool = False
     gave_up: GiveUp | None = None
     """Told each message given up after its handler failed (see `Bus.consume`)."""
+    concurrency: int = 1
+    """Messages handled at once (1: one after another, in order)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ async def start(bus: Bus, rows: Sequence[Row]) -> list[asyncio.Task[None]]:
                     cluster=row.cluster,
                     deliver_new=row.deliver_new,
                     gave_up=row.gave_up,
+                    concurrency=row.concurrency,
                 )
             )
         elif isinstance(row, Responder):

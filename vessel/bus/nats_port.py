@@ -321,9 +321,11 @@ class Bus:
         cluster: str | None = None,
         deliver_new: bool = False,
         gave_up: GiveUp | None = None,
+        concurrency: int = 1,
     ) -> asyncio.Task[None]:
         """Start a durable pull consumer dispatching by event type; returns its task.
-        `gave_up` is told each message it dead-letters after a handler failed."""
+        `gave_up` is told each message it dead-letters after a handler failed;
+        `concurrency` messages are handled at once (in order when 1)."""
         kinds = {m.kind for m in handlers}
         if len(kinds) != 1:
             raise ValueError("one consumer serves either events or commands")
@@ -355,7 +357,9 @@ class Bus:
         by_type = {m.type: h for m, h in handlers.items()}
         # Alive thrice per ack wait, the consumer's own: one kept from before may differ.
         keep_alive = (info.config.ack_wait or self.ack_wait) / 3
-        delivery = Delivery(self.publish, stream, by_type, gave_up, keep_alive=keep_alive)
+        delivery = Delivery(
+            self.publish, stream, by_type, gave_up, keep_alive=keep_alive, concurrency=concurrency
+        )
         task = asyncio.create_task(delivery.run(sub), name=f"consume:{durable}")
         self._tasks.append(task)
         return task
