@@ -17,13 +17,14 @@ CLEAR_LINE = "\x1b[2K"
 
 
 def progress_line(p: ppb.TransferProgress) -> str:
-    """`shop/data  backup  120 files  12.0 MiB / 40.0 MiB (30%)  4.0 MiB/s  ETA 0:00:07`."""
+    """`shop/data  backup  120/400 files  12.0 MiB / 40.0 MiB (30%)  4.0 MiB/s  ETA 0:00:07`."""
     what = f"{p.namespace}/{p.claim}" if p.claim else p.transfer_id
     moved = size(p.bytes)
     if p.HasField("total_bytes") and p.total_bytes > 0:
         percent = min(100, 100 * p.bytes // p.total_bytes)
         moved += f" / {size(p.total_bytes)} ({percent}%)"
-    parts = [what, p.direction, f"{p.files} files", moved, f"{size(p.bytes_per_second)}/s"]
+    files = f"{p.files}/{p.total_files}" if p.HasField("total_files") else str(p.files)
+    parts = [what, p.direction, f"{files} files", moved, f"{size(p.bytes_per_second)}/s"]
     if p.HasField("eta_seconds"):
         parts.append(f"ETA {duration(p.eta_seconds)}")
     return "  ".join(parts)

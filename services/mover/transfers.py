@@ -186,6 +186,7 @@ class Mover(TransferWorker):
                 skipped_bytes=progress.skipped,
                 bytes_per_second=rate,
                 total_bytes=total,
+                total_files=progress.total_files,
                 eta_seconds=eta,
             )
             asyncio.run_coroutine_threadsafe(

@@ -66,6 +66,7 @@ def test_progress_lines_say_files_bytes_rate_and_eta() -> None:
     assert progress_line(_progress()) == (
         "shop/data  backup  120 files  12.0 MiB / 40.0 MiB (30%)  4.0 MiB/s  ETA 0:00:07"
     )
+    assert progress_line(_progress(total_files=400)).startswith("shop/data  backup  120/400 files")
     unknown = ppb.TransferProgress(
         transfer_id="t-9", direction="restore", files=1, bytes=10, bytes_per_second=0
     )

@@ -45,3 +45,32 @@ def test_a_large_file_is_counted_while_it_is_read_and_unchanged_bytes_are_skippe
     assert skipped == 48 << 20  # the big file was unchanged: counted, never read
     final = progress_seen[-1]
     assert final.rate < 1 << 20  # 700 bytes read; with the skipped 48 MiB it would be far more
+
+
+def test_a_backup_knows_its_totals_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measured beside the run (no file opened), so a report long before the end carries
+    the bytes and files to come, and the percent and ETA follow; an incremental starts
+    from its parent's totals."""
+    monkeypatch.setattr(progress_module, "INTERVAL", 0.001)
+    data = RepositoryData(LocalStore(tmp_path / "bucket"), "repository", PasswordKey("pw"))
+    source = tmp_path / "volume"
+    (source / "deep" / "er").mkdir(parents=True)
+    for n in range(4):
+        (source / "deep" / "er" / f"part-{n}.bin").write_bytes(os.urandom(16 << 20))
+    (source / "empty").write_bytes(b"")
+    size = 64 << 20
+    seen: list[tuple[int, int | None, int | None]] = []
+
+    def report(p: Progress) -> None:
+        seen.append((p.bytes, p.total, p.total_files))
+
+    first, _ = data.backup(source, None, {}, report)
+    early = [(done, total, files) for done, total, files in seen if done < size // 2 and total]
+    assert early and early[0][1:] == (size, 5), seen[:5]
+    assert seen[-1] == (size, size, 5)
+
+    (source / "new.txt").write_bytes(b"x" * 1000)
+    seen.clear()
+    data.backup(source, first, {}, report, source)
+    assert seen[0][1:] == (size, 5) or seen[0][1:] == (size + 1000, 6)  # parent's, or measured
+    assert seen[-1] == (size + 1000, size + 1000, 6)

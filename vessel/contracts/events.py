@@ -264,7 +264,10 @@ class TransferProgress(Payload):
         0, ge=0, description="Of `bytes`, those of files unchanged since the parent: not read"
     )
     bytes_per_second: float = Field(ge=0, description="Bytes actually read a second")
-    total_bytes: int | None = Field(None, description="When known (restores)")
+    total_bytes: int | None = Field(
+        None, description="When known: restores from the start, backups early in the run"
+    )
+    total_files: int | None = Field(None, ge=0, description="When known, as `total_bytes`")
     eta_seconds: float | None = None
 
 

@@ -27,7 +27,9 @@ class Progress:
     skipped: int = 0
     """Bytes of files found unchanged since the parent snapshot: counted, never read."""
     total: int | None = None
-    """Bytes the whole run will process, when known in advance (restores)."""
+    """Bytes the whole run will process, when known: restores from the start; backups
+    from the parent's size at first, then as measured by a walk beside the run."""
+    total_files: int | None = None
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     stopped: threading.Event = field(default_factory=threading.Event, repr=False)

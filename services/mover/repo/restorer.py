@@ -106,6 +106,11 @@ class Restorer:
         snapshot = reader.doc
         chosen = choose(reader, paths) if paths else None
         self.progress.total = sum(f.size for f in chosen) if chosen else snapshot.bytes
+        self.progress.total_files = (
+            sum(f.node.tree_files if f.kind == "dir" and f.node else 1 for f in chosen)
+            if chosen
+            else snapshot.files
+        )
         target.mkdir(parents=True, exist_ok=True)
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.dirs = DirectoryHandles(target, limit=min(256, soft // 4))

@@ -1284,6 +1284,7 @@ class TransferProgress(_message.Message):
     BYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
     TOTAL_BYTES_FIELD_NUMBER: _builtins.int
     ETA_SECONDS_FIELD_NUMBER: _builtins.int
+    TOTAL_FILES_FIELD_NUMBER: _builtins.int
     operation_id: _builtins.str
     transfer_id: _builtins.str
     namespace: _builtins.str
@@ -1296,6 +1297,7 @@ class TransferProgress(_message.Message):
     bytes_per_second: _builtins.float
     total_bytes: _builtins.int
     eta_seconds: _builtins.float
+    total_files: _builtins.int
     def __init__(
         self,
         *,
@@ -1309,19 +1311,24 @@ class TransferProgress(_message.Message):
         bytes_per_second: _builtins.float = ...,
         total_bytes: _builtins.int | None = ...,
         eta_seconds: _builtins.float | None = ...,
+        total_files: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_eta_seconds", b"_eta_seconds", "_total_bytes", b"_total_bytes", "eta_seconds", b"eta_seconds", "total_bytes", b"total_bytes"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_eta_seconds", b"_eta_seconds", "_total_bytes", b"_total_bytes", "_total_files", b"_total_files", "eta_seconds", b"eta_seconds", "total_bytes", b"total_bytes", "total_files", b"total_files"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_eta_seconds", b"_eta_seconds", "_total_bytes", b"_total_bytes", "bytes", b"bytes", "bytes_per_second", b"bytes_per_second", "claim", b"claim", "direction", b"direction", "eta_seconds", b"eta_seconds", "files", b"files", "namespace", b"namespace", "operation_id", b"operation_id", "total_bytes", b"total_bytes", "transfer_id", b"transfer_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_eta_seconds", b"_eta_seconds", "_total_bytes", b"_total_bytes", "_total_files", b"_total_files", "bytes", b"bytes", "bytes_per_second", b"bytes_per_second", "claim", b"claim", "direction", b"direction", "eta_seconds", b"eta_seconds", "files", b"files", "namespace", b"namespace", "operation_id", b"operation_id", "total_bytes", b"total_bytes", "total_files", b"total_files", "transfer_id", b"transfer_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__eta_seconds: _TypeAlias = _typing.Literal["eta_seconds"]  # noqa: Y015
     _WhichOneofArgType__eta_seconds: _TypeAlias = _typing.Literal["_eta_seconds", b"_eta_seconds"]  # noqa: Y015
     _WhichOneofReturnType__total_bytes: _TypeAlias = _typing.Literal["total_bytes"]  # noqa: Y015
     _WhichOneofArgType__total_bytes: _TypeAlias = _typing.Literal["_total_bytes", b"_total_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__total_files: _TypeAlias = _typing.Literal["total_files"]  # noqa: Y015
+    _WhichOneofArgType__total_files: _TypeAlias = _typing.Literal["_total_files", b"_total_files"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__eta_seconds) -> _WhichOneofReturnType__eta_seconds | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__total_bytes) -> _WhichOneofReturnType__total_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__total_files) -> _WhichOneofReturnType__total_files | None: ...
 
 Global___TransferProgress: _TypeAlias = TransferProgress  # noqa: Y015
 

@@ -145,6 +145,7 @@ def progress_message(event: TransferProgress, op: Operation) -> ppb.TransferProg
         bytes=event.bytes,
         bytes_per_second=event.bytes_per_second,
         total_bytes=event.total_bytes,
+        total_files=event.total_files,
         eta_seconds=event.eta_seconds,
     )
 
