@@ -1,11 +1,14 @@
-"""Mover benchmark: Vessel's repository against restic and `cp -r` on the same data.
+"""Mover benchmark: Vessel's repository against restic, borg and `cp -r` on the same data.
 
-Run: `.venv/bin/python bench/mover.py [--gib 1] [--small 20000] [--rss-gib 4]`.
-Every tool runs as a subprocess on the same generated data in this one invocation:
-16 x 64 MiB random files per GiB, and many 1-16 KiB files (~60% text). Both repositories
-are local directories (CPU and disk path); the network path backs up to a SeaweedFS S3
-server against raw `put_object` of the same files, and times a backup's documents
-sealed against plaintext (`bench/sealing.py`). Ends with one JSON line per metric.
+Run: `.venv/bin/python bench/mover.py [--gib 1] [--small 20000] [--deep 50000] [--rss-gib 4]`
+(needs `restic` and `borg` on PATH; Debian: `restic`, `borgbackup`). Every tool runs as a
+subprocess on the same generated data in this one invocation: 16 x 64 MiB random files
+per GiB; many 1-16 KiB files (~60% text) in flat directories; and a deep tree of 0-4 KiB
+files (a tenth empty, half text) five directory levels deep, as source trees, mail spools
+and caches are. The repositories are local directories (CPU and disk path); the network
+path backs up to a SeaweedFS S3 server against raw `put_object` of the same files, and
+times a backup's documents sealed against plaintext (`bench/sealing.py`). Ends with one
+JSON line per metric.
 """
 
 from __future__ import annotations
@@ -57,6 +60,23 @@ def generate_small(root: Path, count: int, rng: random.Random) -> None:
             (directory / f"f{i:05d}.txt").write_bytes(text)
         else:
             (directory / f"f{i:05d}.bin").write_bytes(rng.randbytes(size))
+
+
+def generate_deep(root: Path, count: int, rng: random.Random) -> None:
+    """`count` files of 0-4 KiB in a tree eight wide and five directories deep."""
+    for i in range(count):
+        parts = [f"d{(i >> shift) % 8}" for shift in (3, 6, 9, 12, 15)]
+        directory = root.joinpath(*parts)
+        directory.mkdir(parents=True, exist_ok=True)
+        kind = rng.random()
+        if kind < 0.1:
+            data = b""
+        elif kind < 0.6:
+            size = rng.randint(1, 4096)
+            data = " ".join(rng.choice(WORDS) for _ in range(size // 6 + 1)).encode()[:size]
+        else:
+            data = rng.randbytes(rng.randint(1, 4096))
+        (directory / f"f{i:06d}").write_bytes(data)
 
 
 def change_one_percent(large: Path, small: Path, rng: random.Random) -> None:
@@ -119,6 +139,39 @@ class Restic:
         return timed([*self.base, *args], self.env)
 
 
+class Borg:
+    """borg 1.2 with its defaults (lz4), encrypted like the others (repokey-blake2)."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = str(repo)
+        self.env = {"BORG_PASSPHRASE": PASSWORD, "BORG_CACHE_DIR": str(repo) + "-cache"}
+        self.archives = 0
+
+    def init(self) -> None:
+        timed([_which("borg"), "init", "--encryption=repokey-blake2", self.repo], self.env)
+
+    def backup(self, source: Path) -> float:
+        """Seconds to archive `source` (by its path relative to its parent, as restic)."""
+        self.archives += 1
+        name = f"{self.repo}::a{self.archives}"
+        argv = ["/usr/bin/env", "-C", str(source.parent), _which("borg"), "create", name]
+        return timed([*argv, source.name], self.env)[0]
+
+    def restore(self, target: Path) -> float:
+        """Seconds to extract the newest archive into `target`."""
+        target.mkdir(parents=True)
+        name = f"{self.repo}::a{self.archives}"
+        argv = ["/usr/bin/env", "-C", str(target), _which("borg"), "extract", name]
+        return timed(argv, self.env)[0]
+
+
+def _which(tool: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise SystemExit(f"bench/mover.py needs {tool} on PATH")
+    return found
+
+
 def copy_tree(source: Path, target: Path) -> float:
     os.sync()
     started = time.monotonic()
@@ -150,6 +203,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gib", type=int, default=1, help="GiB of large random files")
     parser.add_argument("--small", type=int, default=20000, help="number of small files")
+    parser.add_argument("--deep", type=int, default=50000, help="files of the deep tree")
     parser.add_argument("--rss-gib", type=int, default=4, help="size for the second RSS probe")
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
@@ -164,6 +218,8 @@ def main() -> None:
         )
         generate_large(large, 16 * args.gib)
         generate_small(small, args.small, rng)
+        deep = work / "data" / "deep"
+        generate_deep(deep, args.deep, rng)
         large_mb = du(large) / 1e6
         cp_seconds = min(copy_tree(large, work / "cp-copy") for _ in range(REPEAT))
         # Full backups: best of REPEAT, each into a fresh repository (this VM is noisy);
@@ -232,6 +288,9 @@ def main() -> None:
         )
         shutil.rmtree(work / "r-small")
         shutil.rmtree(work / "v-small")
+        results += small_file_metrics(
+            work, (vessel, restic), small, deep, args, (v_small_s, v_small_restore)
+        )
 
         change_one_percent(large, small, rng)
         r_incr, _, _ = restic("backup", str(large))
@@ -262,6 +321,57 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     for line in results:
         print(json.dumps(line))
+
+
+def small_file_metrics(
+    work: Path,
+    tools: tuple[Vessel, Restic],
+    small: Path,
+    deep: Path,
+    args: argparse.Namespace,
+    vessel_small: tuple[float, float],
+) -> list[dict[str, object]]:
+    """Flat small files against borg too (`vessel_small`: Vessel's backup and restore
+    seconds of them, measured beside restic's), and the deep tree against both."""
+    vessel, restic = tools
+    borg = Borg(work / "borg")
+    borg.init()
+    b_small = borg.backup(small)
+    b_small_restore = borg.restore(work / "b-small")
+    shutil.rmtree(work / "b-small")
+    v_deep, _, v_snap = vessel("backup", str(deep))
+    r_deep, _, _ = restic("backup", str(deep))
+    b_deep = borg.backup(deep)
+    v_restore, _, _ = vessel("restore", str(v_snap["snapshot"]), str(work / "v-deep"))
+    r_restore, _, _ = restic(
+        "restore", "latest", "--path", str(deep), "--target", str(work / "r-deep")
+    )
+    b_restore = borg.restore(work / "b-deep")
+    for name in ("v-deep", "r-deep", "b-deep"):
+        shutil.rmtree(work / name)
+    files, deep_files = args.small, args.deep
+    return [
+        metric(
+            "backup_small_files_per_s_vs_borg", files / vessel_small[0], "borg", files / b_small
+        ),
+        metric(
+            "restore_small_files_per_s_vs_borg",
+            files / vessel_small[1],
+            "borg",
+            files / b_small_restore,
+        ),
+        metric("backup_deep_files_per_s", deep_files / v_deep, "restic", deep_files / r_deep),
+        metric("backup_deep_files_per_s_vs_borg", deep_files / v_deep, "borg", deep_files / b_deep),
+        metric(
+            "restore_deep_files_per_s", deep_files / v_restore, "restic", deep_files / r_restore
+        ),
+        metric(
+            "restore_deep_files_per_s_vs_borg",
+            deep_files / v_restore,
+            "borg",
+            deep_files / b_restore,
+        ),
+    ]
 
 
 def s3_metrics(work: Path, large: Path, large_mb: float) -> list[dict[str, object]]:

@@ -2,7 +2,8 @@
 
 `PlatformExporter` follows KV `schedules`, `hooks`, `app-definitions` and `buckets` (a
 watch of each) and, a second after they change, seals what they hold into every bucket
-it can open, under this install's id (`catalog/platform/<install>.sealed`, role
+that holds its master key (it never makes one: the mover or a backup may be making it at
+the same moment), under this install's id (`catalog/platform/<install>.sealed`, role
 `platform`, owner the install; never locked: it is rewritten). The id is made once per
 install (KV `platform`, key `install`), so a fresh install never overwrites the export of
 the one it is to recover. A bucket is written again only when the export's content
@@ -89,10 +90,13 @@ class PlatformExporter:
         install: str,
         buckets: Callable[[], Awaitable[list[str]]],
         followed: dict[str, KeyValue],
+        keyed: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """`buckets`: the names of every bucket to export to; `followed`: the KV buckets
-        of `FOLLOWED` by their catalogue names."""
+        of `FOLLOWED` by their catalogue names; `keyed`: whether a bucket holds its master
+        key yet (None: assume so)."""
         self.p, self.install, self.buckets, self.followed = p, install, buckets, followed
+        self.keyed = keyed
         self.held: dict[str, dict[str, bytes]] = {name: {} for name in followed}
         self.changed = asyncio.Event()
         self.written: dict[str, str] = {}
@@ -101,7 +105,14 @@ class PlatformExporter:
     @classmethod
     async def on(cls, p: ProtectionContext, registry: BucketRegistry) -> PlatformExporter:
         followed = {b.name: await p.kv(b) for b in FOLLOWED}
-        return cls(p, await install_id(await p.kv(state.PLATFORM)), registry.names, followed)
+
+        async def keyed(name: str) -> bool:
+            opened = await registry.open(name)
+            keys = f"{opened.repository.strip('/')}/keys/"
+            return bool(await asyncio.to_thread(opened.store.list, keys))
+
+        install = await install_id(await p.kv(state.PLATFORM))
+        return cls(p, install, registry.names, followed, keyed)
 
     async def run(self) -> None:
         ready = {name: asyncio.Event() for name in self.followed}
@@ -163,6 +174,8 @@ class PlatformExporter:
             if self.written.get(bucket) == digest:
                 continue
             try:
+                if self.keyed is not None and not await self.keyed(bucket):
+                    continue  # no key yet: the first backup makes it (never two at once)
                 document = doc.model_dump(mode="json")
                 await self.p.in_bucket(bucket, partial(seal, self.install, document))
             except Exception as exc:  # retried on the next round

@@ -69,9 +69,10 @@ class VerificationFlow:
             await self._plan(op, cmd)
         except (CatalogError, PermanentError) as exc:
             await self._end(await self.p.operations.get(op.id) or op, False, str(exc))
-        except Exception as exc:  # the operation must end
+        except Exception as exc:  # the operation must end, and free its slot
             log.exception("verification %s stopped", op.id)
-            await self._end(op, False, f"verification stopped: {exc}")
+            now = await self.p.operations.get(op.id) or op
+            await self._end(now, False, f"verification stopped: {exc}")
 
     async def _plan(self, op: Operation, cmd: CreateVerification) -> None:
         listing = await self.p.in_bucket(
@@ -240,5 +241,9 @@ class VerificationFlow:
                 await slots.unqueue(op.target_cluster, queued)
                 continue
             if await slots.take(op.target_cluster, queued, self._alive) is None:
-                await self._start(waiting)
+                try:
+                    await self._start(waiting)
+                except Exception as exc:  # it must end (and free the slot) all the same
+                    log.exception("verification %s could not start", queued)
+                    await self._end(waiting, False, f"verification could not start: {exc}")
             return

@@ -97,11 +97,18 @@ async def test_a_fresh_install_restores_from_the_bucket_alone(
 
 
 async def policies_in_a_first_install(workdir: Path, s3: S3Server) -> str:
-    """A backup schedule, a hook and a schedule made then deleted, exported to the bucket;
-    the install's id."""
+    """A backup, a backup schedule, a hook and a schedule made then deleted, exported to the
+    bucket; the install's id."""
     with Stack(workdir, shared_s3=s3, repository_password=PASSWORD) as first:
         await app_discovered(first)
         with grpc.insecure_channel(first.gateway) as channel:
+            op = rpc.BackupServiceStub(channel).CreateBackup(  # the bucket's key comes with it
+                pb.CreateBackupRequest(app_id=APP_ID, bucket="default")
+            )
+            done = rpc.OperationServiceStub(channel).WaitOperation(
+                pb.WaitOperationRequest(id=op.id, timeout_seconds=120)
+            )
+            assert done.phase == "Completed", done.message
             schedules = prpc.ScheduleServiceStub(channel)
             for schedule_id in ("every-minute", "gone"):
                 schedules.CreateSchedule(
