@@ -7,6 +7,8 @@ Measures, through the real gateway (gRPC) and the real services:
 - *_orchestration_overhead: (wall time - the mover's transfer time) / the mover's transfer
   time, where the mover's time is the growth of its own `vessel_mover_transfer_duration_
   seconds` sum over the operation, capped at the wall time (goal: < 0.10);
+- verify_seconds: a restore verification of the same backup (restored into cluster A's
+  scratch namespaces, every file read back, deleted) against the restore's time;
 - schedule_fire_lag_max_seconds: `--apps` schedules due in the same minute; the largest lag
   between a due time and its `protection.schedule.fired` event (goal: within 5 s).
 No peer product runs here; the peer is the issue's goal (ratio = goal / vessel: > 1 is
@@ -33,6 +35,8 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vessel.api.v1 import protection_pb2 as ppb  # noqa: E402
+from vessel.api.v1 import protection_pb2_grpc as prpc  # noqa: E402
 from vessel.api.v1 import vessel_pb2 as pb  # noqa: E402
 from vessel.api.v1 import vessel_pb2_grpc as rpc  # noqa: E402
 from vessel.bus.nats_port import Bus  # noqa: E402
@@ -161,6 +165,17 @@ async def backup_and_restore(stack: Stack, mib: int) -> list[dict[str, Any]]:
         path = await bound_volume_path(b, "bench-restored", claim)
         if tree_digest(path) != digests[claim]:
             raise RuntimeError(f"restored claim {claim} differs from its source")
+    log("verifying the backup (a restore into a scratch namespace, read back, deleted)")
+    verify_wall, _, _ = await asyncio.to_thread(
+        run_operation,
+        stack,
+        lambda ch: prpc.VerificationServiceStub(ch).CreateVerification(
+            ppb.CreateVerificationRequest(
+                app_id=app_id, bucket="default", backup_id=backup.backup_id or backup.id
+            )
+        ),
+        "restore",
+    )
     mb = mib * 1.048576
     return [
         _goal("backup_seconds", backup_wall, None),
@@ -169,6 +184,13 @@ async def backup_and_restore(stack: Stack, mib: int) -> list[dict[str, Any]]:
         {"metric": "restore_MBps", "vessel": round(mb / restore_wall, 1)},
         _goal("backup_orchestration_overhead", overhead(backup_wall, backup_mover), 0.10),
         _goal("restore_orchestration_overhead", overhead(restore_wall, restore_mover), 0.10),
+        {
+            "metric": "verify_seconds",
+            "vessel": round(verify_wall, 3),
+            "peer": "restore of the same backup",
+            "peer_value": round(restore_wall, 3),
+            "ratio": round(restore_wall / verify_wall, 3),
+        },
     ]
 
 
@@ -226,7 +248,7 @@ async def main() -> None:
     parser.add_argument("--apps", type=int, default=100, help="schedules due together")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vessel-bench-") as tmp:
-        stack = Stack(Path(tmp), capacity_bytes=(args.mib + 1024) << 20)
+        stack = Stack(Path(tmp), capacity_bytes=(2 * args.mib + 1024) << 20)  # + a verified copy
         with stack:
             log(f"stack up; cluster-a backend: {stack.backend_types['cluster-a']}")
             lines = await backup_and_restore(stack, args.mib)
