@@ -4,9 +4,9 @@ and restored into cluster B through the S3 server, every service its own process
 Run: `.venv/bin/python bench/protection.py [--mib 1024] [--apps 100]`.
 Measures, through the real gateway (gRPC) and the real services:
 - backup_seconds / restore_seconds: from the request to the operation's Completed phase;
-- *_orchestration_overhead: (wall time - the mover's transfer time) / the mover's transfer
-  time, where the mover's time is the growth of its own `vessel_mover_transfer_duration_
-  seconds` sum over the operation, capped at the wall time (goal: < 0.10);
+- *_transfer_parallelism: the growth of the mover's own `vessel_mover_transfer_duration_
+  seconds` sum over the operation, per second of the operation: above 1, the app's
+  volumes moved in parallel (`mover_transfers`);
 - verify_seconds: a restore verification of the same backup (restored into cluster A's
   scratch namespaces, every file read back, deleted) against the restore's time;
 - schedule_fire_lag_max_seconds: `--apps` schedules due in the same minute; the largest lag
@@ -106,7 +106,7 @@ def run_operation(stack: Stack, start: Any, direction: str) -> tuple[float, floa
     wall = time.perf_counter() - t0
     if done.phase != "Completed":
         raise RuntimeError(f"{done.kind} {done.id} ended {done.phase}: {done.message}")
-    return wall, min(wall, mover_seconds(stack, direction) - before), done
+    return wall, mover_seconds(stack, direction) - before, done
 
 
 async def wait_for_app(stack: Stack, app_id: str) -> None:
@@ -182,8 +182,8 @@ async def backup_and_restore(stack: Stack, mib: int) -> list[dict[str, Any]]:
         _goal("restore_seconds", restore_wall, None),
         {"metric": "backup_MBps", "vessel": round(mb / backup_wall, 1)},
         {"metric": "restore_MBps", "vessel": round(mb / restore_wall, 1)},
-        _goal("backup_orchestration_overhead", overhead(backup_wall, backup_mover), 0.10),
-        _goal("restore_orchestration_overhead", overhead(restore_wall, restore_mover), 0.10),
+        parallelism("backup", backup_wall, backup_mover),
+        parallelism("restore", restore_wall, restore_mover),
         {
             "metric": "verify_seconds",
             "vessel": round(verify_wall, 3),
@@ -194,8 +194,16 @@ async def backup_and_restore(stack: Stack, mib: int) -> list[dict[str, Any]]:
     ]
 
 
-def overhead(wall: float, mover: float) -> float:
-    return (wall - mover) / mover if mover > 0 else float("inf")
+def parallelism(direction: str, wall: float, mover: float) -> dict[str, Any]:
+    """Seconds of volume transfers per second of the operation: above 1, its volumes moved
+    in parallel (so orchestration time hides behind them and cannot be told apart)."""
+    return {
+        "metric": f"{direction}_transfer_parallelism",
+        "vessel": round(mover / wall, 3),
+        "peer": "one volume at a time",
+        "peer_value": 1.0,
+        "ratio": round(mover / wall, 3),
+    }
 
 
 def _goal(metric: str, value: float, goal: float | None) -> dict[str, Any]:
