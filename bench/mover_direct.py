@@ -19,6 +19,7 @@ from services.mover.repo.repository import Repository
 from services.mover.send import Sender
 from services.mover.volumes import RepositoryData
 from vessel.bus.nats_port import Bus
+from vessel.contracts import queries
 from vessel.contracts.commands import SendSnapshot
 from vessel.objectstore.minio_port import MinioStore
 from vessel.sealed.providers.password import PasswordKey
@@ -38,7 +39,10 @@ async def _send(
         async def prepare(_name: str) -> RepositoryData:
             return target
 
-        receiving = await Receiver("bench-b", bus, prepare).start()
+        receiver = Receiver("bench-b", bus, prepare)  # served as the mover's inbox serves it
+        receiving = await bus.serve(
+            queries.XFER_OPEN.format(cluster="bench-b"), receiver.open, queue="mover-bench-b"
+        )
         sender = Sender("bench-a", bus, await bus.kv("bench_transfers"), {"a": source}.__getitem__)
         command = SendSnapshot(
             transfer_id=f"bench-{time.time_ns()}",
@@ -50,10 +54,10 @@ async def _send(
             target_bucket="b",
         )
         await sender.send(command)
-        entry = await sender.transfers.get(command.transfer_id)
+        result = await sender.transfers.get(command.transfer_id)
         receiving.cancel()
-        if entry is None or b'"error":""' not in entry.value:
-            raise RuntimeError(f"direct transfer failed: {entry.value if entry else None!r}")
+        if result is None or result.error:
+            raise RuntimeError(f"direct transfer failed: {result!r}")
     finally:
         await bus.close()
 
