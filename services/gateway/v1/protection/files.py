@@ -11,6 +11,7 @@ snapshot's trees, by the mover.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -32,7 +33,8 @@ from vessel.contracts import subjects
 from vessel.contracts.files import PATHS_MAX, BackupVolumeLookup, RestoreFiles
 from vessel.contracts.operations import Operation
 
-K8S_NAME = DNS_LABEL  # claims are DNS subdomains; labels are what Vessel's claims use
+CLAIM_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+"""A claim's name: a DNS subdomain, as Kubernetes names objects (namespaces are labels)."""
 
 
 def path_problem(path: str) -> str:
@@ -55,8 +57,8 @@ class BackupFileService(prpc.BackupFileServiceServicer):
         check = Checker(self.ctx.settings, await self.ctx.buckets.names(), clusters)
         check.bucket("volume.bucket", ref.bucket)
         check.pattern("volume.backup_id", ref.backup_id, IDENTIFIER, "a backup id")
-        check.pattern("volume.namespace", ref.namespace, K8S_NAME, "a namespace")
-        check.pattern("volume.claim", ref.claim, K8S_NAME, "a claim name")
+        check.pattern("volume.namespace", ref.namespace, DNS_LABEL, "a namespace")
+        check.pattern("volume.claim", ref.claim, CLAIM_NAME, "a claim name")
         if ref.cluster:
             check.cluster("volume.cluster", ref.cluster)
         check.violations += extra
@@ -130,9 +132,9 @@ class BackupFileService(prpc.BackupFileServiceServicer):
                 problems.append((f"paths[{index}]", problem))
         if problem := path_problem(request.target_dir):
             problems.append(("target_dir", problem))
-        if request.target_namespace and not K8S_NAME.match(request.target_namespace):
+        if request.target_namespace and not DNS_LABEL.match(request.target_namespace):
             problems.append(("target_namespace", f"{request.target_namespace!r} is not one"))
-        if request.target_claim and not K8S_NAME.match(request.target_claim):
+        if request.target_claim and not CLAIM_NAME.match(request.target_claim):
             problems.append(("target_claim", f"{request.target_claim!r} is not a claim name"))
         if request.request_id and not IDENTIFIER.match(request.request_id):
             problems.append(("request_id", f"{request.request_id!r} is not an identifier"))
