@@ -11,14 +11,15 @@ import grpc
 
 from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
+from vessel_cli.options import namespaced
 from vessel_cli.protection import all_pages, watch
 
 
 def _claim(text: str, flag: str) -> tuple[str, str]:
-    namespace, slash, claim = text.partition("/")
-    if not slash or not namespace or not claim:
+    found = namespaced(text)
+    if found is None:
         raise SystemExit(f"error: {flag} takes NAMESPACE/CLAIM, not {text!r}")
-    return namespace, claim
+    return found
 
 
 def _ref(a: argparse.Namespace) -> ppb.BackupVolumeRef:

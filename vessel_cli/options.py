@@ -143,3 +143,11 @@ def limited(p: argparse.ArgumentParser, *filters: str) -> None:
 
 def verbs(resources: Parsers, name: str, help_text: str) -> Parsers:
     return resources.add_parser(name, help=help_text).add_subparsers(dest="verb", required=True)
+
+
+def namespaced(text: str) -> tuple[str, str] | None:
+    """`NAMESPACE/NAME` as (namespace, name); None when `text` is not that."""
+    namespace, sep, name = text.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        return None
+    return namespace, name

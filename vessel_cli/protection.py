@@ -17,6 +17,7 @@ from vessel.api.v1 import protection_pb2 as ppb
 from vessel.api.v1 import protection_pb2_grpc as prpc
 from vessel.api.v1 import vessel_pb2 as pb
 from vessel.api.v1 import vessel_pb2_grpc as rpc
+from vessel_cli.options import namespaced
 from vessel_cli.progress import ProgressView
 from vessel_cli.protection_requests import restore_request, schedule_message
 
@@ -227,10 +228,10 @@ def bucket_get(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:
 
 
 def _secret_ref(text: str, key: str) -> ppb.SecretKeyRef:
-    namespace, sep, name = text.partition("/")
-    if not sep or not namespace or not name or "/" in name:
+    found = namespaced(text)
+    if found is None:
         raise SystemExit(f"error: --secret {text!r} is not NAMESPACE/NAME")
-    return ppb.SecretKeyRef(namespace=namespace, name=name, key=key)
+    return ppb.SecretKeyRef(namespace=found[0], name=found[1], key=key)
 
 
 def bucket_register(ch: grpc.Channel, a: argparse.Namespace) -> list[Any]:

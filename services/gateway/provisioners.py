@@ -53,17 +53,22 @@ async def ask(
         raise unavailable(cluster, "is not running (nobody answers)") from None
     except TimeoutError:
         raise unavailable(cluster, f"did not answer within {wait:g}s") from None
+    answer = decoded(body, reply, f"the provisioner of cluster {cluster}")
+    if isinstance(answer, QueryFailed):
+        raise ApiError(grpc.StatusCode.INTERNAL, f"cluster {cluster}: {answer.error}")
+    return answer
+
+
+def decoded(body: bytes, reply: type[R], who: str) -> R | QueryFailed:
+    """A query's answer: the reply, or the `QueryFailed` `who` sent instead; INTERNAL when
+    it is neither."""
     try:
         return reply.model_validate_json(body)
     except ValidationError:
         try:
-            failed = QueryFailed.model_validate_json(body)
+            return QueryFailed.model_validate_json(body)
         except ValidationError:
-            raise ApiError(
-                grpc.StatusCode.INTERNAL,
-                f"the provisioner of cluster {cluster} sent an unreadable answer",
-            ) from None
-        raise ApiError(grpc.StatusCode.INTERNAL, f"cluster {cluster}: {failed.error}") from None
+            raise ApiError(grpc.StatusCode.INTERNAL, f"{who} sent an unreadable answer") from None
 
 
 async def outcome(

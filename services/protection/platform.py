@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,7 @@ from vessel.contracts.platform import PlatformExport, PlatformRecovered, Recover
 from vessel.contracts.protection import ItemResult, PutSchedule, ScheduleSpec
 from vessel.sealed.documents import SealedStore
 from vessel.sealed.errors import SealError
+from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.protection.platform")
 ROLE = "platform"
@@ -130,9 +132,7 @@ class PlatformExporter:
                     continue
                 await asyncio.sleep(SETTLE_SECONDS)  # a burst of changes: one export
         finally:
-            for task in watches:
-                task.cancel()
-            await asyncio.gather(*watches, return_exceptions=True)
+            await cancel_and_wait(watches)
 
     async def _follow(self, kv: KeyValue, name: str, ready: asyncio.Event) -> None:
         async for key, value in kv.watch(current=ready.set):
@@ -167,8 +167,9 @@ class PlatformExporter:
         """Write the export where it changed; the buckets written."""
         self.changed.clear()
         doc = self.content()
-        body = doc.model_dump(mode="json", exclude={"exported_at"})
-        digest = hashlib.sha256(repr(sorted(body.items())).encode()).hexdigest()
+        document = doc.model_dump(mode="json")
+        policies = {k: v for k, v in document.items() if k != "exported_at"}
+        digest = hashlib.sha256(json.dumps(policies, sort_keys=True).encode()).hexdigest()
         written = []
         for bucket in await self.buckets():
             if self.written.get(bucket) == digest:
@@ -176,7 +177,6 @@ class PlatformExporter:
             try:
                 if self.keyed is not None and not await self.keyed(bucket):
                     continue  # no key yet: the first backup makes it (never two at once)
-                document = doc.model_dump(mode="json")
                 await self.p.in_bucket(bucket, partial(seal, self.install, document))
             except Exception as exc:  # retried on the next round
                 log.warning("platform export to bucket %s failed: %s", bucket, exc)
@@ -219,14 +219,9 @@ class PlatformRecovery:
             return
         export = found[chosen]
         items = await self._replay(op, export)
-
-        def record(o: Operation) -> None:
-            o.items = items
-
-        op = await self.p.operations.change(op.id, record)
         when = export.exported_at.isoformat()
         message = f"replayed {export.counts()} exported by {chosen} at {when}"
-        await self._end(op, Phase.COMPLETED, message)
+        await self._end(op, Phase.COMPLETED, message, items)
         await self.p.bus.publish(
             subjects.PLATFORM_RECOVERED,
             PlatformRecovered(
@@ -266,9 +261,11 @@ class PlatformRecovery:
             await send("schedule", spec.id, subjects.PUT_SCHEDULE, sched)
         return items
 
-    async def _end(self, op: Operation, phase: Phase, message: str) -> None:
+    async def _end(
+        self, op: Operation, phase: Phase, message: str, items: list[ItemResult] | None = None
+    ) -> None:
         def end(o: Operation) -> None:
-            o.phase, o.message = phase, message
+            o.phase, o.message, o.items = phase, message, items or o.items
 
         await self.p.operations.change(op.id, end)
         log.info("platform recovery %s from %s: %s", op.id, op.bucket, message)

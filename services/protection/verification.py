@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from services.protection.bucket_catalog import CatalogError
 from services.protection.context import ProtectionContext
+from services.protection.mobility import RESTORE_STEP, parent_of, step_id
 from services.protection.state.operations import running
 from services.protection.verification_steps import Slots, newest_backup, scratch_names
 from vessel.bus.errors import PermanentError
@@ -37,12 +38,7 @@ from vessel.contracts.verification import (
 from vessel.kube.errors import KubeError, NotFound
 
 log = logging.getLogger("vessel.protection.verification")
-STEP = "restore"
 LABEL = "vessel.io/verification"
-
-
-def restore_id(op_id: str) -> str:
-    return f"{op_id}-{STEP}"
 
 
 class VerificationFlow:
@@ -120,7 +116,7 @@ class VerificationFlow:
         await self.p.bus.publish(
             subjects.CREATE_RESTORE,
             CreateRestore(
-                operation_id=restore_id(op.id),
+                operation_id=step_id(op.id, RESTORE_STEP),
                 backup_id=op.backup_id,
                 bucket=op.bucket,
                 target_cluster=op.target_cluster,
@@ -135,10 +131,10 @@ class VerificationFlow:
         return found is not None and running(found)
 
     async def on_restore(self, event: RestoreEvent) -> None:
-        suffix = f"-{STEP}"
-        if not event.operation_id.endswith(suffix):
+        parent = parent_of(event.operation_id, RESTORE_STEP)
+        if parent is None:
             return
-        op = await self.p.operations.get(event.operation_id[: -len(suffix)])
+        op = await self.p.operations.get(parent)
         restored = await self.p.operations.get(event.operation_id)
         if op is None or op.kind != "verify" or not running(op) or restored is None:
             return

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from services.protection.given_up import Failed
+from services.protection.mobility import BACKUP_STEP, RESTORE_STEP, parent_of
 from services.protection.operation_gauges import OperationGauges
 from services.protection.state.operations import OperationStore
 from vessel.bus.nats_port import Bus
@@ -27,8 +28,6 @@ from vessel.contracts.operations import Operation, Phase, PhaseTransitionError
 from vessel.stopping import cancel_and_wait
 
 log = logging.getLogger("vessel.protection")
-STEPS = ("-backup", "-restore")
-"""Suffixes of the operations a composite (clone, migrate, verify) runs as its steps."""
 
 
 class Watchdog:
@@ -56,9 +55,9 @@ class Watchdog:
             return
         if op_id:
             self.progress[op_id] = time.monotonic()
-            for step in STEPS:  # a step's progress keeps the operation it is part of alive
-                if op_id.endswith(step):
-                    self.progress[op_id[: -len(step)]] = time.monotonic()
+            for step in (BACKUP_STEP, RESTORE_STEP):  # a step's progress keeps its parent alive
+                if (parent := parent_of(op_id, step)) is not None:
+                    self.progress[parent] = time.monotonic()
 
     async def run(self) -> None:
         listening = [

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
-from pydantic import ValidationError
 
 from services.gateway.errors import ApiError
+from services.gateway.provisioners import decoded
 from vessel.bus.errors import BusError
 from vessel.bus.nats_port import Bus
 from vessel.contracts import queries
@@ -57,14 +57,10 @@ async def ask(bus: Bus, subject: str, request: Payload, reply: type[R], who: str
             f"{who} did not answer within {WAIT_SECONDS:g}s",
             reason="NO_ANSWER",
         ) from None
-    try:
-        return reply.model_validate_json(body)
-    except ValidationError:
-        try:
-            failed = QueryFailed.model_validate_json(body)
-        except ValidationError:
-            raise ApiError(grpc.StatusCode.INTERNAL, f"{who} sent an unreadable answer") from None
-    raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, failed.error)
+    answer = decoded(body, reply, who)
+    if isinstance(answer, QueryFailed):
+        raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, answer.error)
+    return answer
 
 
 @dataclass(frozen=True)

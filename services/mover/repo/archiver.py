@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
@@ -67,6 +68,14 @@ def read_xattrs(path: Path) -> dict[str, str]:
         except OSError:
             continue
     return found
+
+
+def chunks_of(f: BinaryIO, size: int, cdc: FastCDC, chunk_min: int) -> Iterable[bytes | memoryview]:
+    """A file's chunks as the repository cuts them: one (even empty) up to `chunk_min`,
+    else content-defined. A restore is read back by this same rule (`verify.py`)."""
+    if size <= chunk_min:
+        return [f.read()]
+    return (c.data for c in cdc.cut_stream(f))
 
 
 def measure(root: Path) -> tuple[int, int]:
@@ -327,10 +336,7 @@ class Archiver:
         ids: list[str] = []
         new = total = 0
         with path.open("rb", buffering=0) as f:
-            if st.st_size <= self.repo.config.chunk_min:
-                chunks: Iterable[bytes | memoryview] = [f.read()]
-            else:
-                chunks = (c.data for c in self._cdc.cut_stream(f))
+            chunks = chunks_of(f, st.st_size, self._cdc, self.repo.config.chunk_min)
             per_chunk = st.st_size > CHUNK_REPORT_FROM  # a large file moves the bar as it goes
             for data in chunks:
                 blob_id = self.repo.key.blob_id(data)

@@ -45,10 +45,12 @@ def join(parent: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class Found:
-    """An entry of the snapshot: `node` is None for the root, a directory."""
+    """An entry of the snapshot: `node` is None for the root, a directory; `leading` are
+    the directories on the way to it, from the root's first."""
 
     path: str
     node: Node | None
+    leading: tuple[Node, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -74,11 +76,13 @@ class SnapshotReader:
     def find(self, path: str) -> Found:
         names = path_parts(path)
         tree, node, walked = self.doc.tree, None, ""
+        leading: list[Node] = []
         for name in names:
             if node is not None:
                 if node.type != "dir":
                     raise BadPath(f"{walked} is a {node.type}, not a directory")
                 tree = self.subtree(node, walked)
+                leading.append(node)
             walked = join(walked, name)
             node = next(
                 (n for n in self.repo.read_tree(tree).nodes if name in (n.name, n.fs_name)),
@@ -86,7 +90,7 @@ class SnapshotReader:
             )
             if node is None:
                 raise BadPath(f"{walked} is not in snapshot {self.snapshot_id[:12]}")
-        return Found(walked or "/", node)
+        return Found(walked or "/", node, tuple(leading))
 
     def entries(self, path: str) -> list[Found]:
         """The entries of the directory at `path`, in the tree's (name) order."""

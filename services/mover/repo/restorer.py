@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.mover.repo.browse import BadPath, Found, SnapshotReader, join, path_parts
+from services.mover.repo.browse import BadPath, Found, SnapshotReader, path_parts
 from services.mover.repo.dirhandles import DirectoryHandles
 from services.mover.repo.errors import CorruptObject, UnsafeTree
 from services.mover.repo.format import Node, RootMeta
@@ -164,14 +164,11 @@ class Restorer:
                 with self.dirs.open(base) as fd:
                     os.fchmod(fd, 0o755)
         for found in chosen:
-            parent, walked = base, ""
-            for name in path_parts(found.path)[:-1]:
-                walked = join(walked, name)
-                node = reader.find(walked).node
-                assert node is not None
-                parent = self._make_dir(parent, node.fs_name, plan)
+            parent = base
+            for leading in found.leading:
+                parent = self._make_dir(parent, leading.fs_name, plan)
                 if parent in plan.fresh:
-                    plan.dirs.append((parent, node))
+                    plan.dirs.append((parent, leading))
             node = found.node
             assert node is not None
             if node.type == "dir":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pyfastcdc import FastCDC
 
+from services.mover.repo.archiver import chunks_of
 from services.mover.repo.browse import SnapshotReader
 from services.mover.repo.errors import RepositoryError
 from services.mover.repo.format import Node
@@ -104,6 +105,4 @@ def _compare(repo: Repository, cdc: FastCDC, node: Node, path: Path, checked: Ch
 
 def _chunk_ids(repo: Repository, cdc: FastCDC, path: Path, size: int) -> list[str]:
     with path.open("rb", buffering=0) as f:
-        if size <= repo.config.chunk_min:  # as the archiver does: one chunk, even empty
-            return [repo.key.blob_id(f.read()).hex()]
-        return [repo.key.blob_id(c.data).hex() for c in cdc.cut_stream(f)]
+        return [repo.key.blob_id(c).hex() for c in chunks_of(f, size, cdc, repo.config.chunk_min)]
